@@ -1,0 +1,310 @@
+//! What a grant sends: the form fields, and how the client authenticates.
+
+use std::fmt;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use http::HeaderValue;
+use zeroize::Zeroizing;
+
+use crate::Secret;
+
+/// How the client authenticates to the token endpoint (RFC 6749 section 2.3).
+///
+/// ```
+/// use tower_oauth2::ClientAuth;
+///
+/// // HTTP Basic, the method every server must support.
+/// let basic = ClientAuth::basic("my-client", "my-secret");
+/// // The credentials in the form body, for servers registered for `client_secret_post`.
+/// let post = ClientAuth::post("my-client", "my-secret");
+/// // A public client, such as a native app: no secret at all.
+/// let public = ClientAuth::none("my-app");
+/// assert_eq!(public.client_id(), "my-app");
+/// ```
+#[derive(Clone)]
+pub struct ClientAuth {
+    client_id: String,
+    method: Method,
+}
+
+#[derive(Clone)]
+enum Method {
+    Basic(Secret),
+    Post(Secret),
+    None,
+}
+
+impl ClientAuth {
+    /// HTTP Basic authentication (`client_secret_basic`): the id and secret, each
+    /// form-urlencoded as RFC 6749 section 2.3.1 requires, in an `Authorization` header.
+    pub fn basic(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            method: Method::Basic(client_secret.into()),
+        }
+    }
+
+    /// The id and secret as `client_id` and `client_secret` form fields
+    /// (`client_secret_post`).
+    pub fn post(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            method: Method::Post(client_secret.into()),
+        }
+    }
+
+    /// A public client: only `client_id` is sent, as a form field.
+    pub fn none(client_id: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            method: Method::None,
+        }
+    }
+
+    /// Returns the client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Returns the method's name as registered with servers: `client_secret_basic`,
+    /// `client_secret_post` or `none`.
+    pub fn method_name(&self) -> &'static str {
+        match self.method {
+            Method::Basic(_) => "client_secret_basic",
+            Method::Post(_) => "client_secret_post",
+            Method::None => "none",
+        }
+    }
+
+    pub(crate) fn secret(&self) -> Option<&Secret> {
+        match &self.method {
+            Method::Basic(secret) | Method::Post(secret) => Some(secret),
+            Method::None => None,
+        }
+    }
+
+    /// The `Authorization` header for HTTP Basic, `None` for the other methods.
+    pub(crate) fn header(&self) -> Option<HeaderValue> {
+        let Method::Basic(secret) = &self.method else {
+            return None;
+        };
+        let mut credentials = Zeroizing::new(String::new());
+        credentials.extend(form_urlencoded::byte_serialize(self.client_id.as_bytes()));
+        credentials.push(':');
+        credentials.extend(form_urlencoded::byte_serialize(secret.expose().as_bytes()));
+        let value = Zeroizing::new(format!("Basic {}", STANDARD.encode(credentials.as_bytes())));
+        // Base64 output is always a valid header value.
+        let mut header = HeaderValue::from_str(&value).ok()?;
+        header.set_sensitive(true);
+        Some(header)
+    }
+
+    /// Adds the form fields this method sends.
+    pub(crate) fn write_form(&self, form: &mut form_urlencoded::Serializer<'_, String>) {
+        match &self.method {
+            Method::Basic(_) => {}
+            Method::Post(secret) => {
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair("client_secret", secret.expose());
+            }
+            Method::None => {
+                form.append_pair("client_id", &self.client_id);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("client_id", &self.client_id)
+            .field("method", &self.method_name())
+            .finish()
+    }
+}
+
+/// The form of one token request: a `grant_type` and its fields.
+///
+/// The grants in this crate build it for you; use it to speak a grant this crate does not ship,
+/// such as token exchange (RFC 8693), through [`TokenClient::request`](crate::TokenClient::request).
+///
+/// ```
+/// use tower_oauth2::TokenRequest;
+///
+/// let request = TokenRequest::new("urn:ietf:params:oauth:grant-type:token-exchange")
+///     .param("audience", "https://api.example.com")
+///     .secret_param("subject_token", "eyJ...");
+/// ```
+#[derive(Clone)]
+pub struct TokenRequest {
+    grant_type: String,
+    params: Vec<(String, Value)>,
+}
+
+#[derive(Clone)]
+enum Value {
+    Plain(String),
+    Secret(Secret),
+}
+
+impl TokenRequest {
+    /// Starts a request for `grant_type`.
+    pub fn new(grant_type: impl Into<String>) -> Self {
+        Self {
+            grant_type: grant_type.into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a form field.
+    #[must_use]
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), Value::Plain(value.into())));
+        self
+    }
+
+    /// Adds a form field whose value is a secret: it is kept out of `Debug` output, and scrubbed
+    /// from any server text an error reports.
+    #[must_use]
+    pub fn secret_param(mut self, name: impl Into<String>, value: impl Into<Secret>) -> Self {
+        self.params.push((name.into(), Value::Secret(value.into())));
+        self
+    }
+
+    /// Adds `scope` with the scopes space-delimited, unless there are none.
+    #[must_use]
+    pub fn scopes<I, T>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let joined = scopes
+            .into_iter()
+            .map(|scope| scope.as_ref().to_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if joined.is_empty() {
+            self
+        } else {
+            self.param("scope", joined)
+        }
+    }
+
+    /// Returns the grant type.
+    pub fn grant_type(&self) -> &str {
+        &self.grant_type
+    }
+
+    /// Every secret the request carries, so error text can be scrubbed of them.
+    pub(crate) fn secrets<'a>(&'a self, auth: &'a ClientAuth) -> Vec<&'a str> {
+        let params = self.params.iter().filter_map(|(_, value)| match value {
+            Value::Secret(secret) => Some(secret.expose()),
+            Value::Plain(_) => None,
+        });
+        params.chain(auth.secret().map(Secret::expose)).collect()
+    }
+
+    /// The form body, `application/x-www-form-urlencoded`.
+    pub(crate) fn encode(&self, auth: &ClientAuth) -> Zeroizing<String> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", &self.grant_type);
+        for (name, value) in &self.params {
+            let value = match value {
+                Value::Plain(value) => value.as_str(),
+                Value::Secret(secret) => secret.expose(),
+            };
+            form.append_pair(name, value);
+        }
+        auth.write_form(&mut form);
+        Zeroizing::new(form.finish())
+    }
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<(&str, &str)> = self
+            .params
+            .iter()
+            .map(|(name, value)| match value {
+                Value::Plain(value) => (name.as_str(), value.as_str()),
+                Value::Secret(_) => (name.as_str(), "[redacted]"),
+            })
+            .collect();
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("params", &params)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_basic(header: &HeaderValue) -> String {
+        let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
+        String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn basic_credentials_are_form_urlencoded_before_base64() {
+        let auth = ClientAuth::basic("id:with+odd chars", "sé cret:+/");
+        let header = auth.header().unwrap();
+        assert!(header.is_sensitive());
+        assert_eq!(
+            decode_basic(&header),
+            "id%3Awith%2Bodd+chars:s%C3%A9+cret%3A%2B%2F"
+        );
+    }
+
+    #[test]
+    fn basic_sends_no_credentials_in_the_body() {
+        let auth = ClientAuth::basic("id", "secret");
+        let body = TokenRequest::new("client_credentials").encode(&auth);
+        assert_eq!(body.as_str(), "grant_type=client_credentials");
+    }
+
+    #[test]
+    fn post_puts_credentials_in_the_body_and_sends_no_header() {
+        let auth = ClientAuth::post("id:1", "s é+");
+        assert!(auth.header().is_none());
+        let body = TokenRequest::new("client_credentials").encode(&auth);
+        assert_eq!(
+            body.as_str(),
+            "grant_type=client_credentials&client_id=id%3A1&client_secret=s+%C3%A9%2B"
+        );
+    }
+
+    #[test]
+    fn public_clients_send_only_their_id() {
+        let auth = ClientAuth::none("app");
+        assert!(auth.header().is_none());
+        assert!(auth.secret().is_none());
+        let body = TokenRequest::new("authorization_code").encode(&auth);
+        assert_eq!(body.as_str(), "grant_type=authorization_code&client_id=app");
+    }
+
+    #[test]
+    fn scopes_are_space_delimited_and_omitted_when_empty() {
+        let auth = ClientAuth::none("app");
+        let with = TokenRequest::new("g").scopes(["read", "write"]);
+        assert_eq!(
+            with.encode(&auth).as_str(),
+            "grant_type=g&scope=read+write&client_id=app"
+        );
+        let without = TokenRequest::new("g").scopes(Vec::<String>::new());
+        assert_eq!(without.encode(&auth).as_str(), "grant_type=g&client_id=app");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let auth = ClientAuth::post("id", "sentinel-secret");
+        let request = TokenRequest::new("g").secret_param("refresh_token", "sentinel-refresh");
+        let debug = format!("{auth:?} {request:?}");
+        assert!(!debug.contains("sentinel"), "{debug}");
+        assert_eq!(
+            request.secrets(&auth),
+            ["sentinel-refresh", "sentinel-secret"]
+        );
+    }
+}

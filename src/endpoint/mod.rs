@@ -1,0 +1,320 @@
+//! The client of one token endpoint.
+
+mod form;
+mod parse;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use http::{
+    HeaderValue, Method, Request, Response, Uri,
+    header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE},
+};
+use http_body::Body;
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
+use tower::{Service, ServiceExt, util::BoxCloneSyncService};
+
+pub use self::form::{ClientAuth, TokenRequest};
+use crate::{BoxError, Error, ErrorKind, Token};
+
+type HttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
+type HttpService = BoxCloneSyncService<Request<Bytes>, HttpResponse, BoxError>;
+
+/// Posts token requests to one token endpoint through any HTTP client that is a tower
+/// [`Service`]: hyper-util's client, a test fake, the same client the API calls use.
+///
+/// It sends `application/x-www-form-urlencoded` with `Accept: application/json`, reads at most
+/// [`max_body_size`](Self::max_body_size) bytes of the answer, gives up after
+/// [`timeout`](Self::timeout), and never follows a redirect: a 3xx answer is an
+/// [`ErrorKind::UnexpectedResponse`]. Give it an HTTP client that does not follow redirects
+/// itself, or credentials may go to wherever a redirect points.
+///
+/// Cloning it is cheap; clones share the client.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::service_fn;
+/// use tower_oauth2::TokenClient;
+///
+/// # fn main() -> Result<(), tower_oauth2::Error> {
+/// let http = service_fn(|_: Request<Full<Bytes>>| async {
+///     let body = r#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#;
+///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
+/// });
+/// let client = TokenClient::new("https://auth.example.com/oauth2/token", http)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TokenClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: Uri,
+    http: HttpService,
+    timeout: Duration,
+    max_body_size: usize,
+}
+
+impl TokenClient {
+    /// Creates a client of the token endpoint at `url`, sending through `http`.
+    ///
+    /// Fails unless `url` is an absolute `https` URL, or an `http` URL whose host is a loopback
+    /// address or `localhost`: credentials must not cross a network in clear text.
+    pub fn new<S, B, ResBody>(url: &str, http: S) -> Result<Self, Error>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        B: From<Bytes> + Send + 'static,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        Self::build(url, http, false)
+    }
+
+    /// Like [`new`](Self::new), but also accepts a plain `http` URL to any host.
+    ///
+    /// Only for test set-ups and networks where something else encrypts the traffic: the client
+    /// secret and every token cross the network readable.
+    pub fn with_plain_http<S, B, ResBody>(url: &str, http: S) -> Result<Self, Error>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        B: From<Bytes> + Send + 'static,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        Self::build(url, http, true)
+    }
+
+    fn build<S, B, ResBody>(url: &str, http: S, allow_http: bool) -> Result<Self, Error>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        B: From<Bytes> + Send + 'static,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        let url = endpoint_url(url, allow_http)?;
+        let http = http
+            .map_request(|request: Request<Bytes>| request.map(B::from))
+            .map_response(|response: Response<ResBody>| {
+                response.map(|body| body.map_err(Into::into).boxed_unsync())
+            })
+            .map_err(Into::into);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url,
+                http: BoxCloneSyncService::new(http),
+                timeout: Duration::from_secs(30),
+                max_body_size: 1024 * 1024,
+            }),
+        })
+    }
+
+    /// How long one token request may take, from sending it to reading the whole answer.
+    /// Default: 30 seconds.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.inner_mut().timeout = timeout;
+        self
+    }
+
+    /// The largest answer body read, in bytes; a larger one is an
+    /// [`ErrorKind::BodyTooLarge`]. Default: 1 MiB.
+    #[must_use]
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.inner_mut().max_body_size = bytes;
+        self
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        // Options are set before the client is shared; a shared one gets a copy of its own.
+        Arc::make_mut(&mut self.inner)
+    }
+
+    /// Returns the token endpoint's URL.
+    pub fn url(&self) -> &Uri {
+        &self.inner.url
+    }
+
+    /// Sends `request`, authenticated by `auth`, and parses the answer.
+    ///
+    /// ```
+    /// # use bytes::{Bytes, BytesMut};
+    /// # use http::{Request, Response};
+    /// # use http_body_util::Full;
+    /// # use tower::service_fn;
+    /// use tower_oauth2::{ClientAuth, TokenClient, TokenRequest};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_oauth2::Error> {
+    /// # let http = service_fn(|_: Request<Full<Bytes>>| async {
+    /// #     let body = r#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#;
+    /// #     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
+    /// # });
+    /// let client = TokenClient::new("https://auth.example.com/oauth2/token", http)?;
+    /// let request = TokenRequest::new("client_credentials").scopes(["read"]);
+    /// let token = client.request(&request, &ClientAuth::basic("id", "secret")).await?;
+    /// assert_eq!(token.access_token().expose(), "abc");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
+        let inner = &self.inner;
+        let secrets = request.secrets(auth);
+        let exchange = async {
+            let http_request = self.http_request(request, auth)?;
+            let response = inner
+                .http
+                .clone()
+                .oneshot(http_request)
+                .await
+                .map_err(|error| Error::new(ErrorKind::Transport).with_source(error))?;
+            let (parts, body) = response.into_parts();
+            let body = read_body(body, &parts.headers, inner.max_body_size).await?;
+            parse::parse_response(parts.status, &parts.headers, &body, &secrets)
+        };
+        match tokio::time::timeout(inner.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(ErrorKind::Timeout)),
+        }
+    }
+
+    fn http_request(
+        &self,
+        request: &TokenRequest,
+        auth: &ClientAuth,
+    ) -> Result<Request<Bytes>, Error> {
+        let body = Bytes::copy_from_slice(request.encode(auth).as_bytes());
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(self.inner.url.clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(CONTENT_LENGTH, body.len());
+        if let Some(header) = auth.header() {
+            builder = builder.header(AUTHORIZATION, header);
+        }
+        builder
+            .body(body)
+            .map_err(|error| Error::new(ErrorKind::Config).with_source(Box::new(error)))
+    }
+}
+
+impl Clone for Inner {
+    fn clone(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            http: self.http.clone(),
+            timeout: self.timeout,
+            max_body_size: self.max_body_size,
+        }
+    }
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClient")
+            .field("url", &self.inner.url)
+            .field("timeout", &self.inner.timeout)
+            .field("max_body_size", &self.inner.max_body_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses and checks the token endpoint's URL.
+fn endpoint_url(url: &str, allow_http: bool) -> Result<Uri, Error> {
+    let config = |detail: &'static str| Error::new(ErrorKind::Config).with_detail(detail);
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| config("the token endpoint URL is not a valid URL"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| config("the token endpoint URL has no host"))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(uri),
+        Some("http") if allow_http || is_loopback(host) => Ok(uri),
+        Some("http") => Err(config(
+            "the token endpoint URL must be https unless the host is loopback",
+        )),
+        _ => Err(config("the token endpoint URL must be http or https")),
+    }
+}
+
+/// Whether `host` (as in a URL, IPv6 in brackets) names this machine.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Reads the whole body, refusing more than `max` bytes.
+async fn read_body(
+    mut body: UnsyncBoxBody<Bytes, BoxError>,
+    headers: &http::HeaderMap,
+    max: usize,
+) -> Result<Bytes, Error> {
+    let too_large = || {
+        Error::new(ErrorKind::BodyTooLarge)
+            .with_detail(format!("the body is larger than {max} bytes"))
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(too_large());
+    }
+    // A loop rather than `http_body_util::Limited`: the `Send` check of an async caller holding
+    // `Limited` over a boxed-error body trips a rustc limitation (rust-lang/rust#110338).
+    let mut collected = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| Error::new(ErrorKind::Transport).with_source(error))?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > max {
+                return Err(too_large());
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_endpoints_must_be_https_unless_loopback() {
+        assert!(endpoint_url("https://auth.example.com/token", false).is_ok());
+        assert!(endpoint_url("http://127.0.0.1:8080/token", false).is_ok());
+        assert!(endpoint_url("http://[::1]:8080/token", false).is_ok());
+        assert!(endpoint_url("http://localhost/token", false).is_ok());
+        assert!(endpoint_url("http://127.1.2.3/token", false).is_ok());
+
+        for bad in [
+            "http://auth.example.com/token",
+            "http://10.0.0.1/token",
+            "ftp://auth.example.com/token",
+            "/token",
+            "not a url",
+        ] {
+            let error = endpoint_url(bad, false).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Config, "{bad}");
+        }
+        assert!(endpoint_url("http://auth.example.com/token", true).is_ok());
+    }
+}

@@ -1,0 +1,247 @@
+//! Turning a token endpoint's answer into a [`Token`] or a typed [`Error`].
+//!
+//! Servers deviate from RFC 6749 in well-known ways; what is unambiguous is accepted (`expires_in`
+//! as a string, `token_type` in any case, `scope` as an array), the rest is rejected with an
+//! error that says what was wrong without repeating any secret.
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
+use serde_json::{Map, Value};
+
+use crate::{Error, ErrorKind, Token, error::sanitize};
+
+/// How much of a server's text an error quotes.
+const EXCERPT_CHARS: usize = 160;
+/// How much of an OAuth error's description an error keeps.
+const DESCRIPTION_CHARS: usize = 300;
+
+/// Parses the answer to a token request. `secrets` are scrubbed from any text an error quotes.
+pub(crate) fn parse_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<Token, Error> {
+    let json = serde_json::from_slice::<Value>(body).ok();
+    if status.is_success() {
+        let Some(Value::Object(fields)) = json else {
+            let detail = format!("the body is not a JSON object; {}", excerpt(body, secrets));
+            return Err(invalid(&detail).with_status(status));
+        };
+        // Some servers answer 200 with an error body.
+        if let Some(error) = oauth_error(&fields, secrets) {
+            return Err(error.with_status(status));
+        }
+        return parse_token(fields, secrets).map_err(|error| error.with_status(status));
+    }
+
+    let retry_after = retry_after(headers);
+    let error = match json {
+        Some(Value::Object(fields)) => oauth_error(&fields, secrets),
+        _ => None,
+    };
+    let error = error.unwrap_or_else(|| {
+        let error = Error::new(ErrorKind::UnexpectedResponse);
+        if status.is_redirection() {
+            error.with_detail("redirects are not followed")
+        } else {
+            error.with_detail(excerpt(body, secrets))
+        }
+    });
+    Err(error.with_status(status).with_retry_after(retry_after))
+}
+
+/// Reads an RFC 6749 section 5.2 error body or a vendor error envelope.
+fn oauth_error(fields: &Map<String, Value>, secrets: &[&str]) -> Option<Error> {
+    let clean = |text: &str, max| sanitize(text, secrets, max);
+    if let Some(code) = fields.get("error").and_then(Value::as_str) {
+        let description = fields.get("error_description").and_then(Value::as_str);
+        let uri = fields.get("error_uri").and_then(Value::as_str);
+        return Some(Error::new(ErrorKind::Rejected).with_oauth(
+            Some(clean(code, 64)),
+            description.map(|text| clean(text, DESCRIPTION_CHARS)),
+            uri.map(|text| clean(text, DESCRIPTION_CHARS)),
+        ));
+    }
+    // {"meta": {..}, "errors": [{"httpcode": 400, "message": ".."}]}
+    let first = fields.get("errors")?.as_array()?.first()?.as_object()?;
+    let message = first.get("message").and_then(Value::as_str);
+    let description = message.map_or_else(
+        || "the server reported an error without a message".to_owned(),
+        |text| clean(text, DESCRIPTION_CHARS),
+    );
+    Some(Error::new(ErrorKind::Rejected).with_oauth(None, Some(description), None))
+}
+
+fn parse_token(mut fields: Map<String, Value>, secrets: &[&str]) -> Result<Token, Error> {
+    let access_token = match fields.remove("access_token") {
+        Some(Value::String(token)) if token.is_empty() => {
+            return Err(invalid("`access_token` is empty"));
+        }
+        // It goes into an `Authorization` header, which takes visible ASCII only.
+        Some(Value::String(token)) if !token.bytes().all(|b| (0x20..0x7f).contains(&b)) => {
+            return Err(invalid(
+                "`access_token` has characters not allowed in a header",
+            ));
+        }
+        Some(Value::String(token)) => token,
+        Some(_) => return Err(invalid("`access_token` is not a string")),
+        None => return Err(invalid("`access_token` is missing")),
+    };
+    // RFC 6749 requires `token_type`; servers that omit it mean bearer.
+    match fields.remove("token_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
+        Some(Value::String(kind)) => {
+            let kind = sanitize(&kind, secrets, 32);
+            return Err(invalid(&format!("unsupported `token_type` `{kind}`")));
+        }
+        Some(_) => return Err(invalid("`token_type` is not a string")),
+    }
+
+    let mut token = Token::bearer(access_token);
+    if let Some(expires_in) = expires_in(fields.remove("expires_in"))? {
+        token = token.with_expires_in(expires_in);
+    }
+    if let Some(scopes) = scopes(fields.remove("scope"))? {
+        token = token.with_scopes(scopes);
+    }
+    if let Some(refresh_token) = optional_string(fields.remove("refresh_token"), "refresh_token")? {
+        token = token.with_refresh_token(refresh_token);
+    }
+    if let Some(id_token) = optional_string(fields.remove("id_token"), "id_token")? {
+        token = token.with_id_token(id_token);
+    }
+    Ok(token.with_extra(fields))
+}
+
+/// Seconds as a number or a numeric string; zero or negative means the token is already stale.
+fn expires_in(value: Option<Value>) -> Result<Option<Duration>, Error> {
+    let seconds = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(number)) => number.as_f64(),
+        Some(Value::String(text)) => text.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match seconds {
+        Some(seconds) if seconds.is_finite() => {
+            // Anything beyond a century is as good as forever and must not overflow an Instant.
+            let seconds = seconds.clamp(0.0, 100.0 * 365.0 * 86_400.0);
+            Ok(Some(Duration::from_secs(seconds as u64)))
+        }
+        _ => Err(invalid("`expires_in` is not a number of seconds")),
+    }
+}
+
+/// A space-delimited string, or a JSON array of strings.
+fn scopes(value: Option<Value>) -> Result<Option<Vec<String>>, Error> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.split_whitespace().map(Into::into).collect())),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(scope) => Ok(scope),
+                _ => Err(invalid("`scope` has an entry that is not a string")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(invalid("`scope` is neither a string nor a list")),
+    }
+}
+
+fn optional_string(value: Option<Value>, name: &str) -> Result<Option<String>, Error> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.is_empty() => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(invalid(&format!("`{name}` is not a string"))),
+    }
+}
+
+fn invalid(detail: &str) -> Error {
+    Error::new(ErrorKind::InvalidResponse).with_detail(detail)
+}
+
+/// A short, safe excerpt of a body: the text of an HTML page without its markup, or the start
+/// of anything else.
+fn excerpt(body: &[u8], secrets: &[&str]) -> String {
+    if body.is_empty() {
+        return "empty body".to_owned();
+    }
+    let head = &body[..body.len().min(4096)];
+    let text = String::from_utf8_lossy(head);
+    let text = if text.trim_start().starts_with('<') {
+        strip_markup(&text)
+    } else {
+        text.into_owned()
+    };
+    format!("body: {}", sanitize(&text, secrets, EXCERPT_CHARS))
+}
+
+fn strip_markup(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
+
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let date = httpdate::fmt_http_date(later);
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        let parsed = retry_after(&headers).unwrap();
+        assert!(parsed > Duration::from_secs(3500) && parsed <= Duration::from_secs(3600));
+
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn excerpts_of_html_keep_the_text() {
+        let page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad Gateway</h1></body></html>";
+        assert_eq!(excerpt(page, &[]), "body: 502 Bad Gateway Bad Gateway");
+        assert_eq!(excerpt(b"", &[]), "empty body");
+    }
+}

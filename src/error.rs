@@ -1,0 +1,367 @@
+//! The crate's one error type.
+
+use std::{error::Error as StdError, fmt, sync::Arc, time::Duration};
+
+use http::StatusCode;
+
+/// A type-erased error, as tower services return.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// An error from obtaining a token.
+///
+/// One refresh that fails is reported to every request that waited for it, so the error is cheap
+/// to clone (one reference count). Its [`kind`](Error::kind) says what went wrong; when the token
+/// endpoint answered, [`status`](Error::status), [`oauth_error`](Error::oauth_error) and
+/// [`description`](Error::description) say what it answered.
+///
+/// Neither `Display` nor `Debug` ever shows a secret: the server's text is trimmed to a short
+/// excerpt, stripped of control characters and of every secret the request carried.
+///
+/// At the [`OAuth2`](crate::OAuth2) service boundary the error is a [`BoxError`]; recover this type
+/// with `downcast_ref::<tower_oauth2::Error>()`.
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    status: Option<StatusCode>,
+    oauth: Option<OAuthError>,
+    detail: Option<Box<str>>,
+    retry_after: Option<Duration>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+#[derive(Debug, Clone)]
+struct OAuthError {
+    code: Option<Box<str>>,
+    description: Option<Box<str>>,
+    uri: Option<Box<str>>,
+}
+
+/// What kind of failure an [`Error`] is.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The token endpoint refused the request with an OAuth error: an RFC 6749 section 5.2 body
+    /// (`{"error": "invalid_client", ...}`) or a vendor error envelope
+    /// (`{"meta": {..}, "errors": [{"httpcode": 400, "message": ".."}]}`).
+    Rejected,
+    /// The token endpoint answered with a status and body that are not an OAuth error, such as an
+    /// HTML error page or an empty 502.
+    UnexpectedResponse,
+    /// The token endpoint answered 200 but the body is not a usable bearer token: not JSON, no
+    /// `access_token`, a `token_type` other than `bearer`, or a field of the wrong type.
+    InvalidResponse,
+    /// The response body was larger than the configured limit.
+    BodyTooLarge,
+    /// The token endpoint did not answer completely within the configured timeout.
+    Timeout,
+    /// The HTTP client failed to reach the token endpoint (connection refused, reset, TLS).
+    Transport,
+    /// The token cannot be renewed without the user taking part again, for example an
+    /// authorization-code grant that has no refresh token.
+    ReauthorizationRequired,
+    /// The configuration cannot work, for example a token endpoint URL that is not `https`.
+    Config,
+    /// A user-defined [`TokenSource`](crate::TokenSource) failed.
+    Source,
+    /// The task that was fetching the token stopped before it finished, for example because the
+    /// runtime shut down or the token source panicked.
+    Interrupted,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Self::from_inner(Inner {
+            kind,
+            status: None,
+            oauth: None,
+            detail: None,
+            retry_after: None,
+            source: None,
+        })
+    }
+
+    fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Creates an error for a user-defined [`TokenSource`](crate::TokenSource) that failed.
+    ///
+    /// The error's `Display` does not repeat `source`'s; it is reachable through
+    /// [`std::error::Error::source`].
+    pub fn source_failed(source: impl Into<BoxError>) -> Self {
+        Self::new(ErrorKind::Source).with_source(source.into())
+    }
+
+    // Not generic: a generic `Into<BoxError>` here trips the `Send` check of async callers.
+    pub(crate) fn with_source(self, source: BoxError) -> Self {
+        self.map(|inner| inner.source = Some(Arc::from(source)))
+    }
+
+    pub(crate) fn with_status(self, status: StatusCode) -> Self {
+        self.map(|inner| inner.status = Some(status))
+    }
+
+    /// A short, already sanitized note that `Display` prints after the kind.
+    pub(crate) fn with_detail(self, detail: impl Into<Box<str>>) -> Self {
+        self.map(|inner| inner.detail = Some(detail.into()))
+    }
+
+    pub(crate) fn with_retry_after(self, retry_after: Option<Duration>) -> Self {
+        self.map(|inner| inner.retry_after = retry_after)
+    }
+
+    /// Records an OAuth error body. All three strings must already be sanitized.
+    pub(crate) fn with_oauth(
+        self,
+        code: Option<String>,
+        description: Option<String>,
+        uri: Option<String>,
+    ) -> Self {
+        self.map(|inner| {
+            inner.oauth = Some(OAuthError {
+                code: code.map(Into::into),
+                description: description.map(Into::into),
+                uri: uri.map(Into::into),
+            })
+        })
+    }
+
+    fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            kind: shared.kind,
+            status: shared.status,
+            oauth: shared.oauth.clone(),
+            detail: shared.detail.clone(),
+            retry_after: shared.retry_after,
+            source: shared.source.clone(),
+        });
+        f(&mut inner);
+        Self::from_inner(inner)
+    }
+
+    /// Returns what kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// Returns the HTTP status of the token endpoint's answer, when there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// Returns the OAuth error code (`invalid_client`, `invalid_grant`, ...) of an RFC 6749
+    /// section 5.2 error body. A vendor error envelope has no code, so this is `None` for it.
+    pub fn oauth_error(&self) -> Option<&str> {
+        self.inner.oauth.as_ref()?.code.as_deref()
+    }
+
+    /// Returns the server's description of the error: `error_description` of an RFC 6749 body,
+    /// or the first `message` of a vendor error envelope, sanitized.
+    pub fn description(&self) -> Option<&str> {
+        self.inner.oauth.as_ref()?.description.as_deref()
+    }
+
+    /// Returns the `error_uri` of an RFC 6749 error body.
+    pub fn error_uri(&self) -> Option<&str> {
+        self.inner.oauth.as_ref()?.uri.as_deref()
+    }
+
+    /// Returns how long the token endpoint asked clients to wait (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// Returns `true` when trying again later may succeed: timeouts, transport failures, 5xx and
+    /// 429 answers, and the OAuth errors `temporarily_unavailable` and `slow_down`.
+    ///
+    /// Other errors, such as `invalid_client` or `invalid_grant`, will fail the same way until
+    /// the configuration or the credentials change.
+    pub fn is_transient(&self) -> bool {
+        match self.kind() {
+            ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::Interrupted => true,
+            ErrorKind::Rejected | ErrorKind::UnexpectedResponse => {
+                let transient_code = matches!(
+                    self.oauth_error(),
+                    Some("temporarily_unavailable" | "slow_down" | "server_error")
+                );
+                let transient_status = self.status().is_some_and(|status| {
+                    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+                });
+                transient_code || transient_status
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.write_str(match inner.kind {
+            ErrorKind::Rejected => "token endpoint rejected the request",
+            ErrorKind::UnexpectedResponse => "unexpected response from token endpoint",
+            ErrorKind::InvalidResponse => "invalid token response",
+            ErrorKind::BodyTooLarge => "token endpoint response body too large",
+            ErrorKind::Timeout => "token endpoint timed out",
+            ErrorKind::Transport => "could not reach token endpoint",
+            ErrorKind::ReauthorizationRequired => "re-authorization required",
+            ErrorKind::Config => "invalid configuration",
+            ErrorKind::Source => "token source failed",
+            ErrorKind::Interrupted => "token fetch interrupted",
+        })?;
+        if let Some(status) = inner.status {
+            write!(f, " (HTTP {})", status.as_u16())?;
+        }
+        if let Some(oauth) = &inner.oauth {
+            match (&oauth.code, &oauth.description) {
+                (Some(code), Some(description)) => write!(f, ": {code}: {description}")?,
+                (Some(code), None) => write!(f, ": {code}")?,
+                (None, Some(description)) => write!(f, ": {description}")?,
+                (None, None) => {}
+            }
+        }
+        if let Some(detail) = &inner.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        let mut debug = f.debug_struct("Error");
+        debug.field("kind", &inner.kind);
+        if let Some(status) = inner.status {
+            debug.field("status", &status);
+        }
+        if let Some(oauth) = &inner.oauth {
+            debug.field("oauth_error", &oauth.code);
+            debug.field("description", &oauth.description);
+            debug.field("error_uri", &oauth.uri);
+        }
+        if let Some(detail) = &inner.detail {
+            debug.field("detail", detail);
+        }
+        if let Some(retry_after) = inner.retry_after {
+            debug.field("retry_after", &retry_after);
+        }
+        if let Some(source) = &inner.source {
+            debug.field("source", source);
+        }
+        debug.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        let source: &(dyn StdError + 'static) = self.inner.source.as_deref()?;
+        Some(source)
+    }
+}
+
+/// Makes text from a server safe to show: control characters and runs of whitespace become one
+/// space, every secret is replaced by `[redacted]`, and the result is cut to `max` characters.
+pub(crate) fn sanitize(text: &str, secrets: &[&str], max: usize) -> String {
+    let mut scrubbed = text.to_owned();
+    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+        if scrubbed.contains(secret) {
+            scrubbed = scrubbed.replace(secret, "[redacted]");
+        }
+    }
+    let mut out = String::with_capacity(scrubbed.len().min(max + 3));
+    let mut chars = 0;
+    let mut pending_space = false;
+    for c in scrubbed.chars() {
+        if c.is_whitespace() || c.is_control() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if chars + usize::from(pending_space) >= max {
+            out.push('…');
+            return out;
+        }
+        if pending_space {
+            out.push(' ');
+            chars += 1;
+            pending_space = false;
+        }
+        out.push(c);
+        chars += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_sync_and_one_pointer_wide() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn display_names_kind_status_code_and_description() {
+        let error = Error::new(ErrorKind::Rejected)
+            .with_status(StatusCode::UNAUTHORIZED)
+            .with_oauth(
+                Some("invalid_client".into()),
+                Some("bad secret".into()),
+                None,
+            );
+        assert_eq!(
+            error.to_string(),
+            "token endpoint rejected the request (HTTP 401): invalid_client: bad secret"
+        );
+        assert!(!error.is_transient());
+    }
+
+    #[test]
+    fn server_errors_and_slow_down_are_transient() {
+        let unavailable =
+            Error::new(ErrorKind::UnexpectedResponse).with_status(StatusCode::SERVICE_UNAVAILABLE);
+        let slow_down = Error::new(ErrorKind::Rejected)
+            .with_status(StatusCode::BAD_REQUEST)
+            .with_oauth(Some("slow_down".into()), None, None);
+        assert!(unavailable.is_transient());
+        assert!(slow_down.is_transient());
+        assert!(Error::new(ErrorKind::Timeout).is_transient());
+        assert!(!Error::new(ErrorKind::InvalidResponse).is_transient());
+    }
+
+    #[test]
+    fn sanitize_collapses_whitespace_strips_controls_and_truncates() {
+        assert_eq!(sanitize("  a\r\n\tb \x07 c  ", &[], 100), "a b c");
+        assert_eq!(sanitize("abcdef", &[], 3), "abc…");
+        assert_eq!(sanitize("ééééé", &[], 2), "éé…");
+    }
+
+    #[test]
+    fn sanitize_removes_every_secret() {
+        let text = "echo: client_secret=s3cret&code=c0de s3cret";
+        let clean = sanitize(text, &["s3cret", "c0de", ""], 200);
+        assert_eq!(
+            clean,
+            "echo: client_secret=[redacted]&code=[redacted] [redacted]"
+        );
+    }
+
+    #[test]
+    fn sources_are_reachable_but_not_displayed() {
+        let error = Error::source_failed("metadata server said no");
+        assert_eq!(error.to_string(), "token source failed");
+        assert_eq!(
+            error.source().map(ToString::to_string).as_deref(),
+            Some("metadata server said no")
+        );
+    }
+}

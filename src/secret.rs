@@ -1,0 +1,73 @@
+//! A string that must not be seen: client secrets, access, refresh and id tokens.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+/// A secret string: a client secret, an access, refresh or id token.
+///
+/// `Debug` prints `Secret([redacted])`, there is no `Display`, and the memory is zeroed when the
+/// value is dropped. Reading the value takes an explicit call to [`Secret::expose`], which makes
+/// every place that handles the raw secret easy to find.
+///
+/// ```
+/// use tower_oauth2::Secret;
+///
+/// let secret = Secret::from("hunter2");
+/// assert_eq!(format!("{secret:?}"), "Secret([redacted])");
+/// assert_eq!(secret.expose(), "hunter2");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a string as a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Zeroizing::new(value.into()))
+    }
+
+    /// Returns the secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Returns the length of the secret in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Returns `true` when the secret is the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let secret = Secret::new("sentinel-value");
+        assert!(!format!("{secret:?}").contains("sentinel"));
+        assert!(!format!("{:?}", Some(&secret)).contains("sentinel"));
+    }
+}

@@ -1,0 +1,106 @@
+//! Which requests can be sent a second time after a 401.
+
+use http::Request;
+use http_body::Body;
+
+/// Decides, before a request is sent, whether it can be sent again if the answer is 401.
+///
+/// A request body is usually a stream that the first attempt consumes, so a retry needs a copy
+/// made up front. The layer asks the policy for that copy; when it gets none, a 401 answer is
+/// returned to the caller as it came.
+///
+/// Three policies ship:
+///
+/// - [`EmptyBodies`] (the default): requests whose body is already at its end, such as most
+///   `GET` and `DELETE` requests, are retried.
+/// - [`CloneBodies`]: bodies that are `Clone`, such as `Full<Bytes>`, are copied and retried.
+///   Each copy of a large body costs memory for as long as the request runs.
+/// - [`NoReplay`]: nothing is retried.
+pub trait ReplayPolicy<B> {
+    /// Returns a body to send again in place of `body`, or `None` if it cannot be replayed.
+    fn replay_body(&self, body: &B) -> Option<B>;
+}
+
+/// Replays requests whose body is empty. The default [`ReplayPolicy`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmptyBodies;
+
+impl<B> ReplayPolicy<B> for EmptyBodies
+where
+    B: Body + Default,
+{
+    fn replay_body(&self, body: &B) -> Option<B> {
+        body.is_end_stream().then(B::default)
+    }
+}
+
+/// Replays requests whose body can be cloned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloneBodies;
+
+impl<B: Clone> ReplayPolicy<B> for CloneBodies {
+    fn replay_body(&self, body: &B) -> Option<B> {
+        Some(body.clone())
+    }
+}
+
+/// Never replays a request: every 401 answer reaches the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReplay;
+
+impl<B> ReplayPolicy<B> for NoReplay {
+    fn replay_body(&self, _body: &B) -> Option<B> {
+        None
+    }
+}
+
+/// A copy of `request` with `body`, made before the request is first sent.
+pub(super) fn snapshot<B>(request: &Request<B>, body: B) -> Request<B> {
+    let mut copy = Request::new(body);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    *copy.extensions_mut() = request.extensions().clone();
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    use super::*;
+
+    #[test]
+    fn empty_bodies_replays_only_bodies_at_their_end() {
+        assert!(EmptyBodies.replay_body(&Full::new(Bytes::new())).is_some());
+        assert!(EmptyBodies.replay_body(&String::new()).is_some());
+        assert!(
+            EmptyBodies
+                .replay_body(&Full::new(Bytes::from("x")))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn clone_bodies_copies_the_body() {
+        let body = Full::new(Bytes::from("payload"));
+        assert!(CloneBodies.replay_body(&body).is_some());
+        assert!(NoReplay.replay_body(&body).is_none());
+    }
+
+    #[test]
+    fn a_snapshot_keeps_method_uri_headers_and_extensions() {
+        let mut request = Request::post("https://api.example.com/x?y=1")
+            .header("x-trace", "1")
+            .body(String::new())
+            .unwrap();
+        request.extensions_mut().insert(7_u32);
+        let copy = snapshot(&request, String::new());
+        assert_eq!(copy.method(), "POST");
+        assert_eq!(copy.uri(), "https://api.example.com/x?y=1");
+        assert_eq!(copy.headers()["x-trace"], "1");
+        assert_eq!(copy.extensions().get::<u32>(), Some(&7));
+    }
+}

@@ -1,0 +1,171 @@
+//! A token as the authorization server issued it.
+
+use std::{fmt, time::Duration};
+
+use serde_json::{Map, Value};
+
+use crate::Secret;
+
+/// An access token and what came with it: lifetime, scopes, refresh and id tokens, and any other
+/// fields of the token response.
+///
+/// Token sources build it: the grants in this crate parse it from the token endpoint's answer, and
+/// a [custom source](crate::TokenSource) builds one with [`Token::bearer`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_oauth2::Token;
+///
+/// let token = Token::bearer("abc").with_expires_in(Duration::from_secs(3600));
+/// assert_eq!(token.access_token().expose(), "abc");
+/// assert_eq!(token.expires_in(), Some(Duration::from_secs(3600)));
+/// ```
+#[derive(Clone)]
+pub struct Token {
+    access_token: Secret,
+    expires_in: Option<Duration>,
+    scopes: Option<Vec<String>>,
+    refresh_token: Option<Secret>,
+    id_token: Option<Secret>,
+    extra: Map<String, Value>,
+}
+
+impl Token {
+    /// Creates a bearer token with unknown lifetime: it is used until a request with it gets a
+    /// 401 answer.
+    pub fn bearer(access_token: impl Into<Secret>) -> Self {
+        Self {
+            access_token: access_token.into(),
+            expires_in: None,
+            scopes: None,
+            refresh_token: None,
+            id_token: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Sets how long the token is valid, counted from when it was requested.
+    ///
+    /// `Duration::ZERO` means the token is stale at once: it is used, and replaced in the
+    /// background as soon as the cache's minimum refresh interval allows.
+    #[must_use]
+    pub fn with_expires_in(mut self, expires_in: Duration) -> Self {
+        self.expires_in = Some(expires_in);
+        self
+    }
+
+    /// Sets the scopes the token was granted.
+    #[must_use]
+    pub fn with_scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the refresh token.
+    #[must_use]
+    pub fn with_refresh_token(mut self, refresh_token: impl Into<Secret>) -> Self {
+        self.refresh_token = Some(refresh_token.into());
+        self
+    }
+
+    /// Sets the OpenID Connect id token.
+    #[must_use]
+    pub fn with_id_token(mut self, id_token: impl Into<Secret>) -> Self {
+        self.id_token = Some(id_token.into());
+        self
+    }
+
+    /// Sets the fields of the token response that have no accessor of their own.
+    #[must_use]
+    pub fn with_extra(mut self, extra: Map<String, Value>) -> Self {
+        self.extra = extra;
+        self
+    }
+
+    /// Returns the access token.
+    pub fn access_token(&self) -> &Secret {
+        &self.access_token
+    }
+
+    /// Returns how long the token is valid from when it was requested, if the server said.
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
+    }
+
+    /// Returns the granted scopes, if the server listed them.
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.scopes.as_deref()
+    }
+
+    /// Returns the refresh token, if there is one.
+    pub fn refresh_token(&self) -> Option<&Secret> {
+        self.refresh_token.as_ref()
+    }
+
+    /// Returns the OpenID Connect id token, if there is one.
+    pub fn id_token(&self) -> Option<&Secret> {
+        self.id_token.as_ref()
+    }
+
+    /// Returns the fields of the token response that have no accessor of their own.
+    pub fn extra(&self) -> &Map<String, Value> {
+        &self.extra
+    }
+
+    /// Keeps `previous`'s refresh token when this token came without one: a server that does not
+    /// rotate refresh tokens leaves them out of refresh responses.
+    pub(crate) fn inherit_refresh_token(&mut self, previous: Option<&Token>) {
+        if self.refresh_token.is_none() {
+            self.refresh_token = previous.and_then(|token| token.refresh_token.clone());
+        }
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values of unknown fields may be secrets too; only their names are shown.
+        let extra: Vec<&str> = self.extra.keys().map(String::as_str).collect();
+        f.debug_struct("Token")
+            .field("access_token", &self.access_token)
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .field("refresh_token", &self.refresh_token)
+            .field("id_token", &self.id_token)
+            .field("extra", &extra)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_tokens_and_extra_values() {
+        let mut extra = Map::new();
+        extra.insert("signature".into(), Value::from("sentinel-extra"));
+        let token = Token::bearer("sentinel-access")
+            .with_refresh_token("sentinel-refresh")
+            .with_id_token("sentinel-id")
+            .with_extra(extra);
+        let debug = format!("{token:?}");
+        assert!(!debug.contains("sentinel"), "{debug}");
+        assert!(debug.contains("signature"));
+    }
+
+    #[test]
+    fn a_token_without_refresh_token_inherits_the_previous_one() {
+        let previous = Token::bearer("a").with_refresh_token("r1");
+        let mut next = Token::bearer("b");
+        next.inherit_refresh_token(Some(&previous));
+        assert_eq!(next.refresh_token().map(Secret::expose), Some("r1"));
+
+        let mut rotated = Token::bearer("c").with_refresh_token("r2");
+        rotated.inherit_refresh_token(Some(&previous));
+        assert_eq!(rotated.refresh_token().map(Secret::expose), Some("r2"));
+    }
+}

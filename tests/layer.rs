@@ -1,0 +1,298 @@
+//! `OAuth2Layer`: attaching tokens, 401 refresh-and-retry, replay policies, readiness.
+
+mod common;
+
+use std::{convert::Infallible, time::Duration};
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use tokio::task::JoinSet;
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_oauth2::{CloneBodies, ErrorKind, OAuth2Layer};
+use tower_test::mock;
+
+use common::{Body, Issuer, body_text, get};
+
+#[tokio::test]
+async fn each_request_carries_the_cached_bearer_token() {
+    let issuer = Issuer::new();
+    let mut client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    for _ in 0..3 {
+        let response = client.ready().await.unwrap().call(get("/")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_text(response).await, "token-1");
+    }
+    assert_eq!(issuer.grants(), 1);
+}
+
+#[tokio::test]
+async fn a_401_with_the_current_token_refreshes_once_and_retries_once() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    client.clone().oneshot(get("/")).await.unwrap();
+    issuer.revoke("token-1");
+
+    let response = client.oneshot(get("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(issuer.grants(), 2);
+    let seen = issuer.seen();
+    let seen: Vec<&str> = seen.iter().map(|token| token.as_deref().unwrap()).collect();
+    assert_eq!(seen, ["token-1", "token-1", "token-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_401s_for_one_token_cause_one_refresh() {
+    let issuer = Issuer::with(Some(3600), Duration::from_millis(20));
+    let cache = issuer.cache();
+    let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
+    cache.token().await.unwrap();
+    issuer.revoke("token-1");
+
+    let mut requests = JoinSet::new();
+    for _ in 0..50 {
+        requests.spawn(client.clone().oneshot(get("/")));
+    }
+    for response in requests.join_all().await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_text(response).await, "token-2");
+    }
+    assert_eq!(issuer.grants(), 2);
+}
+
+type Mock = mock::Mock<Request<Body>, Response<Body>>;
+
+fn status(code: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = code;
+    response
+}
+
+fn bearer(request: &Request<Body>) -> &str {
+    request.headers()[AUTHORIZATION].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_401_for_an_older_token_retries_with_the_current_one_and_no_new_grant() {
+    let issuer = Issuer::new();
+    let cache = issuer.cache();
+    let (api, mut handle): (Mock, _) = mock::pair();
+    let client = OAuth2Layer::new(cache.clone()).layer(api);
+
+    let pending = tokio::spawn(client.oneshot(get("/")));
+    let (first, respond) = handle.next_request().await.unwrap();
+    assert_eq!(bearer(&first), "Bearer token-1");
+
+    // Another request rotated the token while this one was out.
+    cache.refresh().await.unwrap();
+    respond.send_response(status(StatusCode::UNAUTHORIZED));
+
+    let (retry, respond) = handle.next_request().await.unwrap();
+    assert_eq!(bearer(&retry), "Bearer token-2");
+    respond.send_response(status(StatusCode::OK));
+    assert_eq!(pending.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(issuer.grants(), 2);
+}
+
+#[tokio::test]
+async fn a_401_on_the_retry_is_returned() {
+    let issuer = Issuer::new();
+    let (api, mut handle): (Mock, _) = mock::pair();
+    let client = OAuth2Layer::new(issuer.grant()).layer(api);
+
+    let pending = tokio::spawn(client.oneshot(get("/")));
+    for _ in 0..2 {
+        let (_, respond) = handle.next_request().await.unwrap();
+        respond.send_response(status(StatusCode::UNAUTHORIZED));
+    }
+    let response = pending.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(issuer.grants(), 2);
+    // The service is gone with the finished request; nothing else was sent through it.
+    assert!(
+        handle.next_request().await.is_none(),
+        "a third attempt was sent"
+    );
+}
+
+#[tokio::test]
+async fn a_403_is_never_retried() {
+    let issuer = Issuer::new();
+    let (api, mut handle): (Mock, _) = mock::pair();
+    let client = OAuth2Layer::new(issuer.grant()).layer(api);
+
+    let pending = tokio::spawn(client.oneshot(get("/")));
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_response(status(StatusCode::FORBIDDEN));
+    assert_eq!(
+        pending.await.unwrap().unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(issuer.grants(), 1);
+}
+
+#[tokio::test]
+async fn a_request_with_a_body_gets_its_401_back_as_it_came() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    client.clone().oneshot(get("/")).await.unwrap();
+    issuer.revoke("token-1");
+
+    let request = Request::post("/").body(Full::from("payload")).unwrap();
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key("www-authenticate"));
+    assert_eq!(issuer.grants(), 1);
+}
+
+type Streaming = UnsyncBoxBody<Bytes, Infallible>;
+
+#[tokio::test]
+async fn a_streaming_request_gets_its_401_back_as_it_came() {
+    let issuer = Issuer::new();
+    let cache = issuer.cache();
+    let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Streaming>());
+    cache.token().await.unwrap();
+    let chunks = stream::iter([Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(
+        "a",
+    )))]);
+    let body = StreamBody::new(chunks).boxed_unsync();
+    issuer.revoke("token-1");
+
+    let response = client
+        .oneshot(Request::post("/").body(body).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(issuer.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn clone_bodies_replays_a_request_with_content() {
+    let issuer = Issuer::new();
+    let (api, mut handle): (Mock, _) = mock::pair();
+    let client = OAuth2Layer::new(issuer.grant())
+        .replay(CloneBodies)
+        .layer(api);
+
+    let request = Request::put("/item").body(Full::from("payload")).unwrap();
+    let pending = tokio::spawn(client.oneshot(request));
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_response(status(StatusCode::UNAUTHORIZED));
+    let (retry, respond) = handle.next_request().await.unwrap();
+    assert_eq!(retry.method(), "PUT");
+    assert_eq!(bearer(&retry), "Bearer token-2");
+    let body = retry.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "payload");
+    respond.send_response(status(StatusCode::OK));
+    assert_eq!(pending.await.unwrap().unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_callers_own_authorization_header_is_left_alone() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    let request = Request::get("/")
+        .header(AUTHORIZATION, "Bearer mine")
+        .body(Body::default())
+        .unwrap();
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(issuer.seen(), [Some("mine".to_owned())]);
+    assert_eq!(issuer.grants(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_after_a_401_returns_the_token_error() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    client.clone().oneshot(get("/")).await.unwrap();
+    issuer.revoke("token-1");
+    issuer.fail_with(StatusCode::BAD_REQUEST, r#"{"error":"invalid_client"}"#);
+
+    let error = client.oneshot(get("/")).await.unwrap_err();
+    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    assert_eq!(error.oauth_error(), Some("invalid_client"));
+}
+
+#[tokio::test]
+async fn a_cold_cache_that_cannot_get_a_token_never_calls_the_inner_service() {
+    let issuer = Issuer::new();
+    issuer.fail_with(StatusCode::FORBIDDEN, r#"{"meta":{"pagination":{"limit":0,"offset":0,"total_count":0}},"errors":[{"httpcode":403,"message":"client disabled"}]}"#);
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    let error = client.oneshot(get("/")).await.unwrap_err();
+    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
+    assert_eq!(error.description(), Some("client disabled"));
+    assert_eq!(error.status(), Some(StatusCode::FORBIDDEN));
+    assert!(issuer.seen().is_empty());
+}
+
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection refused")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+#[tokio::test]
+async fn errors_of_the_inner_service_pass_through_unchanged() {
+    let issuer = Issuer::new();
+    let failing = service_fn(|_: Request<Body>| async { Err::<Response<Body>, _>(Refused) });
+    let client = OAuth2Layer::new(issuer.grant()).layer(failing);
+    let error: BoxError = client.oneshot(get("/")).await.unwrap_err();
+    assert!(error.downcast_ref::<Refused>().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_buffer_of_one_requests_neither_panic_nor_stall() {
+    let issuer = Issuer::with(Some(3600), Duration::from_millis(5));
+    let client = ServiceBuilder::new()
+        .layer(OAuth2Layer::new(issuer.grant()))
+        .buffer(1)
+        .service(issuer.api::<Body>());
+    run_with_a_revocation_midway(&issuer, client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_concurrency_limit_of_one_requests_neither_panic_nor_stall() {
+    let issuer = Issuer::with(Some(3600), Duration::from_millis(5));
+    let client = ServiceBuilder::new()
+        .layer(OAuth2Layer::new(issuer.grant()))
+        .concurrency_limit(1)
+        .service(issuer.api::<Body>());
+    run_with_a_revocation_midway(&issuer, client).await;
+}
+
+/// 200 requests, 100 before and 100 after the first token is revoked, must all succeed well
+/// within a deadline.
+async fn run_with_a_revocation_midway<S>(issuer: &std::sync::Arc<Issuer>, client: S)
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let run = async {
+        for round in 0..2 {
+            if round == 1 {
+                issuer.revoke("token-1");
+            }
+            let mut requests = JoinSet::new();
+            for _ in 0..100 {
+                requests.spawn(client.clone().oneshot(get("/")));
+            }
+            for response in requests.join_all().await {
+                assert_eq!(response.unwrap().status(), StatusCode::OK);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("requests stalled");
+    assert_eq!(issuer.grants(), 2);
+}
