@@ -7,7 +7,7 @@ use http::StatusCode;
 /// A type-erased error, as tower services return.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// An error from obtaining a token.
+/// An error from obtaining or attaching a token.
 ///
 /// One refresh that fails is reported to every request that waited for it, so the error is cheap
 /// to clone (one reference count). Its [`kind`](Error::kind) says what went wrong; when the token
@@ -70,6 +70,11 @@ pub enum ErrorKind {
     /// The task that was fetching the token stopped before it finished, for example because the
     /// runtime shut down or the token source panicked.
     Interrupted,
+    /// A [`TokenStore`](crate::TokenStore) could not load or save a token.
+    Store,
+    /// The request's origin may not receive the token, and the layer was set to
+    /// [refuse](crate::OAuth2Layer::refuse_other_origins) such requests.
+    OriginNotAllowed,
 }
 
 impl Error {
@@ -96,6 +101,11 @@ impl Error {
     /// [`std::error::Error::source`].
     pub fn source_failed(source: impl Into<BoxError>) -> Self {
         Self::new(ErrorKind::Source).with_source(source.into())
+    }
+
+    /// Creates an error for a [`TokenStore`](crate::TokenStore) that could not load or save.
+    pub fn store_failed(source: impl Into<BoxError>) -> Self {
+        Self::new(ErrorKind::Store).with_source(source.into())
     }
 
     // Not generic: a generic `Into<BoxError>` here trips the `Send` check of async callers.
@@ -214,6 +224,8 @@ impl fmt::Display for Error {
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Source => "token source failed",
             ErrorKind::Interrupted => "token fetch interrupted",
+            ErrorKind::OriginNotAllowed => "origin not allowed",
+            ErrorKind::Store => "token store failed",
         })?;
         if let Some(status) = inner.status {
             write!(f, " (HTTP {})", status.as_u16())?;

@@ -101,10 +101,11 @@ pub mod grant;
 mod secret;
 mod service;
 mod source;
+mod store;
 mod token;
 
 pub use self::{
-    cache::{CachedToken, TokenCache, TokenCacheBuilder},
+    cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
     endpoint::{ClientAuth, TokenClient, TokenRequest},
     error::{BoxError, Error, ErrorKind},
     secret::Secret,
@@ -112,6 +113,7 @@ pub use self::{
         CloneBodies, EmptyBodies, NoReplay, OAuth2, OAuth2Layer, ReplayPolicy, ResponseFuture,
     },
     source::{FetchContext, FetchReason, TokenSource},
+    store::{MemoryStore, TokenStore},
     token::Token,
 };
 

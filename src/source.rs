@@ -33,12 +33,21 @@ pub trait TokenSource: Send + Sync + 'static {
     /// `cx` carries the token being replaced, if any: its refresh token is the one to use next.
     /// The cache keeps that refresh token when the new token comes without one.
     fn fetch(&self, cx: FetchContext<'_>) -> impl Future<Output = Result<Token, Error>> + Send;
+
+    /// Names the grant in logs, such as `client_credentials`. Default: `custom`.
+    fn grant_type(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// A shared source is a source, so a caller can keep a handle to the one a cache uses.
 impl<T: TokenSource> TokenSource for std::sync::Arc<T> {
     fn fetch(&self, cx: FetchContext<'_>) -> impl Future<Output = Result<Token, Error>> + Send {
         T::fetch(self, cx)
+    }
+
+    fn grant_type(&self) -> &'static str {
+        T::grant_type(self)
     }
 }
 
@@ -100,10 +109,16 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`TokenSource`] in a form that can live behind `dyn`, so the cache needs no type parameter.
 pub(crate) trait DynTokenSource: Send + Sync + 'static {
     fn fetch_boxed<'a>(&'a self, cx: FetchContext<'a>) -> BoxFuture<'a, Result<Token, Error>>;
+
+    fn grant_type(&self) -> &'static str;
 }
 
 impl<T: TokenSource> DynTokenSource for T {
     fn fetch_boxed<'a>(&'a self, cx: FetchContext<'a>) -> BoxFuture<'a, Result<Token, Error>> {
         Box::pin(self.fetch(cx))
+    }
+
+    fn grant_type(&self) -> &'static str {
+        TokenSource::grant_type(self)
     }
 }

@@ -115,25 +115,34 @@ async fn dropping_every_waiter_does_not_cancel_the_grant() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_refresh_keeps_serving_a_valid_token() {
+async fn a_failing_refresh_keeps_serving_a_valid_token_and_backs_off() {
     let issuer = Issuer::new();
-    let cache = issuer.cache();
+    let cache = TokenCache::builder(issuer.grant())
+        .refresh_margin(secs(600))
+        .build();
     assert_eq!(access(&cache).await, "token-1");
-    tokio::time::sleep(secs(3600 - 30)).await;
+    tokio::time::sleep(secs(3600 - 590)).await;
 
     issuer.fail_with(StatusCode::SERVICE_UNAVAILABLE, "down");
-    for _ in 0..5 {
+    for _ in 0..60 {
         assert_eq!(access(&cache).await, "token-1");
-        tokio::time::sleep(secs(2)).await;
+        tokio::time::sleep(secs(1)).await;
     }
+    // A request a second for a minute, yet the endpoint saw only the backoff's steps:
+    // 250 ms doubling up to 30 s.
     let failed = issuer.grants() - 1;
-    assert!(failed >= 2, "the refresh was not tried again: {failed}");
+    assert!((4..=12).contains(&failed), "{failed} failed attempts");
 
     issuer.heal();
-    assert_eq!(access(&cache).await, "token-1");
-    tokio::time::sleep(secs(2)).await;
-    assert!(access(&cache).await.starts_with("token-"));
-    assert_ne!(access(&cache).await, "token-1");
+    let healed = Instant::now();
+    while access(&cache).await == "token-1" {
+        assert!(
+            healed.elapsed() <= secs(31),
+            "not replaced within one backoff step"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cache.stats().failed_fetches, failed as u64);
 }
 
 #[tokio::test(start_paused = true)]
@@ -213,6 +222,7 @@ async fn a_seeded_token_is_used_without_a_grant() {
     let cache = issuer.cache();
     cache
         .seed(Token::bearer("seeded").with_expires_in(secs(600)))
+        .await
         .unwrap();
     assert_eq!(access(&cache).await, "seeded");
     assert_eq!(issuer.grants(), 0);
@@ -328,4 +338,92 @@ async fn sources_learn_why_they_are_asked_and_the_refresh_token_is_kept() {
             .all(|r| r.as_deref() == Some("r1"))
     );
     assert_eq!(first.token().refresh_token().unwrap().expose(), "r1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_errors_are_retried_inside_a_fetch_then_fail_fast_until_the_next_step() {
+    let issuer = Issuer::new();
+    issuer.fail_with(StatusCode::BAD_GATEWAY, "<html>bad gateway</html>");
+    let cache = issuer.cache();
+
+    let started = Instant::now();
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(error.status(), Some(StatusCode::BAD_GATEWAY));
+    assert_eq!(issuer.grants(), 3, "three attempts per fetch");
+    assert!(started.elapsed() < secs(1), "{:?}", started.elapsed());
+
+    // Inside the backoff step: the same error at once, and nothing sent.
+    let again = Instant::now();
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(error.status(), Some(StatusCode::BAD_GATEWAY));
+    assert_eq!(again.elapsed(), Duration::ZERO);
+    assert_eq!(issuer.grants(), 3);
+
+    issuer.heal();
+    tokio::time::sleep(secs(2)).await;
+    assert_eq!(access(&cache).await, "token-4");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_from_the_server_is_honoured() {
+    let http = tower::service_fn(|_: http::Request<common::Body>| async {
+        let mut response = http::Response::new(common::Body::from("busy"));
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        response
+            .headers_mut()
+            .insert("retry-after", http::HeaderValue::from_static("20"));
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let endpoint = tower_oauth2::TokenClient::new("https://auth.test/token", http).unwrap();
+    let grant = tower_oauth2::grant::ClientCredentials::new(
+        endpoint,
+        tower_oauth2::ClientAuth::none("client"),
+    );
+    let cache = TokenCache::new(grant);
+    let started = Instant::now();
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(error.retry_after(), Some(secs(20)));
+    // Three attempts, each twenty seconds apart.
+    assert_eq!(started.elapsed(), secs(40));
+    assert_eq!(cache.stats().failed_fetches, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_new_token_is_saved_before_use_and_a_valid_saved_one_needs_no_grant() {
+    let issuer = Issuer::new();
+    let store = Arc::new(tower_oauth2::MemoryStore::new());
+    let cache = TokenCache::builder(issuer.grant())
+        .store(Arc::clone(&store))
+        .build();
+    assert_eq!(access(&cache).await, "token-1");
+    assert_eq!(store.get().unwrap().access_token().expose(), "token-1");
+
+    let restarted = TokenCache::builder(issuer.grant())
+        .store(Arc::clone(&store))
+        .build();
+    assert_eq!(access(&restarted).await, "token-1");
+    assert_eq!(issuer.grants(), 1);
+}
+
+struct BrokenStore;
+
+impl tower_oauth2::TokenStore for BrokenStore {
+    async fn load(&self) -> Result<Option<Token>, Error> {
+        Err(Error::store_failed("disk on fire"))
+    }
+
+    async fn save(&self, _token: &Token) -> Result<(), Error> {
+        Err(Error::store_failed("disk on fire"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_save_keeps_the_token_and_is_reported() {
+    let issuer = Issuer::new();
+    let cache = TokenCache::builder(issuer.grant())
+        .store(BrokenStore)
+        .build();
+    assert_eq!(access(&cache).await, "token-1");
+    assert_eq!(cache.stats().failed_saves, 1);
+    assert_eq!(cache.store_error().unwrap().kind(), ErrorKind::Store);
 }

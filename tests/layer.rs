@@ -15,7 +15,7 @@ use tower_test::mock;
 
 use common::{Body, Issuer, body_text, get};
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn each_request_carries_the_cached_bearer_token() {
     let issuer = Issuer::new();
     let mut client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
@@ -27,7 +27,7 @@ async fn each_request_carries_the_cached_bearer_token() {
     assert_eq!(issuer.grants(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_401_with_the_current_token_refreshes_once_and_retries_once() {
     let issuer = Issuer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
@@ -74,7 +74,7 @@ fn bearer(request: &Request<Body>) -> &str {
     request.headers()[AUTHORIZATION].to_str().unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_401_for_an_older_token_retries_with_the_current_one_and_no_new_grant() {
     let issuer = Issuer::new();
     let cache = issuer.cache();
@@ -96,7 +96,7 @@ async fn a_401_for_an_older_token_retries_with_the_current_one_and_no_new_grant(
     assert_eq!(issuer.grants(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_401_on_the_retry_is_returned() {
     let issuer = Issuer::new();
     let (api, mut handle): (Mock, _) = mock::pair();
@@ -117,7 +117,7 @@ async fn a_401_on_the_retry_is_returned() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_403_is_never_retried() {
     let issuer = Issuer::new();
     let (api, mut handle): (Mock, _) = mock::pair();
@@ -133,7 +133,7 @@ async fn a_403_is_never_retried() {
     assert_eq!(issuer.grants(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_request_with_a_body_gets_its_401_back_as_it_came() {
     let issuer = Issuer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
@@ -149,7 +149,7 @@ async fn a_request_with_a_body_gets_its_401_back_as_it_came() {
 
 type Streaming = UnsyncBoxBody<Bytes, Infallible>;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_streaming_request_gets_its_401_back_as_it_came() {
     let issuer = Issuer::new();
     let cache = issuer.cache();
@@ -169,7 +169,7 @@ async fn a_streaming_request_gets_its_401_back_as_it_came() {
     assert_eq!(issuer.seen().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn clone_bodies_replays_a_request_with_content() {
     let issuer = Issuer::new();
     let (api, mut handle): (Mock, _) = mock::pair();
@@ -190,7 +190,7 @@ async fn clone_bodies_replays_a_request_with_content() {
     assert_eq!(pending.await.unwrap().unwrap().status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_callers_own_authorization_header_is_left_alone() {
     let issuer = Issuer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
@@ -204,7 +204,7 @@ async fn a_callers_own_authorization_header_is_left_alone() {
     assert_eq!(issuer.grants(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_refresh_after_a_401_returns_the_token_error() {
     let issuer = Issuer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
@@ -218,7 +218,7 @@ async fn a_failed_refresh_after_a_401_returns_the_token_error() {
     assert_eq!(error.oauth_error(), Some("invalid_client"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_cold_cache_that_cannot_get_a_token_never_calls_the_inner_service() {
     let issuer = Issuer::new();
     issuer.fail_with(StatusCode::FORBIDDEN, r#"{"meta":{"pagination":{"limit":0,"offset":0,"total_count":0}},"errors":[{"httpcode":403,"message":"client disabled"}]}"#);
@@ -241,7 +241,7 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn errors_of_the_inner_service_pass_through_unchanged() {
     let issuer = Issuer::new();
     let failing = service_fn(|_: Request<Body>| async { Err::<Response<Body>, _>(Refused) });
@@ -295,4 +295,83 @@ where
         .await
         .expect("requests stalled");
     assert_eq!(issuer.grants(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tokens_go_only_to_allowed_origins() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant())
+        .allow_origin("https://api.test")
+        .unwrap()
+        .layer(issuer.api::<Body>());
+    let allowed = client
+        .clone()
+        .oneshot(get("https://api.test/x"))
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let other = client
+        .oneshot(get("https://elsewhere.test/x"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(issuer.seen(), [Some("token-1".to_owned()), None]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn plain_http_to_a_remote_host_gets_no_token_unless_allowed() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    client.oneshot(get("http://api.test/x")).await.unwrap();
+    let client = OAuth2Layer::new(issuer.grant())
+        .allow_plain_http()
+        .layer(issuer.api::<Body>());
+    client.oneshot(get("http://api.test/x")).await.unwrap();
+    assert_eq!(issuer.seen(), [None, Some("token-1".to_owned())]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_to_other_origins_can_be_refused() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant())
+        .allow_origin("https://api.test")
+        .unwrap()
+        .refuse_other_origins()
+        .layer(issuer.api::<Body>());
+    let error = client
+        .oneshot(get("https://elsewhere.test/"))
+        .await
+        .unwrap_err();
+    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
+    assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
+    assert!(issuer.seen().is_empty());
+    assert_eq!(issuer.grants(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cache_counts_fetches_and_retries() {
+    let issuer = Issuer::new();
+    let cache = issuer.cache();
+    let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
+    client.clone().oneshot(get("/")).await.unwrap();
+    issuer.revoke("token-1");
+    client.oneshot(get("/")).await.unwrap();
+    let stats = cache.stats();
+    assert_eq!(stats.fetches, 2);
+    assert_eq!(stats.failed_fetches, 0);
+    assert_eq!(stats.retries_after_401, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_lived_clone_keeps_working_across_token_rotations() {
+    let issuer = Issuer::new();
+    let cache = issuer.cache();
+    let mut client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
+    for round in 1..=3 {
+        for _ in 0..3 {
+            let response = client.ready().await.unwrap().call(get("/")).await.unwrap();
+            assert_eq!(body_text(response).await, format!("token-{round}"));
+        }
+        cache.refresh().await.unwrap();
+    }
 }

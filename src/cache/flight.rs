@@ -3,21 +3,36 @@
 //! The fetch runs in a spawned task rather than in any request's future, so dropping every
 //! request that waits for it cannot cancel it: a refresh token the server rotated is stored
 //! whether or not anyone is still waiting.
+//!
+//! Failures share one backoff. Inside a fetch, transient errors are retried after a jittered,
+//! exponentially growing delay (or the server's `Retry-After`, if longer); permanent errors end
+//! it at once. After a failed fetch, requests that need a token fail at once with its error
+//! until the next backoff step, so a failing endpoint sees one request per step, not one per
+//! caller.
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
     time::Duration,
 };
 
 use tokio::{sync::watch, time::Instant};
 
-use super::state::{Cached, Lifetimes, Phase, State};
-use crate::{Error, ErrorKind, FetchContext, FetchReason, source::DynTokenSource};
+use super::{
+    Stats,
+    state::{Cached, Lifetimes, Phase, State},
+};
+use crate::{
+    Error, ErrorKind, FetchContext, FetchReason, Token, source::DynTokenSource,
+    store::DynTokenStore,
+};
 
 pub(crate) type Outcome = Result<Arc<Cached>, Error>;
 
 /// What every waiter of one fetch receives: `None` until the fetch ends.
 pub(crate) type Waiter = watch::Receiver<Option<Outcome>>;
+
+/// A `Retry-After` longer than this is taken as this: a server cannot switch clients off.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// Timing rules, from the cache's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +40,27 @@ pub(crate) struct Rules {
     pub(crate) lifetimes: Lifetimes,
     pub(crate) min_refresh_interval: Duration,
     pub(crate) fetch_timeout: Duration,
+    pub(crate) backoff: Backoff,
+}
+
+/// Exponential backoff with jitter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
+    pub(crate) attempts: u32,
+}
+
+impl Backoff {
+    /// The delay after the `failures`-th failure in a row: doubling from `initial`, capped at
+    /// `max`, then a random point in its upper half so that clients spread out.
+    fn delay(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        let step = self.initial.saturating_mul(1 << doublings).min(self.max);
+        let step_ms = u64::try_from(step.as_millis()).unwrap_or(u64::MAX);
+        let jittered = Duration::from_millis(rand::random_range(step_ms / 2..=step_ms));
+        jittered.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
+    }
 }
 
 /// Everything one cache shares between its clones.
@@ -32,7 +68,11 @@ pub(crate) struct Shared {
     pub(crate) state: Arc<State>,
     flight: Mutex<Flight>,
     source: Box<dyn DynTokenSource>,
+    store: Option<Box<dyn DynTokenStore>>,
+    /// The last failed save, until a save succeeds.
+    store_error: Mutex<Option<Error>>,
     pub(crate) rules: Rules,
+    pub(crate) stats: Stats,
 }
 
 #[derive(Default)]
@@ -40,15 +80,74 @@ struct Flight {
     running: Option<Waiter>,
     /// No fetch may start before this instant.
     not_before: Option<Instant>,
+    /// Failed attempts in a row.
+    failures: u32,
+    /// The last failure, and the end of the backoff step it started.
+    failed: Option<(Error, Instant)>,
 }
 
 impl Shared {
-    pub(crate) fn new(source: Box<dyn DynTokenSource>, rules: Rules) -> Self {
+    pub(crate) fn new(
+        source: Box<dyn DynTokenSource>,
+        store: Option<Box<dyn DynTokenStore>>,
+        rules: Rules,
+    ) -> Self {
         Self {
             state: Arc::new(State::new()),
             flight: Mutex::new(Flight::default()),
             source,
+            store,
+            store_error: Mutex::new(None),
             rules,
+            stats: Stats::default(),
+        }
+    }
+
+    pub(crate) fn store_error(&self) -> Option<Error> {
+        self.store_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Saves `token` to the store, if there is one. A failure is reported, never returned: the
+    /// token is good, and the server may already have retired the one before it.
+    pub(crate) async fn persist(&self, token: &Token) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let saved = tokio::time::timeout(self.rules.fetch_timeout, store.save_boxed(token))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(ErrorKind::Store).with_detail("saving the token timed out"))
+            });
+        let mut last = self
+            .store_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match saved {
+            Ok(()) => *last = None,
+            Err(error) => {
+                tracing::error!(error = %error, "could not save the new token; it is used anyway");
+                self.stats.record_failed_save();
+                *last = Some(error);
+            }
+        }
+    }
+
+    /// The token saved in the store, when the cache holds none.
+    async fn load(&self) -> Option<Token> {
+        let store = self.store.as_ref()?;
+        match tokio::time::timeout(self.rules.fetch_timeout, store.load_boxed()).await {
+            Ok(Ok(token)) => token,
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "could not load the saved token");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("loading the saved token timed out");
+                None
+            }
         }
     }
 
@@ -58,7 +157,8 @@ impl Shared {
     }
 
     /// Joins the fetch in flight, or starts one. Returns `None` when a usable token was
-    /// installed meanwhile, so the caller can look again instead of fetching.
+    /// installed meanwhile, so the caller can look again instead of fetching. Inside a backoff
+    /// step after a failure, returns that failure.
     pub(crate) fn join(self: &Arc<Self>, reason: FetchReason) -> Option<Result<Waiter, Error>> {
         let mut flight = self.flight();
         if let Some(running) = &flight.running {
@@ -67,6 +167,11 @@ impl Shared {
         // Installs happen under this lock, so this look is final until it is released.
         if Phase::of(self.state.word()).is_usable() {
             return None;
+        }
+        if let Some((error, until)) = &flight.failed
+            && Instant::now() < *until
+        {
+            return Some(Err(error.clone()));
         }
         Some(self.start(&mut flight, reason))
     }
@@ -95,7 +200,8 @@ impl Shared {
             Error::new(ErrorKind::Config).with_detail("a token fetch needs a Tokio runtime")
         })?;
         let now = Instant::now();
-        let start_at = flight.not_before.filter(|at| *at > now);
+        let backoff_until = flight.failed.as_ref().map(|(_, until)| *until);
+        let start_at = flight.not_before.max(backoff_until).filter(|at| *at > now);
         flight.not_before = Some(start_at.unwrap_or(now) + self.rules.min_refresh_interval);
 
         let (sender, waiter) = watch::channel(None);
@@ -115,19 +221,31 @@ impl Shared {
         self.state.install(cached);
     }
 
-    /// Ends the fetch in flight: installs its token, or keeps the current one when it is still
-    /// usable, then releases the flight for the next fetch.
+    /// Counts a failed attempt and returns when the next one may start.
+    fn record_failure(&self, error: &Error) -> Instant {
+        let mut flight = self.flight();
+        flight.failures = flight.failures.saturating_add(1);
+        let delay = self
+            .rules
+            .backoff
+            .delay(flight.failures, error.retry_after());
+        let until = Instant::now() + delay;
+        flight.failed = Some((error.clone(), until));
+        until
+    }
+
+    /// Ends the fetch in flight: installs its token, then releases the flight for the next one.
     fn finish(&self, outcome: &Outcome) {
         let mut flight = self.flight();
         flight.running = None;
-        match outcome {
-            Ok(cached) => self.state.install(Arc::clone(cached)),
-            Err(_) => self.release_refreshing(),
+        if let Ok(cached) = outcome {
+            flight.failures = 0;
+            flight.failed = None;
+            self.state.install(Arc::clone(cached));
         }
     }
 
-    /// After a background refresh that did not produce a token, lets the next request try again.
-    /// The flight's `not_before` keeps that from happening sooner than the rules allow.
+    /// After a background refresh that failed, lets requests start the next one.
     fn release_refreshing(&self) {
         if let Some(current) = self.state.current() {
             self.state
@@ -161,27 +279,105 @@ async fn run(
     if let Some(at) = start_at {
         tokio::time::sleep_until(at).await;
     }
-    let outcome = fetch(&guard.shared, reason).await;
-    guard.shared.finish(&outcome);
+    let shared = Arc::clone(&guard.shared);
+    let deadline = Instant::now() + shared.rules.fetch_timeout;
+    let mut attempt = 1;
+    let (outcome, retry_at) = loop {
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout_at(deadline, fetch(&shared, reason)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::new(ErrorKind::Timeout)
+                .with_detail("the token source did not finish in time")),
+        };
+        shared.stats.record_fetch(outcome.is_ok());
+        log_attempt(&shared, reason, attempt, started, &outcome);
+        let error = match outcome {
+            Ok(cached) => break (Ok(cached), None),
+            Err(error) => error,
+        };
+        let retry_at = shared.record_failure(&error);
+        let retry =
+            error.is_transient() && attempt < shared.rules.backoff.attempts && retry_at < deadline;
+        if !retry {
+            break (Err(error), Some(retry_at));
+        }
+        tokio::time::sleep_until(retry_at).await;
+        attempt += 1;
+    };
+
+    shared.finish(&outcome);
     guard.finished = true;
+    drop(guard);
     // Nobody may be waiting any more; the token is installed either way.
     let _ = sender.send(Some(outcome));
+
+    // A token that is still valid keeps serving; the next background refresh waits for the
+    // backoff step. The wait holds no strong reference, so it keeps no cache alive.
+    if let Some(retry_at) = retry_at {
+        let shared = Arc::downgrade(&shared);
+        tokio::time::sleep_until(retry_at).await;
+        if let Some(shared) = Weak::upgrade(&shared) {
+            shared.release_refreshing();
+        }
+    }
 }
 
 async fn fetch(shared: &Shared, reason: FetchReason) -> Outcome {
     let issued = Instant::now();
-    let previous = shared.state.current();
-    let previous_token = previous.as_deref().map(|cached| &cached.token);
-    let cx = FetchContext::new(previous_token, reason);
-    let fetched = tokio::time::timeout(shared.rules.fetch_timeout, shared.source.fetch_boxed(cx))
-        .await
-        .map_err(|_| {
-            Error::new(ErrorKind::Timeout).with_detail("the token source did not finish in time")
-        })?;
-    let mut token = fetched?;
-    token.inherit_refresh_token(previous_token);
+    let current = shared.state.current();
+    let loaded = match current {
+        Some(_) => None,
+        None => shared.load().await,
+    };
+    if let Some(token) = &loaded
+        && token.expires_in() != Some(Duration::ZERO)
+    {
+        let generation = shared.state.next_generation();
+        return Cached::new(token.clone(), issued, generation, shared.rules.lifetimes)
+            .map(Arc::new);
+    }
+    // An expired saved token still lends its refresh token.
+    let previous = current
+        .as_deref()
+        .map(|cached| &cached.token)
+        .or(loaded.as_ref());
+    let cx = FetchContext::new(previous, reason);
+    let mut token = shared.source.fetch_boxed(cx).await?;
+    token.inherit_refresh_token(previous);
     let generation = shared.state.next_generation();
-    Cached::new(token, issued, generation, shared.rules.lifetimes).map(Arc::new)
+    let cached = Cached::new(token, issued, generation, shared.rules.lifetimes)?;
+    shared.persist(&cached.token).await;
+    Ok(Arc::new(cached))
+}
+
+fn log_attempt(
+    shared: &Shared,
+    reason: FetchReason,
+    attempt: u32,
+    started: Instant,
+    outcome: &Outcome,
+) {
+    let grant_type = shared.source.grant_type();
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match outcome {
+        Ok(cached) => tracing::debug!(
+            grant_type,
+            reason = reason.as_str(),
+            attempt,
+            elapsed_ms,
+            expires_in_s = cached.token.expires_in().map(|lifetime| lifetime.as_secs()),
+            "token fetched"
+        ),
+        Err(error) => tracing::warn!(
+            grant_type,
+            reason = reason.as_str(),
+            attempt,
+            elapsed_ms,
+            error = %error,
+            transient = error.is_transient(),
+            "token fetch failed"
+        ),
+    }
 }
 
 /// Waits for the outcome of the fetch behind `waiter`.
@@ -197,4 +393,43 @@ pub(crate) async fn wait(mut waiter: Waiter) -> Outcome {
 
 fn interrupted() -> Error {
     Error::new(ErrorKind::Interrupted).with_detail("the token fetch stopped before it finished")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_jitter_in_the_upper_half() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(5),
+            attempts: 3,
+        };
+        for (failures, step_ms) in [(1, 200), (2, 400), (3, 800), (6, 5000), (40, 5000)] {
+            for _ in 0..100 {
+                let delay = backoff.delay(failures, None).as_millis();
+                assert!(
+                    (step_ms / 2..=step_ms).contains(&delay),
+                    "{failures}: {delay}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer_and_is_bounded() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(5),
+            attempts: 3,
+        };
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            backoff.delay(1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(backoff.delay(1, Some(hour)), MAX_RETRY_AFTER);
+        assert!(backoff.delay(1, Some(Duration::ZERO)) <= Duration::from_millis(200));
+    }
 }

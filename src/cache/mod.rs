@@ -3,15 +3,22 @@
 mod flight;
 mod state;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use http::HeaderValue;
 
 use self::{
-    flight::{Rules, Shared, Waiter},
+    flight::{Backoff, Rules, Shared, Waiter},
     state::{Lifetimes, Phase},
 };
-use crate::{Error, FetchReason, Token, TokenSource};
+use crate::{Error, FetchReason, Token, TokenSource, TokenStore, store::DynTokenStore};
 
 pub(crate) use self::{
     flight::{Outcome, wait},
@@ -74,12 +81,18 @@ impl TokenCache {
     pub fn builder(source: impl TokenSource) -> TokenCacheBuilder {
         TokenCacheBuilder {
             source: Box::new(source),
+            store: None,
             rules: Rules {
                 lifetimes: Lifetimes {
                     refresh_margin: Duration::from_secs(60),
                 },
                 min_refresh_interval: Duration::from_secs(1),
                 fetch_timeout: Duration::from_secs(60),
+                backoff: Backoff {
+                    initial: Duration::from_millis(250),
+                    max: Duration::from_secs(30),
+                    attempts: 3,
+                },
             },
         }
     }
@@ -116,11 +129,12 @@ impl TokenCache {
         self.invalidate_generation(used.0.generation);
     }
 
-    /// Makes `token` the current token, as if a fetch had just returned it: for a token from an
-    /// authorization-code exchange or a token store. Its lifetime counts from now.
+    /// Makes `token` the current token, as if a fetch had just returned it, and saves it to
+    /// the [store](TokenCacheBuilder::store): for a token from an authorization-code exchange.
+    /// Its lifetime counts from now.
     ///
     /// Fails when the access token cannot be sent in an HTTP header.
-    pub fn seed(&self, token: Token) -> Result<CachedToken, Error> {
+    pub async fn seed(&self, token: Token) -> Result<CachedToken, Error> {
         let state = &self.shared.state;
         let issued = tokio::time::Instant::now();
         let cached = Cached::new(
@@ -129,9 +143,21 @@ impl TokenCache {
             state.next_generation(),
             self.shared.rules.lifetimes,
         )?;
+        self.shared.persist(&cached.token).await;
         let cached = Arc::new(cached);
         self.shared.seed(Arc::clone(&cached));
         Ok(CachedToken(cached))
+    }
+
+    /// Returns the last error of the [store](TokenCacheBuilder::store), if the last save
+    /// failed.
+    pub fn store_error(&self) -> Option<Error> {
+        self.shared.store_error()
+    }
+
+    /// Returns counts of what the cache has done since it was built.
+    pub fn stats(&self) -> CacheStats {
+        self.shared.stats.snapshot()
     }
 
     /// The state word, the one read of the hot path. Equal words mean nothing changed.
@@ -177,6 +203,10 @@ impl TokenCache {
         }
     }
 
+    pub(crate) fn record_retry(&self) {
+        self.shared.stats.record_retry();
+    }
+
     pub(crate) fn invalidate_generation(&self, generation: u64) {
         let usable = [Phase::Fresh, Phase::Stale, Phase::Refreshing];
         self.shared
@@ -206,6 +236,7 @@ impl fmt::Debug for TokenCache {
 #[must_use]
 pub struct TokenCacheBuilder {
     source: Box<dyn crate::source::DynTokenSource>,
+    store: Option<Box<dyn DynTokenStore>>,
     rules: Rules,
 }
 
@@ -224,20 +255,47 @@ impl TokenCacheBuilder {
         self
     }
 
-    /// How long one fetch may take before it fails with
+    /// How long one fetch may take, its retries included, before it fails with
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout). Default: 60 seconds.
     ///
     /// This bounds any token source, including custom ones; a
-    /// [`TokenClient`](crate::TokenClient) also has its own timeout per request.
+    /// [`TokenClient`](crate::TokenClient) also has its own timeout per request. No request
+    /// waits for a token longer than this plus the minimum refresh interval.
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
         self.rules.fetch_timeout = timeout;
+        self
+    }
+
+    /// The backoff after failures: the first delay, doubling up to `max`, each a random point
+    /// in the upper half of its step. A longer `Retry-After` from the server wins (up to ten
+    /// minutes). Default: 250 milliseconds up to 30 seconds.
+    ///
+    /// After a failed fetch, requests that need a token fail at once with its error until the
+    /// delay has passed; a token that is still valid keeps being served.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.rules.backoff.initial = initial;
+        self.rules.backoff.max = max.max(initial);
+        self
+    }
+
+    /// How many attempts one fetch makes when the errors are transient (see
+    /// [`Error::is_transient`](crate::Error::is_transient)). Permanent errors end a fetch at
+    /// once. Default: 3.
+    pub fn attempts_per_fetch(mut self, attempts: u32) -> Self {
+        self.rules.backoff.attempts = attempts.max(1);
+        self
+    }
+
+    /// Keeps tokens in `store`, so that they survive a restart. See [`TokenStore`].
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Box::new(store));
         self
     }
 
     /// Builds the cache.
     pub fn build(self) -> TokenCache {
         TokenCache {
-            shared: Arc::new(Shared::new(self.source, self.rules)),
+            shared: Arc::new(Shared::new(self.source, self.store, self.rules)),
         }
     }
 }
@@ -248,6 +306,64 @@ impl fmt::Debug for TokenCacheBuilder {
             .field("rules", &self.rules)
             .finish_non_exhaustive()
     }
+}
+
+/// Counters of one cache, kept with relaxed atomics off the hot path.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    fetches: AtomicU64,
+    failures: AtomicU64,
+    retries: AtomicU64,
+    failed_saves: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn record_fetch(&self, ok: bool) {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_oauth2_token_fetches_total", "outcome" => if ok { "ok" } else { "error" })
+            .increment(1);
+    }
+
+    pub(crate) fn record_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_oauth2_retries_total").increment(1);
+    }
+
+    pub(crate) fn record_failed_save(&self) {
+        self.failed_saves.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> CacheStats {
+        CacheStats {
+            fetches: self.fetches.load(Ordering::Relaxed),
+            failed_fetches: self.failures.load(Ordering::Relaxed),
+            retries_after_401: self.retries.load(Ordering::Relaxed),
+            failed_saves: self.failed_saves.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a [`TokenCache`] has done since it was built. Made by [`TokenCache::stats`].
+///
+/// With the `metrics` feature the same events also go to the
+/// [`metrics`](https://docs.rs/metrics) facade as `tower_oauth2_token_fetches_total` (labelled
+/// `outcome`) and `tower_oauth2_retries_total`.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Attempts to get a token from the source, successful or not.
+    pub fetches: u64,
+    /// Attempts that failed.
+    pub failed_fetches: u64,
+    /// Requests sent again after a 401 answer.
+    pub retries_after_401: u64,
+    /// Tokens the [store](TokenCacheBuilder::store) failed to save.
+    pub failed_saves: u64,
 }
 
 /// A token handed out by a [`TokenCache`]: the token, and the `Authorization` header built

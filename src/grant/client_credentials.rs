@@ -66,6 +66,10 @@ impl TokenSource for ClientCredentials {
     async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, Error> {
         self.endpoint.request(&self.request, &self.auth).await
     }
+
+    fn grant_type(&self) -> &'static str {
+        "client_credentials"
+    }
 }
 
 impl fmt::Debug for ClientCredentials {

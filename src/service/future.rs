@@ -5,6 +5,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -13,11 +14,37 @@ use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
 
+use super::Local;
 use crate::{
     BoxError, Error, ErrorKind, TokenCache,
-    cache::{self, Lookup, Outcome},
+    cache::{self, Cached, Lookup, Outcome},
     source::BoxFuture,
 };
+
+/// What a retry needs: the cache to ask for a new token, and which token the first attempt
+/// carried.
+pub(crate) enum Ticket {
+    /// From the sending clone's own copy.
+    Local(Arc<Local>),
+    /// From the cache directly, for a clone that sends one request only.
+    Shared(TokenCache, u64),
+}
+
+impl Ticket {
+    fn cache(&self) -> &TokenCache {
+        match self {
+            Self::Local(local) => &local.cache,
+            Self::Shared(cache, _) => cache,
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        match self {
+            Self::Local(local) => local.generation,
+            Self::Shared(_, generation) => *generation,
+        }
+    }
+}
 
 pin_project! {
     /// Response future of [`OAuth2`](super::OAuth2).
@@ -28,12 +55,13 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, S, B>,
+        // Whether the request carries a token of ours.
+        authenticated: bool,
         // Kept only when the request can be retried: the service to send the copy through,
-        // the copy, the cache to ask for a new token, and which token the first attempt used.
+        // the copy, and what the retry needs from the cache.
         service: Option<S>,
         replay: Option<Request<B>>,
-        cache: Option<TokenCache>,
-        used: u64,
+        ticket: Option<Ticket>,
     }
 }
 
@@ -47,6 +75,7 @@ pin_project! {
         Waiting {
             token: BoxFuture<'static, Outcome>,
             request: Option<Request<B>>,
+            cache: Option<TokenCache>,
         },
         // The request is out.
         Sent {
@@ -69,32 +98,47 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// A request sent without a token of ours: the caller set `Authorization` itself.
+    /// A request sent without a token of ours.
     pub(super) fn unauthenticated(future: S::Future) -> Self {
         Self {
             state: State::Sent { future },
+            authenticated: false,
             service: None,
             replay: None,
-            cache: None,
-            used: 0,
+            ticket: None,
         }
     }
 
-    /// A request sent with the token of `generation`.
+    /// A request to an origin the token may not go to.
+    pub(super) fn refused() -> Self {
+        let error = Error::new(ErrorKind::OriginNotAllowed)
+            .with_detail("the request's origin may not receive the token");
+        Self {
+            state: State::Waiting {
+                token: Box::pin(std::future::ready(Err(error))),
+                request: None,
+                cache: None,
+            },
+            authenticated: false,
+            service: None,
+            replay: None,
+            ticket: None,
+        }
+    }
+
+    /// A request sent with a token; `ticket` is set when `replay` is.
     pub(super) fn sent(
         future: S::Future,
         service: S,
         replay: Option<Request<B>>,
-        cache: &TokenCache,
-        generation: u64,
+        ticket: Option<Ticket>,
     ) -> Self {
-        let retry = replay.is_some();
         Self {
             state: State::Sent { future },
-            service: retry.then_some(service),
-            cache: retry.then(|| cache.clone()),
+            authenticated: true,
+            service: replay.is_some().then_some(service),
             replay,
-            used: generation,
+            ticket,
         }
     }
 
@@ -110,11 +154,12 @@ where
             state: State::Waiting {
                 token: Box::pin(async move { cache::wait(pending?).await }),
                 request: Some(request),
+                cache: replay.is_some().then(|| cache.clone()),
             },
+            authenticated: true,
             service: Some(service),
-            cache: replay.is_some().then(|| cache.clone()),
             replay,
-            used: 0,
+            ticket: None,
         }
     }
 }
@@ -130,7 +175,11 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting { token, request } => {
+                StateProj::Waiting {
+                    token,
+                    request,
+                    cache,
+                } => {
                     let cached = ready!(token.as_mut().poll(cx))?;
                     let (Some(mut request), Some(service)) =
                         (request.take(), this.service.as_mut())
@@ -140,7 +189,9 @@ where
                     request
                         .headers_mut()
                         .insert(AUTHORIZATION, cached.header.clone());
-                    *this.used = cached.generation;
+                    *this.ticket = cache
+                        .take()
+                        .map(|cache| Ticket::Shared(cache, cached.generation));
                     let future = service.call(request);
                     if this.replay.is_none() {
                         *this.service = None;
@@ -149,14 +200,17 @@ where
                 }
                 StateProj::Sent { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let Some(cache) = this.cache.as_ref() else {
-                        return Poll::Ready(Ok(response));
-                    };
-                    if response.status() != StatusCode::UNAUTHORIZED {
+                    if response.status() != StatusCode::UNAUTHORIZED || !*this.authenticated {
                         return Poll::Ready(Ok(response));
                     }
+                    let Some(ticket) = this.ticket.as_ref() else {
+                        tracing::debug!("401 answer, but the request could not be replayed");
+                        return Poll::Ready(Ok(response));
+                    };
                     tracing::debug!("401 answer; retrying once with a new token");
-                    cache.invalidate_generation(*this.used);
+                    let cache = ticket.cache();
+                    cache.record_retry();
+                    cache.invalidate_generation(ticket.generation());
                     match cache.lookup() {
                         Lookup::Ready(cached, _) => {
                             let Some(retry) = retry(this.service, this.replay, &cached) else {
@@ -189,7 +243,7 @@ where
 fn retry<F, S, B>(
     service: &mut Option<S>,
     replay: &mut Option<Request<B>>,
-    cached: &cache::Cached,
+    cached: &Cached,
 ) -> Option<State<F, S, B>>
 where
     S: Service<Request<B>>,
@@ -215,7 +269,8 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("retry", &self.replay.is_some())
+            .field("authenticated", &self.authenticated)
+            .field("replayable", &self.replay.is_some())
             .finish_non_exhaustive()
     }
 }

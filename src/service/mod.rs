@@ -1,10 +1,12 @@
 //! The middleware: a bearer token on every request, and one retry after a 401.
 
 mod future;
+mod origin;
 mod replay;
 
 use std::{
     fmt, mem,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -16,19 +18,26 @@ pub use self::{
     future::ResponseFuture,
     replay::{CloneBodies, EmptyBodies, NoReplay, ReplayPolicy},
 };
+use self::{
+    future::Ticket,
+    origin::{Origins, Verdict},
+};
 use crate::{
-    BoxError, TokenCache,
+    BoxError, Error, TokenCache,
     cache::{self, Lookup},
 };
 
 /// Wraps a service in [`OAuth2`]: every request gets `Authorization: Bearer <token>` from a
 /// shared [`TokenCache`], and a 401 answer is retried once with a refreshed token.
 ///
-/// See the [crate documentation](crate) for an example.
+/// By default the token goes to every `https` origin, and to `http` on loopback; see
+/// [`allow_origin`](Self::allow_origin) to name the origins instead. See the
+/// [crate documentation](crate) for an example.
 #[derive(Clone)]
 pub struct OAuth2Layer<P = EmptyBodies> {
     cache: TokenCache,
     policy: P,
+    origins: Origins,
 }
 
 impl OAuth2Layer {
@@ -40,6 +49,7 @@ impl OAuth2Layer {
         Self {
             cache: cache.into(),
             policy: EmptyBodies,
+            origins: Origins::default(),
         }
     }
 }
@@ -50,7 +60,50 @@ impl<P> OAuth2Layer<P> {
         OAuth2Layer {
             cache: self.cache,
             policy,
+            origins: self.origins,
         }
+    }
+
+    /// Sends the token only to `origin` (scheme, host and port, such as
+    /// `https://api.example.com`) and the other origins allowed this way. Requests to any other
+    /// origin go out without it, or fail if [`refuse_other_origins`](Self::refuse_other_origins)
+    /// was called.
+    ///
+    /// A plain `http` origin is only served on loopback, unless
+    /// [`allow_plain_http`](Self::allow_plain_http) was called.
+    ///
+    /// ```
+    /// # use tower_oauth2::{OAuth2Layer, Token};
+    /// # let cache = tower_oauth2::TokenCache::new(tower_oauth2::grant::ClientCredentials::new(
+    /// #     tower_oauth2::TokenClient::new("https://auth.example.com/token", tower::service_fn(
+    /// #         |_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #             Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+    /// #         })).unwrap(),
+    /// #     tower_oauth2::ClientAuth::basic("id", "secret")));
+    /// let layer = OAuth2Layer::new(cache)
+    ///     .allow_origin("https://api.example.com")?
+    ///     .allow_origin("https://uploads.example.com:8443")?
+    ///     .refuse_other_origins();
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    pub fn allow_origin(mut self, origin: &str) -> Result<Self, Error> {
+        self.origins.allow(origin)?;
+        Ok(self)
+    }
+
+    /// Also sends the token over plain `http` to hosts that are not loopback. Only for networks
+    /// where something else encrypts the traffic: the token crosses the network readable.
+    pub fn allow_plain_http(mut self) -> Self {
+        self.origins.allow_plain_http();
+        self
+    }
+
+    /// Fails requests to origins the token may not go to, with
+    /// [`ErrorKind::OriginNotAllowed`](crate::ErrorKind::OriginNotAllowed), instead of sending
+    /// them without a token.
+    pub fn refuse_other_origins(mut self) -> Self {
+        self.origins.refuse_others();
+        self
     }
 
     /// Returns the token cache.
@@ -67,7 +120,9 @@ impl<S, P: Clone> Layer<S> for OAuth2Layer<P> {
             inner,
             cache: self.cache.clone(),
             policy: self.policy.clone(),
+            origins: self.origins.clone(),
             local: None,
+            used: false,
         }
     }
 }
@@ -77,18 +132,21 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
         f.debug_struct("OAuth2Layer")
             .field("cache", &self.cache)
             .field("policy", &self.policy)
+            .field("origins", &self.origins)
             .finish()
     }
 }
 
 /// Middleware that authenticates every request with a bearer token. Made by [`OAuth2Layer`].
 ///
-/// - A request that already has an `Authorization` header is sent as it is.
+/// - A request that already has an `Authorization` header is sent as it is, and so is a
+///   request to an origin the token may not go to.
 /// - Any other request gets the cached token; when there is none, or it has expired, the
 ///   request waits for one fetch shared with all other requests.
 /// - When the answer is 401 and the [`ReplayPolicy`] could copy the request before it was sent,
 ///   the token is invalidated (unless another request already replaced it), and the copy is
 ///   sent once with the new token. A second 401 is returned as it came, and so is any 403.
+///   If no new token can be had, the error says why.
 ///
 /// Errors from the inner service pass through unchanged, as [`BoxError`]. When no token can be
 /// had, the error is a [`tower_oauth2::Error`](crate::Error).
@@ -96,15 +154,21 @@ pub struct OAuth2<S, P = EmptyBodies> {
     inner: S,
     cache: TokenCache,
     policy: P,
-    /// The header this clone used last, and the state word it was valid under.
-    local: Option<Local>,
+    origins: Origins,
+    /// This clone's own copy of the current header, made once it has served a request.
+    local: Option<Arc<Local>>,
+    /// Whether this clone has sent a request: one that is cloned per request never gets a copy
+    /// of its own, so it never allocates one.
+    used: bool,
 }
 
-#[derive(Clone)]
-struct Local {
+/// A header valid as long as the cache's state word equals `word`. Its bytes are this
+/// clone's own, so threads that each hold a clone never contend on one reference count.
+pub(crate) struct Local {
     word: u64,
     generation: u64,
     header: HeaderValue,
+    cache: TokenCache,
 }
 
 impl<S> OAuth2<S> {
@@ -141,35 +205,56 @@ impl<S, P> OAuth2<S, P> {
         &self.cache
     }
 
-    /// The header for the next request, with the generation of the token it carries; or the
-    /// fetch to wait for.
+    /// The header for the next request, and what a retry needs if `retry` is set; or the fetch
+    /// to wait for.
     #[inline]
-    fn authorization(&mut self) -> Result<(HeaderValue, u64), cache::Pending> {
+    fn authorization(
+        &mut self,
+        retry: bool,
+    ) -> Result<(HeaderValue, Option<Ticket>), cache::Pending> {
         let word = self.cache.word();
         if let Some(local) = &self.local
             && local.word == word
         {
-            return Ok((local.header.clone(), local.generation));
+            let ticket = retry.then(|| Ticket::Local(Arc::clone(local)));
+            return Ok((local.header.clone(), ticket));
         }
-        self.authorization_slow()
+        self.authorization_slow(retry)
     }
 
     #[cold]
-    fn authorization_slow(&mut self) -> Result<(HeaderValue, u64), cache::Pending> {
-        match self.cache.lookup() {
-            Lookup::Ready(cached, word) => {
-                let local = Local {
-                    word,
-                    generation: cached.generation,
-                    header: cached.header.clone(),
-                };
-                let found = (local.header.clone(), local.generation);
-                self.local = Some(local);
-                Ok(found)
-            }
-            Lookup::Wait(waiter) => Err(waiter),
+    fn authorization_slow(
+        &mut self,
+        retry: bool,
+    ) -> Result<(HeaderValue, Option<Ticket>), cache::Pending> {
+        let (cached, word) = match self.cache.lookup() {
+            Lookup::Ready(cached, word) => (cached, word),
+            Lookup::Wait(pending) => return Err(pending),
+        };
+        if !self.used {
+            let ticket = retry.then(|| Ticket::Shared(self.cache.clone(), cached.generation));
+            return Ok((cached.header.clone(), ticket));
         }
+        let local = Arc::new(Local {
+            word,
+            generation: cached.generation,
+            header: own_copy(&cached.header),
+            cache: self.cache.clone(),
+        });
+        let found = (
+            local.header.clone(),
+            retry.then(|| Ticket::Local(Arc::clone(&local))),
+        );
+        self.local = Some(local);
+        Ok(found)
     }
+}
+
+/// A copy of `header` with bytes of its own.
+fn own_copy(header: &HeaderValue) -> HeaderValue {
+    let mut copy = HeaderValue::from_bytes(header.as_bytes()).unwrap_or_else(|_| header.clone());
+    copy.set_sensitive(true);
+    copy
 }
 
 impl<S, P, B, ResBody> Service<Request<B>> for OAuth2<S, P>
@@ -194,18 +279,28 @@ where
         if request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::unauthenticated(service.call(request));
         }
+        match self.origins.verdict(request.uri()) {
+            Verdict::Attach => {}
+            Verdict::Skip => {
+                tracing::debug!("origin not allowed for the token; sending without it");
+                return ResponseFuture::unauthenticated(service.call(request));
+            }
+            Verdict::Refuse => return ResponseFuture::refused(),
+        }
         let replay = self
             .policy
             .replay_body(request.body())
             .map(|body| replay::snapshot(&request, body));
 
-        match self.authorization() {
-            Ok((header, generation)) => {
+        let authorization = self.authorization(replay.is_some());
+        self.used = true;
+        match authorization {
+            Ok((header, ticket)) => {
                 request.headers_mut().insert(AUTHORIZATION, header);
                 let future = service.call(request);
-                ResponseFuture::sent(future, service, replay, &self.cache, generation)
+                ResponseFuture::sent(future, service, replay, ticket)
             }
-            Err(waiter) => ResponseFuture::waiting(waiter, service, request, replay, &self.cache),
+            Err(pending) => ResponseFuture::waiting(pending, service, request, replay, &self.cache),
         }
     }
 }
@@ -216,7 +311,9 @@ impl<S: Clone, P: Clone> Clone for OAuth2<S, P> {
             inner: self.inner.clone(),
             cache: self.cache.clone(),
             policy: self.policy.clone(),
+            origins: self.origins.clone(),
             local: self.local.clone(),
+            used: false,
         }
     }
 }
@@ -227,6 +324,7 @@ impl<S: fmt::Debug, P: fmt::Debug> fmt::Debug for OAuth2<S, P> {
             .field("inner", &self.inner)
             .field("cache", &self.cache)
             .field("policy", &self.policy)
+            .field("origins", &self.origins)
             .finish_non_exhaustive()
     }
 }
