@@ -1,0 +1,44 @@
+//! Review findings in the middleware: each test failed on the code it was written against.
+
+mod common;
+
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use tower::{Layer, Service, ServiceExt, limit::ConcurrencyLimitLayer, service_fn};
+use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
+
+use common::{Body, Issuer, get};
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_for_a_token_does_not_hold_the_permit_the_token_fetch_needs() {
+    // One HTTP client, limited to one request at a time, reaches both the token endpoint and
+    // the API, as in the crate's own example plus a `ConcurrencyLimitLayer`.
+    let issuer = Issuer::new();
+    let (endpoint, api) = (issuer.token_endpoint(), issuer.api::<Body>());
+    let http = ConcurrencyLimitLayer::new(1).layer(service_fn(move |request: Request<Body>| {
+        let (mut endpoint, mut api) = (endpoint.clone(), api.clone());
+        async move {
+            if request.uri().path() == "/token" {
+                endpoint.call(request).await
+            } else {
+                api.call(request).await
+            }
+        }
+    }));
+    let grant = ClientCredentials::new(
+        TokenClient::new("https://auth.test/token", http.clone()).unwrap(),
+        ClientAuth::basic("client", "secret"),
+    );
+    let client = OAuth2Layer::new(grant).layer(http);
+
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.oneshot(get("https://api.test/orders")),
+    )
+    .await
+    .expect("the request held the only permit while the token fetch waited for it")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(issuer.grants(), 1);
+}
