@@ -71,9 +71,10 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
-        // No usable token yet: the ready service and the request wait for the fetch.
+        // No usable token yet: the request waits for the fetch (`None` once it has its
+        // token), then for the service to be ready.
         Waiting {
-            token: BoxFuture<'static, Outcome>,
+            token: Option<BoxFuture<'static, Outcome>>,
             request: Option<Request<B>>,
             cache: Option<TokenCache>,
         },
@@ -115,7 +116,7 @@ where
             .with_detail("the request's origin may not receive the token");
         Self {
             state: State::Waiting {
-                token: Box::pin(std::future::ready(Err(error))),
+                token: Some(Box::pin(std::future::ready(Err(error)))),
                 request: None,
                 cache: None,
             },
@@ -142,7 +143,8 @@ where
         }
     }
 
-    /// A request that waits for a token before it is sent through `service`.
+    /// A request that waits for a token before it is sent through `service`, which is made
+    /// ready only then.
     pub(super) fn waiting(
         pending: cache::Pending,
         service: S,
@@ -152,7 +154,7 @@ where
     ) -> Self {
         Self {
             state: State::Waiting {
-                token: Box::pin(async move { cache::wait(pending?).await }),
+                token: Some(Box::pin(async move { cache::wait(pending?).await })),
                 request: Some(request),
                 cache: replay.is_some().then(|| cache.clone()),
             },
@@ -180,18 +182,26 @@ where
                     request,
                     cache,
                 } => {
-                    let cached = ready!(token.as_mut().poll(cx))?;
-                    let (Some(mut request), Some(service)) =
-                        (request.take(), this.service.as_mut())
-                    else {
+                    if let Some(pending) = token {
+                        let cached = ready!(pending.as_mut().poll(cx))?;
+                        *token = None;
+                        let Some(request) = request.as_mut() else {
+                            return Poll::Ready(Err(polled_after_completion()));
+                        };
+                        request
+                            .headers_mut()
+                            .insert(AUTHORIZATION, cached.header.clone());
+                        *this.ticket = cache
+                            .take()
+                            .map(|cache| Ticket::Shared(cache, cached.generation));
+                    }
+                    let Some(service) = this.service.as_mut() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    request
-                        .headers_mut()
-                        .insert(AUTHORIZATION, cached.header.clone());
-                    *this.ticket = cache
-                        .take()
-                        .map(|cache| Ticket::Shared(cache, cached.generation));
+                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
+                    let Some(request) = request.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
                     let future = service.call(request);
                     if this.replay.is_none() {
                         *this.service = None;

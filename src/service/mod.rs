@@ -300,7 +300,14 @@ where
                 let future = service.call(request);
                 ResponseFuture::sent(future, service, replay, ticket)
             }
-            Err(pending) => ResponseFuture::waiting(pending, service, request, replay, &self.cache),
+            Err(pending) => {
+                // A fetch can take long, and may go through this very service: release what
+                // `poll_ready` reserved (a concurrency permit, a buffer slot) and make a clone
+                // ready once the token is here.
+                drop(service);
+                let service = self.inner.clone();
+                ResponseFuture::waiting(pending, service, request, replay, &self.cache)
+            }
         }
     }
 }
