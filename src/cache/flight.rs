@@ -284,11 +284,7 @@ async fn run(
     let mut attempt = 1;
     let (outcome, retry_at) = loop {
         let started = Instant::now();
-        let outcome = match tokio::time::timeout_at(deadline, fetch(&shared, reason)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::new(ErrorKind::Timeout)
-                .with_detail("the token source did not finish in time")),
-        };
+        let outcome = fetch(&shared, reason, deadline).await;
         shared.stats.record_fetch(outcome.is_ok());
         log_attempt(&shared, reason, attempt, started, &outcome);
         let error = match outcome {
@@ -322,12 +318,16 @@ async fn run(
     }
 }
 
-async fn fetch(shared: &Shared, reason: FetchReason) -> Outcome {
+/// The deadline bounds getting a token, not saving it: once the source has answered, the
+/// server may have retired the refresh token before this one.
+async fn fetch(shared: &Shared, reason: FetchReason, deadline: Instant) -> Outcome {
     let issued = Instant::now();
     let current = shared.state.current();
     let loaded = match current {
         Some(_) => None,
-        None => shared.load().await,
+        None => tokio::time::timeout_at(deadline, shared.load())
+            .await
+            .map_err(timed_out)?,
     };
     if let Some(token) = &loaded
         && token.expires_in() != Some(Duration::ZERO)
@@ -342,12 +342,18 @@ async fn fetch(shared: &Shared, reason: FetchReason) -> Outcome {
         .map(|cached| &cached.token)
         .or(loaded.as_ref());
     let cx = FetchContext::new(previous, reason);
-    let mut token = shared.source.fetch_boxed(cx).await?;
+    let mut token = tokio::time::timeout_at(deadline, shared.source.fetch_boxed(cx))
+        .await
+        .map_err(timed_out)??;
     token.inherit_refresh_token(previous);
     let generation = shared.state.next_generation();
     let cached = Cached::new(token, issued, generation, shared.rules.lifetimes)?;
     shared.persist(&cached.token).await;
     Ok(Arc::new(cached))
+}
+
+fn timed_out(_: tokio::time::error::Elapsed) -> Error {
+    Error::new(ErrorKind::Timeout).with_detail("the token source did not finish in time")
 }
 
 fn log_attempt(
