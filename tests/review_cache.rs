@@ -2,7 +2,13 @@
 
 mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use tower_oauth2::{
     Error, FetchContext, MemoryStore, Secret, Token, TokenCache, TokenSource, TokenStore,
@@ -57,4 +63,46 @@ async fn a_rotated_refresh_token_survives_a_slow_save_near_the_fetch_deadline() 
     );
     let saved = store.0.get().expect("the issued token was not saved");
     assert_eq!(saved.refresh_token().map(Secret::expose), Some("r2"));
+}
+
+/// Counts its fetches; every token lives 100 seconds.
+#[derive(Default)]
+struct Counting(AtomicUsize);
+
+impl TokenSource for Counting {
+    async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, Error> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(Token::bearer(format!("t{n}")).with_expires_in(secs(100)))
+    }
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_token_still_expires_after_the_runtime_that_armed_its_timer_shut_down() {
+    // A client kept in a static and used from one `#[tokio::test]` after another, or from
+    // sync code that builds a runtime per call, outlives the runtime its timers run on.
+    let cache = TokenCache::new(Counting::default());
+    let first = paused_runtime();
+    let token = first.block_on(cache.token()).unwrap();
+    assert_eq!(token.token().access_token().expose(), "t1");
+    drop(first);
+
+    paused_runtime().block_on(async {
+        let token = cache.token().await.unwrap();
+        assert_eq!(token.token().access_token().expose(), "t1");
+        tokio::time::sleep(secs(200)).await;
+        assert!(
+            cache.current().is_none(),
+            "a token 100 seconds past its expiry is still offered"
+        );
+        let token = cache.token().await.unwrap();
+        assert_eq!(token.token().access_token().expose(), "t2");
+    });
 }
