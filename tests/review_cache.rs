@@ -10,9 +10,13 @@ use std::{
     time::Duration,
 };
 
+use http::StatusCode;
+use tokio::time::Instant;
 use tower_oauth2::{
-    Error, FetchContext, MemoryStore, Secret, Token, TokenCache, TokenSource, TokenStore,
+    Error, ErrorKind, FetchContext, MemoryStore, Secret, Token, TokenCache, TokenSource, TokenStore,
 };
+
+use common::Issuer;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -105,4 +109,33 @@ fn a_token_still_expires_after_the_runtime_that_armed_its_timer_shut_down() {
         let token = cache.token().await.unwrap();
         assert_eq!(token.token().access_token().expose(), "t2");
     });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_waiting_out_the_backoff_does_not_make_requests_wait_for_it() {
+    let issuer = Issuer::new();
+    issuer.fail_with(StatusCode::SERVICE_UNAVAILABLE, "down");
+    let cache = TokenCache::builder(issuer.grant())
+        .backoff(secs(30), secs(30))
+        .attempts_per_fetch(1)
+        .build();
+    let error = cache.token().await.unwrap_err();
+    assert!(error.is_transient());
+
+    // An explicit refresh inside the backoff step starts a fetch that sleeps until the step
+    // ends; requests that need a token must still fail at once with the last error.
+    let refresh = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.refresh().await }
+    });
+    tokio::task::yield_now().await;
+    let started = Instant::now();
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "a request waited for a fetch that was sleeping out the backoff"
+    );
+    assert_eq!(error.kind(), ErrorKind::UnexpectedResponse);
+    assert!(refresh.await.unwrap().is_err());
 }
