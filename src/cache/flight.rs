@@ -78,6 +78,8 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct Flight {
     running: Option<Waiter>,
+    /// When the running fetch starts asking the source; it may wait out a backoff step first.
+    running_from: Option<Instant>,
     /// No fetch may start before this instant.
     not_before: Option<Instant>,
     /// Failed attempts in a row.
@@ -161,17 +163,27 @@ impl Shared {
     /// step after a failure, returns that failure.
     pub(crate) fn join(self: &Arc<Self>, reason: FetchReason) -> Option<Result<Waiter, Error>> {
         let mut flight = self.flight();
+        let now = Instant::now();
+        let failed = flight
+            .failed
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(error, _)| error.clone());
         if let Some(running) = &flight.running {
-            return Some(Ok(running.clone()));
+            // A fetch that sleeps out the backoff step is no reason to wait: fail fast, as
+            // when none is running.
+            let sleeping = flight.running_from.is_some_and(|from| now < from);
+            match failed {
+                Some(error) if sleeping => return Some(Err(error)),
+                _ => return Some(Ok(running.clone())),
+            }
         }
         // Installs happen under this lock, so this look is final until it is released.
         if Phase::of(self.state.word()).is_usable() {
             return None;
         }
-        if let Some((error, until)) = &flight.failed
-            && Instant::now() < *until
-        {
-            return Some(Err(error.clone()));
+        if let Some(error) = failed {
+            return Some(Err(error));
         }
         Some(self.start(&mut flight, reason))
     }
@@ -203,6 +215,7 @@ impl Shared {
         let backoff_until = flight.failed.as_ref().map(|(_, until)| *until);
         let start_at = flight.not_before.max(backoff_until).filter(|at| *at > now);
         flight.not_before = Some(start_at.unwrap_or(now) + self.rules.min_refresh_interval);
+        flight.running_from = start_at;
 
         let (sender, waiter) = watch::channel(None);
         flight.running = Some(waiter.clone());
