@@ -139,3 +139,49 @@ async fn a_refresh_waiting_out_the_backoff_does_not_make_requests_wait_for_it() 
     assert_eq!(error.kind(), ErrorKind::UnexpectedResponse);
     assert!(refresh.await.unwrap().is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_token_that_lives_for_duration_max_does_not_panic_the_cache() {
+    let cache = TokenCache::new(Counting::default());
+    let token = Token::bearer("forever").with_expires_in(Duration::MAX);
+    let seeded = tokio::spawn(async move { cache.seed(token).await.map(|_| cache) })
+        .await
+        .expect("seeding a token that never expires panicked")
+        .unwrap();
+    tokio::time::sleep(secs(1_000_000)).await;
+    assert_eq!(
+        seeded.current().unwrap().token().access_token().expose(),
+        "forever"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn duration_max_as_fetch_timeout_means_no_timeout_rather_than_a_panic() {
+    let cache = TokenCache::builder(Counting::default())
+        .fetch_timeout(Duration::MAX)
+        .build();
+    let token = cache.token().await.expect("the fetch task panicked");
+    assert_eq!(token.token().access_token().expose(), "t1");
+}
+
+/// Always fails.
+struct Unavailable;
+
+impl TokenSource for Unavailable {
+    async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, Error> {
+        Err(Error::source_failed(std::io::Error::other("down")))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn duration_max_as_refresh_interval_or_backoff_does_not_panic() {
+    let cache = TokenCache::builder(Unavailable)
+        .min_refresh_interval(Duration::MAX)
+        .backoff(Duration::MAX, Duration::MAX)
+        .build();
+    let error = tokio::spawn(async move { cache.token().await })
+        .await
+        .expect("starting the fetch panicked")
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Source);
+}
