@@ -214,7 +214,10 @@ impl Shared {
         let now = Instant::now();
         let backoff_until = flight.failed.as_ref().map(|(_, until)| *until);
         let start_at = flight.not_before.max(backoff_until).filter(|at| *at > now);
-        flight.not_before = Some(start_at.unwrap_or(now) + self.rules.min_refresh_interval);
+        flight.not_before = Some(later(
+            start_at.unwrap_or(now),
+            self.rules.min_refresh_interval,
+        ));
         flight.running_from = start_at;
 
         let (sender, waiter) = watch::channel(None);
@@ -242,7 +245,7 @@ impl Shared {
             .rules
             .backoff
             .delay(flight.failures, error.retry_after());
-        let until = Instant::now() + delay;
+        let until = later(Instant::now(), delay);
         flight.failed = Some((error.clone(), until));
         until
     }
@@ -293,7 +296,7 @@ async fn run(
         tokio::time::sleep_until(at).await;
     }
     let shared = Arc::clone(&guard.shared);
-    let deadline = Instant::now() + shared.rules.fetch_timeout;
+    let deadline = later(Instant::now(), shared.rules.fetch_timeout);
     let mut attempt = 1;
     let (outcome, retry_at) = loop {
         let started = Instant::now();
@@ -363,6 +366,13 @@ async fn fetch(shared: &Shared, reason: FetchReason, deadline: Instant) -> Outco
     let cached = Cached::new(token, issued, generation, shared.rules.lifetimes)?;
     shared.persist(&cached.token).await;
     Ok(Arc::new(cached))
+}
+
+/// `at + duration`, or thirty years on when that does not fit in an `Instant`: a setting of
+/// `Duration::MAX` means "never", not a panic.
+fn later(at: Instant, duration: Duration) -> Instant {
+    at.checked_add(duration)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
 }
 
 fn timed_out(_: tokio::time::error::Elapsed) -> Error {

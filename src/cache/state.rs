@@ -111,7 +111,11 @@ impl Cached {
             Some(Duration::ZERO) => (Some(issued), None),
             Some(lifetime) => {
                 let margin = lifetimes.refresh_margin.min(lifetime / 2);
-                (Some(issued + (lifetime - margin)), Some(issued + lifetime))
+                // A lifetime too long for an `Instant`, such as `Duration::MAX`, is forever.
+                (
+                    issued.checked_add(lifetime - margin),
+                    issued.checked_add(lifetime),
+                )
             }
             None => (None, None),
         };
