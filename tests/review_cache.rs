@@ -185,3 +185,22 @@ async fn duration_max_as_refresh_interval_or_backoff_does_not_panic() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Source);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_cache_is_freed_while_its_failed_fetch_waits_out_the_backoff() {
+    let source = Arc::new(Unavailable);
+    let probe = Arc::downgrade(&source);
+    let cache = TokenCache::builder(source)
+        .backoff(secs(30), secs(30))
+        .attempts_per_fetch(1)
+        .build();
+    cache.token().await.unwrap_err();
+    drop(cache);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        probe.upgrade().is_none(),
+        "the source (and its HTTP client) outlives every handle to the cache"
+    );
+}
