@@ -326,9 +326,10 @@ async fn run(
     // A token that is still valid keeps serving; the next background refresh waits for the
     // backoff step. The wait holds no strong reference, so it keeps no cache alive.
     if let Some(retry_at) = retry_at {
-        let shared = Arc::downgrade(&shared);
+        let weak = Arc::downgrade(&shared);
+        drop(shared);
         tokio::time::sleep_until(retry_at).await;
-        if let Some(shared) = Weak::upgrade(&shared) {
+        if let Some(shared) = Weak::upgrade(&weak) {
             shared.release_refreshing();
         }
     }
