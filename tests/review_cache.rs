@@ -204,3 +204,17 @@ async fn a_dropped_cache_is_freed_while_its_failed_fetch_waits_out_the_backoff()
         "the source (and its HTTP client) outlives every handle to the cache"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_token_from_another_cache_does_not_invalidate_this_one() {
+    let orders = TokenCache::new(Counting::default());
+    let billing = TokenCache::new(Counting::default());
+    let orders_token = orders.token().await.unwrap();
+    billing.token().await.unwrap();
+
+    billing.invalidate(&orders_token);
+    assert!(
+        billing.current().is_some(),
+        "another cache's token evicted this cache's token"
+    );
+}
