@@ -245,7 +245,6 @@ fn mark(state: &Weak<State>, generation: u64, from: &[Phase], to: Phase) -> bool
 pub(crate) struct State {
     word: AtomicU64,
     current: ArcSwapOption<Cached>,
-    next_generation: AtomicU64,
 }
 
 impl State {
@@ -253,7 +252,6 @@ impl State {
         Self {
             word: AtomicU64::new(Phase::Empty as u64),
             current: ArcSwapOption::const_empty(),
-            next_generation: AtomicU64::new(1),
         }
     }
 
@@ -268,7 +266,10 @@ impl State {
     }
 
     pub(crate) fn next_generation(&self) -> u64 {
-        self.next_generation.fetch_add(1, Ordering::Relaxed)
+        // Counted across every cache of the process, so that a token of one cache can never
+        // be taken for a token of another.
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Makes `cached` the current token.
