@@ -42,3 +42,17 @@ async fn a_request_waiting_for_a_token_does_not_hold_the_permit_the_token_fetch_
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(issuer.grants(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_401_whose_refresh_fails_is_not_counted_as_a_retry() {
+    let issuer = Issuer::new();
+    let cache = issuer.cache();
+    let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
+    client.clone().oneshot(get("/")).await.unwrap();
+    issuer.revoke("token-1");
+    issuer.fail_with(StatusCode::BAD_REQUEST, r#"{"error":"invalid_client"}"#);
+
+    client.oneshot(get("/")).await.unwrap_err();
+    assert_eq!(issuer.seen().len(), 2, "the request was not sent again");
+    assert_eq!(cache.stats().retries_after_401, 0);
+}
