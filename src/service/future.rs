@@ -219,11 +219,12 @@ where
                     };
                     tracing::debug!("401 answer; retrying once with a new token");
                     let cache = ticket.cache();
-                    cache.record_retry();
                     cache.invalidate_generation(ticket.generation());
                     match cache.lookup() {
                         Lookup::Ready(cached, _) => {
-                            let Some(retry) = retry(this.service, this.replay, &cached) else {
+                            let Some(retry) =
+                                retry(this.service, this.replay, Some(ticket), &cached)
+                            else {
                                 return Poll::Ready(Ok(response));
                             };
                             this.state.set(retry);
@@ -236,7 +237,8 @@ where
                 }
                 StateProj::Refreshing { token } => {
                     let cached = ready!(token.as_mut().poll(cx))?;
-                    let Some(retry) = retry(this.service, this.replay, &cached) else {
+                    let ticket = this.ticket.as_ref();
+                    let Some(retry) = retry(this.service, this.replay, ticket, &cached) else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     this.state.set(retry);
@@ -253,12 +255,17 @@ where
 fn retry<F, S, B>(
     service: &mut Option<S>,
     replay: &mut Option<Request<B>>,
+    ticket: Option<&Ticket>,
     cached: &Cached,
 ) -> Option<State<F, S, B>>
 where
     S: Service<Request<B>>,
 {
     let (service, mut request) = (service.take()?, replay.take()?);
+    // Counted only now: a request whose new token never came is not sent again.
+    if let Some(ticket) = ticket {
+        ticket.cache().record_retry();
+    }
     request
         .headers_mut()
         .insert(AUTHORIZATION, cached.header.clone());
