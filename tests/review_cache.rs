@@ -218,3 +218,32 @@ async fn a_token_from_another_cache_does_not_invalidate_this_one() {
         "another cache's token evicted this cache's token"
     );
 }
+
+#[test]
+fn asking_for_a_token_on_a_runtime_that_is_shutting_down_fails_instead_of_deadlocking() {
+    // Sync code on the blocking pool outlives `shutdown_background`; a task it spawns is
+    // dropped on the spot, inside `spawn`.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (started, has_started) = std::sync::mpsc::channel();
+    let (go, wait_for_shutdown) = std::sync::mpsc::channel::<()>();
+    let (done, result) = std::sync::mpsc::channel();
+    let cache = TokenCache::new(Counting::default());
+    runtime.spawn_blocking(move || {
+        started.send(()).unwrap();
+        wait_for_shutdown.recv().unwrap();
+        let outcome = tokio::runtime::Handle::current().block_on(cache.token());
+        done.send(outcome.map(|_| ()).map_err(|error| error.kind()))
+            .unwrap();
+    });
+    has_started.recv().unwrap();
+    runtime.shutdown_background();
+    go.send(()).unwrap();
+    let outcome = result
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the cache deadlocked on its own flight lock");
+    assert_eq!(outcome, Err(ErrorKind::Interrupted));
+}
