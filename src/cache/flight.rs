@@ -162,7 +162,7 @@ impl Shared {
     /// installed meanwhile, so the caller can look again instead of fetching. Inside a backoff
     /// step after a failure, returns that failure.
     pub(crate) fn join(self: &Arc<Self>, reason: FetchReason) -> Option<Result<Waiter, Error>> {
-        let mut flight = self.flight();
+        let flight = self.flight();
         let now = Instant::now();
         let failed = flight
             .failed
@@ -185,29 +185,33 @@ impl Shared {
         if let Some(error) = failed {
             return Some(Err(error));
         }
-        Some(self.start(&mut flight, reason))
+        Some(self.start(flight, reason))
     }
 
     /// Joins the fetch in flight, or starts one even though the current token is usable.
     pub(crate) fn force(self: &Arc<Self>) -> Result<Waiter, Error> {
-        let mut flight = self.flight();
-        match &flight.running {
-            Some(running) => Ok(running.clone()),
-            None => self.start(&mut flight, FetchReason::Forced),
+        let flight = self.flight();
+        if let Some(running) = &flight.running {
+            return Ok(running.clone());
         }
+        self.start(flight, FetchReason::Forced)
     }
 
     /// Starts a fetch unless one is in flight. Used for background refreshes, whose callers do
     /// not wait.
     pub(crate) fn start_background(self: &Arc<Self>) -> Result<(), Error> {
-        let mut flight = self.flight();
+        let flight = self.flight();
         if flight.running.is_none() {
-            self.start(&mut flight, FetchReason::Stale)?;
+            self.start(flight, FetchReason::Stale)?;
         }
         Ok(())
     }
 
-    fn start(self: &Arc<Self>, flight: &mut Flight, reason: FetchReason) -> Result<Waiter, Error> {
+    fn start(
+        self: &Arc<Self>,
+        mut flight: MutexGuard<'_, Flight>,
+        reason: FetchReason,
+    ) -> Result<Waiter, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::new(ErrorKind::Config).with_detail("a token fetch needs a Tokio runtime")
         })?;
@@ -226,6 +230,9 @@ impl Shared {
             shared: Arc::clone(self),
             finished: false,
         };
+        // A runtime that is shutting down drops the task inside `spawn`, on this thread, and
+        // the guard then takes the flight lock: release it first.
+        drop(flight);
         runtime.spawn(run(guard, sender, reason, start_at));
         Ok(waiter)
     }
