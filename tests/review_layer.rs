@@ -56,3 +56,27 @@ async fn a_401_whose_refresh_fails_is_not_counted_as_a_retry() {
     assert_eq!(issuer.seen().len(), 2, "the request was not sent again");
     assert_eq!(cache.stats().retries_after_401, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_401_to_a_request_that_cannot_be_replayed_still_retires_the_token() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    client.clone().oneshot(get("/")).await.unwrap();
+    issuer.revoke("token-1");
+
+    let post = || Request::post("/").body(Body::from("payload")).unwrap();
+    let response = client.clone().oneshot(post()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The 401 said token-1 is dead: the next request must not carry it again (until it
+    // expires an hour later, every request with a body would fail).
+    let response = client.oneshot(post()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        issuer.seen(),
+        [
+            Some("token-1".to_owned()),
+            Some("token-1".to_owned()),
+            Some("token-2".to_owned())
+        ]
+    );
+}
