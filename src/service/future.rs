@@ -21,8 +21,8 @@ use crate::{
     source::BoxFuture,
 };
 
-/// What a retry needs: the cache to ask for a new token, and which token the first attempt
-/// carried.
+/// What a 401 answer needs: the cache to invalidate and ask for a new token, and which token the
+/// first attempt carried.
 pub(crate) enum Ticket {
     /// From the sending clone's own copy.
     Local(Arc<Local>),
@@ -58,9 +58,10 @@ pin_project! {
         // Whether the request carries a token of ours.
         authenticated: bool,
         // Kept only when the request can be retried: the service to send the copy through,
-        // the copy, and what the retry needs from the cache.
+        // and the copy.
         service: Option<S>,
         replay: Option<Request<B>>,
+        // Which token the request carries, to invalidate after a 401.
         ticket: Option<Ticket>,
     }
 }
@@ -127,7 +128,7 @@ where
         }
     }
 
-    /// A request sent with a token; `ticket` is set when `replay` is.
+    /// A request sent with a token.
     pub(super) fn sent(
         future: S::Future,
         service: S,
@@ -156,7 +157,7 @@ where
             state: State::Waiting {
                 token: Some(Box::pin(async move { cache::wait(pending?).await })),
                 request: Some(request),
-                cache: replay.is_some().then(|| cache.clone()),
+                cache: Some(cache.clone()),
             },
             authenticated: true,
             service: Some(service),
@@ -214,12 +215,17 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     let Some(ticket) = this.ticket.as_ref() else {
-                        tracing::debug!("401 answer, but the request could not be replayed");
                         return Poll::Ready(Ok(response));
                     };
-                    tracing::debug!("401 answer; retrying once with a new token");
+                    // Whether or not this request can be sent again, the next ones must not
+                    // carry the token the server has just refused.
                     let cache = ticket.cache();
                     cache.invalidate_generation(ticket.generation());
+                    if this.replay.is_none() {
+                        tracing::debug!("401 answer, but the request could not be replayed");
+                        return Poll::Ready(Ok(response));
+                    }
+                    tracing::debug!("401 answer; retrying once with a new token");
                     match cache.lookup() {
                         Lookup::Ready(cached, _) => {
                             let Some(retry) =
