@@ -432,3 +432,14 @@ async fn a_failed_save_keeps_the_token_and_is_reported() {
     assert_eq!(cache.stats().failed_saves, 1);
     assert_eq!(cache.store_error().unwrap().kind(), ErrorKind::Store);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_saved_token_that_cannot_be_sent_falls_through_to_the_source() {
+    let issuer = Issuer::new();
+    let store = Arc::new(tower_oauth2::MemoryStore::new());
+    tower_oauth2::TokenStore::save(&*store, &Token::bearer("bad\ntoken"))
+        .await
+        .unwrap();
+    let cache = TokenCache::builder(issuer.grant()).store(store).build();
+    assert_eq!(access(&cache).await, "token-1");
+}

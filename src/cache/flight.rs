@@ -357,8 +357,11 @@ async fn fetch(shared: &Shared, reason: FetchReason, deadline: Instant) -> Outco
         && token.expires_in() != Some(Duration::ZERO)
     {
         let generation = shared.state.next_generation();
-        return Cached::new(token.clone(), issued, generation, shared.rules.lifetimes)
-            .map(Arc::new);
+        // A saved token that cannot be used (say, a hand-edited file) falls through to the
+        // source rather than failing every fetch.
+        if let Ok(cached) = Cached::new(token.clone(), issued, generation, shared.rules.lifetimes) {
+            return Ok(Arc::new(cached));
+        }
     }
     // An expired saved token still lends its refresh token.
     let previous = current

@@ -1,4 +1,4 @@
-//! Review findings in the middleware: each test failed on the code it was written against.
+//! Edge cases of the layer: readiness while waiting, 401s that cannot be replayed, retry counts.
 
 mod common;
 

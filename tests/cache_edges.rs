@@ -1,4 +1,4 @@
-//! Review findings in the token cache: each test failed on the code it was written against.
+//! Edge cases of the token cache: runtimes that go away, deadlines, absurd settings, strangers' tokens.
 
 mod common;
 
