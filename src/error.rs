@@ -75,6 +75,14 @@ pub enum ErrorKind {
     /// The request's origin may not receive the token, and the layer was set to
     /// [refuse](crate::OAuth2Layer::refuse_other_origins) such requests.
     OriginNotAllowed,
+    /// The `state` of an authorization response is not the one its request carried: the
+    /// response belongs to another request, or was forged (cross-site request forgery). Nothing
+    /// was sent to the token endpoint.
+    StateMismatch,
+    /// The authorization step did not yield a code: the server redirected back with an error
+    /// (such as `access_denied`; see [`oauth_error`](Error::oauth_error)), the redirect had no
+    /// code, or no redirect arrived in time.
+    AuthorizationFailed,
 }
 
 impl Error {
@@ -111,6 +119,11 @@ impl Error {
     // Not generic: a generic `Into<BoxError>` here trips the `Send` check of async callers.
     pub(crate) fn with_source(self, source: BoxError) -> Self {
         self.map(|inner| inner.source = Some(Arc::from(source)))
+    }
+
+    /// Changes what kind of failure this is, keeping what the server answered.
+    pub(crate) fn with_kind(self, kind: ErrorKind) -> Self {
+        self.map(|inner| inner.kind = kind)
     }
 
     pub(crate) fn with_status(self, status: StatusCode) -> Self {
@@ -226,6 +239,8 @@ impl fmt::Display for Error {
             ErrorKind::Interrupted => "token fetch interrupted",
             ErrorKind::OriginNotAllowed => "origin not allowed",
             ErrorKind::Store => "token store failed",
+            ErrorKind::StateMismatch => "authorization response state does not match the request",
+            ErrorKind::AuthorizationFailed => "authorization failed",
         })?;
         if let Some(status) = inner.status {
             write!(f, " (HTTP {})", status.as_u16())?;

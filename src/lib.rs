@@ -50,8 +50,12 @@
 //!   for a new one and sends the request again, once, if its [`ReplayPolicy`] could copy it.
 //! - [`TokenCache`]: holds the current token; hands it out with one atomic load, no lock and
 //!   no allocation; runs one fetch at a time and shares its result with every waiter.
-//! - [`TokenSource`]: how a token is obtained. [`grant::ClientCredentials`] ships; writing
-//!   your own takes a few lines.
+//! - [`TokenSource`]: how a token is obtained. [`grant::ClientCredentials`],
+//!   [`grant::AuthorizationCode`] (with PKCE, and [`grant::LoopbackRedirect`] for command-line
+//!   apps) and [`grant::RefreshToken`] ship; writing your own takes a few lines.
+//! - [`TokenStore`]: where the cache keeps its token across restarts, so a rotated refresh
+//!   token is never lost: [`FileStore`] (one private JSON file, replaced atomically) or
+//!   [`MemoryStore`].
 //! - [`TokenClient`]: posts token requests to the token endpoint through the HTTP client you
 //!   give it, with client authentication ([`ClientAuth`]), a timeout, a body size limit, no
 //!   redirects, and typed errors for every way a server answers wrongly.
@@ -93,6 +97,8 @@
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+// The docs link to `grant::LoopbackRedirect`, which only exists with the `loopback` feature.
+#![cfg_attr(not(feature = "loopback"), allow(rustdoc::broken_intra_doc_links))]
 
 mod cache;
 mod endpoint;
@@ -113,7 +119,7 @@ pub use self::{
         CloneBodies, EmptyBodies, NoReplay, OAuth2, OAuth2Layer, ReplayPolicy, ResponseFuture,
     },
     source::{FetchContext, FetchReason, TokenSource},
-    store::{MemoryStore, TokenStore},
+    store::{FileStore, MemoryStore, TokenStore},
     token::Token,
 };
 

@@ -8,6 +8,10 @@ use std::{
 
 use crate::{Error, Token, source::BoxFuture};
 
+mod file;
+
+pub use self::file::FileStore;
+
 /// Where a [`TokenCache`](crate::TokenCache) keeps its token so that it survives a restart:
 /// above all the refresh token, which a server that rotates them issues only once.
 ///

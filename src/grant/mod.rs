@@ -1,5 +1,22 @@
 //! The OAuth 2.0 grants this crate ships, each a [`TokenSource`](crate::TokenSource).
+//!
+//! - [`ClientCredentials`]: a service acting as itself.
+//! - [`AuthorizationCode`]: a user signs in; PKCE always on. [`LoopbackRedirect`] runs the
+//!   sign-in for command-line and desktop apps.
+//! - [`RefreshToken`]: starts from a refresh token obtained elsewhere.
 
+mod authorization_code;
 mod client_credentials;
+#[cfg(feature = "loopback")]
+mod loopback;
+mod pkce;
+mod refresh_token;
 
-pub use self::client_credentials::ClientCredentials;
+#[cfg(feature = "loopback")]
+pub use self::loopback::LoopbackRedirect;
+pub use self::{
+    authorization_code::{AuthorizationCode, Callback, PendingAuthorization},
+    client_credentials::ClientCredentials,
+    pkce::PkceVerifier,
+    refresh_token::RefreshToken,
+};

@@ -1,0 +1,258 @@
+// A real authorization server (oidc-provider) and a protected API, both on loopback, for
+// tower-oauth2's interop tests. Started by run.sh; prints one `ready ...` line with both URLs.
+//
+// What it adds to a stock oidc-provider, and why:
+// - a pre-middleware that rejects a client authentication method the client is not registered
+//   for (oidc-provider accepts client_secret_basic and client_secret_post from any confidential
+//   client), so a passing test proves the crate sent the configured method;
+// - auto-approved interactions, so the authorization-code flow runs without a person;
+// - per-client counters of refreshes, invalid_grant answers and revoked grants, served at
+//   `GET <api>/stats/<client_id>`, so a test can prove no refresh token was ever sent twice;
+// - `POST <api>/expire` with `token=<access token>`, which deletes that one access token, as a
+//   server does when it invalidates a token early. (The revocation endpoint would not do:
+//   revoking an access token there also revokes every refresh token of its grant.)
+
+import http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+const RESOURCE = 'urn:interop:api';
+const API_SCOPES = ['api:read', 'api:write'];
+const USER = 'user-1';
+const REDIRECT = 'http://127.0.0.1/callback';
+
+// Clients whose access tokens live two seconds, to cross many expiries in a short test.
+const SHORT_LIVED = new Set(['native-rotation', 'native-persist']);
+
+const confidential = (id, method, grantTypes) => ({
+  client_id: id,
+  client_secret: `${id}-secret`,
+  token_endpoint_auth_method: method,
+  grant_types: grantTypes,
+  response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
+  redirect_uris: grantTypes.includes('authorization_code') ? [REDIRECT] : [],
+  scope: `openid ${API_SCOPES.join(' ')}`,
+});
+
+const native = (id) => ({
+  client_id: id,
+  token_endpoint_auth_method: 'none',
+  application_type: 'native',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: [REDIRECT],
+  scope: `openid ${API_SCOPES.join(' ')}`,
+});
+
+const clients = [
+  confidential('cc-basic', 'client_secret_basic', ['client_credentials']),
+  confidential('cc-post', 'client_secret_post', ['client_credentials']),
+  confidential('web-basic', 'client_secret_basic', ['authorization_code', 'refresh_token']),
+  native('native-pkce'),
+  native('native-loopback'),
+  native('native-revoke'),
+  native('native-rotation'),
+  native('native-persist'),
+  native('native-refresh'),
+];
+const registered = new Map(clients.map((client) => [client.client_id, client]));
+
+const stats = new Map();
+const count = (clientId, what) => {
+  const entry = stats.get(clientId) ?? {};
+  entry[what] = (entry[what] ?? 0) + 1;
+  stats.set(clientId, entry);
+};
+
+// Both servers listen before the provider exists: its issuer URL needs the port.
+const listen = (server) => new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(0, '127.0.0.1', () => resolve(server.address().port));
+});
+const authServer = http.createServer();
+const apiServer = http.createServer();
+const authPort = await listen(authServer);
+const apiPort = await listen(apiServer);
+const issuer = `http://127.0.0.1:${authPort}`;
+
+const provider = new Provider(issuer, {
+  clients,
+  cookies: { keys: ['interop-only-cookie-key'] },
+  pkce: { required: () => true },
+  scopes: ['openid', 'offline_access', ...API_SCOPES],
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => RESOURCE,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (_ctx, _resource, client) => ({
+        scope: API_SCOPES.join(' '),
+        audience: RESOURCE,
+        // Opaque, because only opaque tokens are revoked with their grant.
+        accessTokenFormat: 'opaque',
+        accessTokenTTL: SHORT_LIVED.has(client.clientId) ? 2 : 300,
+      }),
+    },
+  },
+  // Every client with the refresh_token grant gets one, without offline_access and consent.
+  issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  expiresWithSession: () => false,
+  // Each refresh returns a new refresh token; sending an old one again revokes the grant.
+  rotateRefreshToken: true,
+  // Access-token lifetimes come from getResourceServerInfo; a number here would override it.
+  ttl: {
+    AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300,
+    AuthorizationCode: 60,
+    ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300,
+    IdToken: 3600,
+    Grant: 3600,
+    Interaction: 600,
+    RefreshToken: 3600,
+    Session: 3600,
+  },
+});
+
+provider.on('grant.success', (ctx) => {
+  count(ctx.oidc.client?.clientId ?? 'unknown', `success:${ctx.oidc.params.grant_type}`);
+});
+provider.on('grant.error', (ctx, error) => {
+  const clientId = ctx.oidc?.client?.clientId ?? 'unknown';
+  count(clientId, error.error);
+  // The answer's description is generic on purpose; the real reason is only here.
+  console.error(`grant.error client=${clientId} ${error.error}: ${error.error_detail ?? error.message}`);
+});
+provider.on('grant.revoked', (ctx) => {
+  count(ctx.oidc?.client?.clientId ?? 'unknown', 'grant_revoked');
+});
+
+// Rejects a client authentication method other than the registered one.
+const AUTHENTICATED = new Set(['/token', '/token/revocation', '/token/introspection']);
+provider.use(async (ctx, next) => {
+  if (ctx.method !== 'POST' || !AUTHENTICATED.has(ctx.path)) {
+    return next();
+  }
+  const chunks = [];
+  for await (const chunk of ctx.req) {
+    chunks.push(chunk);
+  }
+  const raw = Buffer.concat(chunks).toString('utf8');
+  const form = new URLSearchParams(raw);
+  const authorization = ctx.get('authorization');
+  let used;
+  let clientId;
+  if (authorization.toLowerCase().startsWith('basic ')) {
+    used = 'client_secret_basic';
+    const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
+    clientId = decodeURIComponent(decoded.split(':')[0].replace(/\+/g, '%20'));
+  } else if (form.has('client_secret')) {
+    used = 'client_secret_post';
+    clientId = form.get('client_id');
+  } else {
+    used = 'none';
+    clientId = form.get('client_id');
+  }
+  const expected = registered.get(clientId)?.token_endpoint_auth_method;
+  if (expected && expected !== used) {
+    count(clientId, 'wrong_auth_method');
+    ctx.status = 401;
+    ctx.body = {
+      error: 'invalid_client',
+      error_description: `client is registered for ${expected}, not ${used}`,
+    };
+    return undefined;
+  }
+  // oidc-provider reads an already consumed body from here.
+  ctx.req.body = raw;
+  return next();
+});
+
+// Approves every interaction at once: log in USER and grant the requested scopes.
+provider.use(async (ctx, next) => {
+  const match = ctx.method === 'GET' && /^\/interaction\/[^/]+$/.exec(ctx.path);
+  if (!match) {
+    return next();
+  }
+  const { params } = await provider.interactionDetails(ctx.req, ctx.res);
+  const requested = String(params.scope ?? '').split(' ').filter(Boolean);
+  const grant = new provider.Grant({ accountId: USER, clientId: params.client_id });
+  // The API scopes are also provider scopes, so they are granted both ways.
+  grant.addOIDCScope(requested.join(' '));
+  grant.addResourceScope(RESOURCE, requested.filter((scope) => API_SCOPES.includes(scope)).join(' '));
+  const grantId = await grant.save();
+  const returnTo = await provider.interactionResult(ctx.req, ctx.res, {
+    login: { accountId: USER },
+    consent: { grantId },
+  }, { mergeWithLastSubmission: false });
+  ctx.status = 303;
+  ctx.redirect(returnTo);
+  return undefined;
+});
+
+authServer.on('request', provider.callback());
+
+// The protected API: 200 with what the token grants, 401 for an unknown, expired or revoked
+// token, 403 when the token lacks the path's scope (`/write` needs api:write, anything else
+// api:read). Also the test hooks `/stats/<client_id>` and `/expire`.
+const json = (res, status, body, headers = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+};
+apiServer.on('request', async (req, res) => {
+  try {
+    const url = new URL(req.url, `http://127.0.0.1:${apiPort}`);
+    const statsMatch = /^\/stats\/([^/]+)$/.exec(url.pathname);
+    if (statsMatch) {
+      json(res, 200, stats.get(decodeURIComponent(statsMatch[1])) ?? {});
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/expire') {
+      const chunks = [];
+      for await (const chunk of req) {
+        chunks.push(chunk);
+      }
+      const value = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('token');
+      const token = value && (await provider.AccessToken.find(value));
+      if (!token) {
+        json(res, 404, { error: 'unknown token' });
+        return;
+      }
+      await token.destroy();
+      json(res, 200, {});
+      return;
+    }
+    const header = req.headers.authorization ?? '';
+    const value = header.startsWith('Bearer ') ? header.slice(7) : undefined;
+    const token = value
+      && ((await provider.AccessToken.find(value)) ?? (await provider.ClientCredentials.find(value)));
+    if (!token) {
+      json(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      return;
+    }
+    const scopes = String(token.scope ?? '').split(' ');
+    const needed = url.pathname.endsWith('/write') ? 'api:write' : 'api:read';
+    if (!scopes.includes(needed)) {
+      json(res, 403, { error: 'insufficient_scope' }, {
+        'www-authenticate': `Bearer error="insufficient_scope", scope="${needed}"`,
+      });
+      return;
+    }
+    json(res, 200, { client_id: token.clientId, sub: token.accountId ?? null, scope: token.scope });
+  } catch (error) {
+    console.error(`api error: ${error.stack}`);
+    json(res, 500, { error: 'server_error' });
+  }
+});
+
+const stop = () => {
+  authServer.close();
+  apiServer.close();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+
+console.log(`ready issuer=${issuer} api=http://127.0.0.1:${apiPort}`);

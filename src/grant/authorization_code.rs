@@ -1,0 +1,443 @@
+//! The authorization code grant (RFC 6749 section 4.1) with PKCE (RFC 7636): a user signs in
+//! at the authorization server and the client acts on their behalf.
+//!
+//! The grant has an interactive step no token source can run by itself, so it comes in two
+//! parts: [`AuthorizationCode::authorize_url`] and [`AuthorizationCode::exchange`] run once, when
+//! the user signs in; the token they yield seeds a [`TokenCache`](crate::TokenCache), which
+//! then renews it with its refresh token, through this same grant as its
+//! [`TokenSource`].
+
+use std::fmt;
+
+use url::Url;
+
+use super::{
+    pkce::{PkceVerifier, random_token},
+    refresh_token::refresh,
+};
+use crate::{
+    ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
+    TokenSource, endpoint::is_loopback, error::sanitize,
+};
+
+/// A [`TokenSource`] for the authorization code grant with PKCE (S256).
+///
+/// 1. [`authorize_url`](Self::authorize_url) makes the URL to send the user to, with a random
+///    `state` and a PKCE challenge. Keep the [`PendingAuthorization`] it returns.
+/// 2. The server redirects the user back to the redirect URI with a code and the `state`.
+/// 3. [`exchange`](Self::exchange) checks the `state` and trades the code for a token.
+/// 4. [`TokenCache::seed`](crate::TokenCache::seed) installs the token (and saves it to the
+///    cache's [store](crate::TokenCacheBuilder::store)).
+///
+/// From then on the cache renews the token with its refresh token, through this grant. The
+/// interactive step never runs again by itself: when there is no refresh token, or the server
+/// answers the refresh with `invalid_grant`, renewal fails with
+/// [`ErrorKind::ReauthorizationRequired`] and the application decides when to ask the user
+/// again. A cache whose [store](crate::TokenCacheBuilder::store) holds a token needs no
+/// interactive step at start.
+///
+/// Command-line and desktop apps can let
+/// [`LoopbackRedirect`](crate::grant::LoopbackRedirect) run steps 1 to 3.
+///
+/// ```
+/// # use std::convert::Infallible;
+/// # use bytes::Bytes;
+/// # use http::{Request, Response};
+/// # use http_body_util::Full;
+/// # use tower::service_fn;
+/// use tower_oauth2::{ClientAuth, TokenCache, TokenClient};
+/// use tower_oauth2::grant::{AuthorizationCode, Callback};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_oauth2::Error> {
+/// # let http = service_fn(|_: Request<Full<Bytes>>| async {
+/// #     let body = r#"{"access_token":"a","token_type":"Bearer","expires_in":3600,"refresh_token":"r"}"#;
+/// #     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+/// # });
+/// let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http)?;
+/// let grant = AuthorizationCode::new(
+///     endpoint,
+///     ClientAuth::none("my-app"),
+///     "https://auth.example.com/oauth2/authorize",
+///     "https://app.example.com/callback",
+/// )?
+/// .scopes(["openid", "orders:read"]);
+/// let cache = TokenCache::new(grant.clone());
+///
+/// // Send the user to `pending.url()`; keep `pending` for the callback.
+/// let pending = grant.authorize_url();
+/// # let query = format!("code=c0de&state={}", pending.state());
+///
+/// // The callback: https://app.example.com/callback?code=...&state=...
+/// let callback = Callback::from_query(&query)?;
+/// let token = grant.exchange(pending, callback).await?;
+/// cache.seed(token).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AuthorizationCode {
+    endpoint: TokenClient,
+    auth: ClientAuth,
+    authorize_url: Url,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    params: Vec<(String, String)>,
+    refresh: TokenRequest,
+}
+
+impl AuthorizationCode {
+    /// Creates the grant: `endpoint` is the token endpoint, `auth` the client authentication
+    /// ([`ClientAuth::none`] for a public client such as a native app), `authorize_url` the
+    /// authorization endpoint, and `redirect_uri` the registered URI the server sends the user
+    /// back to.
+    ///
+    /// Fails with [`ErrorKind::Config`] unless `authorize_url` is `https` (or `http` on
+    /// loopback) and `redirect_uri` is an absolute URI without a fragment.
+    pub fn new(
+        endpoint: TokenClient,
+        auth: ClientAuth,
+        authorize_url: &str,
+        redirect_uri: &str,
+    ) -> Result<Self, Error> {
+        let config = |detail: &'static str| Error::new(ErrorKind::Config).with_detail(detail);
+        let authorize = Url::parse(authorize_url)
+            .map_err(|_| config("the authorization endpoint URL is not a valid URL"))?;
+        let secure = match authorize.scheme() {
+            "https" => true,
+            "http" => authorize.host_str().is_some_and(is_loopback),
+            _ => false,
+        };
+        if !secure {
+            return Err(config(
+                "the authorization endpoint URL must be https unless the host is loopback",
+            ));
+        }
+        let redirect =
+            Url::parse(redirect_uri).map_err(|_| config("the redirect URI is not a valid URI"))?;
+        if redirect.fragment().is_some() {
+            return Err(config("the redirect URI must not have a fragment"));
+        }
+        Ok(Self {
+            endpoint,
+            auth,
+            authorize_url: authorize,
+            redirect_uri: redirect_uri.to_owned(),
+            scopes: Vec::new(),
+            params: Vec::new(),
+            refresh: TokenRequest::new("refresh_token"),
+        })
+    }
+
+    /// Asks for these scopes, sent space-delimited in the authorization request's `scope`.
+    /// Renewals ask for the scopes of the original grant.
+    #[must_use]
+    pub fn scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        self.scopes = scopes
+            .into_iter()
+            .map(|scope| scope.as_ref().to_owned())
+            .collect();
+        self
+    }
+
+    /// Adds a parameter to the authorization URL, such as `prompt`, `login_hint`, `audience` or
+    /// `resource`.
+    #[must_use]
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Returns the redirect URI.
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// Makes the URL to send the user to: `response_type=code`, `client_id`, `redirect_uri`,
+    /// `scope`, a random `state`, the S256 `code_challenge` of a new PKCE verifier, and the
+    /// [extra parameters](Self::param). Keep the returned [`PendingAuthorization`] until the
+    /// callback arrives.
+    pub fn authorize_url(&self) -> PendingAuthorization {
+        self.authorize_url_to(self.redirect_uri.clone())
+    }
+
+    /// Like [`authorize_url`](Self::authorize_url), with another redirect URI, such as a
+    /// loopback one with the port a listener was given.
+    pub(crate) fn authorize_url_to(&self, redirect_uri: String) -> PendingAuthorization {
+        let state = random_token();
+        let verifier = PkceVerifier::generate();
+        let mut url = self.authorize_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", self.auth.client_id())
+                .append_pair("redirect_uri", &redirect_uri);
+            if !self.scopes.is_empty() {
+                query.append_pair("scope", &self.scopes.join(" "));
+            }
+            query
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &verifier.challenge())
+                .append_pair("code_challenge_method", "S256");
+            for (name, value) in &self.params {
+                query.append_pair(name, value);
+            }
+        }
+        PendingAuthorization {
+            url: url.into(),
+            state,
+            verifier,
+            redirect_uri: Some(redirect_uri),
+        }
+    }
+
+    /// Trades the code of `callback` for a token: checks that its `state` is `pending`'s,
+    /// then posts `grant_type=authorization_code` with the `code`, the `redirect_uri`, the PKCE
+    /// `code_verifier` and the client authentication.
+    ///
+    /// Seed a [`TokenCache`](crate::TokenCache) with the token it returns.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::StateMismatch`] when the states differ; nothing is sent.
+    /// - [`ErrorKind::Rejected`] when the server refuses the code, for example `invalid_grant`
+    ///   for a code that expired, was already used, or does not match the verifier.
+    /// - The other kinds of [`TokenClient::request`].
+    pub async fn exchange(
+        &self,
+        pending: PendingAuthorization,
+        callback: Callback,
+    ) -> Result<Token, Error> {
+        if !same(callback.state.as_bytes(), pending.state.as_bytes()) {
+            return Err(Error::new(ErrorKind::StateMismatch));
+        }
+        let redirect_uri = pending
+            .redirect_uri
+            .as_deref()
+            .unwrap_or(&self.redirect_uri);
+        let request = TokenRequest::new("authorization_code")
+            .secret_param("code", callback.code)
+            .param("redirect_uri", redirect_uri)
+            .secret_param("code_verifier", pending.verifier.expose());
+        self.endpoint.request(&request, &self.auth).await
+    }
+}
+
+impl TokenSource for AuthorizationCode {
+    /// Renews the token with the refresh token of the one it replaces.
+    async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, Error> {
+        let Some(refresh_token) = cx.previous().and_then(Token::refresh_token) else {
+            let detail = if cx.previous().is_some() {
+                "the token has no refresh token; the user must authorize again"
+            } else {
+                "no token yet; exchange an authorization code and seed the cache with its token"
+            };
+            return Err(Error::new(ErrorKind::ReauthorizationRequired).with_detail(detail));
+        };
+        refresh(&self.endpoint, &self.auth, &self.refresh, refresh_token).await
+    }
+
+    fn grant_type(&self) -> &'static str {
+        "authorization_code"
+    }
+}
+
+impl fmt::Debug for AuthorizationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationCode")
+            .field("endpoint", &self.endpoint)
+            .field("auth", &self.auth)
+            .field("authorize_url", &self.authorize_url.as_str())
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+/// An authorization request on its way: the URL to send the user to, and what the callback
+/// must be checked against. Made by [`AuthorizationCode::authorize_url`], used up by
+/// [`AuthorizationCode::exchange`].
+///
+/// Not `Clone`: one request, one exchange. A web app that handles the callback in another
+/// request keeps [`state`](Self::state) and the verifier's
+/// [`expose`](PkceVerifier::expose)d value in a server-side session, and rebuilds this with
+/// [`resume`](Self::resume).
+pub struct PendingAuthorization {
+    url: String,
+    state: String,
+    verifier: PkceVerifier,
+    /// `None` when resumed: the grant's own redirect URI.
+    redirect_uri: Option<String>,
+}
+
+impl PendingAuthorization {
+    /// Rebuilds a pending request from its `state` and PKCE verifier, for a callback handled
+    /// elsewhere than the request was made. Its redirect URI is the grant's.
+    pub fn resume(state: impl Into<String>, verifier: PkceVerifier) -> Self {
+        Self {
+            url: String::new(),
+            state: state.into(),
+            verifier,
+            redirect_uri: None,
+        }
+    }
+
+    /// Returns the URL to send the user to (empty for a [resumed](Self::resume) request).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Returns the `state` the callback must carry.
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+
+    /// Returns the PKCE verifier.
+    pub fn verifier(&self) -> &PkceVerifier {
+        &self.verifier
+    }
+
+    /// Returns the redirect URI sent, if it is not the grant's own.
+    pub fn redirect_uri(&self) -> Option<&str> {
+        self.redirect_uri.as_deref()
+    }
+}
+
+impl fmt::Debug for PendingAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingAuthorization")
+            .field("url", &self.url)
+            .field("state", &self.state)
+            .field("verifier", &self.verifier)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish()
+    }
+}
+
+/// What the authorization server sent back to the redirect URI: a code and the `state`.
+///
+/// ```
+/// use tower_oauth2::{ErrorKind, grant::Callback};
+///
+/// let callback = Callback::from_query("code=c0de&state=xyz&iss=https%3A%2F%2Fauth.example.com")?;
+/// assert_eq!(callback.state(), "xyz");
+///
+/// let denied = Callback::from_query("error=access_denied&state=xyz").unwrap_err();
+/// assert_eq!(denied.kind(), ErrorKind::AuthorizationFailed);
+/// assert_eq!(denied.oauth_error(), Some("access_denied"));
+/// # Ok::<_, tower_oauth2::Error>(())
+/// ```
+pub struct Callback {
+    code: Secret,
+    state: String,
+}
+
+impl Callback {
+    /// Creates a callback from the `code` and `state` query parameters a web framework parsed.
+    pub fn new(code: impl Into<Secret>, state: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            state: state.into(),
+        }
+    }
+
+    /// Reads the query string of the redirect (without the leading `?`).
+    ///
+    /// Fails with [`ErrorKind::AuthorizationFailed`] when the server sent an error instead of
+    /// a code (RFC 6749 section 4.1.2.1; its `error` is [`Error::oauth_error`]), or sent no
+    /// code. A missing `state` reads as empty, which no pending request matches.
+    pub fn from_query(query: &str) -> Result<Self, Error> {
+        let mut code = None;
+        let mut state = None;
+        let (mut error, mut description, mut uri) = (None, None, None);
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*name {
+                "code" => code = Some(Secret::new(value.into_owned())),
+                "state" => state = Some(value.into_owned()),
+                "error" => error = Some(value.into_owned()),
+                "error_description" => description = Some(value.into_owned()),
+                "error_uri" => uri = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        if let Some(error) = error {
+            let clean = |text: String| sanitize(&text, &[], 300);
+            return Err(Error::new(ErrorKind::AuthorizationFailed).with_oauth(
+                Some(sanitize(&error, &[], 64)),
+                description.map(clean),
+                uri.map(clean),
+            ));
+        }
+        let Some(code) = code.filter(|code| !code.is_empty()) else {
+            return Err(Error::new(ErrorKind::AuthorizationFailed)
+                .with_detail("the redirect carries neither a code nor an error"));
+        };
+        Ok(Self {
+            code,
+            state: state.unwrap_or_default(),
+        })
+    }
+
+    /// Returns the `state` the server sent back.
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+}
+
+impl fmt::Debug for Callback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callback")
+            .field("code", &self.code)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// Compares in time that depends on the length only, so `state` cannot be guessed byte by byte.
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_compare_equal_only_when_identical() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"ab"));
+        assert!(same(b"", b""));
+    }
+
+    #[test]
+    fn a_callback_without_code_or_error_fails() {
+        let error = Callback::from_query("state=xyz").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::AuthorizationFailed);
+        let error = Callback::from_query("code=&state=xyz").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::AuthorizationFailed);
+    }
+
+    #[test]
+    fn a_callback_error_keeps_code_description_and_uri() {
+        let error = Callback::from_query(
+            "error=invalid_scope&error_description=unknown+scope%0Aevil&error_uri=https%3A%2F%2Fx",
+        )
+        .unwrap_err();
+        assert_eq!(error.oauth_error(), Some("invalid_scope"));
+        assert_eq!(error.description(), Some("unknown scope evil"));
+        assert_eq!(error.error_uri(), Some("https://x"));
+    }
+
+    #[test]
+    fn debug_hides_the_code() {
+        let callback = Callback::new("sentinel-code", "xyz");
+        assert!(!format!("{callback:?}").contains("sentinel"));
+    }
+}

@@ -1,0 +1,126 @@
+//! The refresh token grant (RFC 6749 section 6): a new access token for a refresh token.
+
+use std::fmt;
+
+use crate::{
+    ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
+    TokenSource,
+};
+
+/// A [`TokenSource`] for `grant_type=refresh_token`, starting from a refresh token obtained
+/// earlier: by another program, a past authorization, a secret store.
+///
+/// The refresh token given here is used for the first fetch only. Every later fetch uses the
+/// newest refresh token the cache holds: the one the server sent with the last token when it
+/// rotates them, the one before when it does not. With a [store](crate::TokenCacheBuilder::store)
+/// that holds a token, the saved refresh token wins over the one given here, so a restarted
+/// program picks up where it left off.
+///
+/// A server that answers a refresh with `invalid_grant` (the refresh token expired, was revoked,
+/// or was already used) makes the fetch fail with [`ErrorKind::ReauthorizationRequired`]: only
+/// a new authorization by the user helps. The server's code stays readable through
+/// [`Error::oauth_error`].
+///
+/// ```
+/// # use bytes::Bytes;
+/// # use http::{Request, Response};
+/// # use http_body_util::Full;
+/// # use tower::service_fn;
+/// use tower_oauth2::{ClientAuth, TokenCache, TokenClient, grant::RefreshToken};
+///
+/// # fn main() -> Result<(), tower_oauth2::Error> {
+/// # let http = service_fn(|_: Request<Full<Bytes>>| async {
+/// #     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+/// # });
+/// # let stored_refresh_token = String::from("r1");
+/// let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http)?;
+/// let grant = RefreshToken::new(endpoint, ClientAuth::none("my-app"), stored_refresh_token)
+///     // Ask for less than the refresh token grants.
+///     .scopes(["orders:read"]);
+/// let cache = TokenCache::new(grant);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RefreshToken {
+    endpoint: TokenClient,
+    auth: ClientAuth,
+    initial: Secret,
+    request: TokenRequest,
+}
+
+impl RefreshToken {
+    /// Creates the grant against `endpoint`, authenticating with `auth`
+    /// ([`ClientAuth::none`] for a public client), starting from `refresh_token`.
+    pub fn new(endpoint: TokenClient, auth: ClientAuth, refresh_token: impl Into<Secret>) -> Self {
+        Self {
+            endpoint,
+            auth,
+            initial: refresh_token.into(),
+            request: TokenRequest::new("refresh_token"),
+        }
+    }
+
+    /// Asks for these scopes, which must be among those the refresh token grants (RFC 6749
+    /// section 6). Without it, the new token has the scopes of the original grant.
+    #[must_use]
+    pub fn scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        self.request = self.request.scopes(scopes);
+        self
+    }
+
+    /// Adds a form field to every refresh request, such as `resource`.
+    #[must_use]
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.request = self.request.param(name, value);
+        self
+    }
+}
+
+impl TokenSource for RefreshToken {
+    async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, Error> {
+        let refresh_token = cx
+            .previous()
+            .and_then(Token::refresh_token)
+            .unwrap_or(&self.initial);
+        refresh(&self.endpoint, &self.auth, &self.request, refresh_token).await
+    }
+
+    fn grant_type(&self) -> &'static str {
+        "refresh_token"
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshToken")
+            .field("endpoint", &self.endpoint)
+            .field("auth", &self.auth)
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends one refresh request: `base` (a `refresh_token` request with any scopes and fields)
+/// plus `refresh_token`. `invalid_grant` becomes [`ErrorKind::ReauthorizationRequired`].
+pub(crate) async fn refresh(
+    endpoint: &TokenClient,
+    auth: &ClientAuth,
+    base: &TokenRequest,
+    refresh_token: &Secret,
+) -> Result<Token, Error> {
+    let request = base
+        .clone()
+        .secret_param("refresh_token", refresh_token.clone());
+    endpoint.request(&request, auth).await.map_err(|error| {
+        if error.oauth_error() == Some("invalid_grant") {
+            error.with_kind(ErrorKind::ReauthorizationRequired)
+        } else {
+            error
+        }
+    })
+}
