@@ -88,6 +88,7 @@
 //! Fetches and expiry timers are spawned on the current Tokio runtime. Outside one, a request
 //! that needs a fetch fails with [`ErrorKind::Config`].
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Data from the network or the user never panics the library; tests may unwrap.
 #![cfg_attr(
     not(test),
@@ -98,6 +99,11 @@ mod cache;
 mod endpoint;
 mod error;
 pub mod grant;
+#[cfg(feature = "https")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https")))]
+pub mod https;
+#[cfg(feature = "reqwest")]
+mod reqwest_support;
 mod secret;
 mod service;
 mod source;
@@ -110,7 +116,8 @@ pub use self::{
     error::{BoxError, Error, ErrorKind},
     secret::Secret,
     service::{
-        CloneBodies, EmptyBodies, NoReplay, OAuth2, OAuth2Layer, ReplayPolicy, ResponseFuture,
+        CloneBodies, EmptyBodies, HttpRequest, HttpResponse, NoReplay, OAuth2, OAuth2Layer,
+        ReplayPolicy, ResponseFuture,
     },
     source::{FetchContext, FetchReason, TokenSource},
     store::{MemoryStore, TokenStore},

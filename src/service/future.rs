@@ -9,14 +9,17 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http::{StatusCode, header::AUTHORIZATION};
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
 
-use super::Local;
+use super::{
+    Local,
+    request::sealed::{Request, Response as _},
+};
 use crate::{
-    BoxError, Error, ErrorKind, TokenCache,
+    BoxError, Error, ErrorKind, HttpResponse, TokenCache,
     cache::{self, Cached, Lookup, Outcome},
     source::BoxFuture,
 };
@@ -49,32 +52,32 @@ impl Ticket {
 pin_project! {
     /// Response future of [`OAuth2`](super::OAuth2).
     #[must_use = "futures do nothing unless polled"]
-    pub struct ResponseFuture<S, B>
+    pub struct ResponseFuture<S, R>
     where
-        S: Service<Request<B>>,
+        S: Service<R>,
     {
         #[pin]
-        state: State<S::Future, S, B>,
+        state: State<S::Future, S, R>,
         // Whether the request carries a token of ours.
         authenticated: bool,
         // Kept only when the request can be retried: the service to send the copy through,
         // the copy, and what the retry needs from the cache.
         service: Option<S>,
-        replay: Option<Request<B>>,
+        replay: Option<R>,
         ticket: Option<Ticket>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, S, B>
+    enum State<F, S, R>
     where
-        S: Service<Request<B>>,
+        S: Service<R>,
     {
         // No usable token yet: the ready service and the request wait for the fetch.
         Waiting {
             token: BoxFuture<'static, Outcome>,
-            request: Option<Request<B>>,
+            request: Option<R>,
             cache: Option<TokenCache>,
         },
         // The request is out.
@@ -89,14 +92,14 @@ pin_project! {
         // The copy is out.
         Retried {
             #[pin]
-            future: Oneshot<S, Request<B>>,
+            future: Oneshot<S, R>,
         },
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
+impl<S, R> ResponseFuture<S, R>
 where
-    S: Service<Request<B>>,
+    S: Service<R>,
 {
     /// A request sent without a token of ours.
     pub(super) fn unauthenticated(future: S::Future) -> Self {
@@ -130,7 +133,7 @@ where
     pub(super) fn sent(
         future: S::Future,
         service: S,
-        replay: Option<Request<B>>,
+        replay: Option<R>,
         ticket: Option<Ticket>,
     ) -> Self {
         Self {
@@ -146,8 +149,8 @@ where
     pub(super) fn waiting(
         pending: cache::Pending,
         service: S,
-        request: Request<B>,
-        replay: Option<Request<B>>,
+        request: R,
+        replay: Option<R>,
         cache: &TokenCache,
     ) -> Self {
         Self {
@@ -164,12 +167,14 @@ where
     }
 }
 
-impl<S, B, ResBody> Future for ResponseFuture<S, B>
+impl<S, R> Future for ResponseFuture<S, R>
 where
-    S: Service<Request<B>, Response = Response<ResBody>>,
+    R: Request,
+    S: Service<R>,
+    S::Response: HttpResponse,
     S::Error: Into<BoxError>,
 {
-    type Output = Result<Response<ResBody>, BoxError>;
+    type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -240,13 +245,13 @@ where
 }
 
 /// The state that sends the copy with the token of `cached`.
-fn retry<F, S, B>(
+fn retry<F, S, R: Request>(
     service: &mut Option<S>,
-    replay: &mut Option<Request<B>>,
+    replay: &mut Option<R>,
     cached: &Cached,
-) -> Option<State<F, S, B>>
+) -> Option<State<F, S, R>>
 where
-    S: Service<Request<B>>,
+    S: Service<R>,
 {
     let (service, mut request) = (service.take()?, replay.take()?);
     request
@@ -263,9 +268,9 @@ fn polled_after_completion() -> BoxError {
         .into()
 }
 
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
+impl<S, R> fmt::Debug for ResponseFuture<S, R>
 where
-    S: Service<Request<B>>,
+    S: Service<R>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")

@@ -3,6 +3,7 @@
 mod future;
 mod origin;
 mod replay;
+mod request;
 
 use std::{
     fmt, mem,
@@ -10,13 +11,14 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
+use http::{HeaderValue, header::AUTHORIZATION};
 use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::{
     future::ResponseFuture,
     replay::{CloneBodies, EmptyBodies, NoReplay, ReplayPolicy},
+    request::{HttpRequest, HttpResponse},
 };
 use self::{
     future::Ticket,
@@ -257,21 +259,22 @@ fn own_copy(header: &HeaderValue) -> HeaderValue {
     copy
 }
 
-impl<S, P, B, ResBody> Service<Request<B>> for OAuth2<S, P>
+impl<S, P, R> Service<R> for OAuth2<S, P>
 where
-    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S: Service<R> + Clone,
+    S::Response: HttpResponse,
     S::Error: Into<BoxError>,
-    P: ReplayPolicy<B>,
+    R: HttpRequest<P>,
 {
-    type Response = Response<ResBody>;
+    type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: R) -> Self::Future {
         // The service that was made ready is the one to call; a fresh clone stays behind.
         let clone = self.inner.clone();
         let mut service = mem::replace(&mut self.inner, clone);
@@ -279,7 +282,8 @@ where
         if request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::unauthenticated(service.call(request));
         }
-        match self.origins.verdict(request.uri()) {
+        let (scheme, host, port) = request.origin();
+        match self.origins.verdict_for(scheme, host, port) {
             Verdict::Attach => {}
             Verdict::Skip => {
                 tracing::debug!("origin not allowed for the token; sending without it");
@@ -287,10 +291,7 @@ where
             }
             Verdict::Refuse => return ResponseFuture::refused(),
         }
-        let replay = self
-            .policy
-            .replay_body(request.body())
-            .map(|body| replay::snapshot(&request, body));
+        let replay = request.replay(&self.policy);
 
         let authorization = self.authorization(replay.is_some());
         self.used = true;
