@@ -16,12 +16,23 @@ impl TokenClient {
     /// The same rules for `url` apply as for [`TokenClient::new`]. Available with the
     /// `reqwest` feature.
     ///
-    /// ```
-    /// # fn main() -> Result<(), tower_oauth2::Error> {
-    /// use tower_oauth2::TokenClient;
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_oauth2::BoxError> {
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
     ///
     /// let endpoint =
     ///     TokenClient::reqwest("https://auth.example.com/oauth2/token", reqwest::Client::builder())?;
+    /// let grant = ClientCredentials::new(endpoint, ClientAuth::basic("my-client", "my-secret"));
+    ///
+    /// // `reqwest::Client` is a tower service: the layer wraps it as it is.
+    /// let http = reqwest::Client::new();
+    /// let mut client = OAuth2Layer::new(grant).layer(http.clone());
+    ///
+    /// let request = http.get("https://api.example.com/orders").build()?;
+    /// let response: reqwest::Response = client.ready().await?.call(request).await?;
+    /// println!("{}", response.text().await?);
     /// # Ok(())
     /// # }
     /// ```

@@ -152,6 +152,48 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 ///
 /// Errors from the inner service pass through unchanged, as [`BoxError`]. When no token can be
 /// had, the error is a [`tower_oauth2::Error`](crate::Error).
+///
+/// It serves `http::Request<B>` for any client that takes them and, with the `reqwest`
+/// feature, `reqwest::Request`: see [`HttpRequest`].
+///
+/// ```
+/// # use std::{convert::Infallible, sync::{Arc, atomic::{AtomicUsize, Ordering}}};
+/// # use bytes::Bytes;
+/// # use http::{Request, Response, StatusCode};
+/// # use http_body_util::Full;
+/// # use tower::{service_fn, ServiceExt};
+/// use tower_oauth2::{Error, FetchContext, OAuth2, Token, TokenSource};
+///
+/// // Hands out `token-1`, `token-2`, ...
+/// struct Counter(AtomicUsize);
+///
+/// impl TokenSource for Counter {
+///     async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+///         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+///         Ok(Token::bearer(format!("token-{n}")))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_oauth2::BoxError> {
+/// // An API that has revoked `token-1`.
+/// let api = service_fn(|request: Request<Full<Bytes>>| async move {
+///     let mut response = Response::new(Full::<Bytes>::default());
+///     if request.headers()["authorization"] == "Bearer token-1" {
+///         *response.status_mut() = StatusCode::UNAUTHORIZED;
+///     }
+///     Ok::<_, Infallible>(response)
+/// });
+/// let client = OAuth2::new(api, Counter(AtomicUsize::new(0)));
+///
+/// // The first attempt carries token-1 and gets a 401; the retry carries token-2.
+/// let request = Request::get("https://api.example.com/").body(Full::default())?;
+/// let response = client.clone().oneshot(request).await?;
+/// assert_eq!(response.status(), StatusCode::OK);
+/// assert_eq!(client.cache().stats().retries_after_401, 1);
+/// # Ok(())
+/// # }
+/// ```
 pub struct OAuth2<S, P = EmptyBodies> {
     inner: S,
     cache: TokenCache,
