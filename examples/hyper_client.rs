@@ -7,7 +7,8 @@
 //! ```
 //!
 //! It calls the demo API on loopback and exits 0 only if the calls succeeded with one grant.
-//! Set `RUST_LOG`-style filtering aside: it prints the tower-http trace at `DEBUG` to stderr.
+//! The trace (tower-http's `api_call` spans, the crate's `token_fetch` span, hyper's events)
+//! goes to stderr at `DEBUG`.
 
 mod support;
 

@@ -68,8 +68,8 @@
 //! # Clients
 //!
 //! - **hyper-util**, tower-http stacks, axum apps: any `Service<http::Request<B>>`, as above.
-//!   With the `https` feature, [`https::client`] is a ready-made hyper-util client over rustls
-//!   and [`TokenClient::https`] a token endpoint client in one line.
+//!   With the `https` feature, `https::client` is a ready-made hyper-util client over rustls
+//!   and `TokenClient::https` a token endpoint client in one line.
 //! - **reqwest**: with the `reqwest` feature, `OAuth2Layer` wraps `reqwest::Client` as it is
 //!   and serves `reqwest::Request`s, copying them for a retry with
 //!   `reqwest::Request::try_clone`; `TokenClient::reqwest` reaches the token endpoint through
@@ -84,7 +84,7 @@
 //! | feature | what it adds |
 //! | --- | --- |
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
-//! | `https` | [`https::client`]: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla or system roots, no redirects; `TokenClient::https` |
+//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla or system roots, no redirects; `TokenClient::https` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
 //!
 //! None is on by default: the core depends on no HTTP client.
