@@ -41,6 +41,9 @@ use rustls::ClientConfig;
 
 use crate::{Error, ErrorKind, TokenClient};
 
+/// The rustls this module builds on, for [`client_with_tls_config`].
+pub use rustls;
+
 /// hyper-util's client with a rustls connector: what [`client`] returns.
 pub type HttpsClient<B = Full<Bytes>> = Client<HttpsConnector<HttpConnector>, B>;
 
@@ -76,6 +79,38 @@ where
         })?
         .with_no_client_auth();
     Ok(build(config))
+}
+
+/// Returns an HTTPS client with your own rustls configuration: a private certificate
+/// authority, client certificates (mutual TLS), a custom verifier. Its ALPN protocols are set
+/// to HTTP/2 and HTTP/1.1.
+///
+/// Build `config` with `ClientConfig::builder_with_provider(..)` rather than
+/// `ClientConfig::builder()`: the latter panics when the program links more than one crypto
+/// provider and installed none as the default.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_oauth2::https::{self, rustls};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut roots = rustls::RootCertStore::empty();
+/// // roots.add(your_ca_certificate)?;
+/// let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// let config = rustls::ClientConfig::builder_with_provider(provider)
+///     .with_safe_default_protocol_versions()?
+///     .with_root_certificates(roots)
+///     .with_no_client_auth();
+/// let client = https::client_with_tls_config::<http_body_util::Full<bytes::Bytes>>(config);
+/// # Ok(())
+/// # }
+/// ```
+pub fn client_with_tls_config<B>(config: ClientConfig) -> HttpsClient<B>
+where
+    B: Body + Send,
+    B::Data: Send,
+{
+    build(config)
 }
 
 /// A configuration builder with `ring` named explicitly: rustls' process default panics when
