@@ -84,7 +84,7 @@
 //! | feature | what it adds |
 //! | --- | --- |
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
-//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla or system roots, no redirects; `TokenClient::https` |
+//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
 //!
 //! None is on by default: the core depends on no HTTP client.
