@@ -12,7 +12,8 @@ use crate::{Error, Token, source::BoxFuture};
 /// above all the refresh token, which a server that rotates them issues only once.
 ///
 /// The cache calls [`save`](Self::save) with every new token before any request uses it, and
-/// [`load`](Self::load) once, when it needs a token and holds none. A loaded token that is
+/// [`load`](Self::load) when it needs a token and holds none: once at start, and again on each
+/// attempt until a token is installed. A loaded token that is
 /// still valid is used as it is; an expired one lends its refresh token to the next fetch.
 ///
 /// When `save` fails, the new token is used all the same (the server has already replaced the

@@ -12,7 +12,10 @@ use std::{
 
 use http::StatusCode;
 use tokio::{task::JoinSet, time::Instant};
-use tower_oauth2::{Error, ErrorKind, FetchContext, FetchReason, Token, TokenCache, TokenSource};
+use tower::{Layer, ServiceExt};
+use tower_oauth2::{
+    Error, ErrorKind, FetchContext, FetchReason, OAuth2Layer, Token, TokenCache, TokenSource,
+};
 
 use common::Issuer;
 
@@ -26,17 +29,19 @@ async fn access(cache: &TokenCache) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_concurrent_callers_on_a_cold_cache_share_one_grant() {
+async fn a_thousand_concurrent_requests_on_a_cold_cache_share_one_grant() {
     let issuer = Issuer::with(Some(3600), Duration::from_millis(50));
-    let cache = issuer.cache();
-    let mut callers = JoinSet::new();
+    let client = OAuth2Layer::new(issuer.cache()).layer(issuer.api::<common::Body>());
+    let mut requests = JoinSet::new();
     for _ in 0..1000 {
-        let cache = cache.clone();
-        callers.spawn(async move { access(&cache).await });
+        requests.spawn(client.clone().oneshot(common::get("/")));
     }
-    let tokens = callers.join_all().await;
+    for response in requests.join_all().await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(common::body_text(response).await, "token-1");
+    }
     assert_eq!(issuer.grants(), 1);
-    assert!(tokens.iter().all(|token| token == "token-1"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -426,4 +431,15 @@ async fn a_failed_save_keeps_the_token_and_is_reported() {
     assert_eq!(access(&cache).await, "token-1");
     assert_eq!(cache.stats().failed_saves, 1);
     assert_eq!(cache.store_error().unwrap().kind(), ErrorKind::Store);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_saved_token_that_cannot_be_sent_falls_through_to_the_source() {
+    let issuer = Issuer::new();
+    let store = Arc::new(tower_oauth2::MemoryStore::new());
+    tower_oauth2::TokenStore::save(&*store, &Token::bearer("bad\ntoken"))
+        .await
+        .unwrap();
+    let cache = TokenCache::builder(issuer.grant()).store(store).build();
+    assert_eq!(access(&cache).await, "token-1");
 }

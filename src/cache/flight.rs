@@ -79,6 +79,8 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct Flight {
     running: Option<Waiter>,
+    /// When the running fetch starts asking the source; it may wait out a backoff step first.
+    running_from: Option<Instant>,
     /// No fetch may start before this instant.
     not_before: Option<Instant>,
     /// Failed attempts in a row.
@@ -161,49 +163,67 @@ impl Shared {
     /// installed meanwhile, so the caller can look again instead of fetching. Inside a backoff
     /// step after a failure, returns that failure.
     pub(crate) fn join(self: &Arc<Self>, reason: FetchReason) -> Option<Result<Waiter, Error>> {
-        let mut flight = self.flight();
+        let flight = self.flight();
+        let now = Instant::now();
+        let failed = flight
+            .failed
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(error, _)| error.clone());
         if let Some(running) = &flight.running {
-            return Some(Ok(running.clone()));
+            // A fetch that sleeps out the backoff step is no reason to wait: fail fast, as
+            // when none is running.
+            let sleeping = flight.running_from.is_some_and(|from| now < from);
+            match failed {
+                Some(error) if sleeping => return Some(Err(error)),
+                _ => return Some(Ok(running.clone())),
+            }
         }
         // Installs happen under this lock, so this look is final until it is released.
         if Phase::of(self.state.word()).is_usable() {
             return None;
         }
-        if let Some((error, until)) = &flight.failed
-            && Instant::now() < *until
-        {
-            return Some(Err(error.clone()));
+        if let Some(error) = failed {
+            return Some(Err(error));
         }
-        Some(self.start(&mut flight, reason))
+        Some(self.start(flight, reason))
     }
 
     /// Joins the fetch in flight, or starts one even though the current token is usable.
     pub(crate) fn force(self: &Arc<Self>) -> Result<Waiter, Error> {
-        let mut flight = self.flight();
-        match &flight.running {
-            Some(running) => Ok(running.clone()),
-            None => self.start(&mut flight, FetchReason::Forced),
+        let flight = self.flight();
+        if let Some(running) = &flight.running {
+            return Ok(running.clone());
         }
+        self.start(flight, FetchReason::Forced)
     }
 
     /// Starts a fetch unless one is in flight. Used for background refreshes, whose callers do
     /// not wait.
     pub(crate) fn start_background(self: &Arc<Self>) -> Result<(), Error> {
-        let mut flight = self.flight();
+        let flight = self.flight();
         if flight.running.is_none() {
-            self.start(&mut flight, FetchReason::Stale)?;
+            self.start(flight, FetchReason::Stale)?;
         }
         Ok(())
     }
 
-    fn start(self: &Arc<Self>, flight: &mut Flight, reason: FetchReason) -> Result<Waiter, Error> {
+    fn start(
+        self: &Arc<Self>,
+        mut flight: MutexGuard<'_, Flight>,
+        reason: FetchReason,
+    ) -> Result<Waiter, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::new(ErrorKind::Config).with_detail("a token fetch needs a Tokio runtime")
         })?;
         let now = Instant::now();
         let backoff_until = flight.failed.as_ref().map(|(_, until)| *until);
         let start_at = flight.not_before.max(backoff_until).filter(|at| *at > now);
-        flight.not_before = Some(start_at.unwrap_or(now) + self.rules.min_refresh_interval);
+        flight.not_before = Some(later(
+            start_at.unwrap_or(now),
+            self.rules.min_refresh_interval,
+        ));
+        flight.running_from = start_at;
 
         let (sender, waiter) = watch::channel(None);
         flight.running = Some(waiter.clone());
@@ -214,6 +234,9 @@ impl Shared {
         // The fetch outlives the request that starts it, so its span is a root that follows
         // from the request's span rather than a child of it.
         let cause = tracing::Span::current().id();
+        // A runtime that is shutting down drops the task inside `spawn`, on this thread, and
+        // the guard then takes the flight lock: release it first.
+        drop(flight);
         runtime.spawn(run(guard, sender, reason, start_at, cause));
         Ok(waiter)
     }
@@ -233,7 +256,7 @@ impl Shared {
             .rules
             .backoff
             .delay(flight.failures, error.retry_after());
-        let until = Instant::now() + delay;
+        let until = later(Instant::now(), delay);
         flight.failed = Some((error.clone(), until));
         until
     }
@@ -311,9 +334,10 @@ async fn run(
     // A token that is still valid keeps serving; the next background refresh waits for the
     // backoff step. The wait holds no strong reference, so it keeps no cache alive.
     if let Some(retry_at) = retry_at {
-        let shared = Arc::downgrade(&shared);
+        let weak = Arc::downgrade(&shared);
+        drop(shared);
         tokio::time::sleep_until(retry_at).await;
-        if let Some(shared) = Weak::upgrade(&shared) {
+        if let Some(shared) = Weak::upgrade(&weak) {
             shared.release_refreshing();
         }
     }
@@ -322,15 +346,11 @@ async fn run(
 /// Attempts the fetch until it succeeds, fails for good, or runs out of attempts or time.
 /// Returns the outcome, when the next attempt may start if it failed, and the attempts made.
 async fn attempts(shared: &Shared, reason: FetchReason) -> (Outcome, Option<Instant>, u32) {
-    let deadline = Instant::now() + shared.rules.fetch_timeout;
+    let deadline = later(Instant::now(), shared.rules.fetch_timeout);
     let mut attempt = 1;
     loop {
         let started = Instant::now();
-        let outcome = match tokio::time::timeout_at(deadline, fetch(shared, reason)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::new(ErrorKind::Timeout)
-                .with_detail("the token source did not finish in time")),
-        };
+        let outcome = fetch(shared, reason, deadline).await;
         shared.stats.record_fetch(outcome.is_ok());
         log_attempt(shared, reason, attempt, started, &outcome);
         let error = match outcome {
@@ -353,19 +373,26 @@ fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn fetch(shared: &Shared, reason: FetchReason) -> Outcome {
+/// The deadline bounds getting a token, not saving it: once the source has answered, the
+/// server may have retired the refresh token before this one.
+async fn fetch(shared: &Shared, reason: FetchReason, deadline: Instant) -> Outcome {
     let issued = Instant::now();
     let current = shared.state.current();
     let loaded = match current {
         Some(_) => None,
-        None => shared.load().await,
+        None => tokio::time::timeout_at(deadline, shared.load())
+            .await
+            .map_err(timed_out)?,
     };
     if let Some(token) = &loaded
         && token.expires_in() != Some(Duration::ZERO)
     {
         let generation = shared.state.next_generation();
-        return Cached::new(token.clone(), issued, generation, shared.rules.lifetimes)
-            .map(Arc::new);
+        // A saved token that cannot be used (say, a hand-edited file) falls through to the
+        // source rather than failing every fetch.
+        if let Ok(cached) = Cached::new(token.clone(), issued, generation, shared.rules.lifetimes) {
+            return Ok(Arc::new(cached));
+        }
     }
     // An expired saved token still lends its refresh token.
     let previous = current
@@ -373,12 +400,25 @@ async fn fetch(shared: &Shared, reason: FetchReason) -> Outcome {
         .map(|cached| &cached.token)
         .or(loaded.as_ref());
     let cx = FetchContext::new(previous, reason);
-    let mut token = shared.source.fetch_boxed(cx).await?;
+    let mut token = tokio::time::timeout_at(deadline, shared.source.fetch_boxed(cx))
+        .await
+        .map_err(timed_out)??;
     token.inherit_refresh_token(previous);
     let generation = shared.state.next_generation();
     let cached = Cached::new(token, issued, generation, shared.rules.lifetimes)?;
     shared.persist(&cached.token).await;
     Ok(Arc::new(cached))
+}
+
+/// `at + duration`, or thirty years on when that does not fit in an `Instant`: a setting of
+/// `Duration::MAX` means "never", not a panic.
+fn later(at: Instant, duration: Duration) -> Instant {
+    at.checked_add(duration)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
+}
+
+fn timed_out(_: tokio::time::error::Elapsed) -> Error {
+    Error::new(ErrorKind::Timeout).with_detail("the token source did not finish in time")
 }
 
 fn log_attempt(

@@ -259,8 +259,10 @@ impl TokenCacheBuilder {
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout). Default: 60 seconds.
     ///
     /// This bounds any token source, including custom ones; a
-    /// [`TokenClient`](crate::TokenClient) also has its own timeout per request. No request
-    /// waits for a token longer than this plus the minimum refresh interval.
+    /// [`TokenClient`](crate::TokenClient) also has its own timeout per request. It does not
+    /// cut short saving a new token to the [store](Self::store), which has a timeout of its
+    /// own as long: the server may already have retired the refresh token before it. No
+    /// request waits for a token longer than twice this plus the minimum refresh interval.
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
         self.rules.fetch_timeout = timeout;
         self

@@ -7,8 +7,8 @@
 
 use std::{
     sync::{
-        Arc, OnceLock, Weak,
-        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, PoisonError, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -78,7 +78,10 @@ pub(crate) struct Cached {
     pub(crate) token: Token,
     stale_at: Option<Instant>,
     expires_at: Option<Instant>,
-    timer: OnceLock<AbortHandle>,
+    /// Whether a timer runs for this token: cleared when its runtime drops it, so the next
+    /// request on a live runtime starts another.
+    armed: AtomicBool,
+    timer: Mutex<Option<AbortHandle>>,
 }
 
 impl Cached {
@@ -108,7 +111,11 @@ impl Cached {
             Some(Duration::ZERO) => (Some(issued), None),
             Some(lifetime) => {
                 let margin = lifetimes.refresh_margin.min(lifetime / 2);
-                (Some(issued + (lifetime - margin)), Some(issued + lifetime))
+                // A lifetime too long for an `Instant`, such as `Duration::MAX`, is forever.
+                (
+                    issued.checked_add(lifetime - margin),
+                    issued.checked_add(lifetime),
+                )
             }
             None => (None, None),
         };
@@ -118,7 +125,8 @@ impl Cached {
             token,
             stale_at,
             expires_at,
-            timer: OnceLock::new(),
+            armed: AtomicBool::new(false),
+            timer: Mutex::new(None),
         })
     }
 
@@ -136,7 +144,7 @@ impl Cached {
 
     /// Whether the timer that flips the phase runs, or is not needed.
     pub(crate) fn is_armed(&self) -> bool {
-        self.timer.get().is_some() || (self.stale_at.is_none() && self.expires_at.is_none())
+        self.armed.load(Ordering::Acquire) || (self.stale_at.is_none() && self.expires_at.is_none())
     }
 
     /// Starts the timer that marks the token stale, then expired. Does nothing outside a Tokio
@@ -148,30 +156,77 @@ impl Cached {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let state = Arc::downgrade(state);
+        if self.armed.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let (generation, stale_at, expires_at) = (self.generation, self.stale_at, self.expires_at);
+        // Moved into the task before it first runs, so that it is dropped with the task even
+        // when the runtime shuts down before polling it.
+        let guard = TimerGuard {
+            cached: Arc::downgrade(self),
+            state: Arc::downgrade(state),
+            generation,
+            finished: false,
+        };
         let task = runtime.spawn(async move {
-            if let Some(at) = stale_at {
-                tokio::time::sleep_until(at).await;
-                if !mark(&state, generation, &[Phase::Fresh], Phase::Stale) {
-                    return;
-                }
-            }
-            if let Some(at) = expires_at {
-                tokio::time::sleep_until(at).await;
-                let usable = [Phase::Fresh, Phase::Stale, Phase::Refreshing];
-                mark(&state, generation, &usable, Phase::Expired);
-            }
+            let mut guard = guard;
+            expire(&guard.state, generation, stale_at, expires_at).await;
+            guard.finished = true;
         });
-        if let Err(duplicate) = self.timer.set(task.abort_handle()) {
-            duplicate.abort();
+        let mut timer = self.timer.lock().unwrap_or_else(PoisonError::into_inner);
+        *timer = Some(task.abort_handle());
+    }
+}
+
+/// Marks the token of `generation` stale at `stale_at`, then expired at `expires_at`.
+async fn expire(
+    state: &Weak<State>,
+    generation: u64,
+    stale_at: Option<Instant>,
+    expires_at: Option<Instant>,
+) {
+    if let Some(at) = stale_at {
+        tokio::time::sleep_until(at).await;
+        if !mark(state, generation, &[Phase::Fresh], Phase::Stale) {
+            return;
+        }
+    }
+    if let Some(at) = expires_at {
+        tokio::time::sleep_until(at).await;
+        let usable = [Phase::Fresh, Phase::Stale, Phase::Refreshing];
+        mark(state, generation, &usable, Phase::Expired);
+    }
+}
+
+/// Notices a timer that stopped before its work was done, because its runtime shut down.
+/// Nothing else would ever mark the token stale or expired, so the token is disarmed and the
+/// state word bumped: services that remember the word look again, and re-arm the timer on
+/// the runtime they run on.
+struct TimerGuard {
+    cached: Weak<Cached>,
+    state: Weak<State>,
+    generation: u64,
+    finished: bool,
+}
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(cached) = self.cached.upgrade() {
+            cached.armed.store(false, Ordering::Release);
+        }
+        if let Some(state) = self.state.upgrade() {
+            state.touch(self.generation);
         }
     }
 }
 
 impl Drop for Cached {
     fn drop(&mut self) {
-        if let Some(timer) = self.timer.get() {
+        let timer = self.timer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(timer) = timer.take() {
             timer.abort();
         }
     }
@@ -190,7 +245,6 @@ fn mark(state: &Weak<State>, generation: u64, from: &[Phase], to: Phase) -> bool
 pub(crate) struct State {
     word: AtomicU64,
     current: ArcSwapOption<Cached>,
-    next_generation: AtomicU64,
 }
 
 impl State {
@@ -198,7 +252,6 @@ impl State {
         Self {
             word: AtomicU64::new(Phase::Empty as u64),
             current: ArcSwapOption::const_empty(),
-            next_generation: AtomicU64::new(1),
         }
     }
 
@@ -213,7 +266,10 @@ impl State {
     }
 
     pub(crate) fn next_generation(&self) -> u64 {
-        self.next_generation.fetch_add(1, Ordering::Relaxed)
+        // Counted across every cache of the process, so that a token of one cache can never
+        // be taken for a token of another.
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Makes `cached` the current token.
@@ -248,6 +304,26 @@ impl State {
             // An install in between bumps the word, so this fails and the loop looks again.
             if self.compare_exchange(word, next_word(word, to)) {
                 return true;
+            }
+        }
+    }
+
+    /// Bumps the word without changing its phase, if the token of `generation` is current and
+    /// usable, so that every service that remembers the word looks again.
+    pub(crate) fn touch(&self, generation: u64) {
+        loop {
+            let word = self.word();
+            let phase = Phase::of(word);
+            let is_current = self
+                .current
+                .load()
+                .as_ref()
+                .is_some_and(|cached| cached.generation == generation);
+            if !is_current || !phase.is_usable() {
+                return;
+            }
+            if self.compare_exchange(word, next_word(word, phase)) {
+                return;
             }
         }
     }

@@ -24,8 +24,8 @@ use crate::{
     source::BoxFuture,
 };
 
-/// What a retry needs: the cache to ask for a new token, and which token the first attempt
-/// carried.
+/// What a 401 answer needs: the cache to invalidate and ask for a new token, and which token the
+/// first attempt carried.
 pub(crate) enum Ticket {
     /// From the sending clone's own copy.
     Local(Arc<Local>),
@@ -61,9 +61,10 @@ pin_project! {
         // Whether the request carries a token of ours.
         authenticated: bool,
         // Kept only when the request can be retried: the service to send the copy through,
-        // the copy, and what the retry needs from the cache.
+        // and the copy.
         service: Option<S>,
         replay: Option<R>,
+        // Which token the request carries, to invalidate after a 401.
         ticket: Option<Ticket>,
     }
 }
@@ -74,9 +75,10 @@ pin_project! {
     where
         S: Service<R>,
     {
-        // No usable token yet: the ready service and the request wait for the fetch.
+        // No usable token yet: the request waits for the fetch (`None` once it has its
+        // token), then for the service to be ready.
         Waiting {
-            token: BoxFuture<'static, Outcome>,
+            token: Option<BoxFuture<'static, Outcome>>,
             request: Option<R>,
             cache: Option<TokenCache>,
         },
@@ -118,7 +120,7 @@ where
             .with_detail("the request's origin may not receive the token");
         Self {
             state: State::Waiting {
-                token: Box::pin(std::future::ready(Err(error))),
+                token: Some(Box::pin(std::future::ready(Err(error)))),
                 request: None,
                 cache: None,
             },
@@ -129,7 +131,7 @@ where
         }
     }
 
-    /// A request sent with a token; `ticket` is set when `replay` is.
+    /// A request sent with a token.
     pub(super) fn sent(
         future: S::Future,
         service: S,
@@ -145,7 +147,8 @@ where
         }
     }
 
-    /// A request that waits for a token before it is sent through `service`.
+    /// A request that waits for a token before it is sent through `service`, which is made
+    /// ready only then.
     pub(super) fn waiting(
         pending: cache::Pending,
         service: S,
@@ -155,9 +158,9 @@ where
     ) -> Self {
         Self {
             state: State::Waiting {
-                token: Box::pin(async move { cache::wait(pending?).await }),
+                token: Some(Box::pin(async move { cache::wait(pending?).await })),
                 request: Some(request),
-                cache: replay.is_some().then(|| cache.clone()),
+                cache: Some(cache.clone()),
             },
             authenticated: true,
             service: Some(service),
@@ -185,18 +188,26 @@ where
                     request,
                     cache,
                 } => {
-                    let cached = ready!(token.as_mut().poll(cx))?;
-                    let (Some(mut request), Some(service)) =
-                        (request.take(), this.service.as_mut())
-                    else {
+                    if let Some(pending) = token {
+                        let cached = ready!(pending.as_mut().poll(cx))?;
+                        *token = None;
+                        let Some(request) = request.as_mut() else {
+                            return Poll::Ready(Err(polled_after_completion()));
+                        };
+                        request
+                            .headers_mut()
+                            .insert(AUTHORIZATION, cached.header.clone());
+                        *this.ticket = cache
+                            .take()
+                            .map(|cache| Ticket::Shared(cache, cached.generation));
+                    }
+                    let Some(service) = this.service.as_mut() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    request
-                        .headers_mut()
-                        .insert(AUTHORIZATION, cached.header.clone());
-                    *this.ticket = cache
-                        .take()
-                        .map(|cache| Ticket::Shared(cache, cached.generation));
+                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
+                    let Some(request) = request.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
                     let future = service.call(request);
                     if this.replay.is_none() {
                         *this.service = None;
@@ -209,16 +220,22 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     let Some(ticket) = this.ticket.as_ref() else {
-                        tracing::debug!("401 answer, but the request could not be replayed");
                         return Poll::Ready(Ok(response));
                     };
-                    tracing::debug!("401 answer; retrying once with a new token");
+                    // Whether or not this request can be sent again, the next ones must not
+                    // carry the token the server has just refused.
                     let cache = ticket.cache();
-                    cache.record_retry();
                     cache.invalidate_generation(ticket.generation());
+                    if this.replay.is_none() {
+                        tracing::debug!("401 answer, but the request could not be replayed");
+                        return Poll::Ready(Ok(response));
+                    }
+                    tracing::debug!("401 answer; retrying once with a new token");
                     match cache.lookup() {
                         Lookup::Ready(cached, _) => {
-                            let Some(retry) = retry(this.service, this.replay, &cached) else {
+                            let Some(retry) =
+                                retry(this.service, this.replay, Some(ticket), &cached)
+                            else {
                                 return Poll::Ready(Ok(response));
                             };
                             this.state.set(retry);
@@ -231,7 +248,8 @@ where
                 }
                 StateProj::Refreshing { token } => {
                     let cached = ready!(token.as_mut().poll(cx))?;
-                    let Some(retry) = retry(this.service, this.replay, &cached) else {
+                    let ticket = this.ticket.as_ref();
+                    let Some(retry) = retry(this.service, this.replay, ticket, &cached) else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     this.state.set(retry);
@@ -248,12 +266,17 @@ where
 fn retry<F, S, R: Request>(
     service: &mut Option<S>,
     replay: &mut Option<R>,
+    ticket: Option<&Ticket>,
     cached: &Cached,
 ) -> Option<State<F, S, R>>
 where
     S: Service<R>,
 {
     let (service, mut request) = (service.take()?, replay.take()?);
+    // Counted only now: a request whose new token never came is not sent again.
+    if let Some(ticket) = ticket {
+        ticket.cache().record_retry();
+    }
     request
         .headers_mut()
         .insert(AUTHORIZATION, cached.header.clone());

@@ -145,10 +145,10 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 ///   request to an origin the token may not go to.
 /// - Any other request gets the cached token; when there is none, or it has expired, the
 ///   request waits for one fetch shared with all other requests.
-/// - When the answer is 401 and the [`ReplayPolicy`] could copy the request before it was sent,
-///   the token is invalidated (unless another request already replaced it), and the copy is
-///   sent once with the new token. A second 401 is returned as it came, and so is any 403.
-///   If no new token can be had, the error says why.
+/// - When the answer is 401, the token is invalidated (unless another request already replaced
+///   it). If the [`ReplayPolicy`] could copy the request before it was sent, the copy is sent
+///   once with the new token; otherwise the 401 is returned as it came. A second 401 is
+///   returned as it came, and so is any 403. If no new token can be had, the error says why.
 ///
 /// Errors from the inner service pass through unchanged, as [`BoxError`]. When no token can be
 /// had, the error is a [`tower_oauth2::Error`](crate::Error).
@@ -335,7 +335,8 @@ where
         }
         let replay = request.replay(&self.policy);
 
-        let authorization = self.authorization(replay.is_some());
+        // Every request needs its ticket: a 401 retires the token even when it cannot be retried.
+        let authorization = self.authorization(true);
         self.used = true;
         match authorization {
             Ok((header, ticket)) => {
@@ -343,7 +344,14 @@ where
                 let future = service.call(request);
                 ResponseFuture::sent(future, service, replay, ticket)
             }
-            Err(pending) => ResponseFuture::waiting(pending, service, request, replay, &self.cache),
+            Err(pending) => {
+                // A fetch can take long, and may go through this very service: release what
+                // `poll_ready` reserved (a concurrency permit, a buffer slot) and make a clone
+                // ready once the token is here.
+                drop(service);
+                let service = self.inner.clone();
+                ResponseFuture::waiting(pending, service, request, replay, &self.cache)
+            }
         }
     }
 }
