@@ -69,29 +69,42 @@
 //! (`{"meta": {..}, "errors": [{"httpcode": 400, "message": ".."}]}`) become
 //! [`ErrorKind::Rejected`]. No secret appears in any error message or `Debug` output.
 //!
-//! # Middleware ordering
+//! # Clients
 //!
-//! Put `OAuth2Layer` outside (above) tower-http's `FollowRedirectLayer`: the token is then
-//! attached once, and `FollowRedirect`'s default policy strips `Authorization` when a redirect
-//! leaves the origin, so the token never follows a redirect to another host. Put a `Timeout`
-//! outside `OAuth2Layer` to bound the whole exchange, token fetch and retry included.
+//! - **hyper-util**, tower-http stacks, axum apps: any `Service<http::Request<B>>`, as above.
+//!   With the `https` feature, `https::client` is a ready-made hyper-util client over rustls
+//!   and `TokenClient::https` a token endpoint client in one line.
+//! - **reqwest**: with the `reqwest` feature, `OAuth2Layer` wraps `reqwest::Client` as it is
+//!   and serves `reqwest::Request`s, copying them for a retry with
+//!   `reqwest::Request::try_clone`; `TokenClient::reqwest` reaches the token endpoint through
+//!   reqwest with redirects turned off.
 //!
-//! ```text
-//! request ─► Timeout ─► OAuth2Layer ─► FollowRedirect ─► HTTP client ─► network
-//! ```
+//! The examples show each: `quickstart`, `hyper_client` (a full `ServiceBuilder` stack kept in
+//! a struct), `reqwest`, `axum_outbound` (handlers sharing one client through router state) and
+//! `curl` (a command-line client in the spirit of `oauth2l curl`).
 //!
-//! # Cancel safety
+//! # Features
 //!
-//! Dropping a response future never cancels a token fetch: the fetch runs in a task of its own
-//! on the Tokio runtime, and its token is cached whether or not anyone still waits for it, so a
-//! refresh token the server rotated is never lost. Dropping the future while the request is out
-//! drops the inner service's future, as with any middleware.
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
+//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
+//! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
+//!
+//! None is on by default: the core depends on no HTTP client.
+//!
+#![doc = include_str!("../docs/middleware-ordering.md")]
+//!
+#![doc = include_str!("../docs/cancel-safety.md")]
+//!
+#![doc = include_str!("../docs/observability.md")]
 //!
 //! # Runtime
 //!
 //! Fetches and expiry timers are spawned on the current Tokio runtime. Outside one, a request
 //! that needs a fetch fails with [`ErrorKind::Config`].
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Data from the network or the user never panics the library; tests may unwrap.
 #![cfg_attr(
     not(test),
@@ -104,6 +117,11 @@ mod cache;
 mod endpoint;
 mod error;
 pub mod grant;
+#[cfg(feature = "https")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https")))]
+pub mod https;
+#[cfg(feature = "reqwest")]
+mod reqwest_support;
 mod secret;
 mod service;
 mod source;
@@ -116,7 +134,8 @@ pub use self::{
     error::{BoxError, Error, ErrorKind},
     secret::Secret,
     service::{
-        CloneBodies, EmptyBodies, NoReplay, OAuth2, OAuth2Layer, ReplayPolicy, ResponseFuture,
+        CloneBodies, EmptyBodies, HttpRequest, HttpResponse, NoReplay, OAuth2, OAuth2Layer,
+        ReplayPolicy, ResponseFuture,
     },
     source::{FetchContext, FetchReason, TokenSource},
     store::{FileStore, MemoryStore, TokenStore},

@@ -1,10 +1,12 @@
 //! A small authorization server and protected API on loopback, so the examples run anywhere.
 //!
-//! - `POST /token` runs the client-credentials grant for one client (HTTP Basic or form
-//!   credentials) and issues opaque tokens that live `token_lifetime`.
-//! - `GET /api/...` answers 200 for a valid token and 401 with
-//!   `WWW-Authenticate: Bearer error="invalid_token"` for a missing, unknown, revoked or expired
-//!   one.
+//! - `POST /token` runs the client-credentials grant, and the refresh-token grant for
+//!   [`REFRESH_TOKEN`], for one client (HTTP Basic or form credentials) and issues opaque tokens
+//!   that live `token_lifetime`. A wrong client secret gets an RFC 6749 error body
+//!   (`invalid_client`); an unknown refresh token gets a vendor error envelope.
+//! - `/api/...` answers 200 for a valid token (`{"orders":[]}` to a `GET`, the method and body
+//!   size to anything else) and 401 with `WWW-Authenticate: Bearer error="invalid_token"` for a
+//!   missing, unknown, revoked or expired one.
 
 #![allow(dead_code)]
 
@@ -29,6 +31,8 @@ use tokio::net::TcpListener;
 
 pub(crate) const CLIENT_ID: &str = "demo-client";
 pub(crate) const CLIENT_SECRET: &str = "demo-secret";
+/// The one refresh token the refresh-token grant accepts.
+pub(crate) const REFRESH_TOKEN: &str = "demo-refresh-token";
 
 /// The running demo server, and what it has seen.
 pub(crate) struct DemoServer {
@@ -110,7 +114,7 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
 async fn route(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
         (&Method::POST, "/token") => token(state, request).await,
-        (_, path) if path.starts_with("/api") => api(state, &request),
+        (_, path) if path.starts_with("/api") => api(state, request).await,
         _ => respond(StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -135,11 +139,20 @@ async fn token(state: &State, request: Request<Incoming>) -> Response<Full<Bytes
         .map(|(id, secret)| format!("{id}:{secret}"));
     let credentials = basic.or(from_form);
 
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+    let grant_type = form.get("grant_type").map(String::as_str);
+    if !matches!(grant_type, Some("client_credentials" | "refresh_token")) {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
     if credentials.as_deref() != Some(&format!("{CLIENT_ID}:{CLIENT_SECRET}")) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if grant_type == Some("refresh_token")
+        && form.get("refresh_token").map(String::as_str) != Some(REFRESH_TOKEN)
+    {
+        return json(
+            StatusCode::BAD_REQUEST,
+            r#"{"meta":{"pagination":{"limit":0,"offset":0,"total_count":0}},"errors":[{"httpcode":400,"message":"invalid refresh token"}]}"#.to_owned(),
+        );
     }
     let n = state.grants.fetch_add(1, Ordering::SeqCst) + 1;
     let token = format!("demo-token-{n}-{:08x}", rand_suffix());
@@ -156,7 +169,7 @@ async fn token(state: &State, request: Request<Incoming>) -> Response<Full<Bytes
     json(StatusCode::OK, body)
 }
 
-fn api(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn api(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
     state.api_calls.fetch_add(1, Ordering::SeqCst);
     let token = request
         .headers()
@@ -170,7 +183,18 @@ fn api(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
             .is_some_and(|expires| *expires > Instant::now())
     });
     if valid {
-        return json(StatusCode::OK, r#"{"orders":[]}"#.to_owned());
+        let method = request.method().clone();
+        if method == Method::GET {
+            return json(StatusCode::OK, r#"{"orders":[]}"#.to_owned());
+        }
+        let Ok(body) = request.into_body().collect().await else {
+            return respond(StatusCode::BAD_REQUEST, "unreadable body");
+        };
+        let size = body.to_bytes().len();
+        return json(
+            StatusCode::OK,
+            format!(r#"{{"method":"{method}","bytes":{size}}}"#),
+        );
     }
     state.rejected.fetch_add(1, Ordering::SeqCst);
     let mut response = respond(StatusCode::UNAUTHORIZED, "invalid token");

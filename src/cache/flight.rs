@@ -16,6 +16,7 @@ use std::{
 };
 
 use tokio::{sync::watch, time::Instant};
+use tracing::Instrument;
 
 use super::{
     Stats,
@@ -230,10 +231,13 @@ impl Shared {
             shared: Arc::clone(self),
             finished: false,
         };
+        // The fetch outlives the request that starts it, so its span is a root that follows
+        // from the request's span rather than a child of it.
+        let cause = tracing::Span::current().id();
         // A runtime that is shutting down drops the task inside `spawn`, on this thread, and
         // the guard then takes the flight lock: release it first.
         drop(flight);
-        runtime.spawn(run(guard, sender, reason, start_at));
+        runtime.spawn(run(guard, sender, reason, start_at, cause));
         Ok(waiter)
     }
 
@@ -298,31 +302,28 @@ async fn run(
     sender: watch::Sender<Option<Outcome>>,
     reason: FetchReason,
     start_at: Option<Instant>,
+    cause: Option<tracing::Id>,
 ) {
     if let Some(at) = start_at {
         tokio::time::sleep_until(at).await;
     }
     let shared = Arc::clone(&guard.shared);
-    let deadline = later(Instant::now(), shared.rules.fetch_timeout);
-    let mut attempt = 1;
-    let (outcome, retry_at) = loop {
-        let started = Instant::now();
-        let outcome = fetch(&shared, reason, deadline).await;
-        shared.stats.record_fetch(outcome.is_ok());
-        log_attempt(&shared, reason, attempt, started, &outcome);
-        let error = match outcome {
-            Ok(cached) => break (Ok(cached), None),
-            Err(error) => error,
-        };
-        let retry_at = shared.record_failure(&error);
-        let retry =
-            error.is_transient() && attempt < shared.rules.backoff.attempts && retry_at < deadline;
-        if !retry {
-            break (Err(error), Some(retry_at));
-        }
-        tokio::time::sleep_until(retry_at).await;
-        attempt += 1;
-    };
+    let span = tracing::info_span!(
+        parent: None,
+        "token_fetch",
+        grant_type = shared.source.grant_type(),
+        reason = reason.as_str(),
+        outcome = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+        elapsed_ms = tracing::field::Empty,
+    );
+    span.follows_from(cause);
+    let started = Instant::now();
+    let (outcome, retry_at, attempts) = attempts(&shared, reason).instrument(span.clone()).await;
+    span.record("outcome", if outcome.is_ok() { "ok" } else { "error" });
+    span.record("attempts", attempts);
+    span.record("elapsed_ms", millis(started));
+    drop(span);
 
     shared.finish(&outcome);
     guard.finished = true;
@@ -340,6 +341,36 @@ async fn run(
             shared.release_refreshing();
         }
     }
+}
+
+/// Attempts the fetch until it succeeds, fails for good, or runs out of attempts or time.
+/// Returns the outcome, when the next attempt may start if it failed, and the attempts made.
+async fn attempts(shared: &Shared, reason: FetchReason) -> (Outcome, Option<Instant>, u32) {
+    let deadline = later(Instant::now(), shared.rules.fetch_timeout);
+    let mut attempt = 1;
+    loop {
+        let started = Instant::now();
+        let outcome = fetch(shared, reason, deadline).await;
+        shared.stats.record_fetch(outcome.is_ok());
+        log_attempt(shared, reason, attempt, started, &outcome);
+        let error = match outcome {
+            Ok(cached) => return (Ok(cached), None, attempt),
+            Err(error) => error,
+        };
+        let retry_at = shared.record_failure(&error);
+        let retry =
+            error.is_transient() && attempt < shared.rules.backoff.attempts && retry_at < deadline;
+        if !retry {
+            return (Err(error), Some(retry_at), attempt);
+        }
+        tracing::debug!(attempt, "retrying the token fetch after a transient error");
+        tokio::time::sleep_until(retry_at).await;
+        attempt += 1;
+    }
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The deadline bounds getting a token, not saving it: once the source has answered, the
@@ -398,7 +429,7 @@ fn log_attempt(
     outcome: &Outcome,
 ) {
     let grant_type = shared.source.grant_type();
-    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let elapsed_ms = millis(started);
     match outcome {
         Ok(cached) => tracing::debug!(
             grant_type,

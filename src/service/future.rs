@@ -9,14 +9,17 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http::{StatusCode, header::AUTHORIZATION};
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
 
-use super::Local;
+use super::{
+    Local,
+    request::sealed::{Request, Response as _},
+};
 use crate::{
-    BoxError, Error, ErrorKind, TokenCache,
+    BoxError, Error, ErrorKind, HttpResponse, TokenCache,
     cache::{self, Cached, Lookup, Outcome},
     source::BoxFuture,
 };
@@ -49,18 +52,18 @@ impl Ticket {
 pin_project! {
     /// Response future of [`OAuth2`](super::OAuth2).
     #[must_use = "futures do nothing unless polled"]
-    pub struct ResponseFuture<S, B>
+    pub struct ResponseFuture<S, R>
     where
-        S: Service<Request<B>>,
+        S: Service<R>,
     {
         #[pin]
-        state: State<S::Future, S, B>,
+        state: State<S::Future, S, R>,
         // Whether the request carries a token of ours.
         authenticated: bool,
         // Kept only when the request can be retried: the service to send the copy through,
         // and the copy.
         service: Option<S>,
-        replay: Option<Request<B>>,
+        replay: Option<R>,
         // Which token the request carries, to invalidate after a 401.
         ticket: Option<Ticket>,
     }
@@ -68,15 +71,15 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, S, B>
+    enum State<F, S, R>
     where
-        S: Service<Request<B>>,
+        S: Service<R>,
     {
         // No usable token yet: the request waits for the fetch (`None` once it has its
         // token), then for the service to be ready.
         Waiting {
             token: Option<BoxFuture<'static, Outcome>>,
-            request: Option<Request<B>>,
+            request: Option<R>,
             cache: Option<TokenCache>,
         },
         // The request is out.
@@ -91,14 +94,14 @@ pin_project! {
         // The copy is out.
         Retried {
             #[pin]
-            future: Oneshot<S, Request<B>>,
+            future: Oneshot<S, R>,
         },
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
+impl<S, R> ResponseFuture<S, R>
 where
-    S: Service<Request<B>>,
+    S: Service<R>,
 {
     /// A request sent without a token of ours.
     pub(super) fn unauthenticated(future: S::Future) -> Self {
@@ -132,7 +135,7 @@ where
     pub(super) fn sent(
         future: S::Future,
         service: S,
-        replay: Option<Request<B>>,
+        replay: Option<R>,
         ticket: Option<Ticket>,
     ) -> Self {
         Self {
@@ -149,8 +152,8 @@ where
     pub(super) fn waiting(
         pending: cache::Pending,
         service: S,
-        request: Request<B>,
-        replay: Option<Request<B>>,
+        request: R,
+        replay: Option<R>,
         cache: &TokenCache,
     ) -> Self {
         Self {
@@ -167,12 +170,14 @@ where
     }
 }
 
-impl<S, B, ResBody> Future for ResponseFuture<S, B>
+impl<S, R> Future for ResponseFuture<S, R>
 where
-    S: Service<Request<B>, Response = Response<ResBody>>,
+    R: Request,
+    S: Service<R>,
+    S::Response: HttpResponse,
     S::Error: Into<BoxError>,
 {
-    type Output = Result<Response<ResBody>, BoxError>;
+    type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -258,14 +263,14 @@ where
 }
 
 /// The state that sends the copy with the token of `cached`.
-fn retry<F, S, B>(
+fn retry<F, S, R: Request>(
     service: &mut Option<S>,
-    replay: &mut Option<Request<B>>,
+    replay: &mut Option<R>,
     ticket: Option<&Ticket>,
     cached: &Cached,
-) -> Option<State<F, S, B>>
+) -> Option<State<F, S, R>>
 where
-    S: Service<Request<B>>,
+    S: Service<R>,
 {
     let (service, mut request) = (service.take()?, replay.take()?);
     // Counted only now: a request whose new token never came is not sent again.
@@ -286,9 +291,9 @@ fn polled_after_completion() -> BoxError {
         .into()
 }
 
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
+impl<S, R> fmt::Debug for ResponseFuture<S, R>
 where
-    S: Service<Request<B>>,
+    S: Service<R>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")

@@ -3,6 +3,7 @@
 mod future;
 mod origin;
 mod replay;
+mod request;
 
 use std::{
     fmt, mem,
@@ -10,13 +11,14 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
+use http::{HeaderValue, header::AUTHORIZATION};
 use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::{
     future::ResponseFuture,
     replay::{CloneBodies, EmptyBodies, NoReplay, ReplayPolicy},
+    request::{HttpRequest, HttpResponse},
 };
 use self::{
     future::Ticket,
@@ -150,6 +152,48 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 ///
 /// Errors from the inner service pass through unchanged, as [`BoxError`]. When no token can be
 /// had, the error is a [`tower_oauth2::Error`](crate::Error).
+///
+/// It serves `http::Request<B>` for any client that takes them and, with the `reqwest`
+/// feature, `reqwest::Request`: see [`HttpRequest`].
+///
+/// ```
+/// # use std::{convert::Infallible, sync::{Arc, atomic::{AtomicUsize, Ordering}}};
+/// # use bytes::Bytes;
+/// # use http::{Request, Response, StatusCode};
+/// # use http_body_util::Full;
+/// # use tower::{service_fn, ServiceExt};
+/// use tower_oauth2::{Error, FetchContext, OAuth2, Token, TokenSource};
+///
+/// // Hands out `token-1`, `token-2`, ...
+/// struct Counter(AtomicUsize);
+///
+/// impl TokenSource for Counter {
+///     async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+///         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+///         Ok(Token::bearer(format!("token-{n}")))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_oauth2::BoxError> {
+/// // An API that has revoked `token-1`.
+/// let api = service_fn(|request: Request<Full<Bytes>>| async move {
+///     let mut response = Response::new(Full::<Bytes>::default());
+///     if request.headers()["authorization"] == "Bearer token-1" {
+///         *response.status_mut() = StatusCode::UNAUTHORIZED;
+///     }
+///     Ok::<_, Infallible>(response)
+/// });
+/// let client = OAuth2::new(api, Counter(AtomicUsize::new(0)));
+///
+/// // The first attempt carries token-1 and gets a 401; the retry carries token-2.
+/// let request = Request::get("https://api.example.com/").body(Full::default())?;
+/// let response = client.clone().oneshot(request).await?;
+/// assert_eq!(response.status(), StatusCode::OK);
+/// assert_eq!(client.cache().stats().retries_after_401, 1);
+/// # Ok(())
+/// # }
+/// ```
 pub struct OAuth2<S, P = EmptyBodies> {
     inner: S,
     cache: TokenCache,
@@ -257,21 +301,22 @@ fn own_copy(header: &HeaderValue) -> HeaderValue {
     copy
 }
 
-impl<S, P, B, ResBody> Service<Request<B>> for OAuth2<S, P>
+impl<S, P, R> Service<R> for OAuth2<S, P>
 where
-    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S: Service<R> + Clone,
+    S::Response: HttpResponse,
     S::Error: Into<BoxError>,
-    P: ReplayPolicy<B>,
+    R: HttpRequest<P>,
 {
-    type Response = Response<ResBody>;
+    type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: R) -> Self::Future {
         // The service that was made ready is the one to call; a fresh clone stays behind.
         let clone = self.inner.clone();
         let mut service = mem::replace(&mut self.inner, clone);
@@ -279,7 +324,8 @@ where
         if request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::unauthenticated(service.call(request));
         }
-        match self.origins.verdict(request.uri()) {
+        let (scheme, host, port) = request.origin();
+        match self.origins.verdict_for(scheme, host, port) {
             Verdict::Attach => {}
             Verdict::Skip => {
                 tracing::debug!("origin not allowed for the token; sending without it");
@@ -287,10 +333,7 @@ where
             }
             Verdict::Refuse => return ResponseFuture::refused(),
         }
-        let replay = self
-            .policy
-            .replay_body(request.body())
-            .map(|body| replay::snapshot(&request, body));
+        let replay = request.replay(&self.policy);
 
         // Every request needs its ticket: a 401 retires the token even when it cannot be retried.
         let authorization = self.authorization(true);

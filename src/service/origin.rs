@@ -34,16 +34,19 @@ struct Origin {
 
 impl Origin {
     fn of(uri: &Uri) -> Option<Self> {
-        let https = match uri.scheme_str()? {
+        Self::from_parts(uri.scheme_str(), uri.host(), uri.port_u16())
+    }
+
+    fn from_parts(scheme: Option<&str>, host: Option<&str>, port: Option<u16>) -> Option<Self> {
+        let https = match scheme? {
             "https" => true,
             "http" => false,
             _ => return None,
         };
-        let authority = uri.authority()?;
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let port = port.unwrap_or(if https { 443 } else { 80 });
         Some(Self {
             https,
-            host: authority.host().to_ascii_lowercase().into(),
+            host: host?.to_ascii_lowercase().into(),
             port,
         })
     }
@@ -78,16 +81,28 @@ impl Origins {
         self.refuse_others = true;
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn verdict(&self, uri: &Uri) -> Verdict {
-        let allowed = match (&self.allowed, uri.scheme_str()) {
+        self.verdict_for(uri.scheme_str(), uri.host(), uri.port_u16())
+    }
+
+    /// The verdict for a request to `scheme://host:port`, each `None` where the request does
+    /// not say, so that any client's request type can be judged without building a `Uri`.
+    #[inline]
+    pub(crate) fn verdict_for(
+        &self,
+        scheme: Option<&str>,
+        host: Option<&str>,
+        port: Option<u16>,
+    ) -> Verdict {
+        let allowed = match (&self.allowed, scheme) {
             // A relative request goes wherever the inner service is bound; that was the user's
             // choice, so without a list it gets the token.
             (None, None) => true,
             (None, Some("https")) => true,
-            (None, Some("http")) => self.plain_http || uri.host().is_some_and(is_loopback),
+            (None, Some("http")) => self.plain_http || host.is_some_and(is_loopback),
             (None, Some(_)) => false,
-            (Some(list), _) => Origin::of(uri).is_some_and(|origin| {
+            (Some(list), _) => Origin::from_parts(scheme, host, port).is_some_and(|origin| {
                 (origin.https || self.plain_http || is_loopback(&origin.host))
                     && list.contains(&origin)
             }),

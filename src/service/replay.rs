@@ -16,6 +16,39 @@ use http_body::Body;
 /// - [`CloneBodies`]: bodies that are `Clone`, such as `Full<Bytes>`, are copied and retried.
 ///   Each copy of a large body costs memory for as long as the request runs.
 /// - [`NoReplay`]: nothing is retried.
+///
+/// ```
+/// # use std::convert::Infallible;
+/// # use bytes::Bytes;
+/// # use http::{Request, Response, StatusCode};
+/// # use http_body_util::{BodyExt, Full};
+/// # use tower::{service_fn, ServiceExt};
+/// use tower_oauth2::{CloneBodies, Error, FetchContext, OAuth2Layer, Token, TokenCache, TokenSource};
+/// # struct Fixed;
+/// # impl TokenSource for Fixed {
+/// #     async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+/// #         Ok(Token::bearer("abc"))
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_oauth2::BoxError> {
+/// # let http = service_fn(|request: Request<Full<Bytes>>| async move {
+/// #     let body = request.into_body().collect().await.unwrap().to_bytes();
+/// #     Ok::<_, Infallible>(Response::new(Full::new(body)))
+/// # });
+///
+/// // `Full<Bytes>` is `Clone`: a POST can be sent again after a 401.
+/// let layer = OAuth2Layer::new(TokenCache::new(Fixed)).replay(CloneBodies);
+/// let client = tower::ServiceBuilder::new().layer(layer).service(http);
+/// let request = Request::post("https://api.example.com/orders").body(Full::from("item=book"))?;
+/// let response = client.oneshot(request).await?;
+/// assert_eq!(response.status(), StatusCode::OK);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Implement it for a body type of your own to copy it your way; for `reqwest::Request` the
+/// three policies above are the ones available (see [`HttpRequest`](crate::HttpRequest)).
 pub trait ReplayPolicy<B> {
     /// Returns a body to send again in place of `body`, or `None` if it cannot be replayed.
     fn replay_body(&self, body: &B) -> Option<B>;

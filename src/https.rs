@@ -1,0 +1,171 @@
+//! A ready-made HTTPS client: hyper-util's client over rustls, for the token endpoint and the
+//! API alike.
+//!
+//! The client speaks HTTP/1.1 and HTTP/2 (chosen by ALPN), checks certificates against
+//! Mozilla's root certificates ([`client`]) or the system's ([`client_with_native_roots`]),
+//! uses the `ring` crypto provider whatever other providers the program links, and never
+//! follows a redirect. It also speaks plain `http`: the token endpoint and
+//! [`OAuth2Layer`](crate::OAuth2Layer) only accept that for loopback unless told otherwise.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use tower::ServiceBuilder;
+//! use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials, https};
+//!
+//! # fn main() -> Result<(), tower_oauth2::Error> {
+//! // One line for the token endpoint...
+//! let endpoint = TokenClient::https("https://auth.example.com/oauth2/token")?;
+//! let grant = ClientCredentials::new(endpoint, ClientAuth::basic("my-client", "my-secret"));
+//! // ...and the same kind of client for the API.
+//! let client = ServiceBuilder::new()
+//!     .layer(OAuth2Layer::new(grant))
+//!     .service(https::client::<Full<Bytes>>()?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Requests through it need a Tokio runtime.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::Full;
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use rustls::ClientConfig;
+
+use crate::{Error, ErrorKind, TokenClient};
+
+/// The rustls this module builds on, for [`client_with_tls_config`].
+pub use rustls;
+
+/// hyper-util's client with a rustls connector: what [`client`] returns.
+pub type HttpsClient<B = Full<Bytes>> = Client<HttpsConnector<HttpConnector>, B>;
+
+/// Returns an HTTPS client that trusts Mozilla's root certificates (the `webpki-roots`
+/// crate), so it works the same in a minimal container without a system certificate store.
+///
+/// Fails only if rustls rejects its own safe defaults.
+pub fn client<B>() -> Result<HttpsClient<B>, Error>
+where
+    B: Body + Send,
+    B::Data: Send,
+{
+    let config = config_builder()?.with_webpki_roots().with_no_client_auth();
+    Ok(build(config))
+}
+
+/// Returns an HTTPS client that trusts the system's root certificates, as found by
+/// `rustls-native-certs`: for networks whose proxies or servers use a private certificate
+/// authority installed on the machine.
+///
+/// Fails when no usable root certificate is found.
+pub fn client_with_native_roots<B>() -> Result<HttpsClient<B>, Error>
+where
+    B: Body + Send,
+    B::Data: Send,
+{
+    let config = config_builder()?
+        .with_native_roots()
+        .map_err(|error| {
+            Error::new(ErrorKind::Config)
+                .with_detail("no usable system root certificate")
+                .with_source(error.into())
+        })?
+        .with_no_client_auth();
+    Ok(build(config))
+}
+
+/// Returns an HTTPS client with your own rustls configuration: a private certificate
+/// authority, client certificates (mutual TLS), a custom verifier. Its ALPN protocols are set
+/// to HTTP/2 and HTTP/1.1.
+///
+/// Build `config` with `ClientConfig::builder_with_provider(..)` rather than
+/// `ClientConfig::builder()`: the latter panics when the program links more than one crypto
+/// provider and installed none as the default.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_oauth2::https::{self, rustls};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut roots = rustls::RootCertStore::empty();
+/// // roots.add(your_ca_certificate)?;
+/// let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// let config = rustls::ClientConfig::builder_with_provider(provider)
+///     .with_safe_default_protocol_versions()?
+///     .with_root_certificates(roots)
+///     .with_no_client_auth();
+/// let client = https::client_with_tls_config::<http_body_util::Full<bytes::Bytes>>(config);
+/// # Ok(())
+/// # }
+/// ```
+pub fn client_with_tls_config<B>(config: ClientConfig) -> HttpsClient<B>
+where
+    B: Body + Send,
+    B::Data: Send,
+{
+    build(config)
+}
+
+/// A configuration builder with `ring` named explicitly: rustls' process default panics when
+/// a program links two providers and installs neither.
+fn config_builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, Error> {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| {
+            Error::new(ErrorKind::Config)
+                .with_detail("rustls rejected its default protocol versions")
+                .with_source(error.into())
+        })
+}
+
+fn build<B>(config: ClientConfig) -> HttpsClient<B>
+where
+    B: Body + Send,
+    B::Data: Send,
+{
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_all_versions()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+impl TokenClient {
+    /// Creates a client of the token endpoint at `url` over a new [`https::client`](client),
+    /// which trusts Mozilla's root certificates and never follows redirects.
+    ///
+    /// The same rules for `url` apply as for [`TokenClient::new`]: `https`, or `http` to
+    /// loopback. Available with the `https` feature.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tower_oauth2::Error> {
+    /// let endpoint = tower_oauth2::TokenClient::https("https://auth.example.com/oauth2/token")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
+    pub fn https(url: &str) -> Result<Self, Error> {
+        Self::new(url, client::<Full<Bytes>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_client_refuses_plain_http_beyond_loopback() {
+        assert!(TokenClient::https("https://auth.example.com/token").is_ok());
+        assert!(TokenClient::https("http://127.0.0.1:8080/token").is_ok());
+        let error = TokenClient::https("http://auth.example.com/token").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+    }
+}

@@ -1,0 +1,61 @@
+//! reqwest as the token endpoint's HTTP client. (reqwest as the API client needs nothing here:
+//! `reqwest::Client` is a tower `Service` that [`OAuth2Layer`](crate::OAuth2Layer) wraps as it
+//! is; see `service/request.rs`.)
+
+use bytes::Bytes;
+
+use crate::{Error, ErrorKind, TokenClient};
+
+impl TokenClient {
+    /// Creates a client of the token endpoint at `url` that sends through a reqwest client
+    /// built from `builder` with redirects turned off.
+    ///
+    /// Pass `reqwest::Client::builder()` for reqwest's defaults, or a builder with your proxy,
+    /// TLS and timeout settings. Whatever redirect policy `builder` had is replaced: a token
+    /// client that follows a redirect could send the client's credentials wherever it points.
+    /// The same rules for `url` apply as for [`TokenClient::new`]. Available with the
+    /// `reqwest` feature.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_oauth2::BoxError> {
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
+    ///
+    /// let endpoint =
+    ///     TokenClient::reqwest("https://auth.example.com/oauth2/token", reqwest::Client::builder())?;
+    /// let grant = ClientCredentials::new(endpoint, ClientAuth::basic("my-client", "my-secret"));
+    ///
+    /// // `reqwest::Client` is a tower service: the layer wraps it as it is.
+    /// let http = reqwest::Client::new();
+    /// let mut client = OAuth2Layer::new(grant).layer(http.clone());
+    ///
+    /// let request = http.get("https://api.example.com/orders").build()?;
+    /// let response: reqwest::Response = client.ready().await?.call(request).await?;
+    /// println!("{}", response.text().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+    pub fn reqwest(url: &str, builder: reqwest::ClientBuilder) -> Result<Self, Error> {
+        let client = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| {
+                Error::new(ErrorKind::Config)
+                    .with_detail("the reqwest client could not be built")
+                    .with_source(error.into())
+            })?;
+        // The token client speaks `http` types; reqwest converts both ways without copying
+        // the body.
+        let http = tower::service_fn(move |request: http::Request<Bytes>| {
+            let client = client.clone();
+            async move {
+                let request = reqwest::Request::try_from(request)?;
+                let response = client.execute(request).await?;
+                Ok::<_, reqwest::Error>(http::Response::from(response))
+            }
+        });
+        Self::new(url, http)
+    }
+}

@@ -1,0 +1,152 @@
+//! The request and response types [`OAuth2`](super::OAuth2) can serve.
+//!
+//! One state machine serves every client: it needs only a request's headers, where it goes,
+//! and a copy made before it is sent; and a response's status. Each client's types provide
+//! those through the sealed traits here, so `http::Request` and `reqwest::Request` share the
+//! code that attaches tokens and retries after a 401.
+
+use http::{HeaderMap, StatusCode};
+
+use super::replay::{self, ReplayPolicy};
+
+/// A request type [`OAuth2<S, P>`](super::OAuth2) can authenticate and, under its
+/// [`ReplayPolicy`] `P`, copy for a retry.
+///
+/// Implemented for:
+///
+/// - [`http::Request<B>`] for every body `B` and every policy `P: ReplayPolicy<B>`;
+/// - `reqwest::Request` (with the `reqwest` feature) for the three policies this crate ships:
+///   [`EmptyBodies`](super::EmptyBodies) copies requests without a body or with an empty one,
+///   [`CloneBodies`](super::CloneBodies) copies every request whose body is in memory (through
+///   `reqwest::Request::try_clone`; a streaming body is never copied), and
+///   [`NoReplay`](super::NoReplay) copies none.
+///
+/// This trait is sealed: it cannot be implemented outside this crate.
+pub trait HttpRequest<P>: sealed::Request + sealed::Replay<P> {}
+
+impl<R: sealed::Request + sealed::Replay<P>, P> HttpRequest<P> for R {}
+
+/// A response type whose status [`OAuth2`](super::OAuth2) reads: [`http::Response<B>`], and
+/// `reqwest::Response` with the `reqwest` feature.
+///
+/// This trait is sealed: it cannot be implemented outside this crate.
+pub trait HttpResponse: sealed::Response {}
+
+impl<R: sealed::Response> HttpResponse for R {}
+
+pub(super) mod sealed {
+    use http::{HeaderMap, StatusCode};
+
+    // Public in a private module, so the public traits can name them and nobody else can
+    // implement them.
+    #[allow(unreachable_pub)]
+    pub trait Request: Sized {
+        fn headers(&self) -> &HeaderMap;
+
+        fn headers_mut(&mut self) -> &mut HeaderMap;
+
+        /// Scheme, host and port of where the request goes; `None` where the request does
+        /// not say (a relative URI).
+        fn origin(&self) -> (Option<&str>, Option<&str>, Option<u16>);
+    }
+
+    /// How replay policy `P` copies this request.
+    #[allow(unreachable_pub)]
+    pub trait Replay<P>: Sized {
+        /// A copy to send again after a 401, made before the request is first sent.
+        fn replay(&self, policy: &P) -> Option<Self>;
+    }
+
+    #[allow(unreachable_pub)]
+    pub trait Response {
+        fn status(&self) -> StatusCode;
+    }
+}
+
+impl<B> sealed::Request for http::Request<B> {
+    #[inline]
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+
+    #[inline]
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers_mut()
+    }
+
+    #[inline]
+    fn origin(&self) -> (Option<&str>, Option<&str>, Option<u16>) {
+        let uri = self.uri();
+        (uri.scheme_str(), uri.host(), uri.port_u16())
+    }
+}
+
+impl<B, P: ReplayPolicy<B>> sealed::Replay<P> for http::Request<B> {
+    #[inline]
+    fn replay(&self, policy: &P) -> Option<Self> {
+        policy
+            .replay_body(self.body())
+            .map(|body| replay::snapshot(self, body))
+    }
+}
+
+impl<B> sealed::Response for http::Response<B> {
+    #[inline]
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+}
+
+#[cfg(feature = "reqwest")]
+mod reqwest_impls {
+    use http::{HeaderMap, StatusCode};
+
+    use super::sealed;
+    use crate::{CloneBodies, EmptyBodies, NoReplay};
+
+    impl sealed::Request for reqwest::Request {
+        #[inline]
+        fn headers(&self) -> &HeaderMap {
+            self.headers()
+        }
+
+        #[inline]
+        fn headers_mut(&mut self) -> &mut HeaderMap {
+            self.headers_mut()
+        }
+
+        #[inline]
+        fn origin(&self) -> (Option<&str>, Option<&str>, Option<u16>) {
+            let url = self.url();
+            (Some(url.scheme()), url.host_str(), url.port())
+        }
+    }
+
+    macro_rules! reqwest_replay {
+        ($policy:ty, |$request:ident| $replay:expr) => {
+            impl sealed::Replay<$policy> for reqwest::Request {
+                #[inline]
+                fn replay(&self, _policy: &$policy) -> Option<Self> {
+                    let $request = self;
+                    $replay
+                }
+            }
+        };
+    }
+
+    reqwest_replay!(EmptyBodies, |request| {
+        let empty = request
+            .body()
+            .is_none_or(|body| body.as_bytes().is_some_and(<[u8]>::is_empty));
+        if empty { request.try_clone() } else { None }
+    });
+    reqwest_replay!(CloneBodies, |request| request.try_clone());
+    reqwest_replay!(NoReplay, |_request| None);
+
+    impl sealed::Response for reqwest::Response {
+        #[inline]
+        fn status(&self) -> StatusCode {
+            self.status()
+        }
+    }
+}

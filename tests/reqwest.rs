@@ -1,0 +1,231 @@
+//! `OAuth2Layer` over `reqwest::Client`, and the token endpoint reached through reqwest, against
+//! servers on loopback.
+#![cfg(feature = "reqwest")]
+
+#[path = "../examples/support/mod.rs"]
+mod support;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, http::StatusCode, response::IntoResponse, routing::post};
+use bytes::Bytes;
+use http_body_util::Full;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_oauth2::{
+    ClientAuth, CloneBodies, ErrorKind, NoReplay, OAuth2Layer, TokenClient,
+    grant::ClientCredentials,
+};
+
+use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+
+async fn demo() -> DemoServer {
+    DemoServer::start(Duration::from_secs(3600)).await.unwrap()
+}
+
+fn grant(server: &DemoServer) -> ClientCredentials {
+    let endpoint = TokenClient::reqwest(&server.token_url(), reqwest::Client::builder()).unwrap();
+    ClientCredentials::new(endpoint, ClientAuth::basic(CLIENT_ID, CLIENT_SECRET))
+}
+
+#[tokio::test]
+async fn concurrent_reqwest_requests_share_one_grant() {
+    let server = demo().await;
+    let http = reqwest::Client::new();
+    let client = ServiceBuilder::new()
+        .layer(OAuth2Layer::new(grant(&server)))
+        .service(http.clone());
+
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let request = http
+            .get(server.api_url(&format!("/orders/{n}")))
+            .build()
+            .unwrap();
+        calls.spawn(client.clone().oneshot(request));
+    }
+    for response in calls.join_all().await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+    assert_eq!(server.grants(), 1);
+}
+
+#[tokio::test]
+async fn a_401_is_retried_with_a_copy_made_by_try_clone() {
+    let server = demo().await;
+    let http = reqwest::Client::new();
+    let mut client = OAuth2Layer::new(grant(&server))
+        .replay(CloneBodies)
+        .layer(http.clone());
+
+    let first = http.get(server.api_url("/orders")).build().unwrap();
+    assert_eq!(
+        client
+            .ready()
+            .await
+            .unwrap()
+            .call(first)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.revoke_all();
+
+    let request = http
+        .post(server.api_url("/orders"))
+        .header("x-request-id", "7")
+        .body("item=book")
+        .build()
+        .unwrap();
+    let response = client.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"method":"POST","bytes":9}"#
+    );
+    assert_eq!(server.rejected(), 1);
+    assert_eq!(server.grants(), 2);
+    assert_eq!(client.cache().stats().retries_after_401, 1);
+}
+
+#[tokio::test]
+async fn by_default_only_requests_without_a_body_are_retried() {
+    let server = demo().await;
+    let http = reqwest::Client::new();
+    let client = OAuth2Layer::new(grant(&server)).layer(http.clone());
+
+    let warm = http.get(server.api_url("/orders")).build().unwrap();
+    client.clone().oneshot(warm).await.unwrap();
+    server.revoke_all();
+    let with_body = http
+        .post(server.api_url("/orders"))
+        .body("item=book")
+        .build()
+        .unwrap();
+    let response = client.clone().oneshot(with_body).await.unwrap();
+    assert_eq!(response.status(), 401);
+
+    // The 401 invalidated the token; a GET gets a new one.
+    let get = http.get(server.api_url("/orders")).build().unwrap();
+    assert_eq!(client.clone().oneshot(get).await.unwrap().status(), 200);
+    assert_eq!(server.grants(), 2);
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_never_replayed() {
+    let server = demo().await;
+    let http = reqwest::Client::new();
+    let client = OAuth2Layer::new(grant(&server))
+        .replay(CloneBodies)
+        .layer(http.clone());
+    let warm = http.get(server.api_url("/orders")).build().unwrap();
+    client.clone().oneshot(warm).await.unwrap();
+    server.revoke_all();
+
+    let stream = reqwest::Body::wrap(Full::new(Bytes::from_static(b"item=book")));
+    let request = http
+        .post(server.api_url("/orders"))
+        .body(stream)
+        .build()
+        .unwrap();
+    let response = client.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(server.api_calls(), 2);
+}
+
+#[tokio::test]
+async fn no_replay_returns_every_401() {
+    let server = demo().await;
+    let http = reqwest::Client::new();
+    let client = OAuth2Layer::new(grant(&server))
+        .replay(NoReplay)
+        .layer(http.clone());
+    let warm = http.get(server.api_url("/orders")).build().unwrap();
+    client.clone().oneshot(warm).await.unwrap();
+    server.revoke_all();
+    let get = http.get(server.api_url("/orders")).build().unwrap();
+    assert_eq!(client.clone().oneshot(get).await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn an_authorization_header_the_caller_set_is_sent_as_it_is() {
+    let server = demo().await;
+    let http = reqwest::Client::new();
+    let client = OAuth2Layer::new(grant(&server)).layer(http.clone());
+    let request = http
+        .get(server.api_url("/orders"))
+        .bearer_auth("not-a-token")
+        .build()
+        .unwrap();
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(server.grants(), 0);
+}
+
+#[tokio::test]
+async fn plain_http_beyond_loopback_gets_no_token() {
+    let server = demo().await;
+    let http = reqwest::Client::new();
+    let client = OAuth2Layer::new(grant(&server))
+        .refuse_other_origins()
+        .layer(http.clone());
+    let request = http.get("http://api.invalid/orders").build().unwrap();
+    let error = client.oneshot(request).await.unwrap_err();
+    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
+    assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
+    assert_eq!(server.grants(), 0);
+}
+
+#[tokio::test]
+async fn the_reqwest_token_client_never_follows_a_redirect() {
+    // A token endpoint that redirects, with 307 so a client that followed would re-send the
+    // form with the client secret, and the place it points to.
+    let followed = Arc::new(AtomicUsize::new(0));
+    let target = {
+        let followed = Arc::clone(&followed);
+        Router::new().route(
+            "/token",
+            post(move || {
+                followed.fetch_add(1, Ordering::SeqCst);
+                async { r#"{"access_token":"stolen","token_type":"Bearer"}"# }
+            }),
+        )
+    };
+    let target_addr = serve(target).await;
+    let redirecting = Router::new().route(
+        "/token",
+        post(move || async move {
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [("location", format!("http://{target_addr}/token"))],
+            )
+                .into_response()
+        }),
+    );
+    let addr = serve(redirecting).await;
+
+    // The builder asked to follow redirects; the token client overrides it.
+    let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(5));
+    let endpoint = TokenClient::reqwest(&format!("http://{addr}/token"), builder).unwrap();
+    let request = tower_oauth2::TokenRequest::new("client_credentials");
+    let error = endpoint
+        .request(&request, &ClientAuth::post(CLIENT_ID, CLIENT_SECRET))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnexpectedResponse);
+    assert_eq!(error.status(), Some(StatusCode::TEMPORARY_REDIRECT));
+    assert_eq!(followed.load(Ordering::SeqCst), 0);
+}
+
+async fn serve(router: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
