@@ -64,6 +64,7 @@
 //! [status](Error::status). Both RFC 6749 error bodies and vendor error envelopes
 //! (`{"meta": {..}, "errors": [{"httpcode": 400, "message": ".."}]}`) become
 //! [`ErrorKind::Rejected`]. No secret appears in any error message or `Debug` output.
+//! [`failures`] shows, fault by fault, what callers see when the token endpoint misbehaves.
 //!
 //! # Middleware ordering
 //!
@@ -96,6 +97,8 @@
 
 mod cache;
 mod endpoint;
+#[doc = include_str!("../docs/failures.md")]
+pub mod failures {}
 mod error;
 pub mod grant;
 mod secret;
