@@ -121,3 +121,73 @@ async fn no_error_shows_a_secret_in_display_or_debug() {
         assert_free_of("BoxError", &format!("{error} {error:?}"), &[SECRET, TOKEN]);
     }
 }
+
+/// A token endpoint that echoes what it received, as debugging pages and some gateways do:
+/// the form body and the `Authorization` header, in the encodings they were sent in.
+fn echoing_endpoint(status: u16, padding: usize) -> TokenClient {
+    let http = tower::service_fn(move |request: Request<Body>| async move {
+        use http_body_util::BodyExt;
+        let authorization = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        let page = format!(
+            "<html>{}<body>authorization: {authorization} body: {}</body></html>",
+            "<br>".repeat(padding),
+            String::from_utf8_lossy(&body)
+        );
+        let mut response = http::Response::new(Body::from(page));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    TokenClient::new("https://auth.test/token", http).unwrap()
+}
+
+/// A secret with the characters base64 secrets have, so its form encoding differs from it.
+const ENCODED_SECRET: &str = "Q7+mZ/vR9=kT~sentinel";
+
+#[tokio::test]
+async fn a_secret_echoed_in_the_encoding_it_was_sent_in_is_scrubbed() {
+    let encoded: String = form_urlencoded::byte_serialize(ENCODED_SECRET.as_bytes()).collect();
+    let credentials = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("client:{encoded}"),
+    );
+    for auth in [
+        ClientAuth::post("client", ENCODED_SECRET),
+        ClientAuth::basic("client", ENCODED_SECRET),
+    ] {
+        let request = TokenRequest::new("refresh_token").secret_param("refresh_token", REFRESH);
+        let error = echoing_endpoint(500, 0)
+            .request(&request, &auth)
+            .await
+            .unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert_free_of(
+            "Error",
+            &shown,
+            &[ENCODED_SECRET, &encoded, &credentials, REFRESH],
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_part_of_a_secret_shows_when_it_sits_where_a_long_body_is_cut() {
+    // Markup collapses to nothing, so text deep in a long page is what the excerpt shows; a
+    // cut through the secret must not leave its first characters behind.
+    for padding in 990..1010 {
+        let error = echoing_endpoint(502, padding)
+            .request(
+                &TokenRequest::new("client_credentials"),
+                &ClientAuth::post("client", SECRET),
+            )
+            .await
+            .unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(shown.contains("client_secret="), "{shown}");
+        assert_clean("Error", shown);
+    }
+}

@@ -83,8 +83,8 @@ impl ClientAuth {
         }
     }
 
-    /// The `Authorization` header for HTTP Basic, `None` for the other methods.
-    pub(crate) fn header(&self) -> Option<HeaderValue> {
+    /// The base64 credentials of HTTP Basic, `None` for the other methods.
+    fn basic_credentials(&self) -> Option<Zeroizing<String>> {
         let Method::Basic(secret) = &self.method else {
             return None;
         };
@@ -92,7 +92,13 @@ impl ClientAuth {
         credentials.extend(form_urlencoded::byte_serialize(self.client_id.as_bytes()));
         credentials.push(':');
         credentials.extend(form_urlencoded::byte_serialize(secret.expose().as_bytes()));
-        let value = Zeroizing::new(format!("Basic {}", STANDARD.encode(credentials.as_bytes())));
+        Some(Zeroizing::new(STANDARD.encode(credentials.as_bytes())))
+    }
+
+    /// The `Authorization` header for HTTP Basic, `None` for the other methods.
+    pub(crate) fn header(&self) -> Option<HeaderValue> {
+        let credentials = self.basic_credentials()?;
+        let value = Zeroizing::new(format!("Basic {}", credentials.as_str()));
         // Base64 output is always a valid header value.
         let mut header = HeaderValue::from_str(&value).ok()?;
         header.set_sensitive(true);
@@ -195,13 +201,25 @@ impl TokenRequest {
         &self.grant_type
     }
 
-    /// Every secret the request carries, so error text can be scrubbed of them.
-    pub(crate) fn secrets<'a>(&'a self, auth: &'a ClientAuth) -> Vec<&'a str> {
+    /// Every secret the request carries, in each form it takes on the wire, so error text can
+    /// be scrubbed of them: a server that echoes the request echoes the form-encoded body and
+    /// the Basic credentials, not the plain values.
+    pub(crate) fn secrets(&self, auth: &ClientAuth) -> Vec<Zeroizing<String>> {
         let params = self.params.iter().filter_map(|(_, value)| match value {
             Value::Secret(secret) => Some(secret.expose()),
             Value::Plain(_) => None,
         });
-        params.chain(auth.secret().map(Secret::expose)).collect()
+        let mut forms = Vec::new();
+        for secret in params.chain(auth.secret().map(Secret::expose)) {
+            let encoded =
+                Zeroizing::new(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+            forms.push(Zeroizing::new(secret.to_owned()));
+            if *encoded != secret {
+                forms.push(encoded);
+            }
+        }
+        forms.extend(auth.basic_credentials());
+        forms
     }
 
     /// The form body, `application/x-www-form-urlencoded`.
@@ -302,9 +320,21 @@ mod tests {
         let request = TokenRequest::new("g").secret_param("refresh_token", "sentinel-refresh");
         let debug = format!("{auth:?} {request:?}");
         assert!(!debug.contains("sentinel"), "{debug}");
+        let secrets = request.secrets(&auth);
+        let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
+        assert_eq!(secrets, ["sentinel-refresh", "sentinel-secret"]);
+    }
+
+    #[test]
+    fn secrets_include_the_forms_they_take_on_the_wire() {
+        let auth = ClientAuth::basic("id", "a+b/c");
+        let request = TokenRequest::new("g").secret_param("code", "x y");
+        let secrets = request.secrets(&auth);
+        let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
+        // "id:a%2Bb%2Fc" in base64.
         assert_eq!(
-            request.secrets(&auth),
-            ["sentinel-refresh", "sentinel-secret"]
+            secrets,
+            ["x y", "x+y", "a+b/c", "a%2Bb%2Fc", "aWQ6YSUyQmIlMkZj"]
         );
     }
 }

@@ -169,6 +169,7 @@ impl TokenClient {
     pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
         let inner = &self.inner;
         let secrets = request.secrets(auth);
+        let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         let exchange = async {
             let http_request = self.http_request(request, auth)?;
             let response = inner

@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 use serde_json::{Map, Value};
 
-use crate::{Error, ErrorKind, Token, error::sanitize};
+use crate::{
+    Error, ErrorKind, Token,
+    error::{sanitize, scrub},
+};
 
 /// How much of a server's text an error quotes.
 const EXCERPT_CHARS: usize = 160;
@@ -170,12 +173,13 @@ fn excerpt(body: &[u8], secrets: &[&str]) -> String {
     if body.is_empty() {
         return "empty body".to_owned();
     }
-    let head = &body[..body.len().min(4096)];
-    let text = String::from_utf8_lossy(head);
+    // Secrets go before anything is cut or stripped: a cut through a secret, or a tag
+    // inside one, would leave part of it behind. The body is bounded by `max_body_size`.
+    let text = scrub(&String::from_utf8_lossy(body), secrets);
     let text = if text.trim_start().starts_with('<') {
         strip_markup(&text)
     } else {
-        text.into_owned()
+        text
     };
     format!("body: {}", sanitize(&text, secrets, EXCERPT_CHARS))
 }
