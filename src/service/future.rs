@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
 
-use super::Local;
+use super::{Local, challenge};
 use crate::{
     BoxError, Error, ErrorKind, TokenCache,
     cache::{self, Cached, Lookup, Outcome},
@@ -201,6 +201,11 @@ where
                 StateProj::Sent { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
                     if response.status() != StatusCode::UNAUTHORIZED || !*this.authenticated {
+                        return Poll::Ready(Ok(response));
+                    }
+                    // The token stays: it was not what the server objected to.
+                    if !challenge::new_token_may_help(response.headers()) {
+                        tracing::debug!("401 answer that a new token cannot meet; not retrying");
                         return Poll::Ready(Ok(response));
                     }
                     let Some(ticket) = this.ticket.as_ref() else {

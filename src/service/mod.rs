@@ -1,5 +1,6 @@
 //! The middleware: a bearer token on every request, and one retry after a 401.
 
+mod challenge;
 mod future;
 mod origin;
 mod replay;
@@ -147,6 +148,9 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 ///   the token is invalidated (unless another request already replaced it), and the copy is
 ///   sent once with the new token. A second 401 is returned as it came, and so is any 403.
 ///   If no new token can be had, the error says why.
+/// - A 401 answer whose `WWW-Authenticate` only names other schemes (`Basic`, `Negotiate`,
+///   `DPoP`), or whose bearer challenge says `error="insufficient_scope"`, is returned as it
+///   came, and the token is kept: a new bearer token cannot meet that challenge.
 ///
 /// Errors from the inner service pass through unchanged, as [`BoxError`]. When no token can be
 /// had, the error is a [`tower_oauth2::Error`](crate::Error).
