@@ -1,6 +1,6 @@
 //! The middleware: a bearer token on every request, and one retry after a 401.
 
-mod challenge;
+pub(crate) mod challenge;
 mod future;
 mod origin;
 mod replay;
@@ -14,6 +14,7 @@ use std::{
 use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use tower_layer::Layer;
 use tower_service::Service;
+use zeroize::Zeroizing;
 
 pub use self::{
     future::ResponseFuture,
@@ -26,6 +27,7 @@ use self::{
 use crate::{
     BoxError, Error, TokenCache,
     cache::{self, Lookup},
+    secret::sensitive_header,
 };
 
 /// Wraps a service in [`OAuth2`]: every request gets `Authorization: Bearer <token>` from a
@@ -254,11 +256,9 @@ impl<S, P> OAuth2<S, P> {
     }
 }
 
-/// A copy of `header` with bytes of its own.
+/// A copy of `header` with bytes of its own, zeroed when the copy's last clone is dropped.
 fn own_copy(header: &HeaderValue) -> HeaderValue {
-    let mut copy = HeaderValue::from_bytes(header.as_bytes()).unwrap_or_else(|_| header.clone());
-    copy.set_sensitive(true);
-    copy
+    sensitive_header(Zeroizing::new(header.as_bytes().to_vec())).unwrap_or_else(|| header.clone())
 }
 
 impl<S, P, B, ResBody> Service<Request<B>> for OAuth2<S, P>
