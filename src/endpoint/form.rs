@@ -6,7 +6,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use http::HeaderValue;
 use zeroize::Zeroizing;
 
-use crate::Secret;
+use crate::{Secret, secret::sensitive_header};
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3).
 ///
@@ -98,11 +98,10 @@ impl ClientAuth {
     /// The `Authorization` header for HTTP Basic, `None` for the other methods.
     pub(crate) fn header(&self) -> Option<HeaderValue> {
         let credentials = self.basic_credentials()?;
-        let value = Zeroizing::new(format!("Basic {}", credentials.as_str()));
         // Base64 output is always a valid header value.
-        let mut header = HeaderValue::from_str(&value).ok()?;
-        header.set_sensitive(true);
-        Some(header)
+        sensitive_header(Zeroizing::new(
+            format!("Basic {}", credentials.as_str()).into_bytes(),
+        ))
     }
 
     /// Adds the form fields this method sends.
@@ -336,5 +335,50 @@ mod tests {
             secrets,
             ["x y", "x+y", "a+b/c", "a%2Bb%2Fc", "aWQ6YSUyQmIlMkZj"]
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::__fuzz::decode_basic;
+
+        proptest! {
+            #[test]
+            fn the_form_body_decodes_to_the_fields_that_went_in(
+                grant_type in any::<String>(),
+                params in proptest::collection::vec((any::<String>(), any::<String>(), any::<bool>()), 0..8),
+                client_id in any::<String>(),
+                secret in any::<String>(),
+            ) {
+                let mut request = TokenRequest::new(grant_type.clone());
+                let mut expected = vec![("grant_type".to_owned(), grant_type)];
+                for (name, value, is_secret) in params {
+                    request = if is_secret {
+                        request.secret_param(name.clone(), value.clone())
+                    } else {
+                        request.param(name.clone(), value.clone())
+                    };
+                    expected.push((name, value));
+                }
+                expected.push(("client_id".to_owned(), client_id.clone()));
+                expected.push(("client_secret".to_owned(), secret.clone()));
+                let body = request.encode(&ClientAuth::post(client_id, secret));
+                let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                    .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                    .collect();
+                prop_assert_eq!(decoded, expected);
+            }
+
+            #[test]
+            fn basic_credentials_decode_to_the_id_and_secret(
+                client_id in any::<String>(),
+                secret in any::<String>(),
+            ) {
+                let header = ClientAuth::basic(client_id.clone(), secret.clone()).header().unwrap();
+                prop_assert!(header.is_sensitive());
+                prop_assert_eq!(decode_basic(&header), (client_id, secret));
+            }
+        }
     }
 }

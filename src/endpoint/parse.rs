@@ -248,4 +248,42 @@ mod tests {
         assert_eq!(excerpt(page, &[]), "body: 502 Bad Gateway Bad Gateway");
         assert_eq!(excerpt(b"", &[]), "empty body");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn a_well_formed_token_response_parses_to_its_fields(
+                access in "[!-~]{1,64}",
+                refresh in proptest::option::of("[!-~]{1,64}"),
+                expires_in in proptest::option::of(0_u32..=u32::MAX),
+                scopes in proptest::collection::vec("[!-~]{1,12}", 0..4),
+                as_string in any::<bool>(),
+            ) {
+                let mut body = serde_json::json!({"access_token": access, "token_type": "Bearer"});
+                if let Some(refresh) = &refresh {
+                    body["refresh_token"] = refresh.as_str().into();
+                }
+                if let Some(seconds) = expires_in {
+                    body["expires_in"] = if as_string { seconds.to_string().into() } else { seconds.into() };
+                }
+                if !scopes.is_empty() {
+                    body["scope"] = scopes.join(" ").into();
+                }
+                let body = serde_json::to_vec(&body).unwrap();
+                let token = parse_response(StatusCode::OK, &HeaderMap::new(), &body, &[]).unwrap();
+                prop_assert_eq!(token.access_token().expose(), access.as_str());
+                prop_assert_eq!(token.refresh_token().map(|secret| secret.expose()), refresh.as_deref());
+                // A lifetime beyond a century is cut to one, by design.
+                let century = 100 * 365 * 86_400;
+                let lifetime = expires_in.map(|s| Duration::from_secs(u64::from(s).min(century)));
+                prop_assert_eq!(token.expires_in(), lifetime);
+                let expected_scopes = (!scopes.is_empty()).then_some(scopes);
+                prop_assert_eq!(token.scopes().map(<[String]>::to_vec), expected_scopes);
+            }
+        }
+    }
 }

@@ -301,4 +301,45 @@ mod tests {
             assert!(!new_token_may_help(&headers(values)), "{values:?}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::__fuzz::write_challenges;
+
+        const TOKEN: &str = "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}";
+
+        fn challenge() -> impl Strategy<Value = (String, Vec<(String, String)>)> {
+            // Quoted values: any text without control characters but tab.
+            let value = "[^\\p{Cc}]{0,16}|\t";
+            (TOKEN, proptest::collection::vec((TOKEN, value), 0..4))
+        }
+
+        proptest! {
+            #[test]
+            fn written_challenges_parse_back_to_themselves(
+                challenges in proptest::collection::vec(challenge(), 0..4),
+            ) {
+                let challenges: Vec<Challenge<'_>> = challenges
+                    .iter()
+                    .map(|(scheme, params)| Challenge {
+                        scheme,
+                        token68: None,
+                        params: params
+                            .iter()
+                            .map(|(name, value)| (name.as_str(), Cow::Borrowed(value.as_str())))
+                            .collect(),
+                    })
+                    .collect();
+                let written = write_challenges(&challenges);
+                prop_assert_eq!(parse(&written), Some(challenges), "{}", written);
+            }
+
+            #[test]
+            fn any_text_parses_or_is_refused_without_panicking(text in any::<String>()) {
+                let _ = parse(&text);
+            }
+        }
+    }
 }
