@@ -13,10 +13,10 @@ use http::{
 use http_body::Body;
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
+use zeroize::Zeroizing;
 
 pub use self::form::{ClientAuth, TokenRequest};
 use crate::{BoxError, Error, ErrorKind, Token};
-use zeroize::Zeroizing;
 
 type HttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
 type HttpService = BoxCloneSyncService<Request<Bytes>, HttpResponse, BoxError>;
