@@ -296,12 +296,7 @@ impl StdError for Error {
 /// Makes text from a server safe to show: control characters and runs of whitespace become one
 /// space, every secret is replaced by `[redacted]`, and the result is cut to `max` characters.
 pub(crate) fn sanitize(text: &str, secrets: &[&str], max: usize) -> String {
-    let mut scrubbed = text.to_owned();
-    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
-        if scrubbed.contains(secret) {
-            scrubbed = scrubbed.replace(secret, "[redacted]");
-        }
-    }
+    let scrubbed = scrub(text, secrets);
     let mut out = String::with_capacity(scrubbed.len().min(max + 3));
     let mut chars = 0;
     let mut pending_space = false;
@@ -323,6 +318,24 @@ pub(crate) fn sanitize(text: &str, secrets: &[&str], max: usize) -> String {
         chars += 1;
     }
     out
+}
+
+/// Replaces every secret in `text` by `[redacted]`, the longest first: a secret that contains
+/// another must not be cut in two by the shorter one's replacement.
+pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .copied()
+        .filter(|secret| !secret.is_empty())
+        .collect();
+    secrets.sort_unstable_by_key(|secret| std::cmp::Reverse(secret.len()));
+    let mut scrubbed = text.to_owned();
+    for secret in secrets {
+        if scrubbed.contains(secret) {
+            scrubbed = scrubbed.replace(secret, "[redacted]");
+        }
+    }
+    scrubbed
 }
 
 #[cfg(test)]
@@ -380,6 +393,12 @@ mod tests {
             clean,
             "echo: client_secret=[redacted]&code=[redacted] [redacted]"
         );
+    }
+
+    #[test]
+    fn a_secret_that_contains_another_is_scrubbed_whole() {
+        let clean = sanitize("token=XYZsecret", &["secret", "XYZsecret"], 200);
+        assert_eq!(clean, "token=[redacted]");
     }
 
     #[test]

@@ -68,6 +68,7 @@
 //! [status](Error::status). Both RFC 6749 error bodies and vendor error envelopes
 //! (`{"meta": {..}, "errors": [{"httpcode": 400, "message": ".."}]}`) become
 //! [`ErrorKind::Rejected`]. No secret appears in any error message or `Debug` output.
+//! [`failures`] shows, fault by fault, what callers see when the token endpoint misbehaves.
 //!
 //! # Clients
 //!
@@ -113,8 +114,14 @@
 // The docs link to `grant::LoopbackRedirect`, which only exists with the `loopback` feature.
 #![cfg_attr(not(feature = "loopback"), allow(rustdoc::broken_intra_doc_links))]
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
 mod cache;
 mod endpoint;
+#[doc = include_str!("../docs/failures.md")]
+pub mod failures {}
 mod error;
 pub mod grant;
 #[cfg(feature = "https")]

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+use http::HeaderValue;
 use zeroize::Zeroizing;
 
 /// A secret string: a client secret, an access, refresh or id token.
@@ -60,6 +62,15 @@ impl From<&str> for Secret {
     }
 }
 
+/// A header value, marked sensitive, over bytes that are zeroed when its last clone is dropped:
+/// an `Authorization` header lives as long as its token, and its memory should not outlive it.
+/// `None` when `value` has bytes a header cannot carry.
+pub(crate) fn sensitive_header(value: Zeroizing<Vec<u8>>) -> Option<HeaderValue> {
+    let mut header = HeaderValue::from_maybe_shared(Bytes::from_owner(value)).ok()?;
+    header.set_sensitive(true);
+    Some(header)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +80,13 @@ mod tests {
         let secret = Secret::new("sentinel-value");
         assert!(!format!("{secret:?}").contains("sentinel"));
         assert!(!format!("{:?}", Some(&secret)).contains("sentinel"));
+    }
+
+    #[test]
+    fn sensitive_headers_refuse_what_a_header_cannot_carry() {
+        let header = sensitive_header(Zeroizing::new(b"Bearer abc".to_vec())).unwrap();
+        assert_eq!(header, "Bearer abc");
+        assert!(header.is_sensitive());
+        assert!(sensitive_header(Zeroizing::new(b"Bearer a\nb".to_vec())).is_none());
     }
 }

@@ -18,7 +18,7 @@ use http::HeaderValue;
 use tokio::{task::AbortHandle, time::Instant};
 use zeroize::Zeroizing;
 
-use crate::{Error, ErrorKind, Token};
+use crate::{Error, ErrorKind, Token, secret::sensitive_header};
 
 /// Where a token is in its life. The low three bits of the state word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,12 +99,11 @@ impl Cached {
         if access.is_empty() {
             return Err(Error::new(ErrorKind::InvalidResponse).with_detail("access token is empty"));
         }
-        let value = Zeroizing::new(format!("Bearer {access}"));
-        let mut header = HeaderValue::from_str(&value).map_err(|_| {
+        let value = Zeroizing::new(format!("Bearer {access}").into_bytes());
+        let header = sensitive_header(value).ok_or_else(|| {
             Error::new(ErrorKind::InvalidResponse)
                 .with_detail("access token has characters not allowed in a header")
         })?;
-        header.set_sensitive(true);
 
         let (stale_at, expires_at) = match token.expires_in() {
             // A token that came already expired is used until something better arrives.

@@ -6,7 +6,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use http::HeaderValue;
 use zeroize::Zeroizing;
 
-use crate::Secret;
+use crate::{Secret, secret::sensitive_header};
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3).
 ///
@@ -83,8 +83,8 @@ impl ClientAuth {
         }
     }
 
-    /// The `Authorization` header for HTTP Basic, `None` for the other methods.
-    pub(crate) fn header(&self) -> Option<HeaderValue> {
+    /// The base64 credentials of HTTP Basic, `None` for the other methods.
+    fn basic_credentials(&self) -> Option<Zeroizing<String>> {
         let Method::Basic(secret) = &self.method else {
             return None;
         };
@@ -92,11 +92,16 @@ impl ClientAuth {
         credentials.extend(form_urlencoded::byte_serialize(self.client_id.as_bytes()));
         credentials.push(':');
         credentials.extend(form_urlencoded::byte_serialize(secret.expose().as_bytes()));
-        let value = Zeroizing::new(format!("Basic {}", STANDARD.encode(credentials.as_bytes())));
+        Some(Zeroizing::new(STANDARD.encode(credentials.as_bytes())))
+    }
+
+    /// The `Authorization` header for HTTP Basic, `None` for the other methods.
+    pub(crate) fn header(&self) -> Option<HeaderValue> {
+        let credentials = self.basic_credentials()?;
         // Base64 output is always a valid header value.
-        let mut header = HeaderValue::from_str(&value).ok()?;
-        header.set_sensitive(true);
-        Some(header)
+        sensitive_header(Zeroizing::new(
+            format!("Basic {}", credentials.as_str()).into_bytes(),
+        ))
     }
 
     /// Adds the form fields this method sends.
@@ -195,13 +200,25 @@ impl TokenRequest {
         &self.grant_type
     }
 
-    /// Every secret the request carries, so error text can be scrubbed of them.
-    pub(crate) fn secrets<'a>(&'a self, auth: &'a ClientAuth) -> Vec<&'a str> {
+    /// Every secret the request carries, in each form it takes on the wire, so error text can
+    /// be scrubbed of them: a server that echoes the request echoes the form-encoded body and
+    /// the Basic credentials, not the plain values.
+    pub(crate) fn secrets(&self, auth: &ClientAuth) -> Vec<Zeroizing<String>> {
         let params = self.params.iter().filter_map(|(_, value)| match value {
             Value::Secret(secret) => Some(secret.expose()),
             Value::Plain(_) => None,
         });
-        params.chain(auth.secret().map(Secret::expose)).collect()
+        let mut forms = Vec::new();
+        for secret in params.chain(auth.secret().map(Secret::expose)) {
+            let encoded =
+                Zeroizing::new(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+            forms.push(Zeroizing::new(secret.to_owned()));
+            if *encoded != secret {
+                forms.push(encoded);
+            }
+        }
+        forms.extend(auth.basic_credentials());
+        forms
     }
 
     /// The form body, `application/x-www-form-urlencoded`.
@@ -302,9 +319,66 @@ mod tests {
         let request = TokenRequest::new("g").secret_param("refresh_token", "sentinel-refresh");
         let debug = format!("{auth:?} {request:?}");
         assert!(!debug.contains("sentinel"), "{debug}");
+        let secrets = request.secrets(&auth);
+        let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
+        assert_eq!(secrets, ["sentinel-refresh", "sentinel-secret"]);
+    }
+
+    #[test]
+    fn secrets_include_the_forms_they_take_on_the_wire() {
+        let auth = ClientAuth::basic("id", "a+b/c");
+        let request = TokenRequest::new("g").secret_param("code", "x y");
+        let secrets = request.secrets(&auth);
+        let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
+        // "id:a%2Bb%2Fc" in base64.
         assert_eq!(
-            request.secrets(&auth),
-            ["sentinel-refresh", "sentinel-secret"]
+            secrets,
+            ["x y", "x+y", "a+b/c", "a%2Bb%2Fc", "aWQ6YSUyQmIlMkZj"]
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::__fuzz::decode_basic;
+
+        proptest! {
+            #[test]
+            fn the_form_body_decodes_to_the_fields_that_went_in(
+                grant_type in any::<String>(),
+                params in proptest::collection::vec((any::<String>(), any::<String>(), any::<bool>()), 0..8),
+                client_id in any::<String>(),
+                secret in any::<String>(),
+            ) {
+                let mut request = TokenRequest::new(grant_type.clone());
+                let mut expected = vec![("grant_type".to_owned(), grant_type)];
+                for (name, value, is_secret) in params {
+                    request = if is_secret {
+                        request.secret_param(name.clone(), value.clone())
+                    } else {
+                        request.param(name.clone(), value.clone())
+                    };
+                    expected.push((name, value));
+                }
+                expected.push(("client_id".to_owned(), client_id.clone()));
+                expected.push(("client_secret".to_owned(), secret.clone()));
+                let body = request.encode(&ClientAuth::post(client_id, secret));
+                let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                    .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                    .collect();
+                prop_assert_eq!(decoded, expected);
+            }
+
+            #[test]
+            fn basic_credentials_decode_to_the_id_and_secret(
+                client_id in any::<String>(),
+                secret in any::<String>(),
+            ) {
+                let header = ClientAuth::basic(client_id.clone(), secret.clone()).header().unwrap();
+                prop_assert!(header.is_sensitive());
+                prop_assert_eq!(decode_basic(&header), (client_id, secret));
+            }
+        }
     }
 }

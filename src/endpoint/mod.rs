@@ -1,7 +1,7 @@
 //! The client of one token endpoint.
 
 mod form;
-mod parse;
+pub(crate) mod parse;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -13,6 +13,7 @@ use http::{
 use http_body::Body;
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
+use zeroize::Zeroizing;
 
 pub use self::form::{ClientAuth, TokenRequest};
 use crate::{BoxError, Error, ErrorKind, Token};
@@ -169,6 +170,7 @@ impl TokenClient {
     pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
         let inner = &self.inner;
         let secrets = request.secrets(auth);
+        let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         let exchange = async {
             let http_request = self.http_request(request, auth)?;
             let response = inner
@@ -192,7 +194,10 @@ impl TokenClient {
         request: &TokenRequest,
         auth: &ClientAuth,
     ) -> Result<Request<Bytes>, Error> {
-        let body = Bytes::copy_from_slice(request.encode(auth).as_bytes());
+        // The body carries the client secret and grant secrets: its bytes are zeroed once the
+        // HTTP client drops it.
+        let mut form = request.encode(auth);
+        let body = Bytes::from_owner(Zeroizing::new(std::mem::take(&mut *form).into_bytes()));
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(self.inner.url.clone())
@@ -224,8 +229,20 @@ impl Clone for Inner {
 
 impl fmt::Debug for TokenClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // User info and query may carry credentials; the origin and path say which endpoint.
+        let url = &self.inner.url;
+        let port = url
+            .port_u16()
+            .map(|port| format!(":{port}"))
+            .unwrap_or_default();
+        let url = format!(
+            "{}://{}{port}{}",
+            url.scheme_str().unwrap_or_default(),
+            url.host().unwrap_or_default(),
+            url.path()
+        );
         f.debug_struct("TokenClient")
-            .field("url", &self.inner.url)
+            .field("url", &url)
             .field("timeout", &self.inner.timeout)
             .field("max_body_size", &self.inner.max_body_size)
             .finish_non_exhaustive()

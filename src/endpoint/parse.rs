@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 use serde_json::{Map, Value};
 
-use crate::{Error, ErrorKind, Token, error::sanitize};
+use crate::{
+    Error, ErrorKind, Token,
+    error::{sanitize, scrub},
+};
 
 /// How much of a server's text an error quotes.
 const EXCERPT_CHARS: usize = 160;
@@ -170,12 +173,13 @@ fn excerpt(body: &[u8], secrets: &[&str]) -> String {
     if body.is_empty() {
         return "empty body".to_owned();
     }
-    let head = &body[..body.len().min(4096)];
-    let text = String::from_utf8_lossy(head);
+    // Secrets go before anything is cut or stripped: a cut through a secret, or a tag
+    // inside one, would leave part of it behind. The body is bounded by `max_body_size`.
+    let text = scrub(&String::from_utf8_lossy(body), secrets);
     let text = if text.trim_start().starts_with('<') {
         strip_markup(&text)
     } else {
-        text.into_owned()
+        text
     };
     format!("body: {}", sanitize(&text, secrets, EXCERPT_CHARS))
 }
@@ -243,5 +247,43 @@ mod tests {
         let page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad Gateway</h1></body></html>";
         assert_eq!(excerpt(page, &[]), "body: 502 Bad Gateway Bad Gateway");
         assert_eq!(excerpt(b"", &[]), "empty body");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn a_well_formed_token_response_parses_to_its_fields(
+                access in "[!-~]{1,64}",
+                refresh in proptest::option::of("[!-~]{1,64}"),
+                expires_in in proptest::option::of(0_u32..=u32::MAX),
+                scopes in proptest::collection::vec("[!-~]{1,12}", 0..4),
+                as_string in any::<bool>(),
+            ) {
+                let mut body = serde_json::json!({"access_token": access, "token_type": "Bearer"});
+                if let Some(refresh) = &refresh {
+                    body["refresh_token"] = refresh.as_str().into();
+                }
+                if let Some(seconds) = expires_in {
+                    body["expires_in"] = if as_string { seconds.to_string().into() } else { seconds.into() };
+                }
+                if !scopes.is_empty() {
+                    body["scope"] = scopes.join(" ").into();
+                }
+                let body = serde_json::to_vec(&body).unwrap();
+                let token = parse_response(StatusCode::OK, &HeaderMap::new(), &body, &[]).unwrap();
+                prop_assert_eq!(token.access_token().expose(), access.as_str());
+                prop_assert_eq!(token.refresh_token().map(|secret| secret.expose()), refresh.as_deref());
+                // A lifetime beyond a century is cut to one, by design.
+                let century = 100 * 365 * 86_400;
+                let lifetime = expires_in.map(|s| Duration::from_secs(u64::from(s).min(century)));
+                prop_assert_eq!(token.expires_in(), lifetime);
+                let expected_scopes = (!scopes.is_empty()).then_some(scopes);
+                prop_assert_eq!(token.scopes().map(<[String]>::to_vec), expected_scopes);
+            }
+        }
     }
 }

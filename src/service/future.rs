@@ -15,7 +15,7 @@ use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::{
-    Local,
+    Local, challenge,
     request::sealed::{Request, Response as _},
 };
 use crate::{
@@ -217,6 +217,11 @@ where
                 StateProj::Sent { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
                     if response.status() != StatusCode::UNAUTHORIZED || !*this.authenticated {
+                        return Poll::Ready(Ok(response));
+                    }
+                    // The token stays: it was not what the server objected to.
+                    if !challenge::new_token_may_help(response.headers()) {
+                        tracing::debug!("401 answer that a new token cannot meet; not retrying");
                         return Poll::Ready(Ok(response));
                     }
                     let Some(ticket) = this.ticket.as_ref() else {

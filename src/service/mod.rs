@@ -1,5 +1,6 @@
 //! The middleware: a bearer token on every request, and one retry after a 401.
 
+pub(crate) mod challenge;
 mod future;
 mod origin;
 mod replay;
@@ -14,6 +15,7 @@ use std::{
 use http::{HeaderValue, header::AUTHORIZATION};
 use tower_layer::Layer;
 use tower_service::Service;
+use zeroize::Zeroizing;
 
 pub use self::{
     future::ResponseFuture,
@@ -27,6 +29,7 @@ use self::{
 use crate::{
     BoxError, Error, TokenCache,
     cache::{self, Lookup},
+    secret::sensitive_header,
 };
 
 /// Wraps a service in [`OAuth2`]: every request gets `Authorization: Bearer <token>` from a
@@ -149,6 +152,9 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 ///   it). If the [`ReplayPolicy`] could copy the request before it was sent, the copy is sent
 ///   once with the new token; otherwise the 401 is returned as it came. A second 401 is
 ///   returned as it came, and so is any 403. If no new token can be had, the error says why.
+/// - A 401 answer whose `WWW-Authenticate` only names other schemes (`Basic`, `Negotiate`,
+///   `DPoP`), or whose bearer challenge says `error="insufficient_scope"`, is returned as it
+///   came, and the token is kept: a new bearer token cannot meet that challenge.
 ///
 /// Errors from the inner service pass through unchanged, as [`BoxError`]. When no token can be
 /// had, the error is a [`tower_oauth2::Error`](crate::Error).
@@ -294,11 +300,9 @@ impl<S, P> OAuth2<S, P> {
     }
 }
 
-/// A copy of `header` with bytes of its own.
+/// A copy of `header` with bytes of its own, zeroed when the copy's last clone is dropped.
 fn own_copy(header: &HeaderValue) -> HeaderValue {
-    let mut copy = HeaderValue::from_bytes(header.as_bytes()).unwrap_or_else(|_| header.clone());
-    copy.set_sensitive(true);
-    copy
+    sensitive_header(Zeroizing::new(header.as_bytes().to_vec())).unwrap_or_else(|| header.clone())
 }
 
 impl<S, P, R> Service<R> for OAuth2<S, P>

@@ -60,6 +60,8 @@ pub(super) mod sealed {
     #[allow(unreachable_pub)]
     pub trait Response {
         fn status(&self) -> StatusCode;
+
+        fn headers(&self) -> &HeaderMap;
     }
 }
 
@@ -94,6 +96,10 @@ impl<B> sealed::Response for http::Response<B> {
     #[inline]
     fn status(&self) -> StatusCode {
         self.status()
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
     }
 }
 
@@ -147,6 +153,10 @@ mod reqwest_impls {
         #[inline]
         fn status(&self) -> StatusCode {
             self.status()
+        }
+
+        fn headers(&self) -> &HeaderMap {
+            self.headers()
         }
     }
 }
