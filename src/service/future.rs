@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
 
-use super::Local;
+use super::{Local, snapshot::Snapshot};
 use crate::{
     BoxError, Error, ErrorKind, TokenCache,
     cache::{self, Cached, Lookup, Outcome},
@@ -55,41 +55,55 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, S, B>,
-        // Whether the request carries a token of ours.
-        authenticated: bool,
-        // Kept only when the request can be retried: the service to send the copy through,
-        // the copy, and what the retry needs from the cache.
-        service: Option<S>,
-        replay: Option<Request<B>>,
-        ticket: Option<Ticket>,
+        // What sending the copy after a 401 needs; `None` when the request cannot be retried,
+        // or carries no token of ours.
+        retry: Option<Retry<S, B>>,
     }
 }
 
+/// What sending the copy after a 401 needs.
+pub(super) struct Retry<S, B> {
+    /// A clone of the inner service; `Oneshot` makes it ready when the copy goes out.
+    pub(super) service: S,
+    pub(super) snapshot: Snapshot<B>,
+    pub(super) ticket: Ticket,
+}
+
+/// A request waiting for the cache's first token, with the service made ready for it.
+struct Parked<S, B> {
+    service: S,
+    request: Request<B>,
+    snapshot: Option<Snapshot<B>>,
+    cache: TokenCache,
+}
+
 pin_project! {
+    // What the rarer states hold (a request waiting for a token, a copy waiting for a new
+    // one, the retry) is boxed, so that the future of the common state, a request sent with
+    // a cached token, is little more than the inner service's future.
     #[project = StateProj]
     enum State<F, S, B>
     where
         S: Service<Request<B>>,
     {
-        // No usable token yet: the ready service and the request wait for the fetch.
+        // No usable token yet: the request waits for the fetch.
         Waiting {
             token: BoxFuture<'static, Outcome>,
-            request: Option<Request<B>>,
-            cache: Option<TokenCache>,
+            parked: Option<Box<Parked<S, B>>>,
         },
         // The request is out.
         Sent {
             #[pin]
             future: F,
         },
-        // The answer was 401: waiting for a new token for the copy.
+        // The answer was 401: the copy waits for a new token.
         Refreshing {
             token: BoxFuture<'static, Outcome>,
+            copy: Option<Box<(S, Request<B>)>>,
         },
         // The copy is out.
         Retried {
-            #[pin]
-            future: Oneshot<S, Request<B>>,
+            future: Pin<Box<Oneshot<S, Request<B>>>>,
         },
     }
 }
@@ -102,10 +116,7 @@ where
     pub(super) fn unauthenticated(future: S::Future) -> Self {
         Self {
             state: State::Sent { future },
-            authenticated: false,
-            service: None,
-            replay: None,
-            ticket: None,
+            retry: None,
         }
     }
 
@@ -116,29 +127,18 @@ where
         Self {
             state: State::Waiting {
                 token: Box::pin(std::future::ready(Err(error))),
-                request: None,
-                cache: None,
+                parked: None,
             },
-            authenticated: false,
-            service: None,
-            replay: None,
-            ticket: None,
+            retry: None,
         }
     }
 
-    /// A request sent with a token; `ticket` is set when `replay` is.
-    pub(super) fn sent(
-        future: S::Future,
-        service: S,
-        replay: Option<Request<B>>,
-        ticket: Option<Ticket>,
-    ) -> Self {
+    /// A request sent with a token.
+    #[inline]
+    pub(super) fn sent(future: S::Future, retry: Option<Retry<S, B>>) -> Self {
         Self {
             state: State::Sent { future },
-            authenticated: true,
-            service: replay.is_some().then_some(service),
-            replay,
-            ticket,
+            retry,
         }
     }
 
@@ -147,19 +147,20 @@ where
         pending: cache::Pending,
         service: S,
         request: Request<B>,
-        replay: Option<Request<B>>,
+        snapshot: Option<Snapshot<B>>,
         cache: &TokenCache,
     ) -> Self {
         Self {
             state: State::Waiting {
                 token: Box::pin(async move { cache::wait(pending?).await }),
-                request: Some(request),
-                cache: replay.is_some().then(|| cache.clone()),
+                parked: Some(Box::new(Parked {
+                    service,
+                    request,
+                    snapshot,
+                    cache: cache.clone(),
+                })),
             },
-            authenticated: true,
-            service: Some(service),
-            replay,
-            ticket: None,
+            retry: None,
         }
     }
 }
@@ -175,35 +176,15 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting {
-                    token,
-                    request,
-                    cache,
-                } => {
-                    let cached = ready!(token.as_mut().poll(cx))?;
-                    let (Some(mut request), Some(service)) =
-                        (request.take(), this.service.as_mut())
-                    else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    request
-                        .headers_mut()
-                        .insert(AUTHORIZATION, cached.header.clone());
-                    *this.ticket = cache
-                        .take()
-                        .map(|cache| Ticket::Shared(cache, cached.generation));
-                    let future = service.call(request);
-                    if this.replay.is_none() {
-                        *this.service = None;
-                    }
-                    this.state.set(State::Sent { future });
-                }
                 StateProj::Sent { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if response.status() != StatusCode::UNAUTHORIZED || !*this.authenticated {
+                    if response.status() != StatusCode::UNAUTHORIZED {
                         return Poll::Ready(Ok(response));
                     }
-                    let Some(ticket) = this.ticket.as_ref() else {
+                    let Some((service, request, ticket)) = this.retry.take().and_then(|retry| {
+                        let request = retry.snapshot.into_request()?;
+                        Some((retry.service, request, retry.ticket))
+                    }) else {
                         tracing::debug!("401 answer, but the request could not be replayed");
                         return Poll::Ready(Ok(response));
                     };
@@ -213,26 +194,47 @@ where
                     cache.invalidate_generation(ticket.generation());
                     match cache.lookup() {
                         Lookup::Ready(cached, _) => {
-                            let Some(retry) = retry(this.service, this.replay, &cached) else {
-                                return Poll::Ready(Ok(response));
-                            };
-                            this.state.set(retry);
+                            this.state.set(retry(service, request, &cached))
                         }
                         Lookup::Wait(pending) => {
                             let token = Box::pin(async move { cache::wait(pending?).await });
-                            this.state.set(State::Refreshing { token });
+                            let copy = Some(Box::new((service, request)));
+                            this.state.set(State::Refreshing { token, copy });
                         }
                     }
                 }
-                StateProj::Refreshing { token } => {
+                StateProj::Waiting { token, parked } => {
                     let cached = ready!(token.as_mut().poll(cx))?;
-                    let Some(retry) = retry(this.service, this.replay, &cached) else {
+                    let Some(parked) = parked.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    this.state.set(retry);
+                    let Parked {
+                        mut service,
+                        mut request,
+                        snapshot,
+                        cache,
+                    } = *parked;
+                    request
+                        .headers_mut()
+                        .insert(AUTHORIZATION, cached.header.clone());
+                    let future = service.call(request);
+                    *this.retry = snapshot.map(|snapshot| Retry {
+                        service,
+                        snapshot,
+                        ticket: Ticket::Shared(cache, cached.generation),
+                    });
+                    this.state.set(State::Sent { future });
+                }
+                StateProj::Refreshing { token, copy } => {
+                    let cached = ready!(token.as_mut().poll(cx))?;
+                    let Some(copy) = copy.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let (service, request) = *copy;
+                    this.state.set(retry(service, request, &cached));
                 }
                 StateProj::Retried { future } => {
-                    return future.poll(cx).map_err(Into::into);
+                    return future.as_mut().poll(cx).map_err(Into::into);
                 }
             }
         }
@@ -240,21 +242,16 @@ where
 }
 
 /// The state that sends the copy with the token of `cached`.
-fn retry<F, S, B>(
-    service: &mut Option<S>,
-    replay: &mut Option<Request<B>>,
-    cached: &Cached,
-) -> Option<State<F, S, B>>
+fn retry<F, S, B>(service: S, mut request: Request<B>, cached: &Cached) -> State<F, S, B>
 where
     S: Service<Request<B>>,
 {
-    let (service, mut request) = (service.take()?, replay.take()?);
     request
         .headers_mut()
         .insert(AUTHORIZATION, cached.header.clone());
-    Some(State::Retried {
-        future: Oneshot::new(service, request),
-    })
+    State::Retried {
+        future: Box::pin(Oneshot::new(service, request)),
+    }
 }
 
 fn polled_after_completion() -> BoxError {
@@ -269,8 +266,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("authenticated", &self.authenticated)
-            .field("replayable", &self.replay.is_some())
+            .field("replayable", &self.retry.is_some())
             .finish_non_exhaustive()
     }
 }

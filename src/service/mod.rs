@@ -3,6 +3,7 @@
 mod future;
 mod origin;
 mod replay;
+mod snapshot;
 
 use std::{
     fmt, mem,
@@ -19,8 +20,9 @@ pub use self::{
     replay::{CloneBodies, EmptyBodies, NoReplay, ReplayPolicy},
 };
 use self::{
-    future::Ticket,
+    future::{Retry, Ticket},
     origin::{Origins, Verdict},
+    snapshot::Snapshot,
 };
 use crate::{
     BoxError, Error, TokenCache,
@@ -272,35 +274,46 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // The service that was made ready is the one to call; a fresh clone stays behind.
-        let clone = self.inner.clone();
-        let mut service = mem::replace(&mut self.inner, clone);
-
-        if request.headers().contains_key(AUTHORIZATION) {
-            return ResponseFuture::unauthenticated(service.call(request));
+        let headers = request.headers();
+        if !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
+            return ResponseFuture::unauthenticated(self.inner.call(request));
         }
         match self.origins.verdict(request.uri()) {
             Verdict::Attach => {}
             Verdict::Skip => {
                 tracing::debug!("origin not allowed for the token; sending without it");
-                return ResponseFuture::unauthenticated(service.call(request));
+                return ResponseFuture::unauthenticated(self.inner.call(request));
             }
             Verdict::Refuse => return ResponseFuture::refused(),
         }
-        let replay = self
+        let snapshot = self
             .policy
             .replay_body(request.body())
-            .map(|body| replay::snapshot(&request, body));
+            .and_then(|body| Snapshot::take(&request, body));
 
-        let authorization = self.authorization(replay.is_some());
+        let authorization = self.authorization(snapshot.is_some());
         self.used = true;
         match authorization {
             Ok((header, ticket)) => {
                 request.headers_mut().insert(AUTHORIZATION, header);
-                let future = service.call(request);
-                ResponseFuture::sent(future, service, replay, ticket)
+                // The copy goes through a clone, which `Oneshot` makes ready first.
+                let retry = match (snapshot, ticket) {
+                    (Some(snapshot), Some(ticket)) => Some(Retry {
+                        service: self.inner.clone(),
+                        snapshot,
+                        ticket,
+                    }),
+                    _ => None,
+                };
+                ResponseFuture::sent(self.inner.call(request), retry)
             }
-            Err(pending) => ResponseFuture::waiting(pending, service, request, replay, &self.cache),
+            Err(pending) => {
+                // The call waits for a token: the service that was made ready is the one to
+                // call then, and a fresh clone stays behind for the next request.
+                let clone = self.inner.clone();
+                let service = mem::replace(&mut self.inner, clone);
+                ResponseFuture::waiting(pending, service, request, snapshot, &self.cache)
+            }
         }
     }
 }

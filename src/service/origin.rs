@@ -80,6 +80,15 @@ impl Origins {
 
     #[inline]
     pub(crate) fn verdict(&self, uri: &Uri) -> Verdict {
+        // The common case is checked apart, small enough to be inlined into every call.
+        if self.allowed.is_none() && matches!(uri.scheme_str(), Some("https") | None) {
+            return Verdict::Attach;
+        }
+        self.verdict_of_others(uri)
+    }
+
+    #[cold]
+    fn verdict_of_others(&self, uri: &Uri) -> Verdict {
         let allowed = match (&self.allowed, uri.scheme_str()) {
             // A relative request goes wherever the inner service is bound; that was the user's
             // choice, so without a list it gets the token.
