@@ -61,7 +61,18 @@ where
     for _ in 0..2 {
         black_box(send(&mut service, build()));
     }
-    measure(&mut service, build);
+    for _ in 0..repeat() {
+        measure(&mut service, build);
+    }
+}
+
+/// How many times to run the measured loop: 1, or `--repeat N` for a sampling profiler.
+fn repeat() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == "--repeat")
+        .and_then(|at| args.get(at + 1)?.parse().ok())
+        .unwrap_or(1)
 }
 
 fn run_recycled<S>(mut service: S)

@@ -172,73 +172,112 @@ where
 {
     type Output = Result<Response<ResBody>, BoxError>;
 
+    // Only the common case, a sent request's answer, is handled here, small enough to be
+    // inlined; the rest is in functions of its own.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Sent { future } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if response.status() != StatusCode::UNAUTHORIZED {
-                        return Poll::Ready(Ok(response));
-                    }
-                    let Some((service, request, ticket)) = this.retry.take().and_then(|retry| {
-                        let request = retry.snapshot.into_request()?;
-                        Some((retry.service, request, retry.ticket))
-                    }) else {
-                        tracing::debug!("401 answer, but the request could not be replayed");
-                        return Poll::Ready(Ok(response));
-                    };
-                    tracing::debug!("401 answer; retrying once with a new token");
-                    let cache = ticket.cache();
-                    cache.record_retry();
-                    cache.invalidate_generation(ticket.generation());
-                    match cache.lookup() {
-                        Lookup::Ready(cached, _) => {
-                            this.state.set(retry(service, request, &cached))
-                        }
-                        Lookup::Wait(pending) => {
-                            let token = Box::pin(async move { cache::wait(pending?).await });
-                            let copy = Some(Box::new((service, request)));
-                            this.state.set(State::Refreshing { token, copy });
-                        }
-                    }
+            if let StateProj::Sent { future } = this.state.as_mut().project() {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                if response.status() != StatusCode::UNAUTHORIZED || this.retry.is_none() {
+                    return Poll::Ready(Ok(response));
                 }
-                StateProj::Waiting { token, parked } => {
-                    let cached = ready!(token.as_mut().poll(cx))?;
-                    let Some(parked) = parked.take() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let Parked {
-                        mut service,
-                        mut request,
-                        snapshot,
-                        cache,
-                    } = *parked;
-                    request
-                        .headers_mut()
-                        .insert(AUTHORIZATION, cached.header.clone());
-                    let future = service.call(request);
-                    *this.retry = snapshot.map(|snapshot| Retry {
-                        service,
-                        snapshot,
-                        ticket: Ticket::Shared(cache, cached.generation),
-                    });
-                    this.state.set(State::Sent { future });
+                if let Some(response) = after_401(this.state.as_mut(), this.retry, response) {
+                    return Poll::Ready(Ok(response));
                 }
-                StateProj::Refreshing { token, copy } => {
-                    let cached = ready!(token.as_mut().poll(cx))?;
-                    let Some(copy) = copy.take() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let (service, request) = *copy;
-                    this.state.set(retry(service, request, &cached));
-                }
-                StateProj::Retried { future } => {
-                    return future.as_mut().poll(cx).map_err(Into::into);
-                }
+            }
+            if let Some(response) = ready!(poll_other(this.state.as_mut(), this.retry, cx))? {
+                return Poll::Ready(Ok(response));
             }
         }
     }
+}
+
+/// After a 401 answer to a request that can be retried: invalidates the token it carried and
+/// moves to sending the copy. Returns the answer if the copy cannot be rebuilt.
+#[cold]
+#[inline(never)]
+fn after_401<S, B, ResBody>(
+    mut state: Pin<&mut State<S::Future, S, B>>,
+    retry: &mut Option<Retry<S, B>>,
+    response: Response<ResBody>,
+) -> Option<Response<ResBody>>
+where
+    S: Service<Request<B>>,
+{
+    let Some((service, request, ticket)) = retry.take().and_then(|retry| {
+        let request = retry.snapshot.into_request()?;
+        Some((retry.service, request, retry.ticket))
+    }) else {
+        tracing::debug!("401 answer, but the request could not be replayed");
+        return Some(response);
+    };
+    tracing::debug!("401 answer; retrying once with a new token");
+    let cache = ticket.cache();
+    cache.record_retry();
+    cache.invalidate_generation(ticket.generation());
+    match cache.lookup() {
+        Lookup::Ready(cached, _) => state.set(self::retry(service, request, &cached)),
+        Lookup::Wait(pending) => {
+            let token = Box::pin(async move { cache::wait(pending?).await });
+            let copy = Some(Box::new((service, request)));
+            state.set(State::Refreshing { token, copy });
+        }
+    }
+    None
+}
+
+/// Polls the states other than `Sent`: `Ok(Some(..))` is the final answer, `Ok(None)` means
+/// the state moved on and the caller polls again.
+#[cold]
+#[inline(never)]
+fn poll_other<S, B, ResBody>(
+    mut state: Pin<&mut State<S::Future, S, B>>,
+    retry: &mut Option<Retry<S, B>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<Response<ResBody>>, BoxError>>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+{
+    match state.as_mut().project() {
+        StateProj::Sent { .. } => {}
+        StateProj::Waiting { token, parked } => {
+            let cached = ready!(token.as_mut().poll(cx))?;
+            let Some(parked) = parked.take() else {
+                return Poll::Ready(Err(polled_after_completion()));
+            };
+            let Parked {
+                mut service,
+                mut request,
+                snapshot,
+                cache,
+            } = *parked;
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, cached.header.clone());
+            let future = service.call(request);
+            *retry = snapshot.map(|snapshot| Retry {
+                service,
+                snapshot,
+                ticket: Ticket::Shared(cache, cached.generation),
+            });
+            state.set(State::Sent { future });
+        }
+        StateProj::Refreshing { token, copy } => {
+            let cached = ready!(token.as_mut().poll(cx))?;
+            let Some(copy) = copy.take() else {
+                return Poll::Ready(Err(polled_after_completion()));
+            };
+            let (service, request) = *copy;
+            state.set(self::retry(service, request, &cached));
+        }
+        StateProj::Retried { future } => {
+            return future.as_mut().poll(cx).map_ok(Some).map_err(Into::into);
+        }
+    }
+    Poll::Ready(Ok(None))
 }
 
 /// The state that sends the copy with the token of `cached`.
