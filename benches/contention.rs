@@ -101,7 +101,8 @@ fn contention(c: &mut Criterion) {
 /// counts only if, at eight checks in ten or more, the other thread had moved on since the
 /// last check. On a machine whose cores other work also wants, this keeps the rounds where the
 /// threads really competed, and drops those where one ran while the other was descheduled.
-fn overlapped<S>(service: &S, threads: usize) -> support::Timing
+/// `None` if fewer than ten rounds did.
+fn side_by_side<S>(service: &S, threads: usize) -> Option<support::Timing>
 where
     S: Service<Request<Body>, Response = Response<Request<Body>>> + Clone + Send,
     S::Error: std::fmt::Debug,
@@ -157,15 +158,25 @@ where
         .map(|round| results.iter().map(|r| r[round].0).sum::<f64>() / threads as f64)
         .collect();
     per_op.sort_by(f64::total_cmp);
-    assert!(
-        per_op.len() >= 10,
-        "only {} of {ROUNDS} rounds ran side by side: the machine is too busy",
-        per_op.len()
-    );
-    support::Timing {
+    if per_op.len() < 10 {
+        return None;
+    }
+    Some(support::Timing {
         min_ns: per_op[0],
         median_ns: per_op[per_op.len() / 2],
-    }
+    })
+}
+
+/// [`side_by_side`], tried up to five times: other work on the machine can keep the threads
+/// from running together for a while.
+fn overlapped<S>(service: &S, threads: usize) -> support::Timing
+where
+    S: Service<Request<Body>, Response = Response<Request<Body>>> + Clone + Send,
+    S::Error: std::fmt::Debug,
+{
+    (0..5)
+        .find_map(|_| side_by_side(service, threads))
+        .expect("the threads never ran side by side: the machine is too busy")
 }
 
 #[derive(Default)]

@@ -40,9 +40,10 @@ fn answer(_: Request<Body>) -> Ready<Result<Response<Body>, Infallible>> {
     ready(Ok(Response::new(Body::new())))
 }
 
-fn noop() -> tower::util::ServiceFn<fn(Request<Body>) -> Ready<Result<Response<Body>, Infallible>>>
-{
-    tower::service_fn(answer as fn(_) -> _)
+type Answer = fn(Request<Body>) -> Ready<Result<Response<Body>, Infallible>>;
+
+fn noop() -> tower::util::ServiceFn<Answer> {
+    tower::service_fn(answer as Answer)
 }
 
 fn send<S>(service: &mut S, request: Request<Body>)

@@ -9,12 +9,12 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http::{HeaderValue, Request, Response, StatusCode, header::AUTHORIZATION};
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
 
-use super::{Local, snapshot::Snapshot};
+use super::{Local, own_copy, snapshot::Snapshot};
 use crate::{
     BoxError, Error, ErrorKind, TokenCache,
     cache::{self, Cached, Lookup, Outcome},
@@ -69,6 +69,14 @@ pub(super) struct Retry<S, B> {
     pub(super) ticket: Ticket,
 }
 
+/// What a waiting request takes of the token the fetch brought: a header of its own, so that
+/// the thousands of requests a cold cache can hold back do not all contend on the reference
+/// count of one shared header when they are released.
+struct Fresh {
+    header: HeaderValue,
+    generation: u64,
+}
+
 /// A request waiting for the cache's first token, with the service made ready for it.
 struct Parked<S, B> {
     service: S,
@@ -88,7 +96,7 @@ pin_project! {
     {
         // No usable token yet: the request waits for the fetch.
         Waiting {
-            token: BoxFuture<'static, Outcome>,
+            token: BoxFuture<'static, Result<Fresh, Error>>,
             parked: Option<Box<Parked<S, B>>>,
         },
         // The request is out.
@@ -152,7 +160,13 @@ where
     ) -> Self {
         Self {
             state: State::Waiting {
-                token: Box::pin(async move { cache::wait(pending?).await }),
+                token: Box::pin(async move {
+                    cache::wait_with(pending?, |cached| Fresh {
+                        header: own_copy(&cached.header),
+                        generation: cached.generation,
+                    })
+                    .await
+                }),
                 parked: Some(Box::new(Parked {
                     service,
                     request,
@@ -244,7 +258,7 @@ where
     match state.as_mut().project() {
         StateProj::Sent { .. } => {}
         StateProj::Waiting { token, parked } => {
-            let cached = ready!(token.as_mut().poll(cx))?;
+            let fresh = ready!(token.as_mut().poll(cx))?;
             let Some(parked) = parked.take() else {
                 return Poll::Ready(Err(polled_after_completion()));
             };
@@ -254,14 +268,12 @@ where
                 snapshot,
                 cache,
             } = *parked;
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, cached.header.clone());
+            request.headers_mut().insert(AUTHORIZATION, fresh.header);
             let future = service.call(request);
             *retry = snapshot.map(|snapshot| Retry {
                 service,
                 snapshot,
-                ticket: Ticket::Shared(cache, cached.generation),
+                ticket: Ticket::Shared(cache, fresh.generation),
             });
             state.set(State::Sent { future });
         }

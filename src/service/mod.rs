@@ -253,7 +253,7 @@ impl<S, P> OAuth2<S, P> {
 }
 
 /// A copy of `header` with bytes of its own.
-fn own_copy(header: &HeaderValue) -> HeaderValue {
+pub(super) fn own_copy(header: &HeaderValue) -> HeaderValue {
     let mut copy = HeaderValue::from_bytes(header.as_bytes()).unwrap_or_else(|_| header.clone());
     copy.set_sensitive(true);
     copy
