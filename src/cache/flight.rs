@@ -462,6 +462,23 @@ pub(crate) async fn wait(mut waiter: Waiter) -> Outcome {
     }
 }
 
+/// Waits for the outcome of the fetch behind `waiter` and reads what `read` needs of the token
+/// while it is borrowed: when thousands of requests wait for one fetch, none of them touches
+/// the token's shared reference count.
+pub(crate) async fn wait_with<T>(
+    mut waiter: Waiter,
+    read: impl FnOnce(&Cached) -> T,
+) -> Result<T, Error> {
+    match waiter.wait_for(Option::is_some).await {
+        Ok(outcome) => match &*outcome {
+            Some(Ok(cached)) => Ok(read(cached)),
+            Some(Err(error)) => Err(error.clone()),
+            None => Err(interrupted()),
+        },
+        Err(_) => Err(interrupted()),
+    }
+}
+
 fn interrupted() -> Error {
     Error::new(ErrorKind::Interrupted).with_detail("the token fetch stopped before it finished")
 }

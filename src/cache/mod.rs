@@ -21,7 +21,7 @@ use self::{
 use crate::{Error, FetchReason, Token, TokenSource, TokenStore, store::DynTokenStore};
 
 pub(crate) use self::{
-    flight::{Outcome, wait},
+    flight::{Outcome, wait, wait_with},
     state::Cached,
 };
 

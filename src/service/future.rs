@@ -9,13 +9,13 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{StatusCode, header::AUTHORIZATION};
+use http::{HeaderValue, StatusCode, header::AUTHORIZATION};
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::{
-    Local, challenge,
+    Local, challenge, own_copy,
     request::sealed::{Request, Response as _},
 };
 use crate::{
@@ -55,46 +55,70 @@ pin_project! {
     pub struct ResponseFuture<S, R>
     where
         S: Service<R>,
+        R: Request,
     {
         #[pin]
         state: State<S::Future, S, R>,
-        // Whether the request carries a token of ours.
-        authenticated: bool,
-        // Kept only when the request can be retried: the service to send the copy through,
-        // and the copy.
-        service: Option<S>,
-        replay: Option<R>,
-        // Which token the request carries, to invalidate after a 401.
+        // Which token the request carries, to retire after a 401; `None` for a request sent
+        // without a token of ours.
         ticket: Option<Ticket>,
+        // What sending the copy after a 401 needs; `None` when the request cannot be retried.
+        replay: Option<Replay<S, R::Copy>>,
     }
 }
 
+/// What sending the copy after a 401 needs.
+pub(super) struct Replay<S, C> {
+    /// A clone of the inner service; `Oneshot` makes it ready when the copy goes out.
+    pub(super) service: S,
+    pub(super) copy: C,
+}
+
+/// What a waiting request takes of the token the fetch brought: a header of its own, so that
+/// the thousands of requests a cold cache can hold back do not all contend on the reference
+/// count of one shared header when they are released.
+struct Fresh {
+    header: HeaderValue,
+    generation: u64,
+}
+
+/// A request waiting for a token, and the service it will be sent through, made ready only
+/// once the token is there.
+struct Parked<S, R: Request> {
+    service: S,
+    request: R,
+    copy: Option<R::Copy>,
+}
+
 pin_project! {
+    // What the rarer states hold (a request waiting for a token, a copy waiting for a new
+    // one, the retry) is boxed, so that the future of the common state, a request sent with
+    // a cached token, is little more than the inner service's future.
     #[project = StateProj]
     enum State<F, S, R>
     where
         S: Service<R>,
+        R: Request,
     {
-        // No usable token yet: the request waits for the fetch (`None` once it has its
-        // token), then for the service to be ready.
+        // No usable token yet: the request waits for the fetch (`None` once its token is
+        // in), then for the service to be ready.
         Waiting {
-            token: Option<BoxFuture<'static, Outcome>>,
-            request: Option<R>,
-            cache: Option<TokenCache>,
+            token: Option<BoxFuture<'static, Result<Fresh, Error>>>,
+            parked: Option<Box<Parked<S, R>>>,
         },
         // The request is out.
         Sent {
             #[pin]
             future: F,
         },
-        // The answer was 401: waiting for a new token for the copy.
+        // The answer was 401: the copy waits for a new token.
         Refreshing {
             token: BoxFuture<'static, Outcome>,
+            copy: Option<Box<(S, R)>>,
         },
         // The copy is out.
         Retried {
-            #[pin]
-            future: Oneshot<S, R>,
+            future: Pin<Box<Oneshot<S, R>>>,
         },
     }
 }
@@ -102,15 +126,14 @@ pin_project! {
 impl<S, R> ResponseFuture<S, R>
 where
     S: Service<R>,
+    R: Request,
 {
     /// A request sent without a token of ours.
     pub(super) fn unauthenticated(future: S::Future) -> Self {
         Self {
             state: State::Sent { future },
-            authenticated: false,
-            service: None,
-            replay: None,
             ticket: None,
+            replay: None,
         }
     }
 
@@ -121,29 +144,24 @@ where
         Self {
             state: State::Waiting {
                 token: Some(Box::pin(std::future::ready(Err(error)))),
-                request: None,
-                cache: None,
+                parked: None,
             },
-            authenticated: false,
-            service: None,
-            replay: None,
             ticket: None,
+            replay: None,
         }
     }
 
-    /// A request sent with a token.
+    /// A request sent with the token `ticket` names.
+    #[inline]
     pub(super) fn sent(
         future: S::Future,
-        service: S,
-        replay: Option<R>,
-        ticket: Option<Ticket>,
+        ticket: Ticket,
+        replay: Option<Replay<S, R::Copy>>,
     ) -> Self {
         Self {
             state: State::Sent { future },
-            authenticated: true,
-            service: replay.is_some().then_some(service),
+            ticket: Some(ticket),
             replay,
-            ticket,
         }
     }
 
@@ -153,19 +171,27 @@ where
         pending: cache::Pending,
         service: S,
         request: R,
-        replay: Option<R>,
+        copy: Option<R::Copy>,
         cache: &TokenCache,
     ) -> Self {
         Self {
             state: State::Waiting {
-                token: Some(Box::pin(async move { cache::wait(pending?).await })),
-                request: Some(request),
-                cache: Some(cache.clone()),
+                token: Some(Box::pin(async move {
+                    cache::wait_with(pending?, |cached| Fresh {
+                        header: own_copy(&cached.header),
+                        generation: cached.generation,
+                    })
+                    .await
+                })),
+                parked: Some(Box::new(Parked {
+                    service,
+                    request,
+                    copy,
+                })),
             },
-            authenticated: true,
-            service: Some(service),
-            replay,
-            ticket: None,
+            // The generation is the fetched token's, known once it is in.
+            ticket: Some(Ticket::Shared(cache.clone(), 0)),
+            replay: None,
         }
     }
 }
@@ -179,115 +205,163 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
+    // Only the common case, a sent request's answer, is handled here, small enough to be
+    // inlined; the rest is in functions of their own.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Waiting {
-                    token,
-                    request,
-                    cache,
-                } => {
-                    if let Some(pending) = token {
-                        let cached = ready!(pending.as_mut().poll(cx))?;
-                        *token = None;
-                        let Some(request) = request.as_mut() else {
-                            return Poll::Ready(Err(polled_after_completion()));
-                        };
-                        request
-                            .headers_mut()
-                            .insert(AUTHORIZATION, cached.header.clone());
-                        *this.ticket = cache
-                            .take()
-                            .map(|cache| Ticket::Shared(cache, cached.generation));
-                    }
-                    let Some(service) = this.service.as_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
-                    let Some(request) = request.take() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let future = service.call(request);
-                    if this.replay.is_none() {
-                        *this.service = None;
-                    }
-                    this.state.set(State::Sent { future });
+            if let StateProj::Sent { future } = this.state.as_mut().project() {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                if response.status() != StatusCode::UNAUTHORIZED || this.ticket.is_none() {
+                    return Poll::Ready(Ok(response));
                 }
-                StateProj::Sent { future } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if response.status() != StatusCode::UNAUTHORIZED || !*this.authenticated {
-                        return Poll::Ready(Ok(response));
-                    }
-                    // The token stays: it was not what the server objected to.
-                    if !challenge::new_token_may_help(response.headers()) {
-                        tracing::debug!("401 answer that a new token cannot meet; not retrying");
-                        return Poll::Ready(Ok(response));
-                    }
-                    let Some(ticket) = this.ticket.as_ref() else {
-                        return Poll::Ready(Ok(response));
-                    };
-                    // Whether or not this request can be sent again, the next ones must not
-                    // carry the token the server has just refused.
-                    let cache = ticket.cache();
-                    cache.invalidate_generation(ticket.generation());
-                    if this.replay.is_none() {
-                        tracing::debug!("401 answer, but the request could not be replayed");
-                        return Poll::Ready(Ok(response));
-                    }
-                    tracing::debug!("401 answer; retrying once with a new token");
-                    match cache.lookup() {
-                        Lookup::Ready(cached, _) => {
-                            let Some(retry) =
-                                retry(this.service, this.replay, Some(ticket), &cached)
-                            else {
-                                return Poll::Ready(Ok(response));
-                            };
-                            this.state.set(retry);
-                        }
-                        Lookup::Wait(pending) => {
-                            let token = Box::pin(async move { cache::wait(pending?).await });
-                            this.state.set(State::Refreshing { token });
-                        }
-                    }
+                if let Some(response) =
+                    after_401(this.state.as_mut(), this.ticket, this.replay, response)
+                {
+                    return Poll::Ready(Ok(response));
                 }
-                StateProj::Refreshing { token } => {
-                    let cached = ready!(token.as_mut().poll(cx))?;
-                    let ticket = this.ticket.as_ref();
-                    let Some(retry) = retry(this.service, this.replay, ticket, &cached) else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    this.state.set(retry);
-                }
-                StateProj::Retried { future } => {
-                    return future.poll(cx).map_err(Into::into);
-                }
+            }
+            if let Some(response) = ready!(poll_other(
+                this.state.as_mut(),
+                this.ticket,
+                this.replay,
+                cx
+            ))? {
+                return Poll::Ready(Ok(response));
             }
         }
     }
 }
 
-/// The state that sends the copy with the token of `cached`.
-fn retry<F, S, R: Request>(
-    service: &mut Option<S>,
-    replay: &mut Option<R>,
-    ticket: Option<&Ticket>,
-    cached: &Cached,
-) -> Option<State<F, S, R>>
+/// After a 401 answer to a request that carried a token of ours: retires the token and, if the
+/// request can be sent again, moves to sending the copy. Returns the answer when it is final.
+#[cold]
+#[inline(never)]
+fn after_401<S, R>(
+    mut state: Pin<&mut State<S::Future, S, R>>,
+    ticket: &Option<Ticket>,
+    replay: &mut Option<Replay<S, R::Copy>>,
+    response: S::Response,
+) -> Option<S::Response>
 where
     S: Service<R>,
+    S::Response: HttpResponse,
+    R: Request,
 {
-    let (service, mut request) = (service.take()?, replay.take()?);
-    // Counted only now: a request whose new token never came is not sent again.
-    if let Some(ticket) = ticket {
-        ticket.cache().record_retry();
+    // The token stays: it was not what the server objected to.
+    if !challenge::new_token_may_help(response.headers()) {
+        tracing::debug!("401 answer that a new token cannot meet; not retrying");
+        return Some(response);
     }
+    let Some(ticket) = ticket.as_ref() else {
+        return Some(response);
+    };
+    // Whether or not this request can be sent again, the next ones must not carry the token
+    // the server has just refused.
+    let cache = ticket.cache();
+    cache.invalidate_generation(ticket.generation());
+    let Some((service, request)) = replay
+        .take()
+        .and_then(|replay| Some((replay.service, R::restore(replay.copy)?)))
+    else {
+        tracing::debug!("401 answer, but the request could not be replayed");
+        return Some(response);
+    };
+    tracing::debug!("401 answer; retrying once with a new token");
+    match cache.lookup() {
+        Lookup::Ready(cached, _) => state.set(retry(service, request, ticket, &cached)),
+        Lookup::Wait(pending) => {
+            let token = Box::pin(async move { cache::wait(pending?).await });
+            let copy = Some(Box::new((service, request)));
+            state.set(State::Refreshing { token, copy });
+        }
+    }
+    None
+}
+
+/// Polls the states other than `Sent`: `Ok(Some(..))` is the final answer, `Ok(None)` means
+/// the state moved on and the caller polls again.
+#[cold]
+#[inline(never)]
+fn poll_other<S, R>(
+    mut state: Pin<&mut State<S::Future, S, R>>,
+    ticket: &mut Option<Ticket>,
+    replay: &mut Option<Replay<S, R::Copy>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<S::Response>, BoxError>>
+where
+    S: Service<R>,
+    S::Error: Into<BoxError>,
+    R: Request,
+{
+    match state.as_mut().project() {
+        StateProj::Sent { .. } => {}
+        StateProj::Waiting { token, parked } => {
+            if let Some(pending) = token {
+                let fresh = ready!(pending.as_mut().poll(cx))?;
+                *token = None;
+                let (Some(parked), Some(Ticket::Shared(_, generation))) =
+                    (parked.as_mut(), ticket.as_mut())
+                else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                parked
+                    .request
+                    .headers_mut()
+                    .insert(AUTHORIZATION, fresh.header);
+                *generation = fresh.generation;
+            }
+            let Some(ready) = parked.as_mut() else {
+                return Poll::Ready(Err(polled_after_completion()));
+            };
+            ready!(ready.service.poll_ready(cx)).map_err(Into::into)?;
+            let Some(parked) = parked.take() else {
+                return Poll::Ready(Err(polled_after_completion()));
+            };
+            let Parked {
+                mut service,
+                request,
+                copy,
+            } = *parked;
+            let future = service.call(request);
+            *replay = copy.map(|copy| Replay { service, copy });
+            state.set(State::Sent { future });
+        }
+        StateProj::Refreshing { token, copy } => {
+            let cached = ready!(token.as_mut().poll(cx))?;
+            let (Some(copy), Some(ticket)) = (copy.take(), ticket.as_ref()) else {
+                return Poll::Ready(Err(polled_after_completion()));
+            };
+            let (service, request) = *copy;
+            state.set(retry(service, request, ticket, &cached));
+        }
+        StateProj::Retried { future } => {
+            return future.as_mut().poll(cx).map_ok(Some).map_err(Into::into);
+        }
+    }
+    Poll::Ready(Ok(None))
+}
+
+/// The state that sends the copy with the token of `cached`.
+fn retry<S, R>(
+    service: S,
+    mut request: R,
+    ticket: &Ticket,
+    cached: &Cached,
+) -> State<S::Future, S, R>
+where
+    S: Service<R>,
+    R: Request,
+{
+    // Counted only now: a request whose new token never came is not sent again.
+    ticket.cache().record_retry();
     request
         .headers_mut()
         .insert(AUTHORIZATION, cached.header.clone());
-    Some(State::Retried {
-        future: Oneshot::new(service, request),
-    })
+    State::Retried {
+        future: Box::pin(Oneshot::new(service, request)),
+    }
 }
 
 fn polled_after_completion() -> BoxError {
@@ -299,10 +373,11 @@ fn polled_after_completion() -> BoxError {
 impl<S, R> fmt::Debug for ResponseFuture<S, R>
 where
     S: Service<R>,
+    R: Request,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("authenticated", &self.authenticated)
+            .field("authenticated", &self.ticket.is_some())
             .field("replayable", &self.replay.is_some())
             .finish_non_exhaustive()
     }

@@ -5,6 +5,7 @@ mod future;
 mod origin;
 mod replay;
 mod request;
+mod snapshot;
 
 use std::{
     fmt, mem,
@@ -23,7 +24,7 @@ pub use self::{
     request::{HttpRequest, HttpResponse},
 };
 use self::{
-    future::Ticket,
+    future::{Replay, Ticket},
     origin::{Origins, Verdict},
 };
 use crate::{
@@ -255,34 +256,27 @@ impl<S, P> OAuth2<S, P> {
         &self.cache
     }
 
-    /// The header for the next request, and what a retry needs if `retry` is set; or the fetch
-    /// to wait for.
+    /// The header for the next request, and the ticket that names its token; or the fetch to
+    /// wait for.
     #[inline]
-    fn authorization(
-        &mut self,
-        retry: bool,
-    ) -> Result<(HeaderValue, Option<Ticket>), cache::Pending> {
+    fn authorization(&mut self) -> Result<(HeaderValue, Ticket), cache::Pending> {
         let word = self.cache.word();
         if let Some(local) = &self.local
             && local.word == word
         {
-            let ticket = retry.then(|| Ticket::Local(Arc::clone(local)));
-            return Ok((local.header.clone(), ticket));
+            return Ok((local.header.clone(), Ticket::Local(Arc::clone(local))));
         }
-        self.authorization_slow(retry)
+        self.authorization_slow()
     }
 
     #[cold]
-    fn authorization_slow(
-        &mut self,
-        retry: bool,
-    ) -> Result<(HeaderValue, Option<Ticket>), cache::Pending> {
+    fn authorization_slow(&mut self) -> Result<(HeaderValue, Ticket), cache::Pending> {
         let (cached, word) = match self.cache.lookup() {
             Lookup::Ready(cached, word) => (cached, word),
             Lookup::Wait(pending) => return Err(pending),
         };
         if !self.used {
-            let ticket = retry.then(|| Ticket::Shared(self.cache.clone(), cached.generation));
+            let ticket = Ticket::Shared(self.cache.clone(), cached.generation);
             return Ok((cached.header.clone(), ticket));
         }
         let local = Arc::new(Local {
@@ -291,17 +285,14 @@ impl<S, P> OAuth2<S, P> {
             header: own_copy(&cached.header),
             cache: self.cache.clone(),
         });
-        let found = (
-            local.header.clone(),
-            retry.then(|| Ticket::Local(Arc::clone(&local))),
-        );
+        let found = (local.header.clone(), Ticket::Local(Arc::clone(&local)));
         self.local = Some(local);
         Ok(found)
     }
 }
 
 /// A copy of `header` with bytes of its own, zeroed when the copy's last clone is dropped.
-fn own_copy(header: &HeaderValue) -> HeaderValue {
+pub(super) fn own_copy(header: &HeaderValue) -> HeaderValue {
     sensitive_header(Zeroizing::new(header.as_bytes().to_vec())).unwrap_or_else(|| header.clone())
 }
 
@@ -321,40 +312,43 @@ where
     }
 
     fn call(&mut self, mut request: R) -> Self::Future {
-        // The service that was made ready is the one to call; a fresh clone stays behind.
-        let clone = self.inner.clone();
-        let mut service = mem::replace(&mut self.inner, clone);
-
-        if request.headers().contains_key(AUTHORIZATION) {
-            return ResponseFuture::unauthenticated(service.call(request));
+        // The service made ready is called in place; only a request that waits for a token,
+        // or may be sent again, needs a clone.
+        let headers = request.headers();
+        if !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
+            return ResponseFuture::unauthenticated(self.inner.call(request));
         }
-        let (scheme, host, port) = request.origin();
-        match self.origins.verdict_for(scheme, host, port) {
+        match self.origins.verdict_of(&request) {
             Verdict::Attach => {}
             Verdict::Skip => {
                 tracing::debug!("origin not allowed for the token; sending without it");
-                return ResponseFuture::unauthenticated(service.call(request));
+                return ResponseFuture::unauthenticated(self.inner.call(request));
             }
             Verdict::Refuse => return ResponseFuture::refused(),
         }
-        let replay = request.replay(&self.policy);
+        let copy = request.replay(&self.policy);
 
         // Every request needs its ticket: a 401 retires the token even when it cannot be retried.
-        let authorization = self.authorization(true);
+        let authorization = self.authorization();
         self.used = true;
         match authorization {
             Ok((header, ticket)) => {
                 request.headers_mut().insert(AUTHORIZATION, header);
-                let future = service.call(request);
-                ResponseFuture::sent(future, service, replay, ticket)
+                // The copy goes through a clone, which `Oneshot` makes ready first.
+                let replay = copy.map(|copy| Replay {
+                    service: self.inner.clone(),
+                    copy,
+                });
+                ResponseFuture::sent(self.inner.call(request), ticket, replay)
             }
             Err(pending) => {
                 // A fetch can take long, and may go through this very service: release what
                 // `poll_ready` reserved (a concurrency permit, a buffer slot) and make a clone
                 // ready once the token is here.
-                drop(service);
+                let clone = self.inner.clone();
+                drop(mem::replace(&mut self.inner, clone));
                 let service = self.inner.clone();
-                ResponseFuture::waiting(pending, service, request, replay, &self.cache)
+                ResponseFuture::waiting(pending, service, request, copy, &self.cache)
             }
         }
     }

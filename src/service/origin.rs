@@ -4,6 +4,7 @@ use std::{fmt, sync::Arc};
 
 use http::Uri;
 
+use super::request::sealed;
 use crate::{Error, ErrorKind, endpoint::is_loopback};
 
 /// Where tokens may go: any `https` origin (and `http` on loopback) unless a list is given.
@@ -81,14 +82,37 @@ impl Origins {
         self.refuse_others = true;
     }
 
+    /// The verdict for a request to `uri`, through the same fast path requests take.
     #[cfg(test)]
     pub(crate) fn verdict(&self, uri: &Uri) -> Verdict {
-        self.verdict_for(uri.scheme_str(), uri.host(), uri.port_u16())
+        let mut request = http::Request::new(());
+        *request.uri_mut() = uri.clone();
+        let verdict = self.verdict_of(&request);
+        assert_eq!(
+            verdict,
+            self.verdict_for(uri.scheme_str(), uri.host(), uri.port_u16()),
+            "the fast path and the full check disagree on {uri}"
+        );
+        verdict
+    }
+
+    /// The verdict for `request`. The common case, any `https` origin or a relative request
+    /// with no list of origins, is checked apart: small enough to be inlined into every call,
+    /// and it reads neither host nor port.
+    #[inline]
+    pub(crate) fn verdict_of(&self, request: &impl sealed::Request) -> Verdict {
+        let scheme = request.scheme();
+        if self.allowed.is_none() && matches!(scheme, Some("https") | None) {
+            return Verdict::Attach;
+        }
+        let (host, port) = request.host_and_port();
+        self.verdict_for(scheme, host, port)
     }
 
     /// The verdict for a request to `scheme://host:port`, each `None` where the request does
     /// not say, so that any client's request type can be judged without building a `Uri`.
-    #[inline]
+    #[cold]
+    #[inline(never)]
     pub(crate) fn verdict_for(
         &self,
         scheme: Option<&str>,

@@ -1,6 +1,5 @@
 //! Which requests can be sent a second time after a 401.
 
-use http::Request;
 use http_body::Body;
 
 /// Decides, before a request is sent, whether it can be sent again if the answer is 401.
@@ -87,17 +86,6 @@ impl<B> ReplayPolicy<B> for NoReplay {
     }
 }
 
-/// A copy of `request` with `body`, made before the request is first sent.
-pub(super) fn snapshot<B>(request: &Request<B>, body: B) -> Request<B> {
-    let mut copy = Request::new(body);
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    *copy.extensions_mut() = request.extensions().clone();
-    copy
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -121,19 +109,5 @@ mod tests {
         let body = Full::new(Bytes::from("payload"));
         assert!(CloneBodies.replay_body(&body).is_some());
         assert!(NoReplay.replay_body(&body).is_none());
-    }
-
-    #[test]
-    fn a_snapshot_keeps_method_uri_headers_and_extensions() {
-        let mut request = Request::post("https://api.example.com/x?y=1")
-            .header("x-trace", "1")
-            .body(String::new())
-            .unwrap();
-        request.extensions_mut().insert(7_u32);
-        let copy = snapshot(&request, String::new());
-        assert_eq!(copy.method(), "POST");
-        assert_eq!(copy.uri(), "https://api.example.com/x?y=1");
-        assert_eq!(copy.headers()["x-trace"], "1");
-        assert_eq!(copy.extensions().get::<u32>(), Some(&7));
     }
 }

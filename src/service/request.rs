@@ -7,7 +7,7 @@
 
 use http::{HeaderMap, StatusCode};
 
-use super::replay::{self, ReplayPolicy};
+use super::{replay::ReplayPolicy, snapshot::Snapshot};
 
 /// A request type [`OAuth2<S, P>`](super::OAuth2) can authenticate and, under its
 /// [`ReplayPolicy`] `P`, copy for a retry.
@@ -41,20 +41,30 @@ pub(super) mod sealed {
     // implement them.
     #[allow(unreachable_pub)]
     pub trait Request: Sized {
+        /// What is kept of a request, before it is first sent, to send it again after a 401.
+        type Copy;
+
         fn headers(&self) -> &HeaderMap;
 
         fn headers_mut(&mut self) -> &mut HeaderMap;
 
-        /// Scheme, host and port of where the request goes; `None` where the request does
-        /// not say (a relative URI).
-        fn origin(&self) -> (Option<&str>, Option<&str>, Option<u16>);
+        /// The scheme of where the request goes; `None` where the request does not say (a
+        /// relative URI).
+        fn scheme(&self) -> Option<&str>;
+
+        /// Host and port of where the request goes, each `None` where the request does not
+        /// say.
+        fn host_and_port(&self) -> (Option<&str>, Option<u16>);
+
+        /// The request to send again; `None` if the copy cannot be read back.
+        fn restore(copy: Self::Copy) -> Option<Self>;
     }
 
     /// How replay policy `P` copies this request.
     #[allow(unreachable_pub)]
-    pub trait Replay<P>: Sized {
+    pub trait Replay<P>: Request {
         /// A copy to send again after a 401, made before the request is first sent.
-        fn replay(&self, policy: &P) -> Option<Self>;
+        fn replay(&self, policy: &P) -> Option<Self::Copy>;
     }
 
     #[allow(unreachable_pub)]
@@ -66,6 +76,8 @@ pub(super) mod sealed {
 }
 
 impl<B> sealed::Request for http::Request<B> {
+    type Copy = Snapshot<B>;
+
     #[inline]
     fn headers(&self) -> &HeaderMap {
         self.headers()
@@ -77,18 +89,25 @@ impl<B> sealed::Request for http::Request<B> {
     }
 
     #[inline]
-    fn origin(&self) -> (Option<&str>, Option<&str>, Option<u16>) {
-        let uri = self.uri();
-        (uri.scheme_str(), uri.host(), uri.port_u16())
+    fn scheme(&self) -> Option<&str> {
+        self.uri().scheme_str()
+    }
+
+    fn host_and_port(&self) -> (Option<&str>, Option<u16>) {
+        (self.uri().host(), self.uri().port_u16())
+    }
+
+    fn restore(copy: Snapshot<B>) -> Option<Self> {
+        copy.into_request()
     }
 }
 
 impl<B, P: ReplayPolicy<B>> sealed::Replay<P> for http::Request<B> {
     #[inline]
-    fn replay(&self, policy: &P) -> Option<Self> {
+    fn replay(&self, policy: &P) -> Option<Snapshot<B>> {
         policy
             .replay_body(self.body())
-            .map(|body| replay::snapshot(self, body))
+            .and_then(|body| Snapshot::take(self, body))
     }
 }
 
@@ -111,6 +130,8 @@ mod reqwest_impls {
     use crate::{CloneBodies, EmptyBodies, NoReplay};
 
     impl sealed::Request for reqwest::Request {
+        type Copy = Self;
+
         #[inline]
         fn headers(&self) -> &HeaderMap {
             self.headers()
@@ -122,9 +143,16 @@ mod reqwest_impls {
         }
 
         #[inline]
-        fn origin(&self) -> (Option<&str>, Option<&str>, Option<u16>) {
-            let url = self.url();
-            (Some(url.scheme()), url.host_str(), url.port())
+        fn scheme(&self) -> Option<&str> {
+            Some(self.url().scheme())
+        }
+
+        fn host_and_port(&self) -> (Option<&str>, Option<u16>) {
+            (self.url().host_str(), self.url().port())
+        }
+
+        fn restore(copy: Self) -> Option<Self> {
+            Some(copy)
         }
     }
 

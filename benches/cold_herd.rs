@@ -1,0 +1,168 @@
+//! 10,000 concurrent requests on an empty cache whose grant takes 50 ms: exactly one grant, and
+//! how long after it completes each request is on its way.
+//!
+//! Not a criterion measurement: what matters is the distribution over one herd (p50, p99), so
+//! each round runs one herd and the figures of every round are printed and written to
+//! `target/bench-report/cold_herd.json`.
+
+mod support;
+
+use std::{
+    fmt::Write as _,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tower::{Layer, ServiceExt};
+use tower_oauth2::{Error, FetchContext, OAuth2Layer, Token, TokenCache, TokenSource};
+
+const REQUESTS: usize = 10_000;
+const GRANT: Duration = Duration::from_millis(50);
+const ROUNDS: usize = 5;
+
+/// A grant that takes 50 ms and notes when it completed.
+struct Slow {
+    grants: AtomicUsize,
+    done: Mutex<Option<Instant>>,
+}
+
+impl TokenSource for Slow {
+    async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+        self.grants.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(GRANT).await;
+        *self.done.lock().unwrap() = Some(Instant::now());
+        Ok(Token::bearer(support::TOKEN_40).with_expires_in(Duration::from_secs(3600)))
+    }
+}
+
+struct Round {
+    grants: usize,
+    late: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+async fn herd() -> Round {
+    let source = Arc::new(Slow {
+        grants: AtomicUsize::new(0),
+        done: Mutex::new(None),
+    });
+    let service = OAuth2Layer::new(TokenCache::new(Arc::clone(&source))).layer(support::noop());
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                service.oneshot(support::plain()).await.unwrap();
+                (started, Instant::now())
+            })
+        })
+        .collect();
+    let mut times = Vec::with_capacity(REQUESTS);
+    for task in tasks {
+        times.push(task.await.unwrap());
+    }
+    let done = source.done.lock().unwrap().expect("the grant completed");
+    // A request that started after the grant completed did not wait for it.
+    summarize(source.grants.load(Ordering::SeqCst), done, &times)
+}
+
+/// The floor: the same herd of tasks waiting on a bare `watch` channel that a task fills after
+/// the same 50 ms, with no layer, no request and no token.
+async fn floor() -> Round {
+    let (sender, receiver) = tokio::sync::watch::channel(None::<Instant>);
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let mut receiver = receiver.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let _ = receiver.wait_for(Option::is_some).await;
+                (started, Instant::now())
+            })
+        })
+        .collect();
+    drop(receiver);
+    tokio::spawn(async move {
+        tokio::time::sleep(GRANT).await;
+        sender.send_replace(Some(Instant::now()));
+        sender
+    });
+    let mut times = Vec::with_capacity(REQUESTS);
+    for task in tasks {
+        times.push(task.await.unwrap());
+    }
+    // The send happened before the first task finished; the earliest finish bounds it.
+    let done = times.iter().map(|(_, finished)| *finished).min().unwrap();
+    summarize(1, done, &times)
+}
+
+fn summarize(grants: usize, done: Instant, times: &[(Instant, Instant)]) -> Round {
+    let late = times.iter().filter(|(started, _)| *started > done).count();
+    let mut wakeups: Vec<Duration> = times
+        .iter()
+        .map(|(_, finished)| finished.saturating_duration_since(done))
+        .collect();
+    wakeups.sort();
+    Round {
+        grants,
+        late,
+        p50: percentile(&wakeups, 0.50),
+        p99: percentile(&wakeups, 0.99),
+        max: percentile(&wakeups, 1.0),
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut json = String::from("[");
+    println!("cold herd: {REQUESTS} requests, {GRANT:?} grant, 2 worker threads");
+    for round in 0..ROUNDS {
+        let floor = runtime.block_on(floor());
+        println!(
+            "round {round}: floor (bare watch channel) wake-up p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            floor.p50.as_secs_f64() * 1e3,
+            floor.p99.as_secs_f64() * 1e3,
+            floor.max.as_secs_f64() * 1e3,
+        );
+        let result = runtime.block_on(herd());
+        println!(
+            "round {round}: grants {} | started after the grant {} | wake-up p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            result.grants,
+            result.late,
+            result.p50.as_secs_f64() * 1e3,
+            result.p99.as_secs_f64() * 1e3,
+            result.max.as_secs_f64() * 1e3,
+        );
+        assert_eq!(result.grants, 1, "the herd caused more than one grant");
+        if round > 0 {
+            json.push(',');
+        }
+        write!(
+            json,
+            r#"{{"grants":{},"late":{},"p50_ms":{},"p99_ms":{},"max_ms":{},"floor_p50_ms":{},"floor_p99_ms":{}}}"#,
+            result.grants,
+            result.late,
+            result.p50.as_secs_f64() * 1e3,
+            result.p99.as_secs_f64() * 1e3,
+            result.max.as_secs_f64() * 1e3,
+            floor.p50.as_secs_f64() * 1e3,
+            floor.p99.as_secs_f64() * 1e3,
+        )
+        .unwrap();
+    }
+    json.push(']');
+    std::fs::write(support::report_dir().join("cold_herd.json"), json).unwrap();
+}

@@ -1,0 +1,187 @@
+//! Throughput over real HTTP: a hyper server and a hyper-util client on loopback, keep-alive,
+//! 32 requests in flight, with and without the layer, in interleaved rounds so that the
+//! machine's drift hits both alike. Written to `target/bench-report/end_to_end.json`.
+
+mod support;
+
+use std::{
+    convert::Infallible,
+    fmt::Write as _,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::service::service_fn;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use tower::{Layer, Service, ServiceExt};
+use tower_oauth2::{BoxError, OAuth2Layer};
+
+const IN_FLIGHT: usize = 32;
+const REQUESTS: usize = 3_200;
+const ROUNDS: usize = 15;
+
+async fn server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let answer = service_fn(|request: Request<hyper::body::Incoming>| async move {
+                    // What an API does first with a bearer token: look at it.
+                    let authorized = request.headers().contains_key(http::header::AUTHORIZATION);
+                    let body = if authorized {
+                        "{\"ok\":true}"
+                    } else {
+                        "{\"ok\":null}"
+                    };
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                        body.as_bytes(),
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), answer)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+/// Sends `REQUESTS` requests through clones of `service`, `IN_FLIGHT` at a time, and returns
+/// requests per second.
+async fn throughput<S>(service: S, uri: &Uri) -> f64
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<hyper::body::Incoming>>
+        + Clone
+        + Send
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+{
+    let started = Instant::now();
+    let workers: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let mut service = service.clone();
+            let uri = uri.clone();
+            tokio::spawn(async move {
+                for _ in 0..REQUESTS / IN_FLIGHT {
+                    let request = Request::get(uri.clone()).body(Empty::new()).unwrap();
+                    let response = service
+                        .ready()
+                        .await
+                        .map_err(Into::into)
+                        .unwrap()
+                        .call(request)
+                        .await
+                        .map_err(Into::into)
+                        .unwrap();
+                    assert!(response.status().is_success());
+                    response.into_body().collect().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    REQUESTS as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::MIN, f64::max)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let address = runtime.block_on(server());
+    let uri: Uri = format!("http://{address}/v1/orders").parse().unwrap();
+    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(IN_FLIGHT)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build_http();
+
+    let token_1k = support::token_1k();
+    let layered_40 =
+        OAuth2Layer::new(support::warm_cache(&runtime, support::TOKEN_40)).layer(client.clone());
+    let layered_1k =
+        OAuth2Layer::new(support::warm_cache(&runtime, &token_1k)).layer(client.clone());
+
+    // Warm the connection pool and every path once.
+    runtime.block_on(async {
+        throughput(client.clone(), &uri).await;
+        throughput(layered_40.clone(), &uri).await;
+        throughput(layered_1k.clone(), &uri).await;
+    });
+
+    let mut best: [Vec<f64>; 3] = Default::default();
+    let mut ratios_40 = Vec::new();
+    let mut ratios_1k = Vec::new();
+    let mut rows = String::new();
+    for round in 0..ROUNDS {
+        // Rotate the order so that no variant always runs first.
+        let mut figures = [0.0; 3];
+        for step in 0..3 {
+            let which = (round + step) % 3;
+            figures[which] = runtime.block_on(match which {
+                0 => Box::pin(throughput(client.clone(), &uri))
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = f64>>>,
+                1 => Box::pin(throughput(layered_40.clone(), &uri)),
+                _ => Box::pin(throughput(layered_1k.clone(), &uri)),
+            });
+        }
+        let [bare, with_40, with_1k] = figures;
+        for (column, figure) in best.iter_mut().zip(figures) {
+            column.push(figure);
+        }
+        ratios_40.push(with_40 / bare);
+        ratios_1k.push(with_1k / bare);
+        println!(
+            "round {round}: without {bare:.0} req/s | 40-byte token {with_40:.0} req/s ({:.3}x) | 1 KiB token {with_1k:.0} req/s ({:.3}x)",
+            with_40 / bare,
+            with_1k / bare,
+        );
+        if round > 0 {
+            rows.push(',');
+        }
+        write!(
+            rows,
+            r#"{{"bare":{bare},"token_40":{with_40},"token_1k":{with_1k}}}"#
+        )
+        .unwrap();
+    }
+    let (median_40, median_1k) = (median(ratios_40), median(ratios_1k));
+    println!(
+        "median of the rounds' ratios, throughput with the layer / without: 40-byte token {median_40:.3}x, 1 KiB token {median_1k:.3}x"
+    );
+    let (best_bare, best_40, best_1k) = (max(&best[0]), max(&best[1]), max(&best[2]));
+    println!(
+        "best round of each, with the layer / without: 40-byte token {:.3}x, 1 KiB token {:.3}x",
+        best_40 / best_bare,
+        best_1k / best_bare
+    );
+    let json = format!(
+        r#"{{"in_flight":{IN_FLIGHT},"requests":{REQUESTS},"rounds":[{rows}],"median_ratio_40":{median_40},"median_ratio_1k":{median_1k},"best_ratio_40":{},"best_ratio_1k":{}}}"#,
+        best_40 / best_bare,
+        best_1k / best_bare
+    );
+    std::fs::write(support::report_dir().join("end_to_end.json"), json).unwrap();
+}

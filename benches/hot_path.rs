@@ -1,0 +1,149 @@
+//! Per-request cost with a cached token: build a request and send it through the layer to a
+//! no-op service, beside tower-http's static-header middlewares and the bare service.
+
+mod support;
+
+use std::{fmt::Write as _, hint::black_box};
+
+use criterion::{Criterion, criterion_group};
+use http::{Request, header::AUTHORIZATION};
+use tower::{Layer, Service};
+use tower_http::{auth::AddAuthorization, set_header::SetRequestHeader};
+use tower_oauth2::{NoReplay, OAuth2Layer};
+
+use support::{Body, TOKEN_40, bearer_header, noop, send};
+
+fn run<S>(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut service: S,
+    build: fn() -> Request<Body>,
+) where
+    S: Service<Request<Body>>,
+    S::Error: std::fmt::Debug,
+{
+    // The first request makes a layered clone take its own copy of the header.
+    black_box(send(&mut service, build()));
+    c.bench_function(name, |b| {
+        b.iter(|| black_box(send(&mut service, black_box(build)())));
+    });
+}
+
+fn hot_path(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = support::warm_cache(&runtime, TOKEN_40);
+    let shapes = support::SHAPES;
+    for (shape, build) in shapes {
+        let mut group = c.benchmark_group(format!("hot_path/{shape}"));
+        run(&mut group, "bare", noop(), build);
+        run(
+            &mut group,
+            "set_request_header",
+            SetRequestHeader::overriding(noop(), AUTHORIZATION, bearer_header(TOKEN_40)),
+            build,
+        );
+        run(
+            &mut group,
+            "add_authorization",
+            AddAuthorization::bearer(noop(), TOKEN_40),
+            build,
+        );
+        run(
+            &mut group,
+            "oauth2",
+            OAuth2Layer::new(cache.clone()).layer(noop()),
+            build,
+        );
+        run(
+            &mut group,
+            "oauth2_no_replay",
+            OAuth2Layer::new(cache.clone())
+                .replay(NoReplay)
+                .layer(noop()),
+            build,
+        );
+        group.finish();
+    }
+}
+
+/// The same variants, interleaved batch by batch, for ratios that hold on a busy machine.
+fn paired_ratios() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = support::warm_cache(&runtime, TOKEN_40);
+    let shapes = support::SHAPES;
+    let mut json = String::from("{");
+    println!(
+        "\npaired runs, per request (min of batches / median of batches), ratio to AddAuthorization by min and by median:"
+    );
+    for (i, (shape, build)) in shapes.into_iter().enumerate() {
+        let mut bare = noop();
+        let mut set = SetRequestHeader::overriding(noop(), AUTHORIZATION, bearer_header(TOKEN_40));
+        let mut add = AddAuthorization::bearer(noop(), TOKEN_40);
+        let mut oauth2 = OAuth2Layer::new(cache.clone()).layer(noop());
+        let mut no_replay = OAuth2Layer::new(cache.clone())
+            .replay(NoReplay)
+            .layer(noop());
+        let mut variants: [(&str, &mut dyn FnMut()); 5] = [
+            ("bare", &mut || {
+                drop(black_box(send(&mut bare, black_box(build)())))
+            }),
+            ("set_request_header", &mut || {
+                drop(black_box(send(&mut set, black_box(build)())))
+            }),
+            ("add_authorization", &mut || {
+                drop(black_box(send(&mut add, black_box(build)())))
+            }),
+            ("oauth2", &mut || {
+                drop(black_box(send(&mut oauth2, black_box(build)())))
+            }),
+            ("oauth2_no_replay", &mut || {
+                drop(black_box(send(&mut no_replay, black_box(build)())))
+            }),
+        ];
+        let timings = support::paired(&mut variants, 1500, 40);
+        let floor = timings[2];
+        if i > 0 {
+            json.push(',');
+        }
+        write!(json, r#""{shape}":{{"#).unwrap();
+        for (j, ((name, _), timing)) in variants.iter().zip(&timings).enumerate() {
+            println!(
+                "  {shape:12} {name:20} {:8.1} ns / {:8.1} ns   x{:.3} / x{:.3}",
+                timing.min_ns,
+                timing.median_ns,
+                timing.min_ns / floor.min_ns,
+                timing.median_ns / floor.median_ns
+            );
+            if j > 0 {
+                json.push(',');
+            }
+            write!(
+                json,
+                r#""{name}":{{"min_ns":{},"median_ns":{}}}"#,
+                timing.min_ns, timing.median_ns
+            )
+            .unwrap();
+        }
+        json.push('}');
+    }
+    json.push('}');
+    std::fs::write(support::report_dir().join("hot_path.json"), json).unwrap();
+}
+
+criterion_group! {
+    name = benches;
+    config = support::quick();
+    targets = hot_path
+}
+
+fn main() {
+    benches();
+    paired_ratios();
+    Criterion::default().configure_from_args().final_summary();
+}

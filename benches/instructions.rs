@@ -1,0 +1,190 @@
+//! Instructions per request, counted by `valgrind --tool=callgrind`: unlike times, these counts
+//! do not move with the load of a shared machine, so small differences between middlewares
+//! show.
+//!
+//! Run without arguments (as `cargo bench --bench instructions` does), the binary runs itself
+//! under callgrind once per case and prints the table; `--case NAME` runs one case. Counting is
+//! switched on only inside `measure`, so setup does not count. Figures go to
+//! `target/bench-report/instructions.json`. Without valgrind it says so and exits.
+
+mod support;
+
+use std::{fmt::Write as _, hint::black_box, process::Command};
+
+use http::{Request, Response, header::AUTHORIZATION};
+use tower::{Layer, Service};
+use tower_http::{auth::AddAuthorization, set_header::SetRequestHeader};
+use tower_oauth2::{NoReplay, OAuth2Layer};
+
+use support::{Body, TOKEN_40, bearer_header, echo, noop, peers, send};
+
+const REQUESTS: u64 = 20_000;
+
+const SHAPES: [&str; 4] = ["plain", "six_headers", "static_uri", "recycled"];
+const MIDDLEWARES: [&str; 5] = [
+    "bare",
+    "set_request_header",
+    "add_authorization",
+    "oauth2",
+    "oauth2_no_replay",
+];
+const PEERS: [&str; 2] = ["aliri_tokens", "yup_oauth2"];
+
+#[inline(never)]
+fn measure<S>(service: &mut S, build: fn() -> Request<Body>)
+where
+    S: Service<Request<Body>>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..REQUESTS {
+        black_box(send(service, black_box(build)()));
+    }
+}
+
+#[inline(never)]
+fn measure_recycled<S>(service: &mut S, mut request: Request<Body>) -> Request<Body>
+where
+    S: Service<Request<Body>, Response = Response<Request<Body>>>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..REQUESTS {
+        request = support::recycle(service, black_box(request));
+    }
+    request
+}
+
+fn run<S>(mut service: S, build: fn() -> Request<Body>)
+where
+    S: Service<Request<Body>>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..2 {
+        black_box(send(&mut service, build()));
+    }
+    for _ in 0..repeat() {
+        measure(&mut service, build);
+    }
+}
+
+/// How many times to run the measured loop: 1, or `--repeat N` for a sampling profiler.
+fn repeat() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == "--repeat")
+        .and_then(|at| args.get(at + 1)?.parse().ok())
+        .unwrap_or(1)
+}
+
+fn run_recycled<S>(mut service: S)
+where
+    S: Service<Request<Body>, Response = Response<Request<Body>>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut request = support::static_uri();
+    for _ in 0..2 {
+        request = support::recycle(&mut service, request);
+    }
+    black_box(measure_recycled(&mut service, request));
+}
+
+fn one_case(name: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = support::warm_cache(&runtime, TOKEN_40);
+    let layer = OAuth2Layer::new(cache);
+    let (shape, middleware) = name.split_once('/').expect("a case is SHAPE/MIDDLEWARE");
+    if shape == "recycled" {
+        match middleware {
+            "bare" => run_recycled(echo()),
+            "set_request_header" => run_recycled(SetRequestHeader::overriding(
+                echo(),
+                AUTHORIZATION,
+                bearer_header(TOKEN_40),
+            )),
+            "add_authorization" => run_recycled(AddAuthorization::bearer(echo(), TOKEN_40)),
+            "oauth2" => run_recycled(layer.layer(echo())),
+            "oauth2_no_replay" => run_recycled(layer.replay(NoReplay).layer(echo())),
+            other => panic!("no middleware {other}"),
+        }
+        return;
+    }
+    let build = match shape {
+        "plain" => support::plain,
+        "six_headers" => support::six_headers,
+        "static_uri" => support::static_uri,
+        other => panic!("no shape {other}"),
+    };
+    match middleware {
+        "bare" => run(noop(), build),
+        "set_request_header" => run(
+            SetRequestHeader::overriding(noop(), AUTHORIZATION, bearer_header(TOKEN_40)),
+            build,
+        ),
+        "add_authorization" => run(AddAuthorization::bearer(noop(), TOKEN_40), build),
+        "oauth2" => run(layer.layer(noop()), build),
+        "oauth2_no_replay" => run(layer.replay(NoReplay).layer(noop()), build),
+        "aliri_tokens" => run(peers::aliri(&runtime, noop()), build),
+        "yup_oauth2" => run(peers::yup(&runtime, noop()), build),
+        other => panic!("no middleware {other}"),
+    }
+}
+
+/// Instructions per request of `case`, or `None` if callgrind could not run.
+fn count(case: &str) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let output = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            "--collect-atstart=no",
+            "--toggle-collect=*instructions::measure*",
+        ])
+        .arg(exe)
+        .args(["--case", case])
+        .output()
+        .ok()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let collected = stderr
+        .lines()
+        .find_map(|line| line.split("Collected :").nth(1))?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then_some(collected / REQUESTS as f64)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--case") {
+        one_case(&args[at + 1]);
+        return;
+    }
+    let filter = args.iter().skip(1).find(|arg| !arg.starts_with("--"));
+    let mut cases: Vec<String> = SHAPES
+        .iter()
+        .flat_map(|shape| MIDDLEWARES.iter().map(move |m| format!("{shape}/{m}")))
+        .collect();
+    cases.extend(PEERS.iter().map(|peer| format!("plain/{peer}")));
+    cases.retain(|case| filter.is_none_or(|filter| case.contains(filter.as_str())));
+
+    let mut json = String::from("{");
+    for (i, case) in cases.iter().enumerate() {
+        let Some(per_request) = count(case) else {
+            println!("instructions: valgrind --tool=callgrind is not available here; skipped");
+            return;
+        };
+        println!("{case:32} {per_request:10.1} instructions per request");
+        if i > 0 {
+            json.push(',');
+        }
+        write!(json, r#""{case}":{per_request}"#).unwrap();
+    }
+    json.push('}');
+    std::fs::write(support::report_dir().join("instructions.json"), json).unwrap();
+}
