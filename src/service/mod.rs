@@ -311,6 +311,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut request: R) -> Self::Future {
         // The service made ready is called in place; only a request that waits for a token,
         // or may be sent again, needs a clone.
@@ -334,12 +335,13 @@ where
         match authorization {
             Ok((header, ticket)) => {
                 request.headers_mut().insert(AUTHORIZATION, header);
+                let Some(copy) = copy else {
+                    return ResponseFuture::sent(ticket, None, self.inner.call(request));
+                };
                 // The copy goes through a clone, which `Oneshot` makes ready first.
-                let replay = copy.map(|copy| Replay {
-                    service: self.inner.clone(),
-                    copy,
-                });
-                ResponseFuture::sent(self.inner.call(request), ticket, replay)
+                let service = self.inner.clone();
+                let replay = Some(Replay { service, copy });
+                ResponseFuture::sent(ticket, replay, self.inner.call(request))
             }
             Err(pending) => {
                 // A fetch can take long, and may go through this very service: release what
