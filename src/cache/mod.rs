@@ -166,11 +166,6 @@ impl TokenCache {
         self.shared.state.word()
     }
 
-    /// A handle that reads the state word one pointer closer than the cache does.
-    pub(crate) fn word_reader(&self) -> WordReader {
-        WordReader(Arc::clone(&self.shared.state))
-    }
-
     /// Finds a usable token, starting a background refresh when the token is stale, or tells
     /// the caller what to wait for.
     pub(crate) fn lookup(&self) -> Lookup {
@@ -217,17 +212,6 @@ impl TokenCache {
         self.shared
             .state
             .transition(generation, &usable, Phase::Rejected);
-    }
-}
-
-/// Reads a cache's state word, for the hot path of a service that holds it.
-#[derive(Clone)]
-pub(crate) struct WordReader(Arc<state::State>);
-
-impl WordReader {
-    #[inline]
-    pub(crate) fn word(&self) -> u64 {
-        self.0.word()
     }
 }
 

@@ -29,7 +29,7 @@ use self::{
 };
 use crate::{
     BoxError, Error, TokenCache,
-    cache::{self, Lookup, WordReader},
+    cache::{self, Lookup},
     secret::sensitive_header,
 };
 
@@ -125,7 +125,6 @@ impl<S, P: Clone> Layer<S> for OAuth2Layer<P> {
         OAuth2 {
             inner,
             cache: self.cache.clone(),
-            word: self.cache.word_reader(),
             policy: self.policy.clone(),
             origins: self.origins.clone(),
             local: None,
@@ -205,8 +204,6 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 pub struct OAuth2<S, P = EmptyBodies> {
     inner: S,
     cache: TokenCache,
-    /// The cache's state word, read without going through the cache.
-    word: WordReader,
     policy: P,
     origins: Origins,
     /// This clone's own copy of the current header, made once it has served a request.
@@ -263,7 +260,7 @@ impl<S, P> OAuth2<S, P> {
     /// wait for.
     #[inline]
     fn authorization(&mut self) -> Result<(HeaderValue, Ticket), cache::Pending> {
-        let word = self.word.word();
+        let word = self.cache.word();
         if let Some(local) = &self.local
             && local.word == word
         {
@@ -364,7 +361,6 @@ impl<S: Clone, P: Clone> Clone for OAuth2<S, P> {
         Self {
             inner: self.inner.clone(),
             cache: self.cache.clone(),
-            word: self.word.clone(),
             policy: self.policy.clone(),
             origins: self.origins.clone(),
             local: self.local.clone(),
