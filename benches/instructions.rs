@@ -18,6 +18,119 @@ use tower_oauth2::{NoReplay, OAuth2Layer};
 
 use support::{Body, TOKEN_40, bearer_header, echo, noop, peers, send};
 
+mod herd {
+    //! Instructions from the moment the grant completes until every waiting request has its
+    //! answer, on a one-thread runtime so that the count is the same on every run: the work a
+    //! cold herd's wake-up takes, which its wake-up time on a loaded machine only hints at.
+
+    use std::{
+        hint::black_box,
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::Duration,
+    };
+
+    use tokio::sync::Notify;
+    use tower::{Layer, ServiceExt};
+    use tower_http::auth::AddAuthorization;
+    use tower_oauth2::{Error, FetchContext, OAuth2Layer, Token, TokenCache, TokenSource};
+
+    use super::{REQUESTS, support};
+
+    /// A grant that completes when the gate opens.
+    struct Gated(Arc<Notify>);
+
+    impl TokenSource for Gated {
+        async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+            self.0.notified().await;
+            Ok(Token::bearer(support::TOKEN_40).with_expires_in(Duration::from_secs(3600)))
+        }
+    }
+
+    /// Counts requests that reached their wait and requests that got their answer.
+    #[derive(Default)]
+    struct Progress {
+        parked: AtomicUsize,
+        answered: AtomicUsize,
+        all_answered: Notify,
+    }
+
+    impl Progress {
+        fn answered(&self) {
+            if self.answered.fetch_add(1, Ordering::SeqCst) + 1 == REQUESTS as usize {
+                self.all_answered.notify_one();
+            }
+        }
+    }
+
+    pub(super) fn run(which: &str) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let gate = Arc::new(Notify::new());
+        let progress = Arc::new(Progress::default());
+        match which {
+            // The floor: the same requests, sent with a static bearer header (tower-http's
+            // `AddAuthorization`) once a `watch` channel says so.
+            "watch_floor" => {
+                let (sender, receiver) = tokio::sync::watch::channel(false);
+                let service = AddAuthorization::bearer(support::noop(), support::TOKEN_40);
+                for _ in 0..REQUESTS {
+                    let (mut receiver, progress) = (receiver.clone(), Arc::clone(&progress));
+                    let (service, request) = (service.clone(), support::plain());
+                    runtime.spawn(async move {
+                        progress.parked.fetch_add(1, Ordering::SeqCst);
+                        let _ = receiver.wait_for(|open| *open).await;
+                        black_box(service.oneshot(request).await.unwrap());
+                        progress.answered();
+                    });
+                }
+                let gate = Arc::clone(&gate);
+                runtime.spawn(async move {
+                    gate.notified().await;
+                    sender.send_replace(true);
+                });
+            }
+            "oauth2" => {
+                let cache = TokenCache::new(Gated(Arc::clone(&gate)));
+                let service = OAuth2Layer::new(cache).layer(support::noop());
+                for _ in 0..REQUESTS {
+                    let (service, progress) = (service.clone(), Arc::clone(&progress));
+                    let request = support::plain();
+                    runtime.spawn(async move {
+                        progress.parked.fetch_add(1, Ordering::SeqCst);
+                        black_box(service.oneshot(request).await.unwrap());
+                        progress.answered();
+                    });
+                }
+            }
+            other => panic!("no herd {other}"),
+        }
+        // Every request runs up to its wait before the gate opens.
+        runtime.block_on(async {
+            while progress.parked.load(Ordering::SeqCst) < REQUESTS as usize {
+                tokio::task::yield_now().await;
+            }
+            tokio::task::yield_now().await;
+        });
+        assert_eq!(progress.answered.load(Ordering::SeqCst), 0);
+        super::measure_herd(&|| {
+            gate.notify_one();
+            runtime.block_on(progress.all_answered.notified());
+        });
+        assert_eq!(progress.answered.load(Ordering::SeqCst), REQUESTS as usize);
+    }
+}
+
+/// Counts what `release` does: named so that callgrind's `--toggle-collect` finds it.
+#[inline(never)]
+fn measure_herd(release: &dyn Fn()) {
+    release();
+}
+
 const REQUESTS: u64 = 20_000;
 
 const SHAPES: [&str; 4] = ["plain", "six_headers", "static_uri", "recycled"];
@@ -29,6 +142,10 @@ const MIDDLEWARES: [&str; 5] = [
     "oauth2_no_replay",
 ];
 const PEERS: [&str; 2] = ["aliri_tokens", "yup_oauth2"];
+/// The cold herd, counted: what releasing `REQUESTS` requests that wait for the first token
+/// costs per request, against the same requests waiting on a bare `watch` channel and then
+/// sent with a static header.
+const HERDS: [&str; 2] = ["herd/watch_floor", "herd/oauth2"];
 
 #[inline(never)]
 fn measure<S>(service: &mut S, build: fn() -> Request<Body>)
@@ -88,6 +205,10 @@ where
 }
 
 fn one_case(name: &str) {
+    if let Some(herd) = name.strip_prefix("herd/") {
+        herd::run(herd);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -171,6 +292,7 @@ fn main() {
         .flat_map(|shape| MIDDLEWARES.iter().map(move |m| format!("{shape}/{m}")))
         .collect();
     cases.extend(PEERS.iter().map(|peer| format!("plain/{peer}")));
+    cases.extend(HERDS.iter().map(|herd| (*herd).to_owned()));
     cases.retain(|case| filter.is_none_or(|filter| case.contains(filter.as_str())));
 
     let mut json = String::from("{");

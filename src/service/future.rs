@@ -15,7 +15,7 @@ use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::{
-    Local, challenge, own_copy,
+    Local, challenge,
     request::sealed::{Request, Response as _},
 };
 use crate::{
@@ -74,9 +74,10 @@ pub(super) struct Replay<S, C> {
     pub(super) copy: C,
 }
 
-/// What a waiting request takes of the token the fetch brought: a header of its own, so that
-/// the thousands of requests a cold cache can hold back do not all contend on the reference
-/// count of one shared header when they are released.
+/// What a waiting request takes of the token the fetch brought, read while the token is
+/// borrowed: a clone of its header. A copy of its own would spare the header's shared reference
+/// count, but costs two allocations and a zeroing per waiter, which the thousands of requests a
+/// cold cache holds back pay all at once (`cargo bench --bench instructions -- herd` counts it).
 struct Fresh {
     header: HeaderValue,
     generation: u64,
@@ -178,7 +179,7 @@ where
             state: State::Waiting {
                 token: Some(Box::pin(async move {
                     cache::wait_with(pending?, |cached| Fresh {
-                        header: own_copy(&cached.header),
+                        header: cached.header.clone(),
                         generation: cached.generation,
                     })
                     .await

@@ -292,7 +292,7 @@ impl<S, P> OAuth2<S, P> {
 }
 
 /// A copy of `header` with bytes of its own, zeroed when the copy's last clone is dropped.
-pub(super) fn own_copy(header: &HeaderValue) -> HeaderValue {
+fn own_copy(header: &HeaderValue) -> HeaderValue {
     sensitive_header(Zeroizing::new(header.as_bytes().to_vec())).unwrap_or_else(|| header.clone())
 }
 
