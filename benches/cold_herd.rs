@@ -77,7 +77,8 @@ async fn herd() -> Round {
 }
 
 /// The floor: the same herd of tasks waiting on a bare `watch` channel that a task fills after
-/// the same 50 ms, with no layer, no request and no token.
+/// the same 50 ms, with no layer, no request and no token. Wake-ups count from the moment of the
+/// send, as the layer's count from the moment the grant returns.
 async fn floor() -> Round {
     let (sender, receiver) = tokio::sync::watch::channel(None::<Instant>);
     let tasks: Vec<_> = (0..REQUESTS)
@@ -90,18 +91,18 @@ async fn floor() -> Round {
             })
         })
         .collect();
-    drop(receiver);
-    tokio::spawn(async move {
+    let sent = tokio::spawn(async move {
         tokio::time::sleep(GRANT).await;
-        sender.send_replace(Some(Instant::now()));
-        sender
+        let now = Instant::now();
+        sender.send_replace(Some(now));
+        now
     });
     let mut times = Vec::with_capacity(REQUESTS);
     for task in tasks {
         times.push(task.await.unwrap());
     }
-    // The send happened before the first task finished; the earliest finish bounds it.
-    let done = times.iter().map(|(_, finished)| *finished).min().unwrap();
+    let done = sent.await.unwrap();
+    drop(receiver);
     summarize(1, done, &times)
 }
 
