@@ -1,12 +1,17 @@
-//! Edge cases of the layer: readiness while waiting, 401s that cannot be replayed, retry counts.
+//! Edge cases of the layer: readiness while waiting, 401s that cannot be replayed, retry counts,
+//! requests that waited for the first token.
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use http::{Request, StatusCode};
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 use tower::{Layer, Service, ServiceExt, limit::ConcurrencyLimitLayer, service_fn};
-use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
+use tower_oauth2::{ClientAuth, NoReplay, OAuth2Layer, TokenClient, grant::ClientCredentials};
 
 use common::{Body, Issuer, get};
 
@@ -79,4 +84,71 @@ async fn a_401_to_a_request_that_cannot_be_replayed_still_retires_the_token() {
             Some("token-2".to_owned())
         ]
     );
+}
+
+/// An API that answers the first request with a 401 whatever its token, and the others with
+/// 200; it notes the token of each.
+fn first_answer_401(
+    seen: Arc<Mutex<Vec<String>>>,
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
+    service_fn(move |request: Request<Body>| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let token = request.headers()[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let mut seen = seen.lock().unwrap();
+            seen.push(token);
+            let mut response = Response::new(Body::default());
+            if seen.len() == 1 {
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+            }
+            Ok::<_, Infallible>(response)
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_waited_for_the_first_token_retries_after_a_401_with_a_new_one() {
+    // The request's ticket learns which token it carries only when the fetch it waited for
+    // returns: the 401 must retire that token, or the retry would carry it again.
+    let (issuer, seen) = (Issuer::new(), Arc::default());
+    let client = OAuth2Layer::new(issuer.grant()).layer(first_answer_401(Arc::clone(&seen)));
+
+    let response = client.oneshot(get("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(issuer.grants(), 2);
+    assert_eq!(*seen.lock().unwrap(), ["Bearer token-1", "Bearer token-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_waited_and_cannot_be_replayed_still_retires_the_token_it_got() {
+    let (issuer, seen) = (Issuer::new(), Arc::default());
+    let client = OAuth2Layer::new(issuer.grant())
+        .replay(NoReplay)
+        .layer(first_answer_401(Arc::clone(&seen)));
+
+    let response = client.clone().oneshot(get("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = client.oneshot(get("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(*seen.lock().unwrap(), ["Bearer token-1", "Bearer token-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_released_together_all_carry_the_one_fetched_token() {
+    let issuer = Issuer::with(Some(3600), Duration::from_millis(50));
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        requests.spawn(client.clone().oneshot(get("/")));
+    }
+    for response in requests.join_all().await {
+        assert_eq!(response.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(issuer.grants(), 1);
+    let seen = issuer.seen();
+    assert_eq!(seen.len(), 100);
+    assert!(seen.iter().all(|token| token.as_deref() == Some("token-1")));
 }
