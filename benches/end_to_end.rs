@@ -29,8 +29,8 @@ use tower_http::auth::AddAuthorization;
 use tower_oauth2::{BoxError, OAuth2Layer};
 
 const IN_FLIGHT: usize = 32;
-const REQUESTS: usize = 3_200;
-const ROUNDS: usize = 15;
+const REQUESTS: usize = 9_600;
+const ROUNDS: usize = 21;
 
 async fn server() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
