@@ -188,7 +188,72 @@ def report():
                 + (f"{added_instr:.0f} | {added_instr / ours_instr:.2f} |" if added_instr else "- | - |")
             )
         add("")
+
+    add("**Goals at a glance** (from the tables above):")
+    add("")
+    for line in goals(hot, instr, contention, allocations, herd, e2e, peers):
+        add(f"- {line}")
+    add("")
     return "\n".join(out)
+
+
+def goals(hot, instr, contention, allocations, herd, e2e, peers):
+    """One line per goal: the deciding figures and whether the goal is met."""
+    lines = []
+
+    def spread(key):
+        times, counts = [], []
+        for shape, _ in SHAPES:
+            figures = hot.get(shape, {})
+            ns, floor = figures.get(key, {}).get("median_ns"), figures.get("add_authorization", {}).get("median_ns")
+            if ns and floor:
+                times.append(ns / floor)
+            count, floor_count = instr.get(f"{shape}/{key}"), instr.get(f"{shape}/add_authorization")
+            if count and floor_count:
+                counts.append(count / floor_count)
+        return times, counts
+
+    for key, name in [("oauth2", "default policy"), ("oauth2_no_replay", "NoReplay")]:
+        times, counts = spread(key)
+        if times and counts:
+            lines.append(
+                f"Hot path, {name}: {min(times):.2f}x to {max(times):.2f}x AddAuthorization in time, "
+                f"{min(counts):.3f}x to {max(counts):.3f}x in instructions (goal 1.03x): {verdict(max(counts) <= 1.03 and max(times) <= 1.03)}."
+            )
+    ratios = [
+        contention[key]["two_median_ns"] / contention[key]["one_median_ns"]
+        for key in ("oauth2", "oauth2_no_replay")
+        if key in contention
+    ]
+    if ratios:
+        lines.append(f"Contention: {max(ratios):.2f}x one thread at worst (goal 1.10x): {verdict(max(ratios) <= 1.10)}.")
+    if allocations:
+        added = [row["oauth2"] - row["add_authorization"] for row in allocations]
+        added_nr = [row["oauth2_no_replay"] - row["add_authorization"] for row in allocations]
+        lines.append(
+            f"Allocations: the layer adds at most {max(added):+.0f} (default policy; a request with headers of its own) "
+            f"and {max(added_nr):+.0f} (NoReplay) (goal 0): {verdict(max(added) <= 0)}."
+        )
+    if herd:
+        middle = lambda key: sorted(r[key] for r in herd)[len(herd) // 2]
+        grants = {r["grants"] for r in herd}
+        p99 = middle("p99_ms")
+        line = f"Cold herd: grants {', '.join(map(str, sorted(grants)))} in every round; p99 {p99:.1f} ms (goal 5 ms): {verdict(grants == {1} and p99 <= 5)}"
+        if "sending_floor_p99_ms" in herd[0]:
+            line += f"; {p99 / middle('sending_floor_p99_ms'):.2f}x the p99 of the floor that sends the same requests with a static header"
+        lines.append(line + ".")
+    if e2e:
+        worst = min(e2e["median_ratio_40"], e2e["median_ratio_1k"])
+        line = f"End to end: {e2e['median_ratio_40']:.3f}x (40 bytes) and {e2e['median_ratio_1k']:.3f}x (1 KiB) without a token (goal 0.97x): {verdict(worst >= 0.97)}"
+        if "median_static_ratio_40" in e2e:
+            line += f"; against the same static header {e2e['median_static_ratio_40']:.3f}x and {e2e['median_static_ratio_1k']:.3f}x"
+        lines.append(line + ".")
+    if peers:
+        bare = peers["bare"]["median_ns"]
+        ours = peers["tower_oauth2"]["median_ns"] - bare
+        fastest = min(peers[key]["median_ns"] - bare for key in ("aliri_tokens", "yup_oauth2"))
+        lines.append(f"Peers: the fastest peer adds {fastest / ours:.2f}x what tower-oauth2 adds (goal 5x): {verdict(fastest / ours >= 5)}.")
+    return lines
 
 
 def svg():
