@@ -22,7 +22,7 @@ use tower_oauth2::{Error, FetchContext, OAuth2Layer, Token, TokenCache, TokenSou
 
 const REQUESTS: usize = 10_000;
 const GRANT: Duration = Duration::from_millis(50);
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 
 /// A grant that takes 50 ms and notes when it completed.
 struct Slow {
