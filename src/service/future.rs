@@ -207,56 +207,30 @@ where
     type Output = Result<S::Response, BoxError>;
 
     // Only the common case, a sent request's answer, is handled here, small enough to be
-    // inlined, and the answer is moved once; the rest is in functions of their own.
+    // inlined; the rest is in functions of their own.
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let StateProj::Sent { future } = this.state.as_mut().project() {
-            let response = match ready!(future.poll(cx)) {
-                Ok(response)
-                    if response.status() == StatusCode::UNAUTHORIZED && this.ticket.is_some() =>
-                {
-                    response
+        loop {
+            if let StateProj::Sent { future } = this.state.as_mut().project() {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                if response.status() != StatusCode::UNAUTHORIZED || this.ticket.is_none() {
+                    return Poll::Ready(Ok(response));
                 }
-                output => return Poll::Ready(output.map_err(Into::into)),
-            };
-            if let Some(response) =
-                after_401(this.state.as_mut(), this.ticket, this.replay, response)
-            {
+                if let Some(response) =
+                    after_401(this.state.as_mut(), this.ticket, this.replay, response)
+                {
+                    return Poll::Ready(Ok(response));
+                }
+            }
+            if let Some(response) = ready!(poll_other(
+                this.state.as_mut(),
+                this.ticket,
+                this.replay,
+                cx
+            ))? {
                 return Poll::Ready(Ok(response));
             }
-        }
-        drive(this.state, this.ticket, this.replay, cx)
-    }
-}
-
-/// Drives the future from any state but the first answer of `Sent`, to the end.
-#[cold]
-#[inline(never)]
-fn drive<S, R>(
-    mut state: Pin<&mut State<S::Future, S, R>>,
-    ticket: &mut Option<Ticket>,
-    replay: &mut Option<Replay<S, R::Copy>>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<S::Response, BoxError>>
-where
-    R: Request,
-    S: Service<R>,
-    S::Response: HttpResponse,
-    S::Error: Into<BoxError>,
-{
-    loop {
-        if let StateProj::Sent { future } = state.as_mut().project() {
-            let response = ready!(future.poll(cx)).map_err(Into::into)?;
-            if response.status() != StatusCode::UNAUTHORIZED || ticket.is_none() {
-                return Poll::Ready(Ok(response));
-            }
-            if let Some(response) = after_401(state.as_mut(), ticket, replay, response) {
-                return Poll::Ready(Ok(response));
-            }
-        }
-        if let Some(response) = ready!(poll_other(state.as_mut(), ticket, replay, cx))? {
-            return Poll::Ready(Ok(response));
         }
     }
 }
@@ -309,6 +283,8 @@ where
 
 /// Polls the states other than `Sent`: `Ok(Some(..))` is the final answer, `Ok(None)` means
 /// the state moved on and the caller polls again.
+#[cold]
+#[inline(never)]
 fn poll_other<S, R>(
     mut state: Pin<&mut State<S::Future, S, R>>,
     ticket: &mut Option<Ticket>,
