@@ -137,7 +137,7 @@ mod token;
 
 pub use self::{
     cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
-    endpoint::{ClientAuth, TokenClient, TokenRequest},
+    endpoint::{ClientAuth, HttpClient, TokenClient, TokenRequest},
     error::{BoxError, Error, ErrorKind},
     secret::Secret,
     service::{

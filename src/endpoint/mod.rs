@@ -2,27 +2,28 @@
 
 mod form;
 pub(crate) mod parse;
+mod transport;
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use http::{
-    HeaderValue, Method, Request, Response, Uri,
+    HeaderValue, Method, Request, Uri,
     header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE},
 };
-use http_body::Body;
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
-use tower::{Service, ServiceExt, util::BoxCloneSyncService};
+use tower::ServiceExt;
 use zeroize::Zeroizing;
 
-pub use self::form::{ClientAuth, TokenRequest};
+use self::transport::HttpService;
+pub use self::{
+    form::{ClientAuth, TokenRequest},
+    transport::HttpClient,
+};
 use crate::{BoxError, Error, ErrorKind, Token};
 
-type HttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
-type HttpService = BoxCloneSyncService<Request<Bytes>, HttpResponse, BoxError>;
-
 /// Posts token requests to one token endpoint through any HTTP client that is a tower
-/// [`Service`]: hyper-util's client, a test fake, the same client the API calls use.
+/// service ([`HttpClient`]): hyper-util's client, a test fake, the same client the API calls use.
 ///
 /// It sends `application/x-www-form-urlencoded` with `Accept: application/json`, reads at most
 /// [`max_body_size`](Self::max_body_size) bytes of the answer, gives up after
@@ -53,6 +54,7 @@ pub struct TokenClient {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     url: Uri,
     http: HttpService,
@@ -65,15 +67,7 @@ impl TokenClient {
     ///
     /// Fails unless `url` is an absolute `https` URL, or an `http` URL whose host is a loopback
     /// address or `localhost`: credentials must not cross a network in clear text.
-    pub fn new<S, B, ResBody>(url: &str, http: S) -> Result<Self, Error>
-    where
-        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
-        B: From<Bytes> + Send + 'static,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
-    {
+    pub fn new<B>(url: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
         Self::build(url, http, false)
     }
 
@@ -81,38 +75,16 @@ impl TokenClient {
     ///
     /// Only for test set-ups and networks where something else encrypts the traffic: the client
     /// secret and every token cross the network readable.
-    pub fn with_plain_http<S, B, ResBody>(url: &str, http: S) -> Result<Self, Error>
-    where
-        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
-        B: From<Bytes> + Send + 'static,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
-    {
+    pub fn with_plain_http<B>(url: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
         Self::build(url, http, true)
     }
 
-    fn build<S, B, ResBody>(url: &str, http: S, allow_http: bool) -> Result<Self, Error>
-    where
-        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
-        B: From<Bytes> + Send + 'static,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
-    {
+    fn build<B>(url: &str, http: impl HttpClient<B>, allow_http: bool) -> Result<Self, Error> {
         let url = endpoint_url(url, allow_http)?;
-        let http = http
-            .map_request(|request: Request<Bytes>| request.map(B::from))
-            .map_response(|response: Response<ResBody>| {
-                response.map(|body| body.map_err(Into::into).boxed_unsync())
-            })
-            .map_err(Into::into);
         Ok(Self {
             inner: Arc::new(Inner {
                 url,
-                http: BoxCloneSyncService::new(http),
+                http: http.erase(),
                 timeout: Duration::from_secs(30),
                 max_body_size: 1024 * 1024,
             }),
@@ -213,17 +185,6 @@ impl TokenClient {
         builder
             .body(body)
             .map_err(|error| Error::new(ErrorKind::Config).with_source(Box::new(error)))
-    }
-}
-
-impl Clone for Inner {
-    fn clone(&self) -> Self {
-        Self {
-            url: self.url.clone(),
-            http: self.http.clone(),
-            timeout: self.timeout,
-            max_body_size: self.max_body_size,
-        }
     }
 }
 

@@ -1,0 +1,62 @@
+//! The HTTP clients a [`TokenClient`](super::TokenClient) can send through, and the one type they
+//! are all erased to.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
+use tower::{Service, ServiceExt, util::BoxCloneSyncService};
+
+use crate::BoxError;
+
+pub(super) type HttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
+/// Every HTTP client, as a [`TokenClient`](super::TokenClient) holds it.
+pub(super) type HttpService = BoxCloneSyncService<Request<Bytes>, HttpResponse, BoxError>;
+
+/// An HTTP client a [`TokenClient`](super::TokenClient) can send through: any tower
+/// [`Service`] that takes `http::Request<B>`, for a request body `B` that can be made from
+/// [`Bytes`], and answers an `http::Response` whose body yields [`Bytes`].
+///
+/// hyper-util's legacy `Client`, a tower-http stack over it, and a [`tower::service_fn`] that
+/// takes `Request<Full<Bytes>>` all are. In full, the service must be `Clone + Send + Sync +
+/// 'static`, with a `Send + 'static` future and errors that convert into [`BoxError`]; `B` must
+/// be `From<Bytes> + Send + 'static`; the response body must be `Send + 'static`, with errors
+/// that convert into [`BoxError`].
+///
+/// Every type that meets those bounds implements this trait; it exists so that they are
+/// written once, and it cannot be implemented by hand.
+pub trait HttpClient<B>: sealed::Erase<B> {}
+
+impl<S: sealed::Erase<B>, B> HttpClient<B> for S {}
+
+pub(super) mod sealed {
+    use super::*;
+
+    /// Turns a client into the one type every [`TokenClient`](crate::TokenClient) holds.
+    // Public in a private module, so the public trait can name it and nobody else can
+    // implement it.
+    #[allow(unreachable_pub)]
+    pub trait Erase<B> {
+        fn erase(self) -> HttpService;
+    }
+
+    impl<S, B, ResBody> Erase<B> for S
+    where
+        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        B: From<Bytes> + Send + 'static,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        fn erase(self) -> HttpService {
+            let http = self
+                .map_request(|request: Request<Bytes>| request.map(B::from))
+                .map_response(|response: Response<ResBody>| {
+                    response.map(|body| body.map_err(Into::into).boxed_unsync())
+                })
+                .map_err(Into::into);
+            BoxCloneSyncService::new(http)
+        }
+    }
+}
