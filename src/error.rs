@@ -97,6 +97,11 @@ impl Error {
         })
     }
 
+    /// A configuration that cannot work; `detail` says why.
+    pub(crate) fn config(detail: &'static str) -> Self {
+        Self::new(ErrorKind::Config).with_detail(detail)
+    }
+
     fn from_inner(inner: Inner) -> Self {
         Self {
             inner: Arc::new(inner),

@@ -39,7 +39,7 @@ use hyper_util::{
 };
 use rustls::ClientConfig;
 
-use crate::{Error, ErrorKind, TokenClient};
+use crate::{Error, TokenClient};
 
 /// The rustls this module builds on, for [`client_with_tls_config`].
 pub use rustls;
@@ -73,9 +73,7 @@ where
     let config = config_builder()?
         .with_native_roots()
         .map_err(|error| {
-            Error::new(ErrorKind::Config)
-                .with_detail("no usable system root certificate")
-                .with_source(error.into())
+            Error::config("no usable system root certificate").with_source(error.into())
         })?
         .with_no_client_auth();
     Ok(build(config))
@@ -119,9 +117,7 @@ fn config_builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsV
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|error| {
-            Error::new(ErrorKind::Config)
-                .with_detail("rustls rejected its default protocol versions")
-                .with_source(error.into())
+            Error::config("rustls rejected its default protocol versions").with_source(error.into())
         })
 }
 
@@ -160,6 +156,7 @@ impl TokenClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn a_token_client_refuses_plain_http_beyond_loopback() {

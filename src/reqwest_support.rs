@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use crate::{Error, ErrorKind, TokenClient};
+use crate::{Error, TokenClient};
 
 impl TokenClient {
     /// Creates a client of the token endpoint at `url` that sends through a reqwest client
@@ -42,9 +42,7 @@ impl TokenClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| {
-                Error::new(ErrorKind::Config)
-                    .with_detail("the reqwest client could not be built")
-                    .with_source(error.into())
+                Error::config("the reqwest client could not be built").with_source(error.into())
             })?;
         // The token client speaks `http` types; reqwest converts both ways without copying
         // the body.

@@ -213,9 +213,8 @@ impl Shared {
         mut flight: MutexGuard<'_, Flight>,
         reason: FetchReason,
     ) -> Result<Waiter, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::new(ErrorKind::Config).with_detail("a token fetch needs a Tokio runtime")
-        })?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::config("a token fetch needs a Tokio runtime"))?;
         let now = Instant::now();
         let backoff_until = flight.failed.as_ref().map(|(_, until)| *until);
         let start_at = flight.not_before.max(backoff_until).filter(|at| *at > now);

@@ -212,20 +212,21 @@ impl fmt::Debug for TokenClient {
 
 /// Parses and checks the token endpoint's URL.
 fn endpoint_url(url: &str, allow_http: bool) -> Result<Uri, Error> {
-    let config = |detail: &'static str| Error::new(ErrorKind::Config).with_detail(detail);
     let uri: Uri = url
         .parse()
-        .map_err(|_| config("the token endpoint URL is not a valid URL"))?;
+        .map_err(|_| Error::config("the token endpoint URL is not a valid URL"))?;
     let host = uri
         .host()
-        .ok_or_else(|| config("the token endpoint URL has no host"))?;
+        .ok_or_else(|| Error::config("the token endpoint URL has no host"))?;
     match uri.scheme_str() {
         Some("https") => Ok(uri),
         Some("http") if allow_http || is_loopback(host) => Ok(uri),
-        Some("http") => Err(config(
+        Some("http") => Err(Error::config(
             "the token endpoint URL must be https unless the host is loopback",
         )),
-        _ => Err(config("the token endpoint URL must be http or https")),
+        _ => Err(Error::config(
+            "the token endpoint URL must be http or https",
+        )),
     }
 }
 

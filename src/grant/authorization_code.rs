@@ -100,23 +100,22 @@ impl AuthorizationCode {
         authorize_url: &str,
         redirect_uri: &str,
     ) -> Result<Self, Error> {
-        let config = |detail: &'static str| Error::new(ErrorKind::Config).with_detail(detail);
         let authorize = Url::parse(authorize_url)
-            .map_err(|_| config("the authorization endpoint URL is not a valid URL"))?;
+            .map_err(|_| Error::config("the authorization endpoint URL is not a valid URL"))?;
         let secure = match authorize.scheme() {
             "https" => true,
             "http" => authorize.host_str().is_some_and(is_loopback),
             _ => false,
         };
         if !secure {
-            return Err(config(
+            return Err(Error::config(
                 "the authorization endpoint URL must be https unless the host is loopback",
             ));
         }
-        let redirect =
-            Url::parse(redirect_uri).map_err(|_| config("the redirect URI is not a valid URI"))?;
+        let redirect = Url::parse(redirect_uri)
+            .map_err(|_| Error::config("the redirect URI is not a valid URI"))?;
         if redirect.fragment().is_some() {
-            return Err(config("the redirect URI must not have a fragment"));
+            return Err(Error::config("the redirect URI must not have a fragment"));
         }
         Ok(Self {
             endpoint,

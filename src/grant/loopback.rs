@@ -140,7 +140,7 @@ impl LoopbackRedirect {
     /// - The errors of [`AuthorizationCode::exchange`].
     pub async fn authorize(&self, grant: &AuthorizationCode) -> Result<Token, Error> {
         let mut redirect = Url::parse(grant.redirect_uri())
-            .map_err(|_| config("the redirect URI is not a valid URI"))?;
+            .map_err(|_| Error::config("the redirect URI is not a valid URI"))?;
         let ip = listen_address(&redirect)?;
         let listener = TcpListener::bind((ip, redirect.port().unwrap_or(0)))
             .await
@@ -211,7 +211,7 @@ fn listen_address(redirect: &Url) -> Result<IpAddr, Error> {
     };
     match loopback {
         Some(ip) if redirect.scheme() == "http" => Ok(ip),
-        _ => Err(config(
+        _ => Err(Error::config(
             "a loopback redirect URI is http://127.0.0.1/..., http://[::1]/... or http://localhost/...",
         )),
     }
@@ -338,10 +338,6 @@ async fn respond(stream: &mut TcpStream, status: &str, title: &str, text: &str) 
     // The browser may be gone already; the outcome stands either way.
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
-}
-
-fn config(detail: &'static str) -> Error {
-    Error::new(ErrorKind::Config).with_detail(detail)
 }
 
 fn failed(detail: &'static str, source: BoxError) -> Error {

@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::{Error, ErrorKind};
+use crate::Error;
 
 /// The shortest and longest verifier RFC 7636 section 4.1 allows.
 const LENGTHS: std::ops::RangeInclusive<usize> = 43..=128;
@@ -42,7 +42,7 @@ impl PkceVerifier {
 
     /// Takes a verifier made elsewhere, such as one kept in a session.
     ///
-    /// Fails with [`ErrorKind::Config`] unless it has 43 to 128 characters, each a letter, a
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) unless it has 43 to 128 characters, each a letter, a
     /// digit or one of `-._~`.
     pub fn from_string(verifier: impl Into<String>) -> Result<Self, Error> {
         let verifier = Zeroizing::new(verifier.into());
@@ -50,8 +50,9 @@ impl PkceVerifier {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
         if !LENGTHS.contains(&verifier.len()) || !unreserved {
-            return Err(Error::new(ErrorKind::Config)
-                .with_detail("a PKCE verifier has 43 to 128 characters from A-Z a-z 0-9 - . _ ~"));
+            return Err(Error::config(
+                "a PKCE verifier has 43 to 128 characters from A-Z a-z 0-9 - . _ ~",
+            ));
         }
         Ok(Self(verifier))
     }
@@ -84,6 +85,7 @@ pub(crate) fn random_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn generated_verifiers_are_43_unreserved_characters_and_differ() {

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 use http::Uri;
 
 use super::request::sealed;
-use crate::{Error, ErrorKind, endpoint::is_loopback};
+use crate::{Error, endpoint::is_loopback};
 
 /// Where tokens may go: any `https` origin (and `http` on loopback) unless a list is given.
 #[derive(Clone, Default)]
@@ -62,12 +62,12 @@ impl fmt::Display for Origin {
 
 impl Origins {
     pub(crate) fn allow(&mut self, origin: &str) -> Result<(), Error> {
-        let invalid = |detail: &'static str| Error::new(ErrorKind::Config).with_detail(detail);
         let uri: Uri = origin
             .parse()
-            .map_err(|_| invalid("an allowed origin is not a valid URL"))?;
-        let parsed = Origin::of(&uri)
-            .ok_or_else(|| invalid("an allowed origin needs an http or https scheme and a host"))?;
+            .map_err(|_| Error::config("an allowed origin is not a valid URL"))?;
+        let parsed = Origin::of(&uri).ok_or_else(|| {
+            Error::config("an allowed origin needs an http or https scheme and a host")
+        })?;
         let mut allowed: Vec<Origin> = self.allowed.as_deref().unwrap_or_default().to_vec();
         allowed.push(parsed);
         self.allowed = Some(allowed.into());
