@@ -18,6 +18,10 @@
 //! starts that program with it); later runs use the saved tokens and sign in again only when
 //! the server no longer renews them. Tokens are never printed.
 //!
+//! `--issuer` names the server's issuer identifier when it sends one in its redirects (its
+//! metadata has `authorization_response_iss_parameter_supported`); a redirect from another
+//! server is then refused (RFC 9207).
+//!
 //! `--open` takes a program and its arguments separated by spaces; the address is added last.
 //! Any program that follows redirects with cookies can stand in for a person when the server
 //! approves sign-ins by itself, such as `--open "curl -s -L -b /dev/null -o /dev/null"`.
@@ -35,7 +39,7 @@ use tower_oauth2::{
 };
 
 const USAGE: &str = "usage: authorization_code --authorize URL --token URL --client-id ID \
-[--scope SCOPES] [--store PATH] [--api URL] [--open COMMAND] [--redirect-uri URI]";
+[--scope SCOPES] [--store PATH] [--api URL] [--open COMMAND] [--redirect-uri URI] [--issuer ISS]";
 
 #[derive(Default)]
 struct Options {
@@ -47,6 +51,7 @@ struct Options {
     api: Option<String>,
     open: Option<String>,
     redirect_uri: Option<String>,
+    issuer: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -62,6 +67,7 @@ fn options() -> Result<Options, String> {
             "--api" => &mut options.api,
             "--open" => &mut options.open,
             "--redirect-uri" => &mut options.redirect_uri,
+            "--issuer" => &mut options.issuer,
             _ => return Err(format!("unknown option {name}")),
         };
         *slot = Some(args.next().ok_or(format!("{name} needs a value"))?);
@@ -91,7 +97,7 @@ async fn main() -> Result<ExitCode, BoxError> {
         .redirect_uri
         .as_deref()
         .unwrap_or("http://127.0.0.1/callback");
-    let grant = AuthorizationCode::new(
+    let mut grant = AuthorizationCode::new(
         endpoint,
         ClientAuth::none(client_id.as_str()),
         authorize,
@@ -104,6 +110,9 @@ async fn main() -> Result<ExitCode, BoxError> {
             .unwrap_or("openid")
             .split_whitespace(),
     );
+    if let Some(issuer) = &options.issuer {
+        grant = grant.issuer(issuer.as_str());
+    }
 
     let mut builder = TokenCache::builder(grant.clone());
     if let Some(path) = &options.store {

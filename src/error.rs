@@ -79,6 +79,10 @@ pub enum ErrorKind {
     /// response belongs to another request, or was forged (cross-site request forgery). Nothing
     /// was sent to the token endpoint.
     StateMismatch,
+    /// The authorization response names another authorization server in its `iss` parameter,
+    /// or names none although the grant expects one (RFC 9207): the response may come from a
+    /// server the user was steered to (a mix-up attack). Nothing was sent to the token endpoint.
+    IssuerMismatch,
     /// The authorization step did not yield a code: the server redirected back with an error
     /// (such as `access_denied`; see [`oauth_error`](Error::oauth_error)), the redirect had no
     /// code, or no redirect arrived in time.
@@ -245,6 +249,9 @@ impl fmt::Display for Error {
             ErrorKind::OriginNotAllowed => "origin not allowed",
             ErrorKind::Store => "token store failed",
             ErrorKind::StateMismatch => "authorization response state does not match the request",
+            ErrorKind::IssuerMismatch => {
+                "authorization response issuer is not the expected authorization server"
+            }
             ErrorKind::AuthorizationFailed => "authorization failed",
         })?;
         if let Some(status) = inner.status {

@@ -236,6 +236,63 @@ async fn a_state_mismatch_is_refused_before_anything_is_sent() {
 }
 
 #[tokio::test]
+async fn a_callback_from_the_expected_issuer_is_exchanged() {
+    let endpoint = Endpoint::new();
+    let grant = public_grant(&endpoint).issuer("https://auth.test");
+    let pending = grant.authorize_url();
+    let query = format!(
+        "code=c0de&state={}&iss=https%3A%2F%2Fauth.test",
+        pending.state()
+    );
+    let callback = Callback::from_query(&query).unwrap();
+
+    grant.exchange(pending, callback).await.unwrap();
+    assert_eq!(endpoint.sent()[0].form["code"], "c0de");
+}
+
+#[tokio::test]
+async fn a_callback_naming_another_issuer_is_refused_before_anything_is_sent() {
+    let endpoint = Endpoint::new();
+    let grant = public_grant(&endpoint).issuer("https://auth.test");
+    // Only the exact identifier counts: a trailing slash or another case is another server.
+    for other in [
+        "https://evil.test",
+        "https://auth.test/",
+        "https://AUTH.test",
+    ] {
+        let pending = grant.authorize_url();
+        let callback = callback_for(&pending, "c0de").with_issuer(other);
+
+        let error = grant.exchange(pending, callback).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::IssuerMismatch, "{other}");
+    }
+    assert!(endpoint.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_callback_without_iss_is_refused_when_the_grant_expects_one() {
+    let endpoint = Endpoint::new();
+    let grant = public_grant(&endpoint).issuer("https://auth.test");
+    let pending = grant.authorize_url();
+    let callback = callback_for(&pending, "c0de");
+
+    let error = grant.exchange(pending, callback).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::IssuerMismatch);
+    assert!(endpoint.sent().is_empty());
+}
+
+#[tokio::test]
+async fn without_an_expected_issuer_the_callbacks_iss_is_not_checked() {
+    let endpoint = Endpoint::new();
+    let grant = public_grant(&endpoint);
+    let pending = grant.authorize_url();
+    let callback = callback_for(&pending, "c0de").with_issuer("https://anyone.test");
+
+    grant.exchange(pending, callback).await.unwrap();
+    assert_eq!(endpoint.sent().len(), 1);
+}
+
+#[tokio::test]
 async fn a_resumed_authorization_exchanges_with_the_grants_redirect_uri() {
     let endpoint = Endpoint::new();
     let grant = public_grant(&endpoint);

@@ -153,6 +153,21 @@ async fn a_redirect_with_another_state_ends_the_flow_and_sends_nothing() {
 }
 
 #[tokio::test]
+async fn a_redirect_from_another_issuer_ends_the_flow_and_sends_nothing() {
+    let (grant, forms) = grant("http://127.0.0.1/callback");
+    let grant = grant.issuer("https://auth.test");
+    let (redirect, seen) = browser(&[], |state| {
+        format!("code=c0de&state={state}&iss=https%3A%2F%2Fevil.test")
+    });
+
+    let error = redirect.authorize(&grant).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::IssuerMismatch);
+    let (_, response) = seen.await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(forms.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn an_error_redirect_ends_the_flow_with_the_servers_error() {
     let (grant, forms) = grant("http://127.0.0.1/callback");
     let (redirect, _seen) = browser(&[], |state| {

@@ -83,6 +83,7 @@ pub struct AuthorizationCode {
     redirect_uri: String,
     scopes: Vec<String>,
     params: Vec<(String, String)>,
+    issuer: Option<String>,
     refresh: TokenRequest,
 }
 
@@ -124,6 +125,7 @@ impl AuthorizationCode {
             redirect_uri: redirect_uri.to_owned(),
             scopes: Vec::new(),
             params: Vec::new(),
+            issuer: None,
             refresh: TokenRequest::new("refresh_token"),
         })
     }
@@ -148,6 +150,22 @@ impl AuthorizationCode {
     #[must_use]
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Expects authorization responses to name `issuer` in their `iss` parameter (RFC 9207).
+    ///
+    /// Set it when the authorization server sends `iss`: its metadata says
+    /// `"authorization_response_iss_parameter_supported": true`, and `issuer` is the metadata's
+    /// `issuer`. An app that signs users in at more than one server then cannot be tricked into
+    /// sending a code from one server to another's token endpoint (a mix-up attack): a
+    /// response whose `iss` is missing or different fails with [`ErrorKind::IssuerMismatch`]
+    /// before anything is sent. The comparison is exact, character for character.
+    ///
+    /// Without it, `iss` is not checked.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
         self
     }
 
@@ -204,6 +222,8 @@ impl AuthorizationCode {
     /// # Errors
     ///
     /// - [`ErrorKind::StateMismatch`] when the states differ; nothing is sent.
+    /// - [`ErrorKind::IssuerMismatch`] when the grant has an [`issuer`](Self::issuer) and the
+    ///   callback's `iss` is missing or another; nothing is sent.
     /// - [`ErrorKind::Rejected`] when the server refuses the code, for example `invalid_grant`
     ///   for a code that expired, was already used, or does not match the verifier.
     /// - The other kinds of [`TokenClient::request`].
@@ -212,9 +232,7 @@ impl AuthorizationCode {
         pending: PendingAuthorization,
         callback: Callback,
     ) -> Result<Token, Error> {
-        if !same(callback.state.as_bytes(), pending.state.as_bytes()) {
-            return Err(Error::new(ErrorKind::StateMismatch));
-        }
+        self.check(&callback, &pending.state)?;
         let redirect_uri = pending
             .redirect_uri
             .as_deref()
@@ -224,6 +242,19 @@ impl AuthorizationCode {
             .param("redirect_uri", redirect_uri)
             .secret_param("code_verifier", pending.verifier.expose());
         self.endpoint.request(&request, &self.auth).await
+    }
+
+    /// Checks that `callback` answers the request whose state is `state`, from the expected
+    /// server.
+    pub(crate) fn check(&self, callback: &Callback, state: &str) -> Result<(), Error> {
+        if !same(callback.state.as_bytes(), state.as_bytes()) {
+            return Err(Error::new(ErrorKind::StateMismatch));
+        }
+        match (&self.issuer, &callback.issuer) {
+            (None, _) => Ok(()),
+            (Some(expected), Some(sent)) if expected == sent => Ok(()),
+            _ => Err(Error::new(ErrorKind::IssuerMismatch)),
+        }
     }
 }
 
@@ -255,6 +286,7 @@ impl fmt::Debug for AuthorizationCode {
             .field("redirect_uri", &self.redirect_uri)
             .field("scopes", &self.scopes)
             .field("params", &self.params)
+            .field("issuer", &self.issuer)
             .finish()
     }
 }
@@ -319,13 +351,15 @@ impl fmt::Debug for PendingAuthorization {
     }
 }
 
-/// What the authorization server sent back to the redirect URI: a code and the `state`.
+/// What the authorization server sent back to the redirect URI: a code, the `state`, and the
+/// server's `iss` when it sends one (RFC 9207).
 ///
 /// ```
 /// use tower_oauth2::{ErrorKind, grant::Callback};
 ///
 /// let callback = Callback::from_query("code=c0de&state=xyz&iss=https%3A%2F%2Fauth.example.com")?;
 /// assert_eq!(callback.state(), "xyz");
+/// assert_eq!(callback.issuer(), Some("https://auth.example.com"));
 ///
 /// let denied = Callback::from_query("error=access_denied&state=xyz").unwrap_err();
 /// assert_eq!(denied.kind(), ErrorKind::AuthorizationFailed);
@@ -335,15 +369,26 @@ impl fmt::Debug for PendingAuthorization {
 pub struct Callback {
     code: Secret,
     state: String,
+    issuer: Option<String>,
 }
 
 impl Callback {
     /// Creates a callback from the `code` and `state` query parameters a web framework parsed.
+    /// Add the `iss` parameter, when there is one, with [`issuer`](Self::with_issuer).
     pub fn new(code: impl Into<Secret>, state: impl Into<String>) -> Self {
         Self {
             code: code.into(),
             state: state.into(),
+            issuer: None,
         }
+    }
+
+    /// Adds the `iss` query parameter, for a grant that expects one
+    /// ([`AuthorizationCode::issuer`]).
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
     }
 
     /// Reads the query string of the redirect (without the leading `?`).
@@ -354,11 +399,13 @@ impl Callback {
     pub fn from_query(query: &str) -> Result<Self, Error> {
         let mut code = None;
         let mut state = None;
+        let mut issuer = None;
         let (mut error, mut description, mut uri) = (None, None, None);
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*name {
                 "code" => code = Some(Secret::new(value.into_owned())),
                 "state" => state = Some(value.into_owned()),
+                "iss" => issuer = Some(value.into_owned()),
                 "error" => error = Some(value.into_owned()),
                 "error_description" => description = Some(value.into_owned()),
                 "error_uri" => uri = Some(value.into_owned()),
@@ -380,12 +427,18 @@ impl Callback {
         Ok(Self {
             code,
             state: state.unwrap_or_default(),
+            issuer,
         })
     }
 
     /// Returns the `state` the server sent back.
     pub fn state(&self) -> &str {
         &self.state
+    }
+
+    /// Returns the `iss` the server sent back, if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
     }
 }
 
@@ -394,6 +447,7 @@ impl fmt::Debug for Callback {
         f.debug_struct("Callback")
             .field("code", &self.code)
             .field("state", &self.state)
+            .field("issuer", &self.issuer)
             .finish()
     }
 }

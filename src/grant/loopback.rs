@@ -20,7 +20,7 @@ use tokio::{
 use url::{Host, Url};
 use zeroize::Zeroizing;
 
-use super::authorization_code::{AuthorizationCode, Callback, same};
+use super::authorization_code::{AuthorizationCode, Callback};
 use crate::{BoxError, Error, ErrorKind, Token};
 
 /// The longest request head read from the browser.
@@ -135,7 +135,9 @@ impl LoopbackRedirect {
     /// - [`ErrorKind::Config`] when the grant's redirect URI is not `http` on a loopback host.
     /// - [`ErrorKind::AuthorizationFailed`] when the port cannot be opened, the server
     ///   redirects back with an error (such as `access_denied`), or no redirect arrives in time.
-    /// - [`ErrorKind::StateMismatch`] when the redirect carries another `state`. The flow ends
+    /// - [`ErrorKind::StateMismatch`] when the redirect carries another `state`, or
+    ///   [`ErrorKind::IssuerMismatch`] when the grant has an
+    ///   [`issuer`](AuthorizationCode::issuer) the redirect's `iss` does not name. The flow ends
     ///   there: a redirect that is not the answer to this request is a forgery.
     /// - The errors of [`AuthorizationCode::exchange`].
     pub async fn authorize(&self, grant: &AuthorizationCode) -> Result<Token, Error> {
@@ -151,12 +153,16 @@ impl LoopbackRedirect {
             .port();
         // A loopback host with a port always takes one.
         let _ = redirect.set_port(Some(port));
-        let path: Arc<str> = Arc::from(redirect.path());
+        let path = redirect.path().to_owned();
 
         let pending = grant.authorize_url_to(redirect.into());
         self.announce(pending.url());
-        let state: Arc<str> = Arc::from(pending.state());
-        let callback = receive(&listener, path, state, self.timeout).await?;
+        let expected = Arc::new(Expected {
+            path,
+            grant: grant.clone(),
+            state: pending.state().to_owned(),
+        });
+        let callback = receive(&listener, expected, self.timeout).await?;
         drop(listener);
         grant.exchange(pending, callback).await
     }
@@ -217,11 +223,17 @@ fn listen_address(redirect: &Url) -> Result<IpAddr, Error> {
     }
 }
 
-/// Serves connections until one brings the redirect to `path`, or `timeout` passes.
+/// What the redirect must look like to be the answer to this flow's request.
+struct Expected {
+    path: String,
+    grant: AuthorizationCode,
+    state: String,
+}
+
+/// Serves connections until one brings the redirect to the expected path, or `timeout` passes.
 async fn receive(
     listener: &TcpListener,
-    path: Arc<str>,
-    state: Arc<str>,
+    expected: Arc<Expected>,
     timeout: Duration,
 ) -> Result<Callback, Error> {
     let mut deadline = pin!(tokio::time::sleep(timeout));
@@ -231,7 +243,7 @@ async fn receive(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve(stream, Arc::clone(&path), Arc::clone(&state)));
+                    connections.spawn(serve(stream, Arc::clone(&expected)));
                 }
                 // Out of file descriptors, say: wait a little rather than spin.
                 Err(error) => {
@@ -256,16 +268,12 @@ async fn receive(
 
 /// Answers one connection. Returns the outcome when it brought the redirect, `None` for
 /// anything else (a favicon request, a connection that never speaks).
-async fn serve(
-    mut stream: TcpStream,
-    path: Arc<str>,
-    state: Arc<str>,
-) -> Option<Result<Callback, Error>> {
+async fn serve(mut stream: TcpStream, expected: Arc<Expected>) -> Option<Result<Callback, Error>> {
     let (method, target) = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
         .await
         .ok()??;
     let (request_path, query) = target.split_once('?').unwrap_or((&target, ""));
-    if request_path != &*path {
+    if request_path != expected.path {
         respond(&mut stream, "404 Not Found", "Not found", "Nothing here.").await;
         return None;
     }
@@ -280,11 +288,8 @@ async fn serve(
         return None;
     }
     let outcome = Callback::from_query(query).and_then(|callback| {
-        if same(callback.state().as_bytes(), state.as_bytes()) {
-            Ok(callback)
-        } else {
-            Err(Error::new(ErrorKind::StateMismatch))
-        }
+        expected.grant.check(&callback, &expected.state)?;
+        Ok(callback)
     });
     // The page never repeats anything from the request: it is served from the app's origin.
     match &outcome {

@@ -135,6 +135,34 @@ async fn a_state_mismatch_sends_nothing_and_leaves_the_code_usable() {
 }
 
 #[tokio::test]
+async fn a_response_from_another_issuer_sends_nothing_and_leaves_the_code_usable() {
+    let expects_another = native_grant("native-pkce", &["api:read"]).issuer("https://other.test");
+    let pending = expects_another.authorize_url();
+    let (state, verifier) = (
+        pending.state().to_owned(),
+        pending.verifier().expose().to_owned(),
+    );
+    let back = follow(pending.url()).await;
+    let query = back.query().unwrap().to_owned();
+    let callback = Callback::from_query(&query).unwrap();
+    assert_eq!(callback.issuer(), Some(issuer().as_str()));
+
+    let error = expects_another
+        .exchange(pending, callback)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::IssuerMismatch);
+
+    // Codes are single use: that this one still works shows the server never saw it.
+    let resumed = PendingAuthorization::resume(state, PkceVerifier::from_string(verifier).unwrap());
+    let token = native_grant("native-pkce", &["api:read"])
+        .exchange(resumed, Callback::from_query(&query).unwrap())
+        .await
+        .unwrap();
+    assert!(token.refresh_token().is_some());
+}
+
+#[tokio::test]
 async fn a_replayed_code_is_refused() {
     let grant = native_grant("native-pkce", &["api:read"]);
     let pending = grant.authorize_url();

@@ -55,7 +55,8 @@ pub(crate) fn token_client() -> TokenClient {
     TokenClient::new(&format!("{}/token", issuer()), http()).unwrap()
 }
 
-/// A public native client's grant (PKCE, no secret).
+/// A public native client's grant (PKCE, no secret). It expects the server to name itself in
+/// every authorization response (RFC 9207), as oidc-provider does.
 pub(crate) fn native_grant(client_id: &str, scopes: &[&str]) -> AuthorizationCode {
     AuthorizationCode::new(
         token_client(),
@@ -65,6 +66,7 @@ pub(crate) fn native_grant(client_id: &str, scopes: &[&str]) -> AuthorizationCod
     )
     .unwrap()
     .scopes(scopes)
+    .issuer(issuer())
 }
 
 /// The API behind the middleware, with tokens from `cache`.
