@@ -282,6 +282,25 @@ async fn a_callback_without_iss_is_refused_when_the_grant_expects_one() {
 }
 
 #[tokio::test]
+async fn an_error_callback_gives_the_servers_error_once_its_state_matches() {
+    let endpoint = Endpoint::new();
+    let grant = public_grant(&endpoint);
+    let pending = grant.authorize_url();
+    let query = format!("error=access_denied&state={}", pending.state());
+    let callback = Callback::from_query(&query).unwrap();
+
+    let error = grant.exchange(pending, callback).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AuthorizationFailed);
+    assert_eq!(error.oauth_error(), Some("access_denied"));
+
+    let pending = grant.authorize_url();
+    let forged = Callback::from_query("error=access_denied&state=forged").unwrap();
+    let error = grant.exchange(pending, forged).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::StateMismatch);
+    assert!(endpoint.sent().is_empty());
+}
+
+#[tokio::test]
 async fn without_an_expected_issuer_the_callbacks_iss_is_not_checked() {
     let endpoint = Endpoint::new();
     let grant = public_grant(&endpoint);

@@ -114,6 +114,7 @@ fn browser(
 #[tokio::test]
 async fn the_code_is_received_the_browser_told_to_close_and_the_code_exchanged() {
     let (grant, forms) = grant("http://127.0.0.1/callback");
+    let grant = grant.issuer("https://auth.test");
     let (redirect, seen) = browser(&["/favicon.ico"], |state| {
         format!("code=c0de&state={state}&iss=https%3A%2F%2Fauth.test")
     });
@@ -177,6 +178,19 @@ async fn an_error_redirect_ends_the_flow_with_the_servers_error() {
     let error = redirect.authorize(&grant).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AuthorizationFailed);
     assert_eq!(error.oauth_error(), Some("access_denied"));
+    assert!(forms.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_error_redirect_with_another_state_is_a_forgery_not_the_servers_error() {
+    let (grant, forms) = grant("http://127.0.0.1/callback");
+    let (redirect, seen) = browser(&[], |_| "error=access_denied&state=forged".to_owned());
+
+    let error = redirect.authorize(&grant).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::StateMismatch);
+    assert_eq!(error.oauth_error(), None);
+    let (_, response) = seen.await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert!(forms.lock().unwrap().is_empty());
 }
 

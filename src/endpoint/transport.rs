@@ -9,9 +9,9 @@ use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 use crate::BoxError;
 
-pub(super) type HttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
+pub(super) type ErasedResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
 /// Every HTTP client, as a [`TokenClient`](super::TokenClient) holds it.
-pub(super) type HttpService = BoxCloneSyncService<Request<Bytes>, HttpResponse, BoxError>;
+pub(super) type HttpService = BoxCloneSyncService<Request<Bytes>, ErasedResponse, BoxError>;
 
 /// An HTTP client a [`TokenClient`](super::TokenClient) can send through: any tower
 /// [`Service`] that takes `http::Request<B>`, for a request body `B` that can be made from
@@ -23,8 +23,11 @@ pub(super) type HttpService = BoxCloneSyncService<Request<Bytes>, HttpResponse, 
 /// be `From<Bytes> + Send + 'static`; the response body must be `Send + 'static`, with errors
 /// that convert into [`BoxError`].
 ///
+/// `reqwest::Client` is not one (it takes `reqwest::Request`); with the `reqwest` feature,
+/// `TokenClient::reqwest` sends through it.
+///
 /// Every type that meets those bounds implements this trait; it exists so that they are
-/// written once, and it cannot be implemented by hand.
+/// written once. This trait is sealed: it cannot be implemented outside this crate.
 pub trait HttpClient<B>: sealed::Erase<B> {}
 
 impl<S: sealed::Erase<B>, B> HttpClient<B> for S {}

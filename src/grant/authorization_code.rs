@@ -12,20 +12,23 @@ use std::fmt;
 use url::Url;
 
 use super::{
+    Callback,
     pkce::{PkceVerifier, random_token},
     refresh_token::refresh,
 };
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
-    TokenSource, endpoint::is_loopback, error::sanitize,
+    TokenSource, endpoint::is_loopback,
 };
 
 /// A [`TokenSource`] for the authorization code grant with PKCE (S256).
 ///
 /// 1. [`authorize_url`](Self::authorize_url) makes the URL to send the user to, with a random
 ///    `state` and a PKCE challenge. Keep the [`PendingAuthorization`] it returns.
-/// 2. The server redirects the user back to the redirect URI with a code and the `state`.
-/// 3. [`exchange`](Self::exchange) checks the `state` and trades the code for a token.
+/// 2. The server redirects the user back to the redirect URI with a code, the `state` and,
+///    when it supports RFC 9207, its `iss`.
+/// 3. [`exchange`](Self::exchange) checks the `state` (and the `iss`, when the grant has an
+///    [`issuer`](Self::issuer)) and trades the code for a token.
 /// 4. [`TokenCache::seed`](crate::TokenCache::seed) installs the token (and saves it to the
 ///    cache's [store](crate::TokenCacheBuilder::store)).
 ///
@@ -162,7 +165,9 @@ impl AuthorizationCode {
     /// response whose `iss` is missing or different fails with [`ErrorKind::IssuerMismatch`]
     /// before anything is sent. The comparison is exact, character for character.
     ///
-    /// Without it, `iss` is not checked.
+    /// The check protects only an app that exchanges each response with the grant that made
+    /// its request: one that picks the grant by the response's `iss` lets the attacker pick.
+    /// Without an issuer, `iss` is not checked.
     #[must_use]
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
@@ -213,8 +218,8 @@ impl AuthorizationCode {
         }
     }
 
-    /// Trades the code of `callback` for a token: checks that its `state` is `pending`'s,
-    /// then posts `grant_type=authorization_code` with the `code`, the `redirect_uri`, the PKCE
+    /// Trades the code of `callback` for a token: checks that its `state` is `pending`'s (and
+    /// its `iss` the grant's [`issuer`](Self::issuer), when set), then posts `grant_type=authorization_code` with the `code`, the `redirect_uri`, the PKCE
     /// `code_verifier` and the client authentication.
     ///
     /// Seed a [`TokenCache`](crate::TokenCache) with the token it returns.
@@ -224,6 +229,8 @@ impl AuthorizationCode {
     /// - [`ErrorKind::StateMismatch`] when the states differ; nothing is sent.
     /// - [`ErrorKind::IssuerMismatch`] when the grant has an [`issuer`](Self::issuer) and the
     ///   callback's `iss` is missing or another; nothing is sent.
+    /// - [`ErrorKind::AuthorizationFailed`] when the callback, having passed those checks,
+    ///   carries the server's error instead of a code (such as `access_denied`).
     /// - [`ErrorKind::Rejected`] when the server refuses the code, for example `invalid_grant`
     ///   for a code that expired, was already used, or does not match the verifier.
     /// - The other kinds of [`TokenClient::request`].
@@ -232,29 +239,31 @@ impl AuthorizationCode {
         pending: PendingAuthorization,
         callback: Callback,
     ) -> Result<Token, Error> {
-        self.check(&callback, &pending.state)?;
+        let code = self.verify(callback, pending.state())?;
+        self.redeem(pending, code).await
+    }
+
+    /// Checks that `callback` answers the request whose state is `state`, from the expected
+    /// server, and returns its code.
+    pub(crate) fn verify(&self, callback: Callback, state: &str) -> Result<Secret, Error> {
+        callback.verify(state, self.issuer.as_deref())
+    }
+
+    /// Trades a [verified](Self::verify) code for a token.
+    pub(crate) async fn redeem(
+        &self,
+        pending: PendingAuthorization,
+        code: Secret,
+    ) -> Result<Token, Error> {
         let redirect_uri = pending
             .redirect_uri
             .as_deref()
             .unwrap_or(&self.redirect_uri);
         let request = TokenRequest::new("authorization_code")
-            .secret_param("code", callback.code)
+            .secret_param("code", code)
             .param("redirect_uri", redirect_uri)
             .secret_param("code_verifier", pending.verifier.expose());
         self.endpoint.request(&request, &self.auth).await
-    }
-
-    /// Checks that `callback` answers the request whose state is `state`, from the expected
-    /// server.
-    pub(crate) fn check(&self, callback: &Callback, state: &str) -> Result<(), Error> {
-        if !same(callback.state.as_bytes(), state.as_bytes()) {
-            return Err(Error::new(ErrorKind::StateMismatch));
-        }
-        match (&self.issuer, &callback.issuer) {
-            (None, _) => Ok(()),
-            (Some(expected), Some(sent)) if expected == sent => Ok(()),
-            _ => Err(Error::new(ErrorKind::IssuerMismatch)),
-        }
     }
 }
 
@@ -348,149 +357,5 @@ impl fmt::Debug for PendingAuthorization {
             .field("verifier", &self.verifier)
             .field("redirect_uri", &self.redirect_uri)
             .finish()
-    }
-}
-
-/// What the authorization server sent back to the redirect URI: a code, the `state`, and the
-/// server's `iss` when it sends one (RFC 9207).
-///
-/// ```
-/// use tower_oauth2::{ErrorKind, grant::Callback};
-///
-/// let callback = Callback::from_query("code=c0de&state=xyz&iss=https%3A%2F%2Fauth.example.com")?;
-/// assert_eq!(callback.state(), "xyz");
-/// assert_eq!(callback.issuer(), Some("https://auth.example.com"));
-///
-/// let denied = Callback::from_query("error=access_denied&state=xyz").unwrap_err();
-/// assert_eq!(denied.kind(), ErrorKind::AuthorizationFailed);
-/// assert_eq!(denied.oauth_error(), Some("access_denied"));
-/// # Ok::<_, tower_oauth2::Error>(())
-/// ```
-pub struct Callback {
-    code: Secret,
-    state: String,
-    issuer: Option<String>,
-}
-
-impl Callback {
-    /// Creates a callback from the `code` and `state` query parameters a web framework parsed.
-    /// Add the `iss` parameter, when there is one, with [`issuer`](Self::with_issuer).
-    pub fn new(code: impl Into<Secret>, state: impl Into<String>) -> Self {
-        Self {
-            code: code.into(),
-            state: state.into(),
-            issuer: None,
-        }
-    }
-
-    /// Adds the `iss` query parameter, for a grant that expects one
-    /// ([`AuthorizationCode::issuer`]).
-    #[must_use]
-    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
-    }
-
-    /// Reads the query string of the redirect (without the leading `?`).
-    ///
-    /// Fails with [`ErrorKind::AuthorizationFailed`] when the server sent an error instead of
-    /// a code (RFC 6749 section 4.1.2.1; its `error` is [`Error::oauth_error`]), or sent no
-    /// code. A missing `state` reads as empty, which no pending request matches.
-    pub fn from_query(query: &str) -> Result<Self, Error> {
-        let mut code = None;
-        let mut state = None;
-        let mut issuer = None;
-        let (mut error, mut description, mut uri) = (None, None, None);
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            match &*name {
-                "code" => code = Some(Secret::new(value.into_owned())),
-                "state" => state = Some(value.into_owned()),
-                "iss" => issuer = Some(value.into_owned()),
-                "error" => error = Some(value.into_owned()),
-                "error_description" => description = Some(value.into_owned()),
-                "error_uri" => uri = Some(value.into_owned()),
-                _ => {}
-            }
-        }
-        if let Some(error) = error {
-            let clean = |text: String| sanitize(&text, &[], 300);
-            return Err(Error::new(ErrorKind::AuthorizationFailed).with_oauth(
-                Some(sanitize(&error, &[], 64)),
-                description.map(clean),
-                uri.map(clean),
-            ));
-        }
-        let Some(code) = code.filter(|code| !code.is_empty()) else {
-            return Err(Error::new(ErrorKind::AuthorizationFailed)
-                .with_detail("the redirect carries neither a code nor an error"));
-        };
-        Ok(Self {
-            code,
-            state: state.unwrap_or_default(),
-            issuer,
-        })
-    }
-
-    /// Returns the `state` the server sent back.
-    pub fn state(&self) -> &str {
-        &self.state
-    }
-
-    /// Returns the `iss` the server sent back, if any.
-    pub fn issuer(&self) -> Option<&str> {
-        self.issuer.as_deref()
-    }
-}
-
-impl fmt::Debug for Callback {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Callback")
-            .field("code", &self.code)
-            .field("state", &self.state)
-            .field("issuer", &self.issuer)
-            .finish()
-    }
-}
-
-/// Compares in time that depends on the length only, so `state` cannot be guessed byte by byte.
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn states_compare_equal_only_when_identical() {
-        assert!(same(b"abc", b"abc"));
-        assert!(!same(b"abc", b"abd"));
-        assert!(!same(b"abc", b"ab"));
-        assert!(same(b"", b""));
-    }
-
-    #[test]
-    fn a_callback_without_code_or_error_fails() {
-        let error = Callback::from_query("state=xyz").unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::AuthorizationFailed);
-        let error = Callback::from_query("code=&state=xyz").unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::AuthorizationFailed);
-    }
-
-    #[test]
-    fn a_callback_error_keeps_code_description_and_uri() {
-        let error = Callback::from_query(
-            "error=invalid_scope&error_description=unknown+scope%0Aevil&error_uri=https%3A%2F%2Fx",
-        )
-        .unwrap_err();
-        assert_eq!(error.oauth_error(), Some("invalid_scope"));
-        assert_eq!(error.description(), Some("unknown scope evil"));
-        assert_eq!(error.error_uri(), Some("https://x"));
-    }
-
-    #[test]
-    fn debug_hides_the_code() {
-        let callback = Callback::new("sentinel-code", "xyz");
-        assert!(!format!("{callback:?}").contains("sentinel"));
     }
 }

@@ -20,8 +20,8 @@ use tokio::{
 use url::{Host, Url};
 use zeroize::Zeroizing;
 
-use super::authorization_code::{AuthorizationCode, Callback};
-use crate::{BoxError, Error, ErrorKind, Token};
+use super::{AuthorizationCode, Callback};
+use crate::{BoxError, Error, ErrorKind, Secret, Token};
 
 /// The longest request head read from the browser.
 const MAX_HEAD: usize = 16 * 1024;
@@ -31,7 +31,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the interactive part of an [`AuthorizationCode`] grant for an app on the user's
 /// machine: listens on a loopback port, hands out the authorization URL, receives the redirect,
-/// checks its `state`, answers the browser with a page saying the window can be closed, and
+/// checks its `state` (and `iss`, when the grant has an
+/// [`issuer`](AuthorizationCode::issuer)), answers the browser with a page saying the window can be closed, and
 /// exchanges the code. Needs the `loopback` feature (on by default).
 ///
 /// The grant's redirect URI says where to listen: `http://127.0.0.1/callback` listens on
@@ -162,9 +163,9 @@ impl LoopbackRedirect {
             grant: grant.clone(),
             state: pending.state().to_owned(),
         });
-        let callback = receive(&listener, expected, self.timeout).await?;
+        let code = receive(&listener, expected, self.timeout).await?;
         drop(listener);
-        grant.exchange(pending, callback).await
+        grant.redeem(pending, code).await
     }
 
     fn announce(&self, url: &str) {
@@ -230,12 +231,13 @@ struct Expected {
     state: String,
 }
 
-/// Serves connections until one brings the redirect to the expected path, or `timeout` passes.
+/// Serves connections until one brings the redirect to the expected path, or `timeout` passes;
+/// returns its verified code.
 async fn receive(
     listener: &TcpListener,
     expected: Arc<Expected>,
     timeout: Duration,
-) -> Result<Callback, Error> {
+) -> Result<Secret, Error> {
     let mut deadline = pin!(tokio::time::sleep(timeout));
     // Dropping the set when the redirect arrives closes every other connection.
     let mut connections = JoinSet::new();
@@ -268,7 +270,7 @@ async fn receive(
 
 /// Answers one connection. Returns the outcome when it brought the redirect, `None` for
 /// anything else (a favicon request, a connection that never speaks).
-async fn serve(mut stream: TcpStream, expected: Arc<Expected>) -> Option<Result<Callback, Error>> {
+async fn serve(mut stream: TcpStream, expected: Arc<Expected>) -> Option<Result<Secret, Error>> {
     let (method, target) = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
         .await
         .ok()??;
@@ -287,15 +289,14 @@ async fn serve(mut stream: TcpStream, expected: Arc<Expected>) -> Option<Result<
         .await;
         return None;
     }
-    let outcome = Callback::from_query(query).and_then(|callback| {
-        expected.grant.check(&callback, &expected.state)?;
-        Ok(callback)
-    });
+    let outcome = Callback::from_query(query)
+        .and_then(|callback| expected.grant.verify(callback, &expected.state));
     // The page never repeats anything from the request: it is served from the app's origin.
     match &outcome {
         Ok(_) => {
-            let text = "Signed in. You can close this window and return to the application.";
-            respond(&mut stream, "200 OK", "Signed in", text).await;
+            // The code is yet to be exchanged, so the page claims no more than its arrival.
+            let text = "Sign-in received. You can close this window and return to the application.";
+            respond(&mut stream, "200 OK", "Sign-in received", text).await;
         }
         Err(_) => {
             let text = "Sign-in failed. You can close this window; the application says why.";

@@ -6,6 +6,7 @@
 //! - [`RefreshToken`]: starts from a refresh token obtained elsewhere.
 
 mod authorization_code;
+mod callback;
 mod client_credentials;
 #[cfg(feature = "loopback")]
 mod loopback;
@@ -15,7 +16,8 @@ mod refresh_token;
 #[cfg(feature = "loopback")]
 pub use self::loopback::LoopbackRedirect;
 pub use self::{
-    authorization_code::{AuthorizationCode, Callback, PendingAuthorization},
+    authorization_code::{AuthorizationCode, PendingAuthorization},
+    callback::Callback,
     client_credentials::ClientCredentials,
     pkce::PkceVerifier,
     refresh_token::RefreshToken,

@@ -42,8 +42,8 @@ impl PkceVerifier {
 
     /// Takes a verifier made elsewhere, such as one kept in a session.
     ///
-    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) unless it has 43 to 128 characters, each a letter, a
-    /// digit or one of `-._~`.
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) unless it has 43 to 128
+    /// characters, each a letter, a digit or one of `-._~`.
     pub fn from_string(verifier: impl Into<String>) -> Result<Self, Error> {
         let verifier = Zeroizing::new(verifier.into());
         let unreserved = verifier
