@@ -209,8 +209,9 @@ impl Error {
         self.inner.retry_after
     }
 
-    /// Returns `true` when trying again later may succeed: timeouts, transport failures, 5xx and
-    /// 429 answers, and the OAuth errors `temporarily_unavailable` and `slow_down`.
+    /// Returns `true` when trying again later may succeed: timeouts, transport failures, an
+    /// interrupted fetch, 5xx and 429 answers, and the OAuth errors `temporarily_unavailable`,
+    /// `slow_down` and `server_error`.
     ///
     /// Other errors, such as `invalid_client` or `invalid_grant`, will fail the same way until
     /// the configuration or the credentials change.
@@ -232,28 +233,35 @@ impl Error {
     }
 }
 
+/// The kind in a few words, as an [`Error`]'s message starts.
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Rejected => "token endpoint rejected the request",
+            Self::UnexpectedResponse => "unexpected response from token endpoint",
+            Self::InvalidResponse => "invalid token response",
+            Self::BodyTooLarge => "token endpoint response body too large",
+            Self::Timeout => "token endpoint timed out",
+            Self::Transport => "could not reach token endpoint",
+            Self::ReauthorizationRequired => "re-authorization required",
+            Self::Config => "invalid configuration",
+            Self::Source => "token source failed",
+            Self::Interrupted => "token fetch interrupted",
+            Self::OriginNotAllowed => "origin not allowed",
+            Self::Store => "token store failed",
+            Self::StateMismatch => "authorization response state does not match the request",
+            Self::IssuerMismatch => {
+                "authorization response issuer is not the expected authorization server"
+            }
+            Self::AuthorizationFailed => "authorization failed",
+        })
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
-        f.write_str(match inner.kind {
-            ErrorKind::Rejected => "token endpoint rejected the request",
-            ErrorKind::UnexpectedResponse => "unexpected response from token endpoint",
-            ErrorKind::InvalidResponse => "invalid token response",
-            ErrorKind::BodyTooLarge => "token endpoint response body too large",
-            ErrorKind::Timeout => "token endpoint timed out",
-            ErrorKind::Transport => "could not reach token endpoint",
-            ErrorKind::ReauthorizationRequired => "re-authorization required",
-            ErrorKind::Config => "invalid configuration",
-            ErrorKind::Source => "token source failed",
-            ErrorKind::Interrupted => "token fetch interrupted",
-            ErrorKind::OriginNotAllowed => "origin not allowed",
-            ErrorKind::Store => "token store failed",
-            ErrorKind::StateMismatch => "authorization response state does not match the request",
-            ErrorKind::IssuerMismatch => {
-                "authorization response issuer is not the expected authorization server"
-            }
-            ErrorKind::AuthorizationFailed => "authorization failed",
-        })?;
+        fmt::Display::fmt(&inner.kind, f)?;
         if let Some(status) = inner.status {
             write!(f, " (HTTP {})", status.as_u16())?;
         }
@@ -353,6 +361,13 @@ pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_errors_message_starts_with_its_kinds_words() {
+        let error = Error::new(ErrorKind::Timeout).with_detail("after 30 s");
+        assert_eq!(ErrorKind::Timeout.to_string(), "token endpoint timed out");
+        assert!(error.to_string().starts_with("token endpoint timed out"), "{error}");
+    }
 
     #[test]
     fn error_is_send_sync_and_one_pointer_wide() {

@@ -12,8 +12,7 @@
 //! ```
 //! # use std::convert::Infallible;
 //! # use bytes::Bytes;
-//! # use http::{Request, Response, StatusCode};
-//! # use http_body_util::Full;
+//! # use http::Response;
 //! # use tower::service_fn;
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_oauth2::BoxError> {
@@ -26,6 +25,8 @@
 //! #     };
 //! #     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
 //! # });
+//! use http::{Request, StatusCode};
+//! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
 //!
@@ -88,11 +89,13 @@
 //!
 //! | feature | what it adds |
 //! | --- | --- |
+//! | `loopback` (default) | [`grant::LoopbackRedirect`]: the authorization-code sign-in for command-line and desktop apps (tokio's `net`) |
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
 //! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
 //!
-//! None is on by default: the core depends on no HTTP client.
+//! Only `loopback` is on by default, and the core depends on no HTTP client; a server that
+//! never signs users in can turn it off with `default-features = false`.
 //!
 #![doc = include_str!("../docs/middleware-ordering.md")]
 //!

@@ -6,8 +6,8 @@ use crate::{Error, Token};
 
 /// Obtains a new token: one OAuth 2.0 grant, a metadata server, a file, a fixed value.
 ///
-/// The crate ships [`ClientCredentials`](crate::grant::ClientCredentials); anything else takes
-/// a few lines. A [`TokenCache`](crate::TokenCache) calls `fetch` when it needs a token, never
+/// The crate ships the [grants](crate::grant) `client_credentials`, `authorization_code` and
+/// `refresh_token`; anything else takes a few lines. A [`TokenCache`](crate::TokenCache) calls `fetch` when it needs a token, never
 /// twice at once, and shares the result with every request that waits for it, so an
 /// implementation does not cache or deduplicate by itself.
 ///

@@ -211,6 +211,8 @@ async fn a_restarted_cache_uses_the_saved_token_without_fetching() {
     let token = restarted.token().await.unwrap();
     assert_eq!(token.token().access_token().expose(), "access-101");
     assert_eq!(source.fetches.load(Ordering::SeqCst), 0);
+    let stats = restarted.stats();
+    assert_eq!((stats.fetches, stats.loads), (0, 1));
 }
 
 #[tokio::test]

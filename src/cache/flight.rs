@@ -318,9 +318,19 @@ async fn run(
     );
     span.follows_from(cause);
     let started = Instant::now();
-    let (outcome, retry_at, attempts) = attempts(&shared, reason).instrument(span.clone()).await;
-    span.record("outcome", if outcome.is_ok() { "ok" } else { "error" });
-    span.record("attempts", attempts);
+    let Attempts {
+        outcome,
+        retry_at,
+        count,
+        via,
+    } = attempts(&shared, reason).instrument(span.clone()).await;
+    let described = match (&outcome, via) {
+        (Ok(_), Via::Store) => "loaded",
+        (Ok(_), Via::Source) => "ok",
+        (Err(_), _) => "error",
+    };
+    span.record("outcome", described);
+    span.record("attempts", count);
     span.record("elapsed_ms", millis(started));
     drop(span);
 
@@ -342,25 +352,57 @@ async fn run(
     }
 }
 
+/// Where a token came from: a cold cache reads its store before it asks the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Store,
+    Source,
+}
+
+/// How a fetch ended.
+struct Attempts {
+    outcome: Outcome,
+    /// When the next fetch may start, after a failure.
+    retry_at: Option<Instant>,
+    count: u32,
+    via: Via,
+}
+
 /// Attempts the fetch until it succeeds, fails for good, or runs out of attempts or time.
-/// Returns the outcome, when the next attempt may start if it failed, and the attempts made.
-async fn attempts(shared: &Shared, reason: FetchReason) -> (Outcome, Option<Instant>, u32) {
+async fn attempts(shared: &Shared, reason: FetchReason) -> Attempts {
     let deadline = later(Instant::now(), shared.rules.fetch_timeout);
     let mut attempt = 1;
     loop {
         let started = Instant::now();
-        let outcome = fetch(shared, reason, deadline).await;
-        shared.stats.record_fetch(outcome.is_ok());
-        log_attempt(shared, reason, attempt, started, &outcome);
-        let error = match outcome {
-            Ok(cached) => return (Ok(cached), None, attempt),
+        let error = match fetch(shared, reason, deadline).await {
+            Ok((cached, via)) => {
+                // A token read back from the store cost the token endpoint nothing.
+                match via {
+                    Via::Store => shared.stats.record_load(),
+                    Via::Source => shared.stats.record_fetch(true),
+                }
+                log_success(shared, reason, attempt, started, &cached, via);
+                return Attempts {
+                    outcome: Ok(cached),
+                    retry_at: None,
+                    count: attempt,
+                    via,
+                };
+            }
             Err(error) => error,
         };
+        shared.stats.record_fetch(false);
+        log_failure(shared, reason, attempt, started, &error);
         let retry_at = shared.record_failure(&error);
         let retry =
             error.is_transient() && attempt < shared.rules.backoff.attempts && retry_at < deadline;
         if !retry {
-            return (Err(error), Some(retry_at), attempt);
+            return Attempts {
+                outcome: Err(error),
+                retry_at: Some(retry_at),
+                count: attempt,
+                via: Via::Source,
+            };
         }
         tracing::debug!(attempt, "retrying the token fetch after a transient error");
         tokio::time::sleep_until(retry_at).await;
@@ -374,7 +416,11 @@ fn millis(since: Instant) -> u64 {
 
 /// The deadline bounds getting a token, not saving it: once the source has answered, the
 /// server may have retired the refresh token before this one.
-async fn fetch(shared: &Shared, reason: FetchReason, deadline: Instant) -> Outcome {
+async fn fetch(
+    shared: &Shared,
+    reason: FetchReason,
+    deadline: Instant,
+) -> Result<(Arc<Cached>, Via), Error> {
     let issued = Instant::now();
     let current = shared.state.current();
     let loaded = match current {
@@ -390,7 +436,7 @@ async fn fetch(shared: &Shared, reason: FetchReason, deadline: Instant) -> Outco
         // A saved token that cannot be used (say, a hand-edited file) falls through to the
         // source rather than failing every fetch.
         if let Ok(cached) = Cached::new(token.clone(), issued, generation, shared.rules.lifetimes) {
-            return Ok(Arc::new(cached));
+            return Ok((Arc::new(cached), Via::Store));
         }
     }
     // An expired saved token still lends its refresh token.
@@ -406,7 +452,7 @@ async fn fetch(shared: &Shared, reason: FetchReason, deadline: Instant) -> Outco
     let generation = shared.state.next_generation();
     let cached = Cached::new(token, issued, generation, shared.rules.lifetimes)?;
     shared.persist(&cached.token).await;
-    Ok(Arc::new(cached))
+    Ok((Arc::new(cached), Via::Source))
 }
 
 /// `at + duration`, or thirty years on when that does not fit in an `Instant`: a setting of
@@ -420,34 +466,53 @@ fn timed_out(_: tokio::time::error::Elapsed) -> Error {
     Error::new(ErrorKind::Timeout).with_detail("the token source did not finish in time")
 }
 
-fn log_attempt(
+fn log_success(
     shared: &Shared,
     reason: FetchReason,
     attempt: u32,
     started: Instant,
-    outcome: &Outcome,
+    cached: &Cached,
+    via: Via,
 ) {
     let grant_type = shared.source.grant_type();
+    let reason = reason.as_str();
     let elapsed_ms = millis(started);
-    match outcome {
-        Ok(cached) => tracing::debug!(
+    let expires_in_s = cached.token.expires_in().map(|lifetime| lifetime.as_secs());
+    match via {
+        Via::Store => tracing::debug!(
             grant_type,
-            reason = reason.as_str(),
+            reason,
+            elapsed_ms,
+            expires_in_s,
+            "token loaded from the store"
+        ),
+        Via::Source => tracing::debug!(
+            grant_type,
+            reason,
             attempt,
             elapsed_ms,
-            expires_in_s = cached.token.expires_in().map(|lifetime| lifetime.as_secs()),
+            expires_in_s,
             "token fetched"
         ),
-        Err(error) => tracing::warn!(
-            grant_type,
-            reason = reason.as_str(),
-            attempt,
-            elapsed_ms,
-            error = %error,
-            transient = error.is_transient(),
-            "token fetch failed"
-        ),
     }
+}
+
+fn log_failure(
+    shared: &Shared,
+    reason: FetchReason,
+    attempt: u32,
+    started: Instant,
+    error: &Error,
+) {
+    tracing::warn!(
+        grant_type = shared.source.grant_type(),
+        reason = reason.as_str(),
+        attempt,
+        elapsed_ms = millis(started),
+        error = %error,
+        transient = error.is_transient(),
+        "token fetch failed"
+    );
 }
 
 /// Waits for the outcome of the fetch behind `waiter`.

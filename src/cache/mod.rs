@@ -314,6 +314,7 @@ impl fmt::Debug for TokenCacheBuilder {
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     fetches: AtomicU64,
+    loads: AtomicU64,
     failures: AtomicU64,
     retries: AtomicU64,
     failed_saves: AtomicU64,
@@ -330,6 +331,12 @@ impl Stats {
             .increment(1);
     }
 
+    pub(crate) fn record_load(&self) {
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_oauth2_token_loads_total").increment(1);
+    }
+
     pub(crate) fn record_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -343,6 +350,7 @@ impl Stats {
     fn snapshot(&self) -> CacheStats {
         CacheStats {
             fetches: self.fetches.load(Ordering::Relaxed),
+            loads: self.loads.load(Ordering::Relaxed),
             failed_fetches: self.failures.load(Ordering::Relaxed),
             retries_after_401: self.retries.load(Ordering::Relaxed),
             failed_saves: self.failed_saves.load(Ordering::Relaxed),
@@ -354,12 +362,15 @@ impl Stats {
 ///
 /// With the `metrics` feature the same events also go to the
 /// [`metrics`](https://docs.rs/metrics) facade as `tower_oauth2_token_fetches_total` (labelled
-/// `outcome`) and `tower_oauth2_retries_total`.
+/// `outcome`), `tower_oauth2_token_loads_total` and `tower_oauth2_retries_total`.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheStats {
     /// Attempts to get a token from the source, successful or not.
     pub fetches: u64,
+    /// Tokens read back from the [store](TokenCacheBuilder::store) by a cold cache, each of
+    /// which spared a fetch.
+    pub loads: u64,
     /// Attempts that failed.
     pub failed_fetches: u64,
     /// Requests sent again after a 401 answer.
