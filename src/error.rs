@@ -366,7 +366,10 @@ mod tests {
     fn an_errors_message_starts_with_its_kinds_words() {
         let error = Error::new(ErrorKind::Timeout).with_detail("after 30 s");
         assert_eq!(ErrorKind::Timeout.to_string(), "token endpoint timed out");
-        assert!(error.to_string().starts_with("token endpoint timed out"), "{error}");
+        assert!(
+            error.to_string().starts_with("token endpoint timed out"),
+            "{error}"
+        );
     }
 
     #[test]
