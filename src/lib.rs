@@ -91,6 +91,7 @@
 //! | --- | --- |
 //! | `loopback` (default) | [`grant::LoopbackRedirect`]: the authorization-code sign-in for command-line and desktop apps (tokio's `net`) |
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
+//! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
 //! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
 //!

@@ -5,6 +5,8 @@ mod future;
 mod origin;
 mod replay;
 mod request;
+#[cfg(feature = "reqwest-middleware")]
+mod reqwest_middleware;
 mod snapshot;
 
 use std::{
@@ -39,6 +41,10 @@ use crate::{
 /// By default the token goes to every `https` origin, and to `http` on loopback; see
 /// [`allow_origin`](Self::allow_origin) to name the origins instead. See the
 /// [crate documentation](crate) for an example.
+///
+/// With the `reqwest-middleware` feature, the layer is also a `reqwest_middleware::Middleware`
+/// with the same behaviour, for requests sent with reqwest's builders and `.send()`: see its
+/// implementation below.
 #[derive(Clone)]
 pub struct OAuth2Layer<P = EmptyBodies> {
     cache: TokenCache,

@@ -1,0 +1,129 @@
+//! `OAuth2Layer` as a `reqwest_middleware::Middleware`: requests built and sent with reqwest's
+//! own builders, against servers on loopback.
+#![cfg(feature = "reqwest-middleware")]
+
+#[path = "../examples/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use tower_oauth2::{
+    ClientAuth, CloneBodies, ErrorKind, OAuth2Layer, TokenCache, TokenClient,
+    grant::ClientCredentials,
+};
+
+use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+
+async fn demo() -> DemoServer {
+    DemoServer::start(Duration::from_secs(3600)).await.unwrap()
+}
+
+fn cache(server: &DemoServer) -> TokenCache {
+    let endpoint = TokenClient::reqwest(&server.token_url(), reqwest::Client::builder()).unwrap();
+    TokenCache::new(ClientCredentials::new(
+        endpoint,
+        ClientAuth::basic(CLIENT_ID, CLIENT_SECRET),
+    ))
+}
+
+fn client<P>(layer: OAuth2Layer<P>) -> ClientWithMiddleware
+where
+    OAuth2Layer<P>: reqwest_middleware::Middleware,
+{
+    ClientBuilder::new(reqwest::Client::new())
+        .with(layer)
+        .build()
+}
+
+#[tokio::test]
+async fn concurrent_sends_share_one_grant() {
+    let server = demo().await;
+    let client = client(OAuth2Layer::new(cache(&server)));
+
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let request = client.get(server.api_url(&format!("/orders/{n}")));
+        calls.spawn(request.send());
+    }
+    for response in calls.join_all().await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+    assert_eq!(server.grants(), 1);
+}
+
+#[tokio::test]
+async fn a_401_is_retried_once_with_a_new_token() {
+    let server = demo().await;
+    let cache = cache(&server);
+    let client = client(OAuth2Layer::new(cache.clone()).replay(CloneBodies));
+    let warm = client.get(server.api_url("/orders")).send().await.unwrap();
+    assert_eq!(warm.status(), 200);
+    server.revoke_all();
+
+    let response = client
+        .post(server.api_url("/orders"))
+        .body("item=book")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"method":"POST","bytes":9}"#
+    );
+    assert_eq!(server.rejected(), 1);
+    assert_eq!(server.grants(), 2);
+    assert_eq!(cache.stats().retries_after_401, 1);
+}
+
+#[tokio::test]
+async fn by_default_a_request_with_a_body_gets_its_401_and_the_token_is_retired() {
+    let server = demo().await;
+    let client = client(OAuth2Layer::new(cache(&server)));
+    client.get(server.api_url("/orders")).send().await.unwrap();
+    server.revoke_all();
+
+    let response = client
+        .post(server.api_url("/orders"))
+        .body("item=book")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let get = client.get(server.api_url("/orders")).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(server.grants(), 2);
+}
+
+#[tokio::test]
+async fn an_authorization_header_the_caller_set_is_sent_as_it_is() {
+    let server = demo().await;
+    let client = client(OAuth2Layer::new(cache(&server)));
+    let response = client
+        .get(server.api_url("/orders"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(server.grants(), 0);
+}
+
+#[tokio::test]
+async fn a_refused_origin_is_a_typed_error_inside_the_middleware_error() {
+    let server = demo().await;
+    let client = client(OAuth2Layer::new(cache(&server)).refuse_other_origins());
+    let error = client
+        .get("http://api.invalid/orders")
+        .send()
+        .await
+        .unwrap_err();
+    let reqwest_middleware::Error::Middleware(error) = error else {
+        panic!("not a middleware error: {error}");
+    };
+    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
+    assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
+    assert_eq!(server.grants(), 0);
+}
