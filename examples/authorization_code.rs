@@ -22,6 +22,9 @@
 //! metadata has `authorization_response_iss_parameter_supported`); a redirect from another
 //! server is then refused (RFC 9207).
 //!
+//! `--sign-out URL` signs out instead: it revokes the saved tokens at the revocation endpoint
+//! `URL` (RFC 7009) and deletes the `--store` file.
+//!
 //! `--open` takes a program and its arguments separated by spaces; the address is added last.
 //! Any program that follows redirects with cookies can stand in for a person when the server
 //! approves sign-ins by itself, such as `--open "curl -s -L -b /dev/null -o /dev/null"`.
@@ -31,15 +34,19 @@ use std::{process::ExitCode, time::Duration};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_oauth2::{
-    BoxError, ClientAuth, ErrorKind, FileStore, OAuth2Layer, TokenCache, TokenClient,
+    BoxError, ClientAuth, ErrorKind, FileStore, OAuth2Layer, Revocation, TokenCache, TokenClient,
+    TokenStore,
     grant::{AuthorizationCode, LoopbackRedirect},
 };
 
 const USAGE: &str = "usage: authorization_code --authorize URL --token URL --client-id ID \
-[--scope SCOPES] [--store PATH] [--api URL] [--open COMMAND] [--redirect-uri URI] [--issuer ISS]";
+[--scope SCOPES] [--store PATH] [--api URL] [--open COMMAND] [--redirect-uri URI] [--issuer ISS] [--sign-out REVOCATION_URL]";
 
 #[derive(Default)]
 struct Options {
@@ -52,6 +59,7 @@ struct Options {
     open: Option<String>,
     redirect_uri: Option<String>,
     issuer: Option<String>,
+    sign_out: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -68,6 +76,7 @@ fn options() -> Result<Options, String> {
             "--open" => &mut options.open,
             "--redirect-uri" => &mut options.redirect_uri,
             "--issuer" => &mut options.issuer,
+            "--sign-out" => &mut options.sign_out,
             _ => return Err(format!("unknown option {name}")),
         };
         *slot = Some(args.next().ok_or(format!("{name} needs a value"))?);
@@ -112,6 +121,10 @@ async fn main() -> Result<ExitCode, BoxError> {
     );
     if let Some(issuer) = &options.issuer {
         grant = grant.issuer(issuer.as_str());
+    }
+
+    if let Some(revocation_url) = &options.sign_out {
+        return sign_out(revocation_url, client_id, options.store.as_deref(), http).await;
     }
 
     let mut builder = TokenCache::builder(grant.clone());
@@ -182,5 +195,31 @@ async fn main() -> Result<ExitCode, BoxError> {
             return Ok(ExitCode::FAILURE);
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Revokes the tokens saved at `store` and deletes the file.
+async fn sign_out(
+    revocation_url: &str,
+    client_id: &str,
+    store: Option<&str>,
+    http: Client<HttpConnector, Full<Bytes>>,
+) -> Result<ExitCode, BoxError> {
+    let Some(path) = store else {
+        eprintln!("--sign-out needs --store: the tokens to revoke are the saved ones");
+        return Ok(ExitCode::from(2));
+    };
+    let store = FileStore::new(path);
+    if let Some(token) = store.load().await? {
+        let endpoint = TokenClient::new(revocation_url, http)?;
+        Revocation::new(endpoint, ClientAuth::none(client_id))
+            .revoke_token(&token)
+            .await?;
+    }
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+        _ => {}
+    }
+    println!("Signed out.");
     Ok(ExitCode::SUCCESS)
 }

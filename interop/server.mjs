@@ -48,6 +48,7 @@ const clients = [
   confidential('cc-basic', 'client_secret_basic', ['client_credentials']),
   confidential('cc-post', 'client_secret_post', ['client_credentials']),
   confidential('web-basic', 'client_secret_basic', ['authorization_code', 'refresh_token']),
+  confidential('web-signout', 'client_secret_basic', ['authorization_code', 'refresh_token']),
   native('native-pkce'),
   native('native-loopback'),
   native('native-revoke'),

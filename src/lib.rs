@@ -60,6 +60,8 @@
 //! - [`TokenClient`]: posts token requests to the token endpoint through the HTTP client you
 //!   give it, with client authentication ([`ClientAuth`]), a timeout, a body size limit, no
 //!   redirects, and typed errors for every way a server answers wrongly.
+//! - [`Revocation`]: revokes tokens at the server's revocation endpoint (RFC 7009) when a user
+//!   signs out.
 //!
 //! # Errors
 //!
@@ -79,7 +81,8 @@
 //! - **reqwest**: with the `reqwest` feature, `OAuth2Layer` wraps `reqwest::Client` as it is
 //!   and serves `reqwest::Request`s, copying them for a retry with
 //!   `reqwest::Request::try_clone`; `TokenClient::reqwest` reaches the token endpoint through
-//!   reqwest with redirects turned off.
+//!   reqwest with redirects turned off. With the `reqwest-middleware` feature, `OAuth2Layer`
+//!   is also a `reqwest_middleware::Middleware`, for requests sent with `.send()`.
 //!
 //! The examples show each: `quickstart`, `hyper_client` (a full `ServiceBuilder` stack kept in
 //! a struct), `reqwest`, `axum_outbound` (handlers sharing one client through router state) and
@@ -133,6 +136,7 @@ pub mod grant;
 pub mod https;
 #[cfg(feature = "reqwest")]
 mod reqwest_support;
+mod revocation;
 mod secret;
 mod service;
 mod source;
@@ -143,6 +147,7 @@ pub use self::{
     cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
     endpoint::{ClientAuth, HttpClient, TokenClient, TokenRequest},
     error::{BoxError, Error, ErrorKind},
+    revocation::{Revocation, TokenTypeHint},
     secret::Secret,
     service::{
         CloneBodies, EmptyBodies, HttpRequest, HttpResponse, NoReplay, OAuth2, OAuth2Layer,

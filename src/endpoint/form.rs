@@ -142,7 +142,9 @@ impl fmt::Debug for ClientAuth {
 /// ```
 #[derive(Clone)]
 pub struct TokenRequest {
-    grant_type: String,
+    /// `None` for the requests of other endpoints that share the token endpoint's form and
+    /// client authentication, such as revocation.
+    grant_type: Option<String>,
     params: Vec<(String, Value)>,
 }
 
@@ -156,7 +158,15 @@ impl TokenRequest {
     /// Starts a request for `grant_type`.
     pub fn new(grant_type: impl Into<String>) -> Self {
         Self {
-            grant_type: grant_type.into(),
+            grant_type: Some(grant_type.into()),
+            params: Vec::new(),
+        }
+    }
+
+    /// Starts a form without `grant_type`, for an endpoint that is not the token endpoint.
+    pub(crate) fn without_grant_type() -> Self {
+        Self {
+            grant_type: None,
             params: Vec::new(),
         }
     }
@@ -197,7 +207,7 @@ impl TokenRequest {
 
     /// Returns the grant type.
     pub fn grant_type(&self) -> &str {
-        &self.grant_type
+        self.grant_type.as_deref().unwrap_or_default()
     }
 
     /// Every secret the request carries, in each form it takes on the wire, so error text can
@@ -224,7 +234,9 @@ impl TokenRequest {
     /// The form body, `application/x-www-form-urlencoded`.
     pub(crate) fn encode(&self, auth: &ClientAuth) -> Zeroizing<String> {
         let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", &self.grant_type);
+        if let Some(grant_type) = &self.grant_type {
+            form.append_pair("grant_type", grant_type);
+        }
         for (name, value) in &self.params {
             let value = match value {
                 Value::Plain(value) => value.as_str(),

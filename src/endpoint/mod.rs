@@ -8,7 +8,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use http::{
-    HeaderValue, Method, Request, Uri,
+    HeaderMap, HeaderValue, Method, Request, StatusCode, Uri,
     header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE},
 };
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
@@ -144,6 +144,18 @@ impl TokenClient {
     /// # }
     /// ```
     pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
+        self.post(request, auth, parse::parse_response).await
+    }
+
+    /// Sends `request`, authenticated by `auth`, and lets `read` make sense of the answer: its
+    /// status, headers, body (within the size limit) and the secrets to scrub from any text it
+    /// quotes.
+    pub(crate) async fn post<T>(
+        &self,
+        request: &TokenRequest,
+        auth: &ClientAuth,
+        read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let inner = &self.inner;
         let secrets = request.secrets(auth);
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
@@ -157,7 +169,7 @@ impl TokenClient {
                 .map_err(|error| Error::new(ErrorKind::Transport).with_source(error))?;
             let (parts, body) = response.into_parts();
             let body = read_body(body, &parts.headers, inner.max_body_size).await?;
-            parse::parse_response(parts.status, &parts.headers, &body, &secrets)
+            read(parts.status, &parts.headers, &body, &secrets)
         };
         match tokio::time::timeout(inner.timeout, exchange).await {
             Ok(result) => result,

@@ -39,6 +39,33 @@ pub(crate) fn parse_response(
         return parse_token(fields, secrets).map_err(|error| error.with_status(status));
     }
 
+    Err(failure(status, headers, body, json, secrets))
+}
+
+/// Reads the answer of an endpoint whose success is its status alone, such as revocation
+/// (RFC 7009 section 2.2: the body of a 200 carries nothing the client needs).
+pub(crate) fn parse_acknowledgement(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<(), Error> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let json = serde_json::from_slice::<Value>(body).ok();
+    Err(failure(status, headers, body, json, secrets))
+}
+
+/// The error an answer other than success stands for: an OAuth error body, or the status and
+/// an excerpt of whatever came instead.
+fn failure(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    json: Option<Value>,
+    secrets: &[&str],
+) -> Error {
     let retry_after = retry_after(headers);
     let error = match json {
         Some(Value::Object(fields)) => oauth_error(&fields, secrets),
@@ -52,7 +79,7 @@ pub(crate) fn parse_response(
             error.with_detail(excerpt(body, secrets))
         }
     });
-    Err(error.with_status(status).with_retry_after(retry_after))
+    error.with_status(status).with_retry_after(retry_after)
 }
 
 /// Reads an RFC 6749 section 5.2 error body or a vendor error envelope.

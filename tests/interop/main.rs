@@ -15,4 +15,5 @@
 mod authorization_code;
 mod client_credentials;
 mod refresh;
+mod revocation;
 mod support;

@@ -1,0 +1,119 @@
+//! Token revocation (RFC 7009): telling the authorization server a token is no longer needed,
+//! when a user signs out or an app is uninstalled.
+
+use std::fmt;
+
+use crate::{ClientAuth, Error, Secret, Token, TokenClient, TokenRequest, endpoint::parse};
+
+/// Revokes tokens at an authorization server's revocation endpoint (RFC 7009).
+///
+/// The [`TokenClient`] it sends through is made with the revocation endpoint's URL (the
+/// `revocation_endpoint` of the server's metadata), and the client authenticates as it does at
+/// the token endpoint. Revoking a refresh token also revokes the access tokens of its grant at
+/// most servers.
+///
+/// Signing a user out takes three steps: revoke the token, drop the
+/// [`TokenCache`](crate::TokenCache) and the clients that share it, and delete what its
+/// [store](crate::TokenCacheBuilder::store) saved (for a [`FileStore`](crate::FileStore), its
+/// file).
+///
+/// ```
+/// # use bytes::Bytes;
+/// # use http::{Request, Response};
+/// # use http_body_util::Full;
+/// # use tower::service_fn;
+/// use tower_oauth2::{ClientAuth, Revocation, Token, TokenClient};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_oauth2::Error> {
+/// # let http = service_fn(|_: Request<Full<Bytes>>| async {
+/// #     Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::default()))
+/// # });
+/// # let token = Token::bearer("access").with_refresh_token("refresh");
+/// let endpoint = TokenClient::new("https://auth.example.com/oauth2/revoke", http)?;
+/// let revocation = Revocation::new(endpoint, ClientAuth::none("my-cli"));
+///
+/// // On sign-out: the refresh token first, so no new access token can be had, then the
+/// // access token.
+/// revocation.revoke_token(&token).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Revocation {
+    endpoint: TokenClient,
+    auth: ClientAuth,
+}
+
+/// Which kind of token is being revoked: a hint that spares the server a search (RFC 7009
+/// section 2.1).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTypeHint {
+    /// An access token.
+    AccessToken,
+    /// A refresh token.
+    RefreshToken,
+}
+
+impl TokenTypeHint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl Revocation {
+    /// Creates a revocation client: `endpoint` is the revocation endpoint, `auth` the client
+    /// authentication.
+    pub fn new(endpoint: TokenClient, auth: ClientAuth) -> Self {
+        Self { endpoint, auth }
+    }
+
+    /// Revokes `token`, of the kind `hint` says.
+    ///
+    /// A token the server does not know, or has already revoked, counts as revoked: the server
+    /// answers 200 (RFC 7009 section 2.2).
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::Rejected`](crate::ErrorKind::Rejected) when the server refuses, such as
+    ///   `unsupported_token_type` or `invalid_client`.
+    /// - The other kinds of [`TokenClient::request`]; a 503 is
+    ///   [transient](Error::is_transient) and may carry [`Error::retry_after`].
+    pub async fn revoke(&self, token: &Secret, hint: TokenTypeHint) -> Result<(), Error> {
+        let request = TokenRequest::without_grant_type()
+            .secret_param("token", token.clone())
+            .param("token_type_hint", hint.as_str());
+        self.endpoint
+            .post(&request, &self.auth, parse::parse_acknowledgement)
+            .await
+    }
+
+    /// Revokes what `token` holds: its refresh token first, so that no new access token can be
+    /// had, then its access token.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`revoke`](Self::revoke); when the refresh token cannot be revoked, the
+    /// access token is not tried.
+    pub async fn revoke_token(&self, token: &Token) -> Result<(), Error> {
+        if let Some(refresh_token) = token.refresh_token() {
+            self.revoke(refresh_token, TokenTypeHint::RefreshToken)
+                .await?;
+        }
+        self.revoke(token.access_token(), TokenTypeHint::AccessToken)
+            .await
+    }
+}
+
+impl fmt::Debug for Revocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Revocation")
+            .field("endpoint", &self.endpoint)
+            .field("auth", &self.auth)
+            .finish()
+    }
+}

@@ -1,0 +1,121 @@
+//! Token revocation (RFC 7009) against a fake revocation endpoint that records every form and
+//! answers from a script.
+
+mod common;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    convert::Infallible,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http_body_util::{BodyExt, Full};
+use tower::service_fn;
+use tower_oauth2::{ClientAuth, ErrorKind, Revocation, Secret, Token, TokenClient, TokenTypeHint};
+
+use common::Body;
+
+type Sent = Vec<(Option<String>, HashMap<String, String>)>;
+
+/// A revocation endpoint answering each request with the next scripted answer, then 200.
+fn endpoint(script: Vec<(StatusCode, &'static str)>) -> (TokenClient, Arc<Mutex<Sent>>) {
+    let sent = Arc::new(Mutex::new(Sent::new()));
+    let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    let recorded = Arc::clone(&sent);
+    let http = service_fn(move |request: Request<Body>| {
+        let (sent, script) = (Arc::clone(&recorded), Arc::clone(&script));
+        async move {
+            let authorization = request
+                .headers()
+                .get(AUTHORIZATION)
+                .map(|value| value.to_str().unwrap().to_owned());
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let form = form_urlencoded::parse(&body).into_owned().collect();
+            sent.lock().unwrap().push((authorization, form));
+            let (status, body) = script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or((StatusCode::OK, ""));
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let client = TokenClient::new("https://auth.test/revoke", http).unwrap();
+    (client, sent)
+}
+
+#[tokio::test]
+async fn a_token_is_revoked_with_its_hint_and_the_clients_credentials() {
+    let (client, sent) = endpoint(vec![]);
+    let revocation = Revocation::new(client, ClientAuth::basic("app", "s3cret"));
+
+    revocation
+        .revoke(&Secret::new("refresh-1"), TokenTypeHint::RefreshToken)
+        .await
+        .unwrap();
+
+    let sent = sent.lock().unwrap();
+    let (authorization, form) = &sent[0];
+    assert!(authorization.as_deref().unwrap().starts_with("Basic "));
+    assert_eq!(form["token"], "refresh-1");
+    assert_eq!(form["token_type_hint"], "refresh_token");
+    assert!(!form.contains_key("grant_type"), "{form:?}");
+}
+
+#[tokio::test]
+async fn revoking_a_token_set_revokes_the_refresh_token_first() {
+    let (client, sent) = endpoint(vec![]);
+    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let token = Token::bearer("access-1").with_refresh_token("refresh-1");
+
+    revocation.revoke_token(&token).await.unwrap();
+
+    let sent = sent.lock().unwrap();
+    let revoked: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|(_, form)| (form["token"].as_str(), form["token_type_hint"].as_str()))
+        .collect();
+    assert_eq!(
+        revoked,
+        [("refresh-1", "refresh_token"), ("access-1", "access_token")]
+    );
+    assert_eq!(sent[0].1["client_id"], "cli");
+}
+
+#[tokio::test]
+async fn a_refused_revocation_is_a_typed_error_without_the_token_in_it() {
+    let (client, sent) = endpoint(vec![(
+        StatusCode::BAD_REQUEST,
+        r#"{"error":"unsupported_token_type","error_description":"cannot revoke sentinel-refresh"}"#,
+    )]);
+    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let token = Token::bearer("sentinel-access").with_refresh_token("sentinel-refresh");
+
+    let error = revocation.revoke_token(&token).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    assert_eq!(error.oauth_error(), Some("unsupported_token_type"));
+    assert_eq!(error.status(), Some(StatusCode::BAD_REQUEST));
+    assert!(
+        !format!("{error} {error:?}").contains("sentinel"),
+        "{error}"
+    );
+    // The access token is not tried once the refresh token could not be revoked.
+    assert_eq!(sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unavailable_server_is_a_transient_error() {
+    let (client, _) = endpoint(vec![(StatusCode::SERVICE_UNAVAILABLE, "<html>down</html>")]);
+    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+
+    let error = revocation
+        .revoke(&Secret::new("access-1"), TokenTypeHint::AccessToken)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnexpectedResponse);
+    assert!(error.is_transient());
+}
