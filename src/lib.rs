@@ -85,8 +85,9 @@
 //!   is also a `reqwest_middleware::Middleware`, for requests sent with `.send()`.
 //!
 //! The examples show each: `quickstart`, `hyper_client` (a full `ServiceBuilder` stack kept in
-//! a struct), `reqwest`, `axum_outbound` (handlers sharing one client through router state) and
-//! `curl` (a command-line client in the spirit of `oauth2l curl`).
+//! a struct), `reqwest`, `reqwest_middleware`, `axum_outbound` (handlers sharing one client
+//! through router state), `curl` (a command-line client in the spirit of `oauth2l curl`) and
+//! `authorization_code` (a command-line sign-in with the loopback receiver, and sign-out).
 //!
 //! # Features
 //!

@@ -12,10 +12,14 @@ use crate::{ClientAuth, Error, Secret, Token, TokenClient, TokenRequest, endpoin
 /// the token endpoint. Revoking a refresh token also revokes the access tokens of its grant at
 /// most servers.
 ///
-/// Signing a user out takes three steps: revoke the token, drop the
-/// [`TokenCache`](crate::TokenCache) and the clients that share it, and delete what its
-/// [store](crate::TokenCacheBuilder::store) saved (for a [`FileStore`](crate::FileStore), its
-/// file).
+/// Signing a user out: drop the [`TokenCache`](crate::TokenCache) and the clients that share
+/// it, revoke the token its [store](crate::TokenCacheBuilder::store) holds, and delete what the
+/// store saved (for a [`FileStore`](crate::FileStore), its file). Revoke what the store holds
+/// rather than what the cache handed out last: a refresh that was under way may have saved a
+/// newer token.
+///
+/// Errors read as the token endpoint's (`token endpoint rejected the request`, ...): the
+/// revocation endpoint is reached the same way, through a [`TokenClient`].
 ///
 /// ```
 /// # use bytes::Bytes;
@@ -95,17 +99,29 @@ impl Revocation {
     /// Revokes what `token` holds: its refresh token first, so that no new access token can be
     /// had, then its access token.
     ///
+    /// Servers must be able to revoke refresh tokens, but not access tokens (RFC 7009 section
+    /// 2.1). Once the refresh token is revoked, a server that answers `unsupported_token_type`
+    /// for the access token counts as done: that token expires by itself.
+    ///
     /// # Errors
     ///
     /// The errors of [`revoke`](Self::revoke); when the refresh token cannot be revoked, the
     /// access token is not tried.
     pub async fn revoke_token(&self, token: &Token) -> Result<(), Error> {
-        if let Some(refresh_token) = token.refresh_token() {
-            self.revoke(refresh_token, TokenTypeHint::RefreshToken)
-                .await?;
-        }
-        self.revoke(token.access_token(), TokenTypeHint::AccessToken)
+        let Some(refresh_token) = token.refresh_token() else {
+            return self
+                .revoke(token.access_token(), TokenTypeHint::AccessToken)
+                .await;
+        };
+        self.revoke(refresh_token, TokenTypeHint::RefreshToken)
+            .await?;
+        match self
+            .revoke(token.access_token(), TokenTypeHint::AccessToken)
             .await
+        {
+            Err(error) if error.oauth_error() == Some("unsupported_token_type") => Ok(()),
+            outcome => outcome,
+        }
     }
 }
 

@@ -5,12 +5,15 @@
 #[path = "../examples/support/mod.rs"]
 mod support;
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tower_oauth2::{
-    ClientAuth, CloneBodies, ErrorKind, OAuth2Layer, TokenCache, TokenClient,
-    grant::ClientCredentials,
+    ClientAuth, CloneBodies, Error, ErrorKind, FetchContext, OAuth2Layer, Token, TokenCache,
+    TokenClient, TokenSource, grant::ClientCredentials,
 };
 
 use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
@@ -126,4 +129,49 @@ async fn a_refused_origin_is_a_typed_error_inside_the_middleware_error() {
     let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
     assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
     assert_eq!(server.grants(), 0);
+}
+
+#[tokio::test]
+async fn a_request_to_an_origin_not_allowed_goes_out_without_the_token() {
+    let server = demo().await;
+    let layer = OAuth2Layer::new(cache(&server))
+        .allow_origin("https://api.example.com")
+        .unwrap();
+    let response = client(layer)
+        .get(server.api_url("/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(server.grants(), 0);
+}
+
+/// Hands out a token the API does not know, then fails.
+struct UnknownThenFailing(AtomicUsize);
+
+impl TokenSource for UnknownThenFailing {
+    async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0 => Ok(Token::bearer("unknown-to-the-api")),
+            _ => Err(Error::source_failed("the token service is down")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn when_no_new_token_can_be_had_after_a_401_the_error_says_why_and_nothing_is_resent() {
+    let server = demo().await;
+    let client = client(OAuth2Layer::new(UnknownThenFailing(AtomicUsize::new(0))));
+
+    let error = client
+        .get(server.api_url("/orders"))
+        .send()
+        .await
+        .unwrap_err();
+    let reqwest_middleware::Error::Middleware(error) = error else {
+        panic!("not a middleware error: {error}");
+    };
+    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
+    assert_eq!(error.kind(), ErrorKind::Source);
+    assert_eq!(server.api_calls(), 1);
 }

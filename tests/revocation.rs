@@ -108,6 +108,51 @@ async fn a_refused_revocation_is_a_typed_error_without_the_token_in_it() {
 }
 
 #[tokio::test]
+async fn a_server_that_cannot_revoke_access_tokens_still_signs_the_user_out() {
+    let (client, sent) = endpoint(vec![
+        (StatusCode::OK, ""),
+        (
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"unsupported_token_type"}"#,
+        ),
+    ]);
+    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let token = Token::bearer("access-1").with_refresh_token("refresh-1");
+
+    revocation.revoke_token(&token).await.unwrap();
+    assert_eq!(sent.lock().unwrap().len(), 2);
+
+    // Without a refresh token there is nothing else to revoke: the refusal stands.
+    let (client, _) = endpoint(vec![(
+        StatusCode::BAD_REQUEST,
+        r#"{"error":"unsupported_token_type"}"#,
+    )]);
+    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let error = revocation
+        .revoke_token(&Token::bearer("access-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.oauth_error(), Some("unsupported_token_type"));
+}
+
+#[tokio::test]
+async fn client_secret_post_puts_the_credentials_in_the_revocation_form() {
+    let (client, sent) = endpoint(vec![]);
+    let revocation = Revocation::new(client, ClientAuth::post("app", "s3cret"));
+
+    revocation
+        .revoke(&Secret::new("access-1"), TokenTypeHint::AccessToken)
+        .await
+        .unwrap();
+
+    let sent = sent.lock().unwrap();
+    let (authorization, form) = &sent[0];
+    assert_eq!(authorization, &None);
+    assert_eq!(form["client_id"], "app");
+    assert_eq!(form["client_secret"], "s3cret");
+}
+
+#[tokio::test]
 async fn an_unavailable_server_is_a_transient_error() {
     let (client, _) = endpoint(vec![(StatusCode::SERVICE_UNAVAILABLE, "<html>down</html>")]);
     let revocation = Revocation::new(client, ClientAuth::none("cli"));

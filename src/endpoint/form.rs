@@ -260,7 +260,7 @@ impl fmt::Debug for TokenRequest {
             })
             .collect();
         f.debug_struct("TokenRequest")
-            .field("grant_type", &self.grant_type)
+            .field("grant_type", &self.grant_type())
             .field("params", &params)
             .finish()
     }

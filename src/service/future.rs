@@ -140,8 +140,7 @@ where
 
     /// A request to an origin the token may not go to.
     pub(super) fn refused() -> Self {
-        let error = Error::new(ErrorKind::OriginNotAllowed)
-            .with_detail("the request's origin may not receive the token");
+        let error = super::origin::not_allowed();
         Self {
             state: State::Waiting {
                 token: Some(Box::pin(std::future::ready(Err(error)))),

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 use http::Uri;
 
 use super::request::sealed;
-use crate::{Error, endpoint::is_loopback};
+use crate::{Error, ErrorKind, endpoint::is_loopback};
 
 /// Where tokens may go: any `https` origin (and `http` on loopback) unless a list is given.
 #[derive(Clone, Default)]
@@ -58,6 +58,12 @@ impl fmt::Display for Origin {
         let scheme = if self.https { "https" } else { "http" };
         write!(f, "{scheme}://{}:{}", self.host, self.port)
     }
+}
+
+/// The error of a request to an origin the token may not go to, when such requests are refused.
+pub(crate) fn not_allowed() -> Error {
+    Error::new(ErrorKind::OriginNotAllowed)
+        .with_detail("the request's origin may not receive the token")
 }
 
 impl Origins {

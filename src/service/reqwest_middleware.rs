@@ -4,8 +4,12 @@
 use http::{Extensions, StatusCode, header::AUTHORIZATION};
 use reqwest_middleware::{Middleware, Next};
 
-use super::{HttpRequest, OAuth2Layer, challenge, origin::Verdict, request::sealed::Replay};
-use crate::{Error, ErrorKind};
+use super::{
+    HttpRequest, OAuth2Layer, challenge,
+    origin::{self, Verdict},
+    request::sealed::Replay,
+};
+use crate::Error;
 
 /// With the `reqwest-middleware` feature, the layer is also a middleware of
 /// [`reqwest_middleware::ClientWithMiddleware`], with the same tokens, origins and replay
@@ -25,6 +29,9 @@ use crate::{Error, ErrorKind};
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Middlewares added after this one see the `Authorization` header: one that rewrites the URL
+/// belongs before it, so that the origin check judges where the request really goes.
 ///
 /// When no token can be had, the error is a [`reqwest_middleware::Error::Middleware`] whose
 /// [`anyhow::Error`](https://docs.rs/anyhow) holds a [`tower_oauth2::Error`](crate::Error)
@@ -51,7 +58,7 @@ where
                 tracing::debug!("origin not allowed for the token; sending without it");
                 return next.run(request, extensions).await;
             }
-            Verdict::Refuse => return Err(failed(Error::new(ErrorKind::OriginNotAllowed))),
+            Verdict::Refuse => return Err(failed(origin::not_allowed())),
         }
         let copy = Replay::replay(&request, &self.policy);
         let token = self.cache.token().await.map_err(failed)?;
@@ -73,9 +80,10 @@ where
             return Ok(response);
         };
         tracing::debug!("401 answer; retrying once with a new token");
+        // The 401 holds its connection; let it go before waiting for a token.
+        drop(response);
         // The copy goes out only with a new token: when none can be had, the error says why.
         let fresh = self.cache.token().await.map_err(failed)?;
-        drop(response);
         copy.headers_mut()
             .insert(AUTHORIZATION, fresh.header_value().clone());
         self.cache.record_retry();
