@@ -39,6 +39,17 @@ where
         .build()
 }
 
+/// The crate's error inside the middleware error of a failed send.
+fn token_error(sent: reqwest_middleware::Result<reqwest::Response>) -> tower_oauth2::Error {
+    match sent {
+        Err(reqwest_middleware::Error::Middleware(error)) => {
+            error.downcast::<tower_oauth2::Error>().unwrap()
+        }
+        Err(error) => panic!("not a middleware error: {error}"),
+        Ok(response) => panic!("sent: {}", response.status()),
+    }
+}
+
 #[tokio::test]
 async fn concurrent_sends_share_one_grant() {
     let server = demo().await;
@@ -118,16 +129,8 @@ async fn an_authorization_header_the_caller_set_is_sent_as_it_is() {
 async fn a_refused_origin_is_a_typed_error_inside_the_middleware_error() {
     let server = demo().await;
     let client = client(OAuth2Layer::new(cache(&server)).refuse_other_origins());
-    let error = client
-        .get("http://api.invalid/orders")
-        .send()
-        .await
-        .unwrap_err();
-    let reqwest_middleware::Error::Middleware(error) = error else {
-        panic!("not a middleware error: {error}");
-    };
-    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
-    assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
+    let error = client.get("http://api.invalid/orders").send().await;
+    assert_eq!(token_error(error).kind(), ErrorKind::OriginNotAllowed);
     assert_eq!(server.grants(), 0);
 }
 
@@ -163,15 +166,7 @@ async fn when_no_new_token_can_be_had_after_a_401_the_error_says_why_and_nothing
     let server = demo().await;
     let client = client(OAuth2Layer::new(UnknownThenFailing(AtomicUsize::new(0))));
 
-    let error = client
-        .get(server.api_url("/orders"))
-        .send()
-        .await
-        .unwrap_err();
-    let reqwest_middleware::Error::Middleware(error) = error else {
-        panic!("not a middleware error: {error}");
-    };
-    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
-    assert_eq!(error.kind(), ErrorKind::Source);
+    let error = client.get(server.api_url("/orders")).send().await;
+    assert_eq!(token_error(error).kind(), ErrorKind::Source);
     assert_eq!(server.api_calls(), 1);
 }
