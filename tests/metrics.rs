@@ -1,5 +1,5 @@
-//! The `metrics` feature: token fetches (by outcome) and retries after a 401 reach the
-//! `metrics` facade, and agree with `TokenCache::stats`.
+//! The `metrics` feature: token fetches (by outcome), loads from the store and retries after a
+//! 401 reach the `metrics` facade, and agree with `TokenCache::stats`.
 #![cfg(feature = "metrics")]
 
 mod common;
@@ -17,7 +17,7 @@ use metrics::{
     Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
 use tower::{Layer, ServiceExt};
-use tower_oauth2::{OAuth2Layer, TokenCache};
+use tower_oauth2::{MemoryStore, OAuth2Layer, TokenCache};
 
 use common::{Body, Issuer, get};
 
@@ -113,5 +113,29 @@ async fn fetches_failures_and_retries_are_counted() {
     assert_eq!(
         (stats.fetches, stats.failed_fetches, stats.retries_after_401),
         (3, 1, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_read_back_from_the_store_is_counted_as_a_load_not_a_fetch() {
+    let recorder = Counting::default();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let issuer = Issuer::new();
+    let store = Arc::new(MemoryStore::default());
+    let first = TokenCache::builder(issuer.grant())
+        .store(Arc::clone(&store))
+        .build();
+    first.token().await.unwrap();
+    let restarted = TokenCache::builder(issuer.grant())
+        .store(Arc::clone(&store))
+        .build();
+    restarted.token().await.unwrap();
+
+    assert_eq!(issuer.grants(), 1);
+    assert_eq!(recorder.get("tower_oauth2_token_loads_total"), 1);
+    assert_eq!(
+        recorder.get("tower_oauth2_token_fetches_total{outcome=ok}"),
+        1
     );
 }
