@@ -44,10 +44,7 @@ where
     S: Service<Request<Body>, Response = Response<Request<Body>>>,
     S::Error: std::fmt::Debug,
 {
-    let mut request = support::static_uri();
-    for _ in 0..2 {
-        request = support::recycle(&mut service, request);
-    }
+    let mut request = support::warmed_request(&mut service);
     let region = Region::new(GLOBAL);
     for _ in 0..REQUESTS {
         request = support::recycle(&mut service, black_box(request));
@@ -57,10 +54,7 @@ where
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let layer = OAuth2Layer::new(cache);
     let shapes = support::SHAPES;

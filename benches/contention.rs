@@ -37,8 +37,7 @@ where
                 let start = &start;
                 scope.spawn(move || {
                     // Two requests: the second makes a layered clone take its own header.
-                    let request = recycle(&mut service, support::static_uri());
-                    let mut request = recycle(&mut service, request);
+                    let mut request = support::warmed_request(&mut service);
                     start.wait();
                     let began = Instant::now();
                     for _ in 0..iters {
@@ -71,10 +70,7 @@ where
 }
 
 fn contention(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     bench(c, "bare", echo());
     bench(
@@ -119,8 +115,7 @@ where
                 let mut service = service.clone();
                 let (barrier, progress) = (&barrier, &progress);
                 scope.spawn(move || {
-                    let request = recycle(&mut service, support::static_uri());
-                    let mut request = recycle(&mut service, request);
+                    let mut request = support::warmed_request(&mut service);
                     let other = &progress[(me + 1) % threads].0;
                     let mut results = Vec::with_capacity(ROUNDS);
                     let mut ticks = 0_u64;
@@ -214,10 +209,7 @@ impl SpinBarrier {
 }
 
 fn overlapped_ratios() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let layer = OAuth2Layer::new(cache);
     let mut json = String::from("{");

@@ -30,10 +30,7 @@ fn run<S>(
 }
 
 fn hot_path(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let shapes = support::SHAPES;
     for (shape, build) in shapes {
@@ -71,10 +68,7 @@ fn hot_path(c: &mut Criterion) {
 
 /// The same variants, interleaved batch by batch, for ratios that hold on a busy machine.
 fn paired_ratios() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let shapes = support::SHAPES;
     let mut json = String::from("{");
@@ -90,21 +84,14 @@ fn paired_ratios() {
             .replay(NoReplay)
             .layer(noop());
         let mut variants: [(&str, &mut dyn FnMut()); 5] = [
-            ("bare", &mut || {
-                drop(black_box(send(&mut bare, black_box(build)())))
-            }),
-            ("set_request_header", &mut || {
-                drop(black_box(send(&mut set, black_box(build)())))
-            }),
-            ("add_authorization", &mut || {
-                drop(black_box(send(&mut add, black_box(build)())))
-            }),
-            ("oauth2", &mut || {
-                drop(black_box(send(&mut oauth2, black_box(build)())))
-            }),
-            ("oauth2_no_replay", &mut || {
-                drop(black_box(send(&mut no_replay, black_box(build)())))
-            }),
+            ("bare", &mut support::sending(&mut bare, build)),
+            ("set_request_header", &mut support::sending(&mut set, build)),
+            ("add_authorization", &mut support::sending(&mut add, build)),
+            ("oauth2", &mut support::sending(&mut oauth2, build)),
+            (
+                "oauth2_no_replay",
+                &mut support::sending(&mut no_replay, build),
+            ),
         ];
         let timings = support::paired(&mut variants, 1500, 40);
         let floor = timings[2];

@@ -66,10 +66,7 @@ mod herd {
     }
 
     pub(super) fn run(which: &str) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = support::runtime();
         let gate = Arc::new(Notify::new());
         let progress = Arc::new(Progress::default());
         match which {
@@ -197,10 +194,7 @@ where
     S: Service<Request<Body>, Response = Response<Request<Body>>>,
     S::Error: std::fmt::Debug,
 {
-    let mut request = support::static_uri();
-    for _ in 0..2 {
-        request = support::recycle(&mut service, request);
-    }
+    let request = support::warmed_request(&mut service);
     black_box(measure_recycled(&mut service, request));
 }
 
@@ -209,11 +203,7 @@ fn one_case(name: &str) {
         herd::run(herd);
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime_with_one_worker();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let layer = OAuth2Layer::new(cache);
     let (shape, middleware) = name.split_once('/').expect("a case is SHAPE/MIDDLEWARE");

@@ -29,11 +29,7 @@ fn run<S>(
 }
 
 fn peers(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime_with_one_worker();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let mut group = c.benchmark_group("peers");
     run(&mut group, "bare", noop());
@@ -54,11 +50,7 @@ fn peers(c: &mut Criterion) {
 
 /// The same, interleaved batch by batch, for ratios that hold on a busy machine.
 fn paired_ratios() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime_with_one_worker();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let build = support::plain;
     let mut bare = noop();
@@ -67,21 +59,11 @@ fn paired_ratios() {
     let mut aliri = peers::aliri(&runtime, noop());
     let mut yup = peers::yup(&runtime, noop());
     let mut variants: [(&str, &mut dyn FnMut()); 5] = [
-        ("bare", &mut || {
-            drop(black_box(send(&mut bare, black_box(build)())))
-        }),
-        ("add_authorization", &mut || {
-            drop(black_box(send(&mut add, black_box(build)())))
-        }),
-        ("tower_oauth2", &mut || {
-            drop(black_box(send(&mut oauth2, black_box(build)())))
-        }),
-        ("aliri_tokens", &mut || {
-            drop(black_box(send(&mut aliri, black_box(build)())))
-        }),
-        ("yup_oauth2", &mut || {
-            drop(black_box(send(&mut yup, black_box(build)())))
-        }),
+        ("bare", &mut support::sending(&mut bare, build)),
+        ("add_authorization", &mut support::sending(&mut add, build)),
+        ("tower_oauth2", &mut support::sending(&mut oauth2, build)),
+        ("aliri_tokens", &mut support::sending(&mut aliri, build)),
+        ("yup_oauth2", &mut support::sending(&mut yup, build)),
     ];
     let timings = support::paired(&mut variants, 1500, 40);
     let bare = timings[0];

@@ -3,91 +3,18 @@
 
 mod common;
 
-use std::{
-    collections::{HashMap, VecDeque},
-    convert::Infallible,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode, header::AUTHORIZATION};
-use http_body_util::{BodyExt, Full};
-use tower::service_fn;
+use http::StatusCode;
 use tower_oauth2::{
-    ClientAuth, ErrorKind, MemoryStore, Secret, Token, TokenCache, TokenClient,
+    ClientAuth, ErrorKind, MemoryStore, Secret, Token, TokenCache,
     grant::{AuthorizationCode, Callback, PendingAuthorization, PkceVerifier, RefreshToken},
 };
 
-use common::Body;
+use common::recording::Endpoint;
 
 const AUTHORIZE: &str = "https://auth.test/authorize?tenant=t1";
 const REDIRECT: &str = "https://app.test/callback";
-
-/// What the token endpoint received.
-#[derive(Debug, Clone)]
-struct Sent {
-    authorization: Option<String>,
-    form: HashMap<String, String>,
-}
-
-/// A token endpoint that records requests and answers from a script, then with
-/// `access-N` / `refresh-N`.
-#[derive(Default)]
-struct Endpoint {
-    sent: Mutex<Vec<Sent>>,
-    script: Mutex<VecDeque<(StatusCode, String)>>,
-}
-
-impl Endpoint {
-    fn new() -> Arc<Self> {
-        Arc::default()
-    }
-
-    fn then(&self, status: StatusCode, body: &str) {
-        self.script
-            .lock()
-            .unwrap()
-            .push_back((status, body.to_owned()));
-    }
-
-    fn sent(&self) -> Vec<Sent> {
-        self.sent.lock().unwrap().clone()
-    }
-
-    fn client(self: &Arc<Self>) -> TokenClient {
-        let endpoint = Arc::clone(self);
-        let http = service_fn(move |request: Request<Body>| {
-            let endpoint = Arc::clone(&endpoint);
-            async move {
-                let authorization = request
-                    .headers()
-                    .get(AUTHORIZATION)
-                    .map(|value| value.to_str().unwrap().to_owned());
-                let body = request.into_body().collect().await.unwrap().to_bytes();
-                let form = form_urlencoded::parse(&body).into_owned().collect();
-                let n = {
-                    let mut sent = endpoint.sent.lock().unwrap();
-                    sent.push(Sent {
-                        authorization,
-                        form,
-                    });
-                    sent.len()
-                };
-                let (status, body) = endpoint.script.lock().unwrap().pop_front().unwrap_or((
-                    StatusCode::OK,
-                    format!(
-                        r#"{{"access_token":"access-{n}","token_type":"Bearer","expires_in":3600,"refresh_token":"refresh-{n}"}}"#
-                    ),
-                ));
-                let mut response = Response::new(Full::new(Bytes::from(body)));
-                *response.status_mut() = status;
-                Ok::<_, Infallible>(response)
-            }
-        });
-        TokenClient::new("https://auth.test/token", http).unwrap()
-    }
-}
 
 fn public_grant(endpoint: &Arc<Endpoint>) -> AuthorizationCode {
     AuthorizationCode::new(

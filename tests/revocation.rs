@@ -3,49 +3,18 @@
 
 mod common;
 
-use std::{
-    collections::{HashMap, VecDeque},
-    convert::Infallible,
-    sync::{Arc, Mutex},
-};
-
-use bytes::Bytes;
-use http::{Request, Response, StatusCode, header::AUTHORIZATION};
-use http_body_util::{BodyExt, Full};
-use tower::service_fn;
+use http::StatusCode;
 use tower_oauth2::{ClientAuth, ErrorKind, Revocation, Secret, Token, TokenClient, TokenTypeHint};
 
-use common::Body;
-
-type Sent = Vec<(Option<String>, HashMap<String, String>)>;
+use common::recording::Endpoint;
 
 /// A revocation endpoint answering each request with the next scripted answer, then 200.
-fn endpoint(script: Vec<(StatusCode, &'static str)>) -> (TokenClient, Arc<Mutex<Sent>>) {
-    let sent = Arc::new(Mutex::new(Sent::new()));
-    let script = Arc::new(Mutex::new(VecDeque::from(script)));
-    let recorded = Arc::clone(&sent);
-    let http = service_fn(move |request: Request<Body>| {
-        let (sent, script) = (Arc::clone(&recorded), Arc::clone(&script));
-        async move {
-            let authorization = request
-                .headers()
-                .get(AUTHORIZATION)
-                .map(|value| value.to_str().unwrap().to_owned());
-            let body = request.into_body().collect().await.unwrap().to_bytes();
-            let form = form_urlencoded::parse(&body).into_owned().collect();
-            sent.lock().unwrap().push((authorization, form));
-            let (status, body) = script
-                .lock()
-                .unwrap()
-                .pop_front()
-                .unwrap_or((StatusCode::OK, ""));
-            let mut response = Response::new(Full::new(Bytes::from(body)));
-            *response.status_mut() = status;
-            Ok::<_, Infallible>(response)
-        }
-    });
-    let client = TokenClient::new("https://auth.test/revoke", http).unwrap();
-    (client, sent)
+fn endpoint(script: Vec<(StatusCode, &'static str)>) -> (TokenClient, std::sync::Arc<Endpoint>) {
+    let endpoint = Endpoint::answering(|_| (StatusCode::OK, String::new()));
+    for (status, body) in script {
+        endpoint.then(status, body);
+    }
+    (endpoint.client(), endpoint)
 }
 
 #[tokio::test]
@@ -58,8 +27,8 @@ async fn a_token_is_revoked_with_its_hint_and_the_clients_credentials() {
         .await
         .unwrap();
 
-    let sent = sent.lock().unwrap();
-    let (authorization, form) = &sent[0];
+    let sent = sent.sent();
+    let (authorization, form) = (&sent[0].authorization, &sent[0].form);
     assert!(authorization.as_deref().unwrap().starts_with("Basic "));
     assert_eq!(form["token"], "refresh-1");
     assert_eq!(form["token_type_hint"], "refresh_token");
@@ -74,16 +43,21 @@ async fn revoking_a_token_set_revokes_the_refresh_token_first() {
 
     revocation.revoke_token(&token).await.unwrap();
 
-    let sent = sent.lock().unwrap();
+    let sent = sent.sent();
     let revoked: Vec<(&str, &str)> = sent
         .iter()
-        .map(|(_, form)| (form["token"].as_str(), form["token_type_hint"].as_str()))
+        .map(|sent| {
+            (
+                sent.form["token"].as_str(),
+                sent.form["token_type_hint"].as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         revoked,
         [("refresh-1", "refresh_token"), ("access-1", "access_token")]
     );
-    assert_eq!(sent[0].1["client_id"], "cli");
+    assert_eq!(sent[0].form["client_id"], "cli");
 }
 
 #[tokio::test]
@@ -104,7 +78,7 @@ async fn a_refused_revocation_is_a_typed_error_without_the_token_in_it() {
         "{error}"
     );
     // The access token is not tried once the refresh token could not be revoked.
-    assert_eq!(sent.lock().unwrap().len(), 1);
+    assert_eq!(sent.sent().len(), 1);
 }
 
 #[tokio::test]
@@ -120,7 +94,7 @@ async fn a_server_that_cannot_revoke_access_tokens_still_signs_the_user_out() {
     let token = Token::bearer("access-1").with_refresh_token("refresh-1");
 
     revocation.revoke_token(&token).await.unwrap();
-    assert_eq!(sent.lock().unwrap().len(), 2);
+    assert_eq!(sent.sent().len(), 2);
 
     // Without a refresh token there is nothing else to revoke: the refusal stands.
     let (client, _) = endpoint(vec![(
@@ -145,8 +119,8 @@ async fn client_secret_post_puts_the_credentials_in_the_revocation_form() {
         .await
         .unwrap();
 
-    let sent = sent.lock().unwrap();
-    let (authorization, form) = &sent[0];
+    let sent = sent.sent();
+    let (authorization, form) = (&sent[0].authorization, &sent[0].form);
     assert_eq!(authorization, &None);
     assert_eq!(form["client_id"], "app");
     assert_eq!(form["client_secret"], "s3cret");

@@ -45,6 +45,23 @@ impl TokenSource for Fixed {
     }
 }
 
+/// A current-thread runtime, for benchmarks that drive the layer by hand.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+}
+
+/// A runtime with one worker thread, for peers that spawn tasks of their own.
+pub fn runtime_with_one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a one-worker runtime")
+}
+
 /// A cache holding `token`, warmed inside `runtime` so that its expiry timer runs there.
 pub fn warm_cache(runtime: &tokio::runtime::Runtime, token: &str) -> TokenCache {
     let cache = TokenCache::new(Fixed(token.to_owned()));
@@ -177,6 +194,31 @@ where
     let mut request = send(service, request).into_body();
     request.headers_mut().clear();
     request
+}
+
+/// A static-URI request sent twice through `service` (over [`echo`]), ready to be recycled:
+/// the second send makes a layered clone take its own copy of the header.
+pub fn warmed_request<S>(service: &mut S) -> Request<Body>
+where
+    S: Service<Request<Body>, Response = Response<Request<Body>>>,
+    S::Error: std::fmt::Debug,
+{
+    let request = recycle(service, static_uri());
+    recycle(service, request)
+}
+
+/// One variant of a paired run: sends a request of shape `build` through `service`.
+pub fn sending<S>(service: &mut S, build: Build) -> impl FnMut() + '_
+where
+    S: Service<Request<Body>>,
+    S::Error: std::fmt::Debug,
+{
+    move || {
+        drop(std::hint::black_box(send(
+            service,
+            std::hint::black_box(build)(),
+        )))
+    }
 }
 
 /// Times of one variant in a paired run.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod recording;
+
 use std::{
     collections::HashSet,
     convert::Infallible,
