@@ -34,10 +34,7 @@ use std::{process::ExitCode, time::Duration};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_oauth2::{
     BoxError, ClientAuth, ErrorKind, FileStore, OAuth2Layer, Revocation, TokenCache, TokenClient,
@@ -107,7 +104,7 @@ async fn main() -> Result<ExitCode, BoxError> {
         .as_deref()
         .unwrap_or("http://127.0.0.1/callback");
     let mut grant = AuthorizationCode::new(
-        endpoint,
+        endpoint.clone(),
         ClientAuth::none(client_id.as_str()),
         authorize,
         redirect_uri,
@@ -124,7 +121,13 @@ async fn main() -> Result<ExitCode, BoxError> {
     }
 
     if let Some(revocation_url) = &options.sign_out {
-        return sign_out(revocation_url, client_id, options.store.as_deref(), http).await;
+        return sign_out(
+            revocation_url,
+            client_id,
+            options.store.as_deref(),
+            &endpoint,
+        )
+        .await;
     }
 
     let mut builder = TokenCache::builder(grant.clone());
@@ -203,7 +206,7 @@ async fn sign_out(
     revocation_url: &str,
     client_id: &str,
     store: Option<&str>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    endpoint: &TokenClient,
 ) -> Result<ExitCode, BoxError> {
     let Some(path) = store else {
         eprintln!("--sign-out needs --store: the tokens to revoke are the saved ones");
@@ -211,8 +214,7 @@ async fn sign_out(
     };
     let store = FileStore::new(path);
     if let Some(token) = store.load().await? {
-        let endpoint = TokenClient::new(revocation_url, http)?;
-        Revocation::new(endpoint, ClientAuth::none(client_id))
+        Revocation::new(revocation_url, endpoint, ClientAuth::none(client_id))?
             .revoke_token(&token)
             .await?;
     }

@@ -26,6 +26,9 @@ pub struct Error {
 
 struct Inner {
     kind: ErrorKind,
+    /// Which endpoint of the authorization server answered (or did not), such as "token
+    /// endpoint"; `None` reads as the token endpoint.
+    endpoint: Option<&'static str>,
     status: Option<StatusCode>,
     oauth: Option<OAuthError>,
     detail: Option<Box<str>>,
@@ -93,6 +96,7 @@ impl Error {
     pub(crate) fn new(kind: ErrorKind) -> Self {
         Self::from_inner(Inner {
             kind,
+            endpoint: None,
             status: None,
             oauth: None,
             detail: None,
@@ -135,6 +139,11 @@ impl Error {
         self.map(|inner| inner.kind = kind)
     }
 
+    /// Names the endpoint the error came from, for its message.
+    pub(crate) fn at(self, endpoint: &'static str) -> Self {
+        self.map(|inner| inner.endpoint = Some(endpoint))
+    }
+
     pub(crate) fn with_status(self, status: StatusCode) -> Self {
         self.map(|inner| inner.status = Some(status))
     }
@@ -167,6 +176,7 @@ impl Error {
     fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             kind: shared.kind,
+            endpoint: shared.endpoint,
             status: shared.status,
             oauth: shared.oauth.clone(),
             detail: shared.detail.clone(),
@@ -233,16 +243,17 @@ impl Error {
     }
 }
 
-/// The kind in a few words, as an [`Error`]'s message starts.
+/// The kind in a few words. An [`Error`]'s message starts with them, naming the endpoint (such
+/// as "token endpoint timed out").
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Rejected => "token endpoint rejected the request",
-            Self::UnexpectedResponse => "unexpected response from token endpoint",
+            Self::Rejected => "endpoint rejected the request",
+            Self::UnexpectedResponse => "unexpected response from endpoint",
             Self::InvalidResponse => "invalid token response",
-            Self::BodyTooLarge => "token endpoint response body too large",
-            Self::Timeout => "token endpoint timed out",
-            Self::Transport => "could not reach token endpoint",
+            Self::BodyTooLarge => "endpoint response body too large",
+            Self::Timeout => "endpoint timed out",
+            Self::Transport => "could not reach endpoint",
             Self::ReauthorizationRequired => "re-authorization required",
             Self::Config => "invalid configuration",
             Self::Source => "token source failed",
@@ -261,7 +272,15 @@ impl fmt::Display for ErrorKind {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
-        fmt::Display::fmt(&inner.kind, f)?;
+        let name = inner.endpoint.unwrap_or("token endpoint");
+        match inner.kind {
+            ErrorKind::Rejected => write!(f, "{name} rejected the request")?,
+            ErrorKind::UnexpectedResponse => write!(f, "unexpected response from {name}")?,
+            ErrorKind::BodyTooLarge => write!(f, "{name} response body too large")?,
+            ErrorKind::Timeout => write!(f, "{name} timed out")?,
+            ErrorKind::Transport => write!(f, "could not reach {name}")?,
+            kind => fmt::Display::fmt(&kind, f)?,
+        }
         if let Some(status) = inner.status {
             write!(f, " (HTTP {})", status.as_u16())?;
         }
@@ -285,6 +304,9 @@ impl fmt::Debug for Error {
         let inner = &self.inner;
         let mut debug = f.debug_struct("Error");
         debug.field("kind", &inner.kind);
+        if let Some(endpoint) = inner.endpoint {
+            debug.field("endpoint", &endpoint);
+        }
         if let Some(status) = inner.status {
             debug.field("status", &status);
         }
@@ -363,12 +385,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_errors_message_starts_with_its_kinds_words() {
+    fn an_errors_message_names_its_endpoint_in_its_kinds_words() {
         let error = Error::new(ErrorKind::Timeout).with_detail("after 30 s");
-        assert_eq!(ErrorKind::Timeout.to_string(), "token endpoint timed out");
-        assert!(
-            error.to_string().starts_with("token endpoint timed out"),
-            "{error}"
+        assert_eq!(ErrorKind::Timeout.to_string(), "endpoint timed out");
+        assert_eq!(error.to_string(), "token endpoint timed out: after 30 s");
+        let revocation = error.at("revocation endpoint");
+        assert_eq!(
+            revocation.to_string(),
+            "revocation endpoint timed out: after 30 s"
         );
     }
 

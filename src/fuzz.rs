@@ -11,7 +11,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use http::{HeaderMap, HeaderValue, StatusCode, header::RETRY_AFTER};
 
 use crate::{
-    ClientAuth, Error, ErrorKind, TokenRequest, endpoint::parse::parse_response, service::challenge,
+    ClientAuth, Error, ErrorKind, TokenRequest, endpoint::parse::parse_response,
+    middleware::challenge,
 };
 
 /// The client secret of the fuzzed requests. It has characters that form encoding changes, and

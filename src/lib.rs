@@ -128,35 +128,35 @@
 pub mod __fuzz;
 mod cache;
 mod endpoint;
+mod error;
 #[doc = include_str!("../docs/failures.md")]
 pub mod failures {}
-mod error;
 pub mod grant;
-#[cfg(feature = "https")]
-#[cfg_attr(docsrs, doc(cfg(feature = "https")))]
-pub mod https;
-#[cfg(feature = "reqwest")]
-mod reqwest_support;
+mod middleware;
+mod origin;
 mod revocation;
 mod secret;
-mod service;
 mod source;
 mod store;
 mod token;
+mod transport;
 
+#[cfg(feature = "https")]
+pub use self::transport::https;
 pub use self::{
     cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
-    endpoint::{ClientAuth, HttpClient, TokenClient, TokenRequest},
+    endpoint::{ClientAuth, TokenClient, TokenRequest},
     error::{BoxError, Error, ErrorKind},
-    revocation::{Revocation, TokenTypeHint},
-    secret::Secret,
-    service::{
+    middleware::{
         CloneBodies, EmptyBodies, HttpRequest, HttpResponse, NoReplay, OAuth2, OAuth2Layer,
         ReplayPolicy, ResponseFuture,
     },
+    revocation::{Revocation, TokenTypeHint},
+    secret::Secret,
     source::{FetchContext, FetchReason, TokenSource},
     store::{FileStore, MemoryStore, TokenStore},
     token::Token,
+    transport::HttpClient,
 };
 
 impl<T: TokenSource> From<T> for TokenCache {

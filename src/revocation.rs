@@ -3,14 +3,17 @@
 
 use std::fmt;
 
-use crate::{ClientAuth, Error, Secret, Token, TokenClient, TokenRequest, endpoint::parse};
+use crate::{
+    ClientAuth, Error, Secret, Token, TokenClient, TokenRequest,
+    endpoint::{Endpoint, parse},
+};
 
 /// Revokes tokens at an authorization server's revocation endpoint (RFC 7009).
 ///
-/// The [`TokenClient`] it sends through is made with the revocation endpoint's URL (the
-/// `revocation_endpoint` of the server's metadata), and the client authenticates as it does at
-/// the token endpoint. Revoking a refresh token also revokes the access tokens of its grant at
-/// most servers.
+/// It posts to the revocation endpoint (the `revocation_endpoint` of the server's metadata)
+/// through the HTTP client of a [`TokenClient`] of the same server, with its timeout and body
+/// limit, and the client authenticates as it does at the token endpoint. Revoking a refresh
+/// token also revokes the access tokens of its grant at most servers.
 ///
 /// Signing a user out: drop the [`TokenCache`](crate::TokenCache) and the clients that share
 /// it, revoke the token its [store](crate::TokenCacheBuilder::store) holds, and delete what the
@@ -18,8 +21,7 @@ use crate::{ClientAuth, Error, Secret, Token, TokenClient, TokenRequest, endpoin
 /// rather than what the cache handed out last: a refresh that was under way may have saved a
 /// newer token.
 ///
-/// Errors read as the token endpoint's (`token endpoint rejected the request`, ...): the
-/// revocation endpoint is reached the same way, through a [`TokenClient`].
+/// Errors name the revocation endpoint: `revocation endpoint rejected the request`, ...
 ///
 /// ```
 /// # use bytes::Bytes;
@@ -34,8 +36,12 @@ use crate::{ClientAuth, Error, Secret, Token, TokenClient, TokenRequest, endpoin
 /// #     Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::default()))
 /// # });
 /// # let token = Token::bearer("access").with_refresh_token("refresh");
-/// let endpoint = TokenClient::new("https://auth.example.com/oauth2/revoke", http)?;
-/// let revocation = Revocation::new(endpoint, ClientAuth::none("my-cli"));
+/// let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http)?;
+/// let revocation = Revocation::new(
+///     "https://auth.example.com/oauth2/revoke",
+///     &endpoint,
+///     ClientAuth::none("my-cli"),
+/// )?;
 ///
 /// // On sign-out: the refresh token first, so no new access token can be had, then the
 /// // access token.
@@ -45,7 +51,7 @@ use crate::{ClientAuth, Error, Secret, Token, TokenClient, TokenRequest, endpoin
 /// ```
 #[derive(Clone)]
 pub struct Revocation {
-    endpoint: TokenClient,
+    endpoint: Endpoint,
     auth: ClientAuth,
 }
 
@@ -70,10 +76,16 @@ impl TokenTypeHint {
 }
 
 impl Revocation {
-    /// Creates a revocation client: `endpoint` is the revocation endpoint, `auth` the client
-    /// authentication.
-    pub fn new(endpoint: TokenClient, auth: ClientAuth) -> Self {
-        Self { endpoint, auth }
+    /// Creates a client of the revocation endpoint at `url`, sending through `via`'s HTTP
+    /// client, and authenticating with `auth`.
+    ///
+    /// Fails unless `url` is `https`, or `http` to a loopback host (or to any host when `via`
+    /// was made [`with_plain_http`](TokenClient::with_plain_http)).
+    pub fn new(url: &str, via: &TokenClient, auth: ClientAuth) -> Result<Self, Error> {
+        Ok(Self {
+            endpoint: via.sibling(url, "revocation endpoint")?,
+            auth,
+        })
     }
 
     /// Revokes `token`, of the kind `hint` says.

@@ -86,7 +86,7 @@ pub enum FetchReason {
     /// The token has expired: requests wait for this fetch.
     Expired,
     /// A request with the current token got a 401 answer.
-    Rejected,
+    Unauthorized,
     /// [`TokenCache::refresh`](crate::TokenCache::refresh) was called.
     Forced,
 }
@@ -98,7 +98,7 @@ impl FetchReason {
             Self::Cold => "cold",
             Self::Stale => "stale",
             Self::Expired => "expired",
-            Self::Rejected => "rejected",
+            Self::Unauthorized => "unauthorized",
             Self::Forced => "forced",
         }
     }

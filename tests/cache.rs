@@ -324,7 +324,7 @@ async fn sources_learn_why_they_are_asked_and_the_refresh_token_is_kept() {
         [
             FetchReason::Cold,
             FetchReason::Stale,
-            FetchReason::Rejected,
+            FetchReason::Unauthorized,
             FetchReason::Expired,
             FetchReason::Forced
         ]

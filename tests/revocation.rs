@@ -8,6 +8,8 @@ use tower_oauth2::{ClientAuth, ErrorKind, Revocation, Secret, Token, TokenClient
 
 use common::recording::Endpoint;
 
+const REVOKE: &str = "https://auth.test/revoke";
+
 /// A revocation endpoint answering each request with the next scripted answer, then 200.
 fn endpoint(script: Vec<(StatusCode, &'static str)>) -> (TokenClient, std::sync::Arc<Endpoint>) {
     let endpoint = Endpoint::answering(|_| (StatusCode::OK, String::new()));
@@ -20,7 +22,7 @@ fn endpoint(script: Vec<(StatusCode, &'static str)>) -> (TokenClient, std::sync:
 #[tokio::test]
 async fn a_token_is_revoked_with_its_hint_and_the_clients_credentials() {
     let (client, sent) = endpoint(vec![]);
-    let revocation = Revocation::new(client, ClientAuth::basic("app", "s3cret"));
+    let revocation = Revocation::new(REVOKE, &client, ClientAuth::basic("app", "s3cret")).unwrap();
 
     revocation
         .revoke(&Secret::new("refresh-1"), TokenTypeHint::RefreshToken)
@@ -38,7 +40,7 @@ async fn a_token_is_revoked_with_its_hint_and_the_clients_credentials() {
 #[tokio::test]
 async fn revoking_a_token_set_revokes_the_refresh_token_first() {
     let (client, sent) = endpoint(vec![]);
-    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let revocation = Revocation::new(REVOKE, &client, ClientAuth::none("cli")).unwrap();
     let token = Token::bearer("access-1").with_refresh_token("refresh-1");
 
     revocation.revoke_token(&token).await.unwrap();
@@ -66,7 +68,7 @@ async fn a_refused_revocation_is_a_typed_error_without_the_token_in_it() {
         StatusCode::BAD_REQUEST,
         r#"{"error":"unsupported_token_type","error_description":"cannot revoke sentinel-refresh"}"#,
     )]);
-    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let revocation = Revocation::new(REVOKE, &client, ClientAuth::none("cli")).unwrap();
     let token = Token::bearer("sentinel-access").with_refresh_token("sentinel-refresh");
 
     let error = revocation.revoke_token(&token).await.unwrap_err();
@@ -90,7 +92,7 @@ async fn a_server_that_cannot_revoke_access_tokens_still_signs_the_user_out() {
             r#"{"error":"unsupported_token_type"}"#,
         ),
     ]);
-    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let revocation = Revocation::new(REVOKE, &client, ClientAuth::none("cli")).unwrap();
     let token = Token::bearer("access-1").with_refresh_token("refresh-1");
 
     revocation.revoke_token(&token).await.unwrap();
@@ -101,7 +103,7 @@ async fn a_server_that_cannot_revoke_access_tokens_still_signs_the_user_out() {
         StatusCode::BAD_REQUEST,
         r#"{"error":"unsupported_token_type"}"#,
     )]);
-    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let revocation = Revocation::new(REVOKE, &client, ClientAuth::none("cli")).unwrap();
     let error = revocation
         .revoke_token(&Token::bearer("access-1"))
         .await
@@ -112,7 +114,7 @@ async fn a_server_that_cannot_revoke_access_tokens_still_signs_the_user_out() {
 #[tokio::test]
 async fn client_secret_post_puts_the_credentials_in_the_revocation_form() {
     let (client, sent) = endpoint(vec![]);
-    let revocation = Revocation::new(client, ClientAuth::post("app", "s3cret"));
+    let revocation = Revocation::new(REVOKE, &client, ClientAuth::post("app", "s3cret")).unwrap();
 
     revocation
         .revoke(&Secret::new("access-1"), TokenTypeHint::AccessToken)
@@ -129,7 +131,7 @@ async fn client_secret_post_puts_the_credentials_in_the_revocation_form() {
 #[tokio::test]
 async fn an_unavailable_server_is_a_transient_error() {
     let (client, _) = endpoint(vec![(StatusCode::SERVICE_UNAVAILABLE, "<html>down</html>")]);
-    let revocation = Revocation::new(client, ClientAuth::none("cli"));
+    let revocation = Revocation::new(REVOKE, &client, ClientAuth::none("cli")).unwrap();
 
     let error = revocation
         .revoke(&Secret::new("access-1"), TokenTypeHint::AccessToken)

@@ -168,7 +168,7 @@ async fn no_secret_appears_in_any_trace_output_of_a_whole_flow() {
         "token_fetch",
         r#"grant_type="client_credentials""#,
         r#"reason="cold""#,
-        r#"reason="rejected""#,
+        r#"reason="unauthorized""#,
         r#"reason="forced""#,
         r#"outcome="ok""#,
         r#"outcome="error""#,

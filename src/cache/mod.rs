@@ -1,32 +1,49 @@
 //! The shared, single-flight token cache in front of a [`TokenSource`].
+//!
+//! Words used throughout this module:
+//!
+//! - **entry**: a token as the cache holds it, with its `Authorization` header built once and
+//!   the instants at which it turns stale and expires (`state.rs`).
+//! - **generation**: a number unique in the process that names one entry.
+//! - **phase**: where the current entry is in its life: empty, fresh, stale, refreshing,
+//!   unwatched, expired, or unauthorized (a request with it got a 401 answer).
+//! - **stamp**: the generation and phase in one atomic word; the one read of a request's fast
+//!   path. Equal stamps mean the same token in the same phase.
+//! - **flight**: the one fetch that may run at a time, in a task of its own (`flight.rs`);
+//!   **waiters** are the requests that wait for it.
+//! - **fetch**: what the flight's task does: read the store when cold, else ask the source, with
+//!   retries and backoff (`fetch.rs`); saving to the store is `persist.rs`.
+//! - **ticket**: the header a request carries and the generation it names, so that a 401 answer
+//!   retires that token and no other (`ticket.rs`).
 
+mod fetch;
 mod flight;
+mod persist;
 mod state;
+mod stats;
+mod ticket;
 
 use std::{
     fmt,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use http::HeaderValue;
 
+pub use self::stats::CacheStats;
+pub(crate) use self::ticket::{Ticket, Wait};
 use self::{
-    flight::{Backoff, Rules, Shared, Waiter},
-    state::{Lifetimes, Phase},
+    fetch::Backoff,
+    flight::Flight,
+    persist::Persistence,
+    state::{Entry, Phase, Stamp, State, USABLE},
+    stats::Stats,
 };
-use crate::{Error, FetchReason, Token, TokenSource, TokenStore, store::DynTokenStore};
-
-pub(crate) use self::{
-    flight::{Outcome, wait, wait_with},
-    state::Cached,
+use crate::{
+    Error, FetchReason, Token, TokenSource, TokenStore, source::DynTokenSource,
+    store::DynTokenStore,
 };
-
-/// A fetch to wait for, or why none could be started.
-pub(crate) type Pending = Result<Waiter, Error>;
 
 /// A token cache shared by every request of a client: one fetch at a time, its result shared.
 ///
@@ -41,9 +58,10 @@ pub(crate) type Pending = Result<Waiter, Error>;
 /// However many requests need a token at once, the source runs once, and every waiter gets its
 /// result, token or [`Error`]. The fetch runs in a task of its own: dropping every waiting
 /// request does not cancel it, and its token is cached for the next request. A fetch that fails
-/// never evicts a token that is still valid. No fetch starts sooner than
-/// [`min_refresh_interval`](TokenCacheBuilder::min_refresh_interval) after the previous one, so
-/// a server that issues tokens with tiny lifetimes cannot make the cache busy-loop.
+/// never evicts a token that is still valid. No fetch for a stale or expired token starts
+/// sooner than [`min_refresh_interval`](TokenCacheBuilder::min_refresh_interval) after the
+/// previous one, so a server that issues tokens with tiny lifetimes cannot make the cache
+/// busy-loop.
 ///
 /// Fetches are spawned on the Tokio runtime of the request that starts them.
 ///
@@ -68,7 +86,26 @@ pub(crate) type Pending = Result<Waiter, Error>;
 /// ```
 #[derive(Clone)]
 pub struct TokenCache {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
+}
+
+/// Everything the clones of one cache share.
+struct Core {
+    state: Arc<State>,
+    flight: Mutex<Flight>,
+    source: Box<dyn DynTokenSource>,
+    persistence: Persistence,
+    rules: Rules,
+    stats: Stats,
+}
+
+/// Timing rules, from the builder.
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    refresh_margin: Duration,
+    min_refresh_interval: Duration,
+    fetch_timeout: Duration,
+    backoff: Backoff,
 }
 
 impl TokenCache {
@@ -83,9 +120,7 @@ impl TokenCache {
             source: Box::new(source),
             store: None,
             rules: Rules {
-                lifetimes: Lifetimes {
-                    refresh_margin: Duration::from_secs(60),
-                },
+                refresh_margin: Duration::from_secs(60),
                 min_refresh_interval: Duration::from_secs(1),
                 fetch_timeout: Duration::from_secs(60),
                 backoff: Backoff {
@@ -99,26 +134,35 @@ impl TokenCache {
 
     /// Returns a usable token, waiting for a fetch when the cache holds none.
     pub async fn token(&self) -> Result<CachedToken, Error> {
-        match self.lookup() {
-            Lookup::Ready(cached, _) => Ok(CachedToken(cached)),
-            Lookup::Wait(waiter) => wait(waiter?).await.map(CachedToken),
+        loop {
+            let stamp = self.core.state.stamp();
+            if stamp.phase().is_usable() {
+                self.settle(stamp);
+                if let Some(entry) = self.core.state.entry_for(stamp) {
+                    return Ok(CachedToken(entry));
+                }
+                continue;
+            }
+            if let Some(fetch) = self.core.join(FetchReason::for_phase(stamp.phase())) {
+                return flight::wait(fetch?).await.map(CachedToken);
+            }
         }
     }
 
     /// Returns the current token without fetching, if it is usable.
     pub fn current(&self) -> Option<CachedToken> {
-        let state = &self.shared.state;
-        if !Phase::of(state.word()).is_usable() {
+        let stamp = self.core.state.stamp();
+        if !stamp.phase().is_usable() {
             return None;
         }
-        state.current().map(CachedToken)
+        self.core.state.entry_for(stamp).map(CachedToken)
     }
 
     /// Fetches a new token now, or joins the fetch already in flight, and waits for it.
     ///
     /// Requests keep using the current token, if it is usable, until the new one arrives.
     pub async fn refresh(&self) -> Result<CachedToken, Error> {
-        wait(self.shared.force()?).await.map(CachedToken)
+        flight::wait(self.core.force()?).await.map(CachedToken)
     }
 
     /// Marks `used` as rejected, if it is still the current token: the next request waits for a
@@ -126,7 +170,7 @@ impl TokenCache {
     /// answer for the same token cause one fetch, and a request that used an older token simply
     /// retries with the current one.
     pub fn invalidate(&self, used: &CachedToken) {
-        self.invalidate_generation(used.0.generation);
+        self.retire(used.0.generation);
     }
 
     /// Makes `token` the current token, as if a fetch had just returned it, and saves it to
@@ -135,99 +179,106 @@ impl TokenCache {
     ///
     /// Fails when the access token cannot be sent in an HTTP header.
     pub async fn seed(&self, token: Token) -> Result<CachedToken, Error> {
-        let state = &self.shared.state;
-        let issued = tokio::time::Instant::now();
-        let cached = Cached::new(
-            token,
-            issued,
-            state.next_generation(),
-            self.shared.rules.lifetimes,
-        )?;
-        self.shared.persist(&cached.token).await;
-        let cached = Arc::new(cached);
-        self.shared.seed(Arc::clone(&cached));
-        Ok(CachedToken(cached))
+        let now = tokio::time::Instant::now();
+        let entry = Arc::new(Entry::new(token, now, self.core.rules.refresh_margin)?);
+        self.core
+            .persistence
+            .save(&entry.token, &self.core.stats)
+            .await;
+        self.core.seed(Arc::clone(&entry));
+        Ok(CachedToken(entry))
     }
 
     /// Returns the last error of the [store](TokenCacheBuilder::store), if the last save
     /// failed.
     pub fn store_error(&self) -> Option<Error> {
-        self.shared.store_error()
+        self.core.persistence.error()
     }
 
     /// Returns counts of what the cache has done since it was built.
     pub fn stats(&self) -> CacheStats {
-        self.shared.stats.snapshot()
+        self.core.stats.snapshot()
     }
 
-    /// The state word, the one read of the hot path. Equal words mean nothing changed.
+    /// A ticket for the current token, or the fetch to wait for. A stale token is served while
+    /// this starts its background refresh.
     #[inline]
-    pub(crate) fn word(&self) -> u64 {
-        self.shared.state.word()
+    pub(crate) fn ticket(&self) -> Result<Ticket, Wait> {
+        let stamp = self.core.state.stamp();
+        if stamp.phase().is_settled()
+            && let Some(ticket) = self.copied_ticket(stamp)
+        {
+            return Ok(ticket);
+        }
+        self.ticket_slow()
     }
 
-    /// Finds a usable token, starting a background refresh when the token is stale, or tells
-    /// the caller what to wait for.
-    pub(crate) fn lookup(&self) -> Lookup {
-        let state = &self.shared.state;
+    #[cold]
+    #[inline(never)]
+    fn ticket_slow(&self) -> Result<Ticket, Wait> {
         loop {
-            let word = state.word();
-            let phase = Phase::of(word);
-            if phase.is_usable() {
-                let Some(cached) = state.current() else {
-                    continue;
-                };
-                if !cached.is_armed() {
-                    cached.arm(state);
+            let stamp = self.core.state.stamp();
+            if stamp.phase().is_usable() {
+                let stamp = self.settle(stamp);
+                if let Some(entry) = self.core.state.entry_for(stamp) {
+                    return Ok(self.ticket_for(stamp, &entry));
                 }
-                if phase != Phase::Stale {
-                    return Lookup::Ready(cached, word);
-                }
-                // Only the request that moves the word from stale starts the refresh.
-                let Some(word) = state.try_advance(word, Phase::Refreshing) else {
-                    continue;
-                };
-                if self.shared.start_background().is_err() {
-                    state.transition(cached.generation, &[Phase::Refreshing], Phase::Stale);
-                }
-                return Lookup::Ready(cached, word);
+                continue;
             }
-            let reason = match phase {
-                Phase::Empty => FetchReason::Cold,
-                Phase::Rejected => FetchReason::Rejected,
-                _ => FetchReason::Expired,
-            };
-            if let Some(waiter) = self.shared.join(reason) {
-                return Lookup::Wait(waiter);
+            let reason = FetchReason::for_phase(stamp.phase());
+            if let Some(fetch) = self.core.join(reason) {
+                return Err(Wait::new(fetch, self.clone()));
             }
         }
     }
 
-    pub(crate) fn record_retry(&self) {
-        self.shared.stats.record_retry();
+    /// Does what a request that finds the token in `stamp` must do before it uses it: start
+    /// the background refresh of a stale token, or the timer of an unwatched one. Returns the
+    /// stamp after that.
+    fn settle(&self, stamp: Stamp) -> Stamp {
+        let state = &self.core.state;
+        match stamp.phase() {
+            // Only the request that moves the stamp on from stale starts the refresh.
+            Phase::Stale if state.advance(stamp, Phase::Refreshing) => {
+                if self.core.refresh_in_background().is_err() {
+                    state.transition(stamp.generation(), &[Phase::Refreshing], Phase::Stale);
+                }
+            }
+            Phase::Unwatched => state.rewatch(stamp),
+            _ => return stamp,
+        }
+        state.stamp()
     }
 
-    pub(crate) fn invalidate_generation(&self, generation: u64) {
-        let usable = [Phase::Fresh, Phase::Stale, Phase::Refreshing];
-        self.shared
+    /// Marks the token of `generation` as rejected by a 401 answer, if it is still current.
+    pub(crate) fn retire(&self, generation: u64) {
+        self.core
             .state
-            .transition(generation, &usable, Phase::Rejected);
+            .transition(generation, USABLE, Phase::Unauthorized);
+    }
+
+    /// Counts a request sent again after a 401 answer.
+    pub(crate) fn count_retry(&self) {
+        self.core.stats.retried();
     }
 }
 
-/// What [`TokenCache::lookup`] found.
-pub(crate) enum Lookup {
-    /// A usable token, and the state word it was found under.
-    Ready(Arc<Cached>, u64),
-    /// No usable token: wait for this fetch.
-    Wait(Pending),
+impl FetchReason {
+    /// Why a request that finds the cache in `phase` needs a fetch.
+    fn for_phase(phase: Phase) -> Self {
+        match phase {
+            Phase::Empty => Self::Cold,
+            Phase::Unauthorized => Self::Unauthorized,
+            _ => Self::Expired,
+        }
+    }
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
-            .field("phase", &Phase::of(self.word()))
-            .field("rules", &self.shared.rules)
+            .field("phase", &self.core.state.stamp().phase())
+            .field("rules", &self.core.rules)
             .finish_non_exhaustive()
     }
 }
@@ -235,7 +286,7 @@ impl fmt::Debug for TokenCache {
 /// Configures a [`TokenCache`]. Made by [`TokenCache::builder`].
 #[must_use]
 pub struct TokenCacheBuilder {
-    source: Box<dyn crate::source::DynTokenSource>,
+    source: Box<dyn DynTokenSource>,
     store: Option<Box<dyn DynTokenStore>>,
     rules: Rules,
 }
@@ -245,11 +296,15 @@ impl TokenCacheBuilder {
     /// Default: 60 seconds. At most half of a token's lifetime is used, so a token that lives
     /// 2 seconds is refreshed after 1.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
-        self.rules.lifetimes.refresh_margin = margin;
+        self.rules.refresh_margin = margin;
         self
     }
 
-    /// The least time between the starts of two fetches. Default: 1 second.
+    /// The least time between the starts of two fetches for stale or expired tokens. Default:
+    /// 1 second. The first fetch after a 401 answer starts at once; fetches after 401 answers
+    /// to one new token after another are held back by a growing delay (the
+    /// [`backoff`](Self::backoff)), since an API that rejects every new token is better told
+    /// apart than hammered.
     pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
         self.rules.min_refresh_interval = interval;
         self
@@ -296,8 +351,16 @@ impl TokenCacheBuilder {
 
     /// Builds the cache.
     pub fn build(self) -> TokenCache {
+        let rules = self.rules;
         TokenCache {
-            shared: Arc::new(Shared::new(self.source, self.store, self.rules)),
+            core: Arc::new(Core {
+                state: Arc::new(State::new()),
+                flight: Mutex::new(Flight::default()),
+                source: self.source,
+                persistence: Persistence::new(self.store, rules.fetch_timeout),
+                rules,
+                stats: Stats::default(),
+            }),
         }
     }
 }
@@ -310,79 +373,10 @@ impl fmt::Debug for TokenCacheBuilder {
     }
 }
 
-/// Counters of one cache, kept with relaxed atomics off the hot path.
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    fetches: AtomicU64,
-    loads: AtomicU64,
-    failures: AtomicU64,
-    retries: AtomicU64,
-    failed_saves: AtomicU64,
-}
-
-impl Stats {
-    pub(crate) fn record_fetch(&self, ok: bool) {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        if !ok {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        #[cfg(feature = "metrics")]
-        metrics::counter!("tower_oauth2_token_fetches_total", "outcome" => if ok { "ok" } else { "error" })
-            .increment(1);
-    }
-
-    pub(crate) fn record_load(&self) {
-        self.loads.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!("tower_oauth2_token_loads_total").increment(1);
-    }
-
-    pub(crate) fn record_retry(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!("tower_oauth2_retries_total").increment(1);
-    }
-
-    pub(crate) fn record_failed_save(&self) {
-        self.failed_saves.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> CacheStats {
-        CacheStats {
-            fetches: self.fetches.load(Ordering::Relaxed),
-            loads: self.loads.load(Ordering::Relaxed),
-            failed_fetches: self.failures.load(Ordering::Relaxed),
-            retries_after_401: self.retries.load(Ordering::Relaxed),
-            failed_saves: self.failed_saves.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// What a [`TokenCache`] has done since it was built. Made by [`TokenCache::stats`].
-///
-/// With the `metrics` feature the same events also go to the
-/// [`metrics`](https://docs.rs/metrics) facade as `tower_oauth2_token_fetches_total` (labelled
-/// `outcome`), `tower_oauth2_token_loads_total` and `tower_oauth2_retries_total`.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CacheStats {
-    /// Attempts to get a token from the source, successful or not.
-    pub fetches: u64,
-    /// Tokens read back from the [store](TokenCacheBuilder::store) by a cold cache, each of
-    /// which spared a fetch.
-    pub loads: u64,
-    /// Attempts that failed.
-    pub failed_fetches: u64,
-    /// Requests sent again after a 401 answer.
-    pub retries_after_401: u64,
-    /// Tokens the [store](TokenCacheBuilder::store) failed to save.
-    pub failed_saves: u64,
-}
-
 /// A token handed out by a [`TokenCache`]: the token, and the `Authorization` header built
 /// from it. Cloning it is a reference-count increment.
 #[derive(Clone)]
-pub struct CachedToken(Arc<Cached>);
+pub struct CachedToken(Arc<Entry>);
 
 impl CachedToken {
     /// Returns the token as the source produced it.

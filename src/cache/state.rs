@@ -1,14 +1,13 @@
-//! The cache's state: the current token, and one atomic word that says whether it may be used.
+//! The current token and its stamp: one atomic word that says which token is current and
+//! whether requests may use it.
 //!
-//! Requests read the word, and nothing else, on their fast path. Every change of state bumps a
-//! sequence number inside the word, so a service that remembers the word it last saw knows with
-//! one atomic load whether anything changed. Time never has to be read per request: a timer per
-//! token flips the word when the token turns stale and again when it expires.
+//! Requests read the stamp and nothing else on their fast path. Time is never read per
+//! request: a timer per token moves the stamp to stale, then to expired.
 
 use std::{
     sync::{
         Arc, Mutex, PoisonError, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -20,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::{Error, ErrorKind, Token, secret::sensitive_header};
 
-/// Where a token is in its life. The low three bits of the state word.
+/// Where the current token is in its life: the low three bits of the stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Phase {
@@ -29,72 +28,92 @@ pub(crate) enum Phase {
     /// The token's lifetime ran out.
     Expired = 1,
     /// A request with the token got a 401 answer.
-    Rejected = 2,
-    /// The token is good and not yet inside its refresh margin.
+    Unauthorized = 2,
+    /// Good, and not yet inside its refresh margin.
     Fresh = 3,
-    /// The token is inside its refresh margin; the next request starts a background refresh.
-    Stale = 4,
-    /// The token is still good and a refresh has been started or scheduled.
-    Refreshing = 5,
+    /// Still good; a refresh runs, or waits out a backoff step.
+    Refreshing = 4,
+    /// Inside its refresh margin: the next request starts a background refresh.
+    Stale = 5,
+    /// Good, but no timer watches its expiry (it was installed outside a runtime, or the
+    /// timer's runtime shut down): the next request starts one.
+    Unwatched = 6,
 }
 
 const PHASE_BITS: u32 = 3;
 const PHASE_MASK: u64 = (1 << PHASE_BITS) - 1;
 
 impl Phase {
-    pub(crate) fn of(word: u64) -> Self {
-        match word & PHASE_MASK {
-            1 => Self::Expired,
-            2 => Self::Rejected,
-            3 => Self::Fresh,
-            4 => Self::Stale,
-            5 => Self::Refreshing,
-            _ => Self::Empty,
-        }
-    }
-
-    /// Whether requests may attach the current token.
+    /// Whether requests may attach the token.
     pub(crate) fn is_usable(self) -> bool {
         self as u8 >= Self::Fresh as u8
     }
+
+    /// Whether a request may attach the token without doing anything else first.
+    pub(crate) fn is_settled(self) -> bool {
+        matches!(self, Self::Fresh | Self::Refreshing)
+    }
 }
 
-/// A new word with `phase` and a sequence number one past `word`'s.
-fn next_word(word: u64, phase: Phase) -> u64 {
-    ((word >> PHASE_BITS).wrapping_add(1) << PHASE_BITS) | phase as u64
+/// A token's generation and phase in one word. Generations are unique in the process, so equal
+/// stamps mean the same token of the same cache, in the same phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(u64);
+
+impl Stamp {
+    /// The stamp of a cache that never held a token.
+    pub(crate) const EMPTY: Self = Self(Phase::Empty as u64);
+
+    fn new(generation: u64, phase: Phase) -> Self {
+        Self((generation << PHASE_BITS) | phase as u64)
+    }
+
+    pub(crate) fn phase(self) -> Phase {
+        match self.0 & PHASE_MASK {
+            1 => Phase::Expired,
+            2 => Phase::Unauthorized,
+            3 => Phase::Fresh,
+            4 => Phase::Refreshing,
+            5 => Phase::Stale,
+            6 => Phase::Unwatched,
+            _ => Phase::Empty,
+        }
+    }
+
+    pub(crate) fn generation(self) -> u64 {
+        self.0 >> PHASE_BITS
+    }
+
+    fn with(self, phase: Phase) -> Self {
+        Self::new(self.generation(), phase)
+    }
 }
 
-/// Lifetime policy, from the cache's configuration.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Lifetimes {
-    pub(crate) refresh_margin: Duration,
+/// A new generation, unique across every cache of the process.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A token as the cache holds it: with its `Authorization` header built once, and the instants
-/// at which it turns stale and expires.
-pub(crate) struct Cached {
+/// A token as the cache holds it: its `Authorization` header built once, and when it turns
+/// stale and expires.
+pub(crate) struct Entry {
     pub(crate) generation: u64,
+    /// When the token was requested.
+    pub(crate) issued: Instant,
     pub(crate) header: HeaderValue,
     pub(crate) token: Token,
     stale_at: Option<Instant>,
     expires_at: Option<Instant>,
-    /// Whether a timer runs for this token: cleared when its runtime drops it, so the next
-    /// request on a live runtime starts another.
-    armed: AtomicBool,
     timer: Mutex<Option<AbortHandle>>,
 }
 
-impl Cached {
-    /// Builds the cached form of `token`, requested at `issued`.
+impl Entry {
+    /// Builds the entry for `token`, requested at `issued`, with a new generation.
     ///
     /// Fails when the access token cannot be sent in a header, which only a broken or hostile
     /// server causes.
-    pub(crate) fn new(
-        token: Token,
-        issued: Instant,
-        generation: u64,
-        lifetimes: Lifetimes,
-    ) -> Result<Self, Error> {
+    pub(crate) fn new(token: Token, issued: Instant, margin: Duration) -> Result<Self, Error> {
         let access = token.access_token().expose();
         if access.is_empty() {
             return Err(Error::new(ErrorKind::InvalidResponse).with_detail("access token is empty"));
@@ -104,12 +123,11 @@ impl Cached {
             Error::new(ErrorKind::InvalidResponse)
                 .with_detail("access token has characters not allowed in a header")
         })?;
-
         let (stale_at, expires_at) = match token.expires_in() {
             // A token that came already expired is used until something better arrives.
             Some(Duration::ZERO) => (Some(issued), None),
             Some(lifetime) => {
-                let margin = lifetimes.refresh_margin.min(lifetime / 2);
+                let margin = margin.min(lifetime / 2);
                 // A lifetime too long for an `Instant`, such as `Duration::MAX`, is forever.
                 (
                     issued.checked_add(lifetime - margin),
@@ -119,18 +137,18 @@ impl Cached {
             None => (None, None),
         };
         Ok(Self {
-            generation,
+            generation: next_generation(),
+            issued,
             header,
             token,
             stale_at,
             expires_at,
-            armed: AtomicBool::new(false),
             timer: Mutex::new(None),
         })
     }
 
-    /// The phase a token starts in when it is installed.
-    fn initial_phase(&self) -> Phase {
+    /// The phase the token is in now, by the clock.
+    fn phase_now(&self) -> Phase {
         let now = Instant::now();
         if self.expires_at.is_some_and(|at| at <= now) {
             Phase::Expired
@@ -141,88 +159,38 @@ impl Cached {
         }
     }
 
-    /// Whether the timer that flips the phase runs, or is not needed.
-    pub(crate) fn is_armed(&self) -> bool {
-        self.armed.load(Ordering::Acquire) || (self.stale_at.is_none() && self.expires_at.is_none())
-    }
-
-    /// Starts the timer that marks the token stale, then expired. Does nothing outside a Tokio
-    /// runtime; the next request inside one arms it.
-    pub(crate) fn arm(self: &Arc<Self>, state: &Arc<State>) {
-        if self.is_armed() {
-            return;
+    /// Starts the timer that marks the token stale, then expired, unless one runs. Returns
+    /// `false` outside a Tokio runtime.
+    fn watch(self: &Arc<Self>, state: &Arc<State>) -> bool {
+        if self.stale_at.is_none() && self.expires_at.is_none() {
+            return true;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+            return false;
         };
-        if self.armed.swap(true, Ordering::AcqRel) {
-            return;
+        let mut timer = self.timer.lock().unwrap_or_else(PoisonError::into_inner);
+        if timer.as_ref().is_some_and(|task| !task.is_finished()) {
+            return true;
         }
-        let (generation, stale_at, expires_at) = (self.generation, self.stale_at, self.expires_at);
         // Moved into the task before it first runs, so that it is dropped with the task even
         // when the runtime shuts down before polling it.
         let guard = TimerGuard {
-            cached: Arc::downgrade(self),
             state: Arc::downgrade(state),
-            generation,
-            finished: false,
+            generation: self.generation,
+            done: false,
         };
+        let (stale_at, expires_at) = (self.stale_at, self.expires_at);
         let task = runtime.spawn(async move {
             let mut guard = guard;
-            expire(&guard.state, generation, stale_at, expires_at).await;
-            guard.finished = true;
+            guard.run(stale_at, expires_at).await;
+            guard.done = true;
         });
-        let mut timer = self.timer.lock().unwrap_or_else(PoisonError::into_inner);
         *timer = Some(task.abort_handle());
+        true
     }
 }
 
-/// Marks the token of `generation` stale at `stale_at`, then expired at `expires_at`.
-async fn expire(
-    state: &Weak<State>,
-    generation: u64,
-    stale_at: Option<Instant>,
-    expires_at: Option<Instant>,
-) {
-    if let Some(at) = stale_at {
-        tokio::time::sleep_until(at).await;
-        if !mark(state, generation, &[Phase::Fresh], Phase::Stale) {
-            return;
-        }
-    }
-    if let Some(at) = expires_at {
-        tokio::time::sleep_until(at).await;
-        let usable = [Phase::Fresh, Phase::Stale, Phase::Refreshing];
-        mark(state, generation, &usable, Phase::Expired);
-    }
-}
-
-/// Notices a timer that stopped before its work was done, because its runtime shut down.
-/// Nothing else would ever mark the token stale or expired, so the token is disarmed and the
-/// state word bumped: services that remember the word look again, and re-arm the timer on
-/// the runtime they run on.
-struct TimerGuard {
-    cached: Weak<Cached>,
-    state: Weak<State>,
-    generation: u64,
-    finished: bool,
-}
-
-impl Drop for TimerGuard {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        if let Some(cached) = self.cached.upgrade() {
-            cached.armed.store(false, Ordering::Release);
-        }
-        if let Some(state) = self.state.upgrade() {
-            state.touch(self.generation);
-        }
-    }
-}
-
-impl Drop for Cached {
+impl Drop for Entry {
     fn drop(&mut self) {
         let timer = self.timer.get_mut().unwrap_or_else(PoisonError::into_inner);
         if let Some(timer) = timer.take() {
@@ -231,111 +199,141 @@ impl Drop for Cached {
     }
 }
 
-/// Moves the token of `generation` from one of `from` to `to`. Returns whether the token is
-/// still current, that is, whether the caller's timer still has work to do.
-fn mark(state: &Weak<State>, generation: u64, from: &[Phase], to: Phase) -> bool {
-    match state.upgrade() {
-        Some(state) => state.transition(generation, from, to),
-        None => false,
+/// The timer of one token. Dropped before it is done, its runtime shut down: nothing would
+/// mark the token stale or expired any more, so it marks the token unwatched, and the next
+/// request starts another timer on its own runtime.
+struct TimerGuard {
+    state: Weak<State>,
+    generation: u64,
+    done: bool,
+}
+
+impl TimerGuard {
+    async fn run(&self, stale_at: Option<Instant>, expires_at: Option<Instant>) {
+        if let Some(at) = stale_at {
+            tokio::time::sleep_until(at).await;
+            if !self.mark(&[Phase::Fresh], Phase::Stale) {
+                return;
+            }
+        }
+        if let Some(at) = expires_at {
+            tokio::time::sleep_until(at).await;
+            self.mark(USABLE, Phase::Expired);
+        }
+    }
+
+    /// Whether the token is still current.
+    fn mark(&self, from: &[Phase], to: Phase) -> bool {
+        self.state
+            .upgrade()
+            .is_some_and(|state| state.transition(self.generation, from, to))
     }
 }
 
-/// The shared state of one cache.
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            let watched = [Phase::Fresh, Phase::Refreshing, Phase::Stale];
+            self.mark(&watched, Phase::Unwatched);
+        }
+    }
+}
+
+/// Every phase in which requests may use the token.
+pub(crate) const USABLE: &[Phase] = &[
+    Phase::Fresh,
+    Phase::Refreshing,
+    Phase::Stale,
+    Phase::Unwatched,
+];
+
+/// The current token and its stamp.
 pub(crate) struct State {
-    word: AtomicU64,
-    current: ArcSwapOption<Cached>,
+    stamp: AtomicU64,
+    current: ArcSwapOption<Entry>,
 }
 
 impl State {
     pub(crate) fn new() -> Self {
         Self {
-            word: AtomicU64::new(Phase::Empty as u64),
+            stamp: AtomicU64::new(Stamp::EMPTY.0),
             current: ArcSwapOption::const_empty(),
         }
     }
 
-    /// The state word: the hot path's one read.
+    /// The hot path's one read.
     #[inline]
-    pub(crate) fn word(&self) -> u64 {
-        self.word.load(Ordering::Acquire)
+    pub(crate) fn stamp(&self) -> Stamp {
+        Stamp(self.stamp.load(Ordering::Acquire))
     }
 
-    pub(crate) fn current(&self) -> Option<Arc<Cached>> {
+    pub(crate) fn current(&self) -> Option<Arc<Entry>> {
         self.current.load_full()
     }
 
-    pub(crate) fn next_generation(&self) -> u64 {
-        // Counted across every cache of the process, so that a token of one cache can never
-        // be taken for a token of another.
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        NEXT.fetch_add(1, Ordering::Relaxed)
+    /// The current entry, if its generation is the one `stamp` names.
+    pub(crate) fn entry_for(&self, stamp: Stamp) -> Option<Arc<Entry>> {
+        self.current()
+            .filter(|entry| entry.generation == stamp.generation())
     }
 
-    /// Makes `cached` the current token.
-    pub(crate) fn install(self: &Arc<Self>, cached: Arc<Cached>) {
-        let phase = cached.initial_phase();
-        self.current.store(Some(Arc::clone(&cached)));
-        // The token is stored before the word changes, so whoever sees the new word finds it.
-        let _ = self
-            .word
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                Some(next_word(word, phase))
-            });
-        cached.arm(self);
+    /// Makes `entry` the current token. The caller holds the flight lock, so installs never
+    /// race each other.
+    pub(crate) fn install(self: &Arc<Self>, entry: Arc<Entry>) {
+        let phase = if entry.watch(self) {
+            entry.phase_now()
+        } else {
+            Phase::Unwatched
+        };
+        // Stored before the stamp changes, so whoever sees the new stamp finds the entry.
+        self.current.store(Some(Arc::clone(&entry)));
+        self.stamp
+            .store(Stamp::new(entry.generation, phase).0, Ordering::Release);
     }
 
-    /// Moves the token of `generation`, if it is still current, from one of `from` to `to`.
-    /// Returns `false` when a newer token has replaced it.
+    /// Starts a timer for an unwatched token on the caller's runtime, and gives the token the
+    /// phase the clock says.
+    pub(crate) fn rewatch(self: &Arc<Self>, stamp: Stamp) {
+        let Some(entry) = self.entry_for(stamp) else {
+            return;
+        };
+        if entry.watch(self) {
+            self.transition(entry.generation, &[Phase::Unwatched], entry.phase_now());
+        }
+    }
+
+    /// Moves the token of `generation`, if it is current and in one of `from`, to `to`.
+    /// Returns whether it is still current.
     pub(crate) fn transition(&self, generation: u64, from: &[Phase], to: Phase) -> bool {
+        let mut stamp = self.stamp();
         loop {
-            let word = self.word();
-            let is_current = self
-                .current
-                .load()
-                .as_ref()
-                .is_some_and(|cached| cached.generation == generation);
-            if !is_current {
+            if stamp.generation() != generation {
                 return false;
             }
-            if !from.contains(&Phase::of(word)) {
+            if !from.contains(&stamp.phase()) {
                 return true;
             }
-            // An install in between bumps the word, so this fails and the loop looks again.
-            if self.compare_exchange(word, next_word(word, to)) {
-                return true;
+            match self.stamp.compare_exchange_weak(
+                stamp.0,
+                stamp.with(to).0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => stamp = Stamp(now),
             }
         }
     }
 
-    /// Bumps the word without changing its phase, if the token of `generation` is current and
-    /// usable, so that every service that remembers the word looks again.
-    pub(crate) fn touch(&self, generation: u64) {
-        loop {
-            let word = self.word();
-            let phase = Phase::of(word);
-            let is_current = self
-                .current
-                .load()
-                .as_ref()
-                .is_some_and(|cached| cached.generation == generation);
-            if !is_current || !phase.is_usable() {
-                return;
-            }
-            if self.compare_exchange(word, next_word(word, phase)) {
-                return;
-            }
-        }
-    }
-
-    /// Moves the word from `word` to a new one with `phase`, if no one changed it meanwhile.
-    pub(crate) fn try_advance(&self, word: u64, phase: Phase) -> Option<u64> {
-        let next = next_word(word, phase);
-        self.compare_exchange(word, next).then_some(next)
-    }
-
-    fn compare_exchange(&self, current: u64, new: u64) -> bool {
-        self.word
-            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+    /// Moves the stamp from exactly `stamp` to `to`; fails if anything changed meanwhile.
+    pub(crate) fn advance(&self, stamp: Stamp, to: Phase) -> bool {
+        self.stamp
+            .compare_exchange(
+                stamp.0,
+                stamp.with(to).0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
     }
 }
@@ -344,55 +342,53 @@ impl State {
 mod tests {
     use super::*;
 
-    fn lifetimes() -> Lifetimes {
-        Lifetimes {
-            refresh_margin: Duration::from_secs(60),
-        }
+    const MARGIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_stamp_keeps_generation_and_phase_apart() {
+        let stamp = Stamp::new(41, Phase::Stale);
+        assert_eq!(stamp.generation(), 41);
+        assert_eq!(stamp.phase(), Phase::Stale);
+        assert_eq!(stamp.with(Phase::Refreshing).generation(), 41);
+        assert_ne!(stamp, stamp.with(Phase::Refreshing));
     }
 
     #[test]
-    fn every_transition_changes_the_word() {
-        let word = Phase::Fresh as u64;
-        let next = next_word(word, Phase::Fresh);
-        assert_ne!(word, next);
-        assert_eq!(Phase::of(next), Phase::Fresh);
-        assert_eq!(Phase::of(next_word(next, Phase::Stale)), Phase::Stale);
-    }
-
-    #[test]
-    fn only_fresh_stale_and_refreshing_are_usable() {
+    fn only_fresh_refreshing_stale_and_unwatched_are_usable() {
         let usable: Vec<Phase> = (0..8)
-            .map(Phase::of)
+            .map(|bits| Stamp(bits).phase())
             .filter(|phase| phase.is_usable())
             .collect();
-        assert_eq!(usable, [Phase::Fresh, Phase::Stale, Phase::Refreshing]);
+        assert_eq!(usable, USABLE);
+        let settled: Vec<Phase> = USABLE.iter().copied().filter(|p| p.is_settled()).collect();
+        assert_eq!(settled, [Phase::Fresh, Phase::Refreshing]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn margin_is_capped_at_half_the_lifetime() {
         let now = Instant::now();
         let long = Token::bearer("a").with_expires_in(Duration::from_secs(3600));
-        let cached = Cached::new(long, now, 1, lifetimes()).unwrap();
-        assert_eq!(cached.stale_at, Some(now + Duration::from_secs(3540)));
-        assert_eq!(cached.expires_at, Some(now + Duration::from_secs(3600)));
+        let entry = Entry::new(long, now, MARGIN).unwrap();
+        assert_eq!(entry.stale_at, Some(now + Duration::from_secs(3540)));
+        assert_eq!(entry.expires_at, Some(now + Duration::from_secs(3600)));
 
         let short = Token::bearer("a").with_expires_in(Duration::from_secs(2));
-        let cached = Cached::new(short, now, 1, lifetimes()).unwrap();
-        assert_eq!(cached.stale_at, Some(now + Duration::from_secs(1)));
+        let entry = Entry::new(short, now, MARGIN).unwrap();
+        assert_eq!(entry.stale_at, Some(now + Duration::from_secs(1)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_zero_lifetime_token_is_stale_at_once_but_never_expires() {
         let token = Token::bearer("a").with_expires_in(Duration::ZERO);
-        let cached = Cached::new(token, Instant::now(), 1, lifetimes()).unwrap();
-        assert_eq!(cached.initial_phase(), Phase::Stale);
-        assert_eq!(cached.expires_at, None);
+        let entry = Entry::new(token, Instant::now(), MARGIN).unwrap();
+        assert_eq!(entry.phase_now(), Phase::Stale);
+        assert_eq!(entry.expires_at, None);
     }
 
     #[test]
     fn a_token_that_cannot_be_a_header_is_an_invalid_response() {
         for bad in ["", "line\nbreak", "nul\0"] {
-            let error = Cached::new(Token::bearer(bad), Instant::now(), 1, lifetimes())
+            let error = Entry::new(Token::bearer(bad), Instant::now(), MARGIN)
                 .err()
                 .unwrap();
             assert_eq!(error.kind(), ErrorKind::InvalidResponse);
@@ -401,8 +397,29 @@ mod tests {
 
     #[test]
     fn the_header_is_marked_sensitive() {
-        let cached = Cached::new(Token::bearer("abc"), Instant::now(), 1, lifetimes()).unwrap();
-        assert_eq!(cached.header, "Bearer abc");
-        assert!(cached.header.is_sensitive());
+        let entry = Entry::new(Token::bearer("abc"), Instant::now(), MARGIN).unwrap();
+        assert_eq!(entry.header, "Bearer abc");
+        assert!(entry.header.is_sensitive());
+    }
+
+    #[test]
+    fn every_entry_gets_a_new_generation() {
+        let a = Entry::new(Token::bearer("a"), Instant::now(), MARGIN).unwrap();
+        let b = Entry::new(Token::bearer("a"), Instant::now(), MARGIN).unwrap();
+        assert_ne!(a.generation, b.generation);
+    }
+
+    #[test]
+    fn a_token_installed_outside_a_runtime_is_unwatched_and_a_transition_needs_its_generation() {
+        let state = Arc::new(State::new());
+        let token = Token::bearer("a").with_expires_in(Duration::from_secs(3600));
+        let entry = Arc::new(Entry::new(token, Instant::now(), MARGIN).unwrap());
+        let generation = entry.generation;
+        state.install(entry);
+        assert_eq!(state.stamp().phase(), Phase::Unwatched);
+        assert!(!state.transition(generation + 1, USABLE, Phase::Expired));
+        assert_eq!(state.stamp().phase(), Phase::Unwatched);
+        assert!(state.transition(generation, USABLE, Phase::Unauthorized));
+        assert_eq!(state.stamp().phase(), Phase::Unauthorized);
     }
 }

@@ -1,8 +1,9 @@
-//! The client of one token endpoint.
+//! Posting forms to the authorization server's endpoints: the token endpoint
+//! ([`TokenClient`]), and the others that share its form encoding and client authentication,
+//! such as revocation.
 
 mod form;
 pub(crate) mod parse;
-mod transport;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -15,12 +16,10 @@ use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
-use self::transport::HttpService;
-pub use self::{
-    form::{ClientAuth, TokenRequest},
-    transport::HttpClient,
+pub use self::form::{ClientAuth, TokenRequest};
+use crate::{
+    BoxError, Error, ErrorKind, HttpClient, Token, origin::secure_uri, transport::HttpService,
 };
-use crate::{BoxError, Error, ErrorKind, Token};
 
 /// Posts token requests to one token endpoint through any HTTP client that is a tower
 /// service ([`HttpClient`]): hyper-util's client, a test fake, the same client the API calls use.
@@ -51,15 +50,20 @@ use crate::{BoxError, Error, ErrorKind, Token};
 /// ```
 #[derive(Clone)]
 pub struct TokenClient {
-    inner: Arc<Inner>,
+    endpoint: Arc<Endpoint>,
 }
 
+/// One endpoint of the authorization server, and the HTTP client and limits it is reached
+/// with.
 #[derive(Clone)]
-struct Inner {
+pub(crate) struct Endpoint {
+    /// What errors call it, such as "token endpoint".
+    name: &'static str,
     url: Uri,
     http: HttpService,
     timeout: Duration,
     max_body_size: usize,
+    plain_http: bool,
 }
 
 impl TokenClient {
@@ -72,7 +76,7 @@ impl TokenClient {
     /// bound): hyper-util's `Client<_, Full<Bytes>>` works, a `Client<_, Empty<Bytes>>` cannot
     /// carry a form.
     pub fn new<B>(url: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
-        Self::build(url, http, false)
+        Self::build(url, http.erase(), false)
     }
 
     /// Like [`new`](Self::new), but also accepts a plain `http` URL to any host.
@@ -80,17 +84,19 @@ impl TokenClient {
     /// Only for test set-ups and networks where something else encrypts the traffic: the client
     /// secret and every token cross the network readable.
     pub fn with_plain_http<B>(url: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
-        Self::build(url, http, true)
+        Self::build(url, http.erase(), true)
     }
 
-    fn build<B>(url: &str, http: impl HttpClient<B>, allow_http: bool) -> Result<Self, Error> {
-        let url = endpoint_url(url, allow_http)?;
+    fn build(url: &str, http: HttpService, plain_http: bool) -> Result<Self, Error> {
+        let name = "token endpoint";
         Ok(Self {
-            inner: Arc::new(Inner {
-                url,
-                http: http.erase(),
+            endpoint: Arc::new(Endpoint {
+                name,
+                url: secure_uri(url, "the token endpoint URL", plain_http)?,
+                http,
                 timeout: Duration::from_secs(30),
                 max_body_size: 1024 * 1024,
+                plain_http,
             }),
         })
     }
@@ -99,7 +105,7 @@ impl TokenClient {
     /// Default: 30 seconds.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.inner_mut().timeout = timeout;
+        Arc::make_mut(&mut self.endpoint).timeout = timeout;
         self
     }
 
@@ -107,18 +113,13 @@ impl TokenClient {
     /// [`ErrorKind::BodyTooLarge`]. Default: 1 MiB.
     #[must_use]
     pub fn max_body_size(mut self, bytes: usize) -> Self {
-        self.inner_mut().max_body_size = bytes;
+        Arc::make_mut(&mut self.endpoint).max_body_size = bytes;
         self
-    }
-
-    fn inner_mut(&mut self) -> &mut Inner {
-        // Options are set before the client is shared; a shared one gets a copy of its own.
-        Arc::make_mut(&mut self.inner)
     }
 
     /// Returns the token endpoint's URL.
     pub fn url(&self) -> &Uri {
-        &self.inner.url
+        &self.endpoint.url
     }
 
     /// Sends `request`, authenticated by `auth`, and parses the answer.
@@ -144,37 +145,53 @@ impl TokenClient {
     /// # }
     /// ```
     pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
-        self.post(request, auth, parse::parse_response).await
+        self.endpoint
+            .post(request, auth, parse::parse_response)
+            .await
     }
 
+    /// Another endpoint of the same server at `url`, called `name` in errors, reached through
+    /// this client's HTTP client with its timeout and body limit.
+    pub(crate) fn sibling(&self, url: &str, name: &'static str) -> Result<Endpoint, Error> {
+        let what = format!("the {name} URL");
+        let url = secure_uri(url, &what, self.endpoint.plain_http)?;
+        Ok(Endpoint {
+            name,
+            url,
+            ..Endpoint::clone(&self.endpoint)
+        })
+    }
+}
+
+impl Endpoint {
     /// Sends `request`, authenticated by `auth`, and lets `read` make sense of the answer: its
     /// status, headers, body (within the size limit) and the secrets to scrub from any text it
-    /// quotes.
+    /// quotes. Every error names this endpoint.
     pub(crate) async fn post<T>(
         &self,
         request: &TokenRequest,
         auth: &ClientAuth,
         read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let inner = &self.inner;
         let secrets = request.secrets(auth);
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         let exchange = async {
             let http_request = self.http_request(request, auth)?;
-            let response = inner
+            let response = self
                 .http
                 .clone()
                 .oneshot(http_request)
                 .await
                 .map_err(|error| Error::new(ErrorKind::Transport).with_source(error))?;
             let (parts, body) = response.into_parts();
-            let body = read_body(body, &parts.headers, inner.max_body_size).await?;
+            let body = read_body(body, &parts.headers, self.max_body_size).await?;
             read(parts.status, &parts.headers, &body, &secrets)
         };
-        match tokio::time::timeout(inner.timeout, exchange).await {
-            Ok(result) => result,
+        let outcome = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(outcome) => outcome,
             Err(_) => Err(Error::new(ErrorKind::Timeout)),
-        }
+        };
+        outcome.map_err(|error| error.at(self.name))
     }
 
     fn http_request(
@@ -188,7 +205,7 @@ impl TokenClient {
         let body = Bytes::from_owner(Zeroizing::new(std::mem::take(&mut *form).into_bytes()));
         let mut builder = Request::builder()
             .method(Method::POST)
-            .uri(self.inner.url.clone())
+            .uri(self.url.clone())
             .header(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/x-www-form-urlencoded"),
@@ -206,8 +223,14 @@ impl TokenClient {
 
 impl fmt::Debug for TokenClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.endpoint, f)
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // User info and query may carry credentials; the origin and path say which endpoint.
-        let url = &self.inner.url;
+        let url = &self.url;
         let port = url
             .port_u16()
             .map(|port| format!(":{port}"))
@@ -218,42 +241,13 @@ impl fmt::Debug for TokenClient {
             url.host().unwrap_or_default(),
             url.path()
         );
-        f.debug_struct("TokenClient")
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
             .field("url", &url)
-            .field("timeout", &self.inner.timeout)
-            .field("max_body_size", &self.inner.max_body_size)
+            .field("timeout", &self.timeout)
+            .field("max_body_size", &self.max_body_size)
             .finish_non_exhaustive()
     }
-}
-
-/// Parses and checks the token endpoint's URL.
-fn endpoint_url(url: &str, allow_http: bool) -> Result<Uri, Error> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| Error::config("the token endpoint URL is not a valid URL"))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| Error::config("the token endpoint URL has no host"))?;
-    match uri.scheme_str() {
-        Some("https") => Ok(uri),
-        Some("http") if allow_http || is_loopback(host) => Ok(uri),
-        Some("http") => Err(Error::config(
-            "the token endpoint URL must be https unless the host is loopback",
-        )),
-        _ => Err(Error::config(
-            "the token endpoint URL must be http or https",
-        )),
-    }
-}
-
-/// Whether `host` (as in a URL, IPv6 in brackets) names this machine.
-pub(crate) fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Reads the whole body, refusing more than `max` bytes.
@@ -286,30 +280,4 @@ async fn read_body(
         }
     }
     Ok(collected.freeze())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_endpoints_must_be_https_unless_loopback() {
-        assert!(endpoint_url("https://auth.example.com/token", false).is_ok());
-        assert!(endpoint_url("http://127.0.0.1:8080/token", false).is_ok());
-        assert!(endpoint_url("http://[::1]:8080/token", false).is_ok());
-        assert!(endpoint_url("http://localhost/token", false).is_ok());
-        assert!(endpoint_url("http://127.1.2.3/token", false).is_ok());
-
-        for bad in [
-            "http://auth.example.com/token",
-            "http://10.0.0.1/token",
-            "ftp://auth.example.com/token",
-            "/token",
-            "not a url",
-        ] {
-            let error = endpoint_url(bad, false).unwrap_err();
-            assert_eq!(error.kind(), ErrorKind::Config, "{bad}");
-        }
-        assert!(endpoint_url("http://auth.example.com/token", true).is_ok());
-    }
 }

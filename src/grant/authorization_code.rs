@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
-    TokenSource, endpoint::is_loopback,
+    TokenSource, origin::secure_url,
 };
 
 /// A [`TokenSource`] for the authorization code grant with PKCE (S256).
@@ -104,18 +104,7 @@ impl AuthorizationCode {
         authorize_url: &str,
         redirect_uri: &str,
     ) -> Result<Self, Error> {
-        let authorize = Url::parse(authorize_url)
-            .map_err(|_| Error::config("the authorization endpoint URL is not a valid URL"))?;
-        let secure = match authorize.scheme() {
-            "https" => true,
-            "http" => authorize.host_str().is_some_and(is_loopback),
-            _ => false,
-        };
-        if !secure {
-            return Err(Error::config(
-                "the authorization endpoint URL must be https unless the host is loopback",
-            ));
-        }
+        let authorize = secure_url(authorize_url, "the authorization endpoint URL", false)?;
         let redirect = Url::parse(redirect_uri)
             .map_err(|_| Error::config("the redirect URI is not a valid URI"))?;
         if redirect.fragment().is_some() {

@@ -11,8 +11,8 @@ use crate::support::{REDIRECT, authorize, counter, http, issuer, status_with, to
 const CLIENT: &str = "web-signout";
 
 fn revocation(secret: &str) -> Revocation {
-    let endpoint = TokenClient::new(&format!("{}/token/revocation", issuer()), http()).unwrap();
-    Revocation::new(endpoint, ClientAuth::basic(CLIENT, secret))
+    let url = format!("{}/token/revocation", issuer());
+    Revocation::new(&url, &token_client(), ClientAuth::basic(CLIENT, secret)).unwrap()
 }
 
 #[tokio::test]

@@ -2,23 +2,21 @@
 
 pub(crate) mod challenge;
 mod future;
-mod origin;
+mod protocol;
 mod replay;
 mod request;
-#[cfg(feature = "reqwest-middleware")]
-mod reqwest_middleware;
+#[cfg(feature = "reqwest")]
+mod reqwest;
 mod snapshot;
 
 use std::{
-    fmt, mem,
-    sync::Arc,
+    fmt,
     task::{Context, Poll},
 };
 
-use http::{HeaderValue, header::AUTHORIZATION};
+use http::header::AUTHORIZATION;
 use tower_layer::Layer;
 use tower_service::Service;
-use zeroize::Zeroizing;
 
 pub use self::{
     future::ResponseFuture,
@@ -26,14 +24,10 @@ pub use self::{
     request::{HttpRequest, HttpResponse},
 };
 use self::{
-    future::{Replay, Ticket},
-    origin::{Origins, Verdict},
+    future::{Parked, Replay},
+    protocol::Start,
 };
-use crate::{
-    BoxError, Error, TokenCache,
-    cache::{self, Lookup},
-    secret::sensitive_header,
-};
+use crate::{BoxError, Error, TokenCache, origin::Origins};
 
 /// Wraps a service in [`OAuth2`]: every request gets `Authorization: Bearer <token>` from a
 /// shared [`TokenCache`], and a 401 answer is retried once with a refreshed token.
@@ -133,8 +127,6 @@ impl<S, P: Clone> Layer<S> for OAuth2Layer<P> {
             cache: self.cache.clone(),
             policy: self.policy.clone(),
             origins: self.origins.clone(),
-            local: None,
-            used: false,
         }
     }
 }
@@ -212,20 +204,6 @@ pub struct OAuth2<S, P = EmptyBodies> {
     cache: TokenCache,
     policy: P,
     origins: Origins,
-    /// This clone's own copy of the current header, made once it has served a request.
-    local: Option<Arc<Local>>,
-    /// Whether this clone has sent a request: one that is cloned per request never gets a copy
-    /// of its own, so it never allocates one.
-    used: bool,
-}
-
-/// A header valid as long as the cache's state word equals `word`. Its bytes are this
-/// clone's own, so threads that each hold a clone never contend on one reference count.
-pub(crate) struct Local {
-    word: u64,
-    generation: u64,
-    header: HeaderValue,
-    cache: TokenCache,
 }
 
 impl<S> OAuth2<S> {
@@ -261,45 +239,6 @@ impl<S, P> OAuth2<S, P> {
     pub fn cache(&self) -> &TokenCache {
         &self.cache
     }
-
-    /// The header for the next request, and the ticket that names its token; or the fetch to
-    /// wait for.
-    #[inline]
-    fn authorization(&mut self) -> Result<(HeaderValue, Ticket), cache::Pending> {
-        let word = self.cache.word();
-        if let Some(local) = &self.local
-            && local.word == word
-        {
-            return Ok((local.header.clone(), Ticket::Local(Arc::clone(local))));
-        }
-        self.authorization_slow()
-    }
-
-    #[cold]
-    fn authorization_slow(&mut self) -> Result<(HeaderValue, Ticket), cache::Pending> {
-        let (cached, word) = match self.cache.lookup() {
-            Lookup::Ready(cached, word) => (cached, word),
-            Lookup::Wait(pending) => return Err(pending),
-        };
-        if !self.used {
-            let ticket = Ticket::Shared(self.cache.clone(), cached.generation);
-            return Ok((cached.header.clone(), ticket));
-        }
-        let local = Arc::new(Local {
-            word,
-            generation: cached.generation,
-            header: own_copy(&cached.header),
-            cache: self.cache.clone(),
-        });
-        let found = (local.header.clone(), Ticket::Local(Arc::clone(&local)));
-        self.local = Some(local);
-        Ok(found)
-    }
-}
-
-/// A copy of `header` with bytes of its own, zeroed when the copy's last clone is dropped.
-fn own_copy(header: &HeaderValue) -> HeaderValue {
-    sensitive_header(Zeroizing::new(header.as_bytes().to_vec())).unwrap_or_else(|| header.clone())
 }
 
 impl<S, P, R> Service<R> for OAuth2<S, P>
@@ -319,44 +258,32 @@ where
 
     #[inline]
     fn call(&mut self, mut request: R) -> Self::Future {
-        // The service made ready is called in place; only a request that waits for a token,
-        // or may be sent again, needs a clone.
-        let headers = request.headers();
-        if !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
-            return ResponseFuture::unauthenticated(self.inner.call(request));
-        }
-        match self.origins.verdict_of(&request) {
-            Verdict::Attach => {}
-            Verdict::Skip => {
-                tracing::debug!("origin not allowed for the token; sending without it");
-                return ResponseFuture::unauthenticated(self.inner.call(request));
+        match protocol::start(&self.cache, &self.origins, &request) {
+            Start::Send(ticket) => {
+                // Copied before the header goes in: the copy gets the new token, not this one.
+                let replay = request.replay(&self.policy).map(|copy| Replay {
+                    // A clone for the copy, which `Oneshot` makes ready if it is ever sent.
+                    service: self.inner.clone(),
+                    copy,
+                });
+                request.headers_mut().insert(AUTHORIZATION, ticket.header());
+                ResponseFuture::sent(self.inner.call(request), Some(ticket), replay)
             }
-            Verdict::Refuse => return ResponseFuture::refused(),
-        }
-        let copy = request.replay(&self.policy);
-
-        // Every request needs its ticket: a 401 retires the token even when it cannot be retried.
-        let authorization = self.authorization();
-        self.used = true;
-        match authorization {
-            Ok((header, ticket)) => {
-                request.headers_mut().insert(AUTHORIZATION, header);
-                let Some(copy) = copy else {
-                    return ResponseFuture::sent(ticket, None, self.inner.call(request));
+            Start::AsIs => ResponseFuture::sent(self.inner.call(request), None, None),
+            Start::Refuse(error) => ResponseFuture::failed(error),
+            Start::Wait(wait) => {
+                let copy = request.replay(&self.policy);
+                // The wait can be long and the fetch may go through this very service: give
+                // back what `poll_ready` reserved (a concurrency permit, a buffer slot), and
+                // make the parked clone ready once the token is here.
+                let service = self.inner.clone();
+                self.inner = service.clone();
+                let parked = Parked {
+                    service,
+                    request,
+                    copy,
                 };
-                // The copy goes through a clone, which `Oneshot` makes ready first.
-                let service = self.inner.clone();
-                let replay = Some(Replay { service, copy });
-                ResponseFuture::sent(ticket, replay, self.inner.call(request))
-            }
-            Err(pending) => {
-                // A fetch can take long, and may go through this very service: release what
-                // `poll_ready` reserved (a concurrency permit, a buffer slot) and make a clone
-                // ready once the token is here.
-                let clone = self.inner.clone();
-                drop(mem::replace(&mut self.inner, clone));
-                let service = self.inner.clone();
-                ResponseFuture::waiting(pending, service, request, copy, &self.cache)
+                ResponseFuture::awaiting_token(Box::pin(wait.ticket()), parked)
             }
         }
     }
@@ -369,8 +296,6 @@ impl<S: Clone, P: Clone> Clone for OAuth2<S, P> {
             cache: self.cache.clone(),
             policy: self.policy.clone(),
             origins: self.origins.clone(),
-            local: self.local.clone(),
-            used: false,
         }
     }
 }

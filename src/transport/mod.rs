@@ -1,5 +1,14 @@
-//! The HTTP clients a [`TokenClient`](super::TokenClient) can send through, and the one type they
-//! are all erased to.
+//! The HTTP clients the crate sends its own requests through (to the token endpoint and the
+//! other endpoints of the authorization server), and the one type they are all erased to.
+//!
+//! Any tower HTTP client will do ([`HttpClient`]); the `https` feature adds a ready-made one
+//! ([`https`]), and the `reqwest` feature `TokenClient::reqwest` (`reqwest.rs`).
+
+#[cfg(feature = "https")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https")))]
+pub mod https;
+#[cfg(feature = "reqwest")]
+mod reqwest;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -9,11 +18,11 @@ use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 use crate::BoxError;
 
-pub(super) type ErasedResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
-/// Every HTTP client, as a [`TokenClient`](super::TokenClient) holds it.
-pub(super) type HttpService = BoxCloneSyncService<Request<Bytes>, ErasedResponse, BoxError>;
+pub(crate) type ErasedResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
+/// Every HTTP client, as a [`TokenClient`](crate::TokenClient) holds it.
+pub(crate) type HttpService = BoxCloneSyncService<Request<Bytes>, ErasedResponse, BoxError>;
 
-/// An HTTP client a [`TokenClient`](super::TokenClient) can send through: any tower
+/// An HTTP client a [`TokenClient`](crate::TokenClient) can send through: any tower
 /// [`Service`] that takes `http::Request<B>`, for a request body `B` that can be made from
 /// [`Bytes`], and answers an `http::Response` whose body yields [`Bytes`].
 ///
@@ -32,7 +41,7 @@ pub trait HttpClient<B>: sealed::Erase<B> {}
 
 impl<S: sealed::Erase<B>, B> HttpClient<B> for S {}
 
-pub(super) mod sealed {
+pub(crate) mod sealed {
     use super::*;
 
     /// Turns a client into the one type every [`TokenClient`](crate::TokenClient) holds.

@@ -8,6 +8,7 @@
 use http::{HeaderMap, StatusCode};
 
 use super::{replay::ReplayPolicy, snapshot::Snapshot};
+use crate::origin::Destination;
 
 /// A request type [`OAuth2<S, P>`](super::OAuth2) can authenticate and, under its
 /// [`ReplayPolicy`] `P`, copy for a retry.
@@ -34,8 +35,10 @@ pub trait HttpResponse: sealed::Response {}
 
 impl<R: sealed::Response> HttpResponse for R {}
 
-pub(super) mod sealed {
+pub(crate) mod sealed {
     use http::{HeaderMap, StatusCode};
+
+    use crate::origin::Destination;
 
     // Public in a private module, so the public traits can name them and nobody else can
     // implement them.
@@ -48,13 +51,11 @@ pub(super) mod sealed {
 
         fn headers_mut(&mut self) -> &mut HeaderMap;
 
-        /// The scheme of where the request goes; `None` where the request does not say (a
-        /// relative URI).
+        /// The scheme of where the request goes; `None` for a relative URI.
         fn scheme(&self) -> Option<&str>;
 
-        /// Host and port of where the request goes, each `None` where the request does not
-        /// say.
-        fn host_and_port(&self) -> (Option<&str>, Option<u16>);
+        /// Where the request goes.
+        fn destination(&self) -> Destination<'_>;
 
         /// The request to send again; `None` if the copy cannot be read back.
         fn restore(copy: Self::Copy) -> Option<Self>;
@@ -93,8 +94,12 @@ impl<B> sealed::Request for http::Request<B> {
         self.uri().scheme_str()
     }
 
-    fn host_and_port(&self) -> (Option<&str>, Option<u16>) {
-        (self.uri().host(), self.uri().port_u16())
+    fn destination(&self) -> Destination<'_> {
+        Destination {
+            scheme: self.uri().scheme_str(),
+            host: self.uri().host(),
+            port: self.uri().port_u16(),
+        }
     }
 
     fn restore(copy: Snapshot<B>) -> Option<Self> {
@@ -119,72 +124,5 @@ impl<B> sealed::Response for http::Response<B> {
 
     fn headers(&self) -> &HeaderMap {
         self.headers()
-    }
-}
-
-#[cfg(feature = "reqwest")]
-mod reqwest_impls {
-    use http::{HeaderMap, StatusCode};
-
-    use super::sealed;
-    use crate::{CloneBodies, EmptyBodies, NoReplay};
-
-    impl sealed::Request for reqwest::Request {
-        type Copy = Self;
-
-        #[inline]
-        fn headers(&self) -> &HeaderMap {
-            self.headers()
-        }
-
-        #[inline]
-        fn headers_mut(&mut self) -> &mut HeaderMap {
-            self.headers_mut()
-        }
-
-        #[inline]
-        fn scheme(&self) -> Option<&str> {
-            Some(self.url().scheme())
-        }
-
-        fn host_and_port(&self) -> (Option<&str>, Option<u16>) {
-            (self.url().host_str(), self.url().port())
-        }
-
-        fn restore(copy: Self) -> Option<Self> {
-            Some(copy)
-        }
-    }
-
-    macro_rules! reqwest_replay {
-        ($policy:ty, |$request:ident| $replay:expr) => {
-            impl sealed::Replay<$policy> for reqwest::Request {
-                #[inline]
-                fn replay(&self, _policy: &$policy) -> Option<Self> {
-                    let $request = self;
-                    $replay
-                }
-            }
-        };
-    }
-
-    reqwest_replay!(EmptyBodies, |request| {
-        let empty = request
-            .body()
-            .is_none_or(|body| body.as_bytes().is_some_and(<[u8]>::is_empty));
-        if empty { request.try_clone() } else { None }
-    });
-    reqwest_replay!(CloneBodies, |request| request.try_clone());
-    reqwest_replay!(NoReplay, |_request| None);
-
-    impl sealed::Response for reqwest::Response {
-        #[inline]
-        fn status(&self) -> StatusCode {
-            self.status()
-        }
-
-        fn headers(&self) -> &HeaderMap {
-            self.headers()
-        }
     }
 }

@@ -1,6 +1,5 @@
-//! reqwest as the token endpoint's HTTP client. (reqwest as the API client needs nothing here:
-//! `reqwest::Client` is a tower `Service` that [`OAuth2Layer`](crate::OAuth2Layer) wraps as it
-//! is; see `service/request.rs`.)
+//! reqwest as the HTTP client of the token endpoint. (On the API side, `reqwest::Client` is a
+//! tower `Service` that [`OAuth2Layer`](crate::OAuth2Layer) wraps as it is: `middleware/reqwest.rs`.)
 
 use bytes::Bytes;
 

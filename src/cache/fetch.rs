@@ -1,0 +1,268 @@
+//! One fetch, as the flight's task runs it: read the store when the cache is cold, else ask the
+//! source, retrying transient errors with a jittered, growing backoff, all within the cache's
+//! fetch timeout; then save the new token and hand it to the waiters.
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use tokio::{sync::watch, time::Instant};
+use tracing::Instrument;
+
+use super::{
+    Core,
+    flight::{FlightGuard, Outcome},
+    state::Entry,
+};
+use crate::{Error, ErrorKind, FetchContext, FetchReason};
+
+/// A `Retry-After` longer than this is taken as this: a server cannot switch clients off.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// Exponential backoff with jitter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
+    pub(crate) attempts: u32,
+}
+
+impl Backoff {
+    /// The delay after the `failures`-th failure in a row: doubling from `initial`, capped at
+    /// `max`, then a random point in its upper half so that clients spread out. A longer
+    /// `retry_after` wins, up to ten minutes.
+    pub(crate) fn delay(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        let step = self.initial.saturating_mul(1 << doublings).min(self.max);
+        let step_ms = u64::try_from(step.as_millis()).unwrap_or(u64::MAX);
+        let jittered = Duration::from_millis(rand::random_range(step_ms / 2..=step_ms));
+        jittered.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
+    }
+}
+
+/// Where a token came from: a cold cache reads its store before it asks the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Obtained {
+    Loaded,
+    Fetched,
+}
+
+/// The flight's task: waits until `start_at`, fetches, installs the outcome and sends it to
+/// every waiter.
+pub(super) async fn run(
+    mut guard: FlightGuard,
+    sender: watch::Sender<Option<Outcome>>,
+    reason: FetchReason,
+    start_at: Option<Instant>,
+    cause: Option<tracing::Id>,
+) {
+    if let Some(at) = start_at {
+        tokio::time::sleep_until(at).await;
+    }
+    let core = Arc::clone(&guard.core);
+    // The fetch outlives the request that started it: a root span that follows from the
+    // request's, not its child.
+    let span = tracing::info_span!(
+        parent: None,
+        "token_fetch",
+        grant_type = core.source.grant_type(),
+        reason = reason.as_str(),
+        outcome = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+        elapsed_ms = tracing::field::Empty,
+    );
+    span.follows_from(cause);
+    let (outcome, retry_at) = attempts(&core, reason).instrument(span.clone()).await;
+    drop(span);
+
+    core.finish(&outcome);
+    guard.finished = true;
+    drop(guard);
+    // Nobody may be waiting any more; the token is installed either way.
+    let _ = sender.send(Some(outcome));
+
+    // A token that is still valid keeps serving; the next background refresh waits for the
+    // backoff step. The wait holds no strong reference, so it keeps no cache alive.
+    if let Some(retry_at) = retry_at {
+        let weak = Arc::downgrade(&core);
+        drop(core);
+        tokio::time::sleep_until(retry_at).await;
+        if let Some(core) = Weak::upgrade(&weak) {
+            core.release_refreshing();
+        }
+    }
+}
+
+/// Attempts the fetch until it succeeds, fails for good, or runs out of attempts or time.
+/// On failure, also returns when the next fetch may start.
+async fn attempts(core: &Core, reason: FetchReason) -> (Outcome, Option<Instant>) {
+    let started = Instant::now();
+    let deadline = later(started, core.rules.fetch_timeout);
+    let mut attempt = 1;
+    loop {
+        let error = match once(core, reason, deadline).await {
+            Ok((entry, obtained)) => {
+                log_success(core, reason, attempt, started, &entry, obtained);
+                return (Ok(entry), None);
+            }
+            Err(error) => error,
+        };
+        core.stats.fetched(false);
+        tracing::warn!(
+            grant_type = core.source.grant_type(),
+            reason = reason.as_str(),
+            attempt,
+            elapsed_ms = millis(started),
+            error = %error,
+            transient = error.is_transient(),
+            "token fetch failed"
+        );
+        let retry_at = core.record_failure(&error);
+        let retry =
+            error.is_transient() && attempt < core.rules.backoff.attempts && retry_at < deadline;
+        if !retry {
+            record_on_span("error", attempt, started);
+            return (Err(error), Some(retry_at));
+        }
+        tracing::debug!(attempt, "retrying the token fetch after a transient error");
+        tokio::time::sleep_until(retry_at).await;
+        attempt += 1;
+    }
+}
+
+/// One attempt. The deadline bounds getting a token, not saving it: once the source has
+/// answered, the server may have retired the refresh token before this one.
+async fn once(
+    core: &Core,
+    reason: FetchReason,
+    deadline: Instant,
+) -> Result<(Arc<Entry>, Obtained), Error> {
+    let issued = Instant::now();
+    let current = core.state.current();
+    let loaded = match current {
+        Some(_) => None,
+        None => tokio::time::timeout_at(deadline, core.persistence.load())
+            .await
+            .map_err(timed_out)?,
+    };
+    if let Some(token) = &loaded
+        && token.expires_in() != Some(Duration::ZERO)
+        // A saved token that cannot be used (say, a hand-edited file) falls through to the
+        // source rather than failing every fetch.
+        && let Ok(entry) = Entry::new(token.clone(), issued, core.rules.refresh_margin)
+    {
+        core.stats.loaded();
+        return Ok((Arc::new(entry), Obtained::Loaded));
+    }
+    // An expired saved token still lends its refresh token.
+    let previous = current
+        .as_deref()
+        .map(|entry| &entry.token)
+        .or(loaded.as_ref());
+    let cx = FetchContext::new(previous, reason);
+    let mut token = tokio::time::timeout_at(deadline, core.source.fetch_boxed(cx))
+        .await
+        .map_err(timed_out)??;
+    token.inherit_refresh_token(previous);
+    let entry = Entry::new(token, issued, core.rules.refresh_margin)?;
+    core.stats.fetched(true);
+    core.persistence.save(&entry.token, &core.stats).await;
+    Ok((Arc::new(entry), Obtained::Fetched))
+}
+
+fn log_success(
+    core: &Core,
+    reason: FetchReason,
+    attempts: u32,
+    started: Instant,
+    entry: &Entry,
+    obtained: Obtained,
+) {
+    let described = match obtained {
+        Obtained::Loaded => "loaded",
+        Obtained::Fetched => "ok",
+    };
+    record_on_span(described, attempts, started);
+    let grant_type = core.source.grant_type();
+    let reason = reason.as_str();
+    let elapsed_ms = millis(started);
+    let expires_in_s = entry.token.expires_in().map(|lifetime| lifetime.as_secs());
+    match obtained {
+        Obtained::Loaded => tracing::info!(
+            grant_type,
+            reason,
+            elapsed_ms,
+            expires_in_s,
+            "token loaded from the store"
+        ),
+        Obtained::Fetched => tracing::info!(
+            grant_type,
+            reason,
+            attempts,
+            elapsed_ms,
+            expires_in_s,
+            "token fetched"
+        ),
+    }
+}
+
+/// Fills in the fields of the `token_fetch` span the caller runs in.
+fn record_on_span(outcome: &str, attempts: u32, started: Instant) {
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    span.record("attempts", attempts);
+    span.record("elapsed_ms", millis(started));
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `at + duration`, or thirty years on when that does not fit in an `Instant`: a setting of
+/// `Duration::MAX` means "never", not a panic.
+pub(super) fn later(at: Instant, duration: Duration) -> Instant {
+    at.checked_add(duration)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
+}
+
+fn timed_out(_: tokio::time::error::Elapsed) -> Error {
+    Error::new(ErrorKind::Timeout).with_detail("the token source did not finish in time")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backoff() -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(5),
+            attempts: 3,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_jitter_in_the_upper_half() {
+        for (failures, step_ms) in [(1, 200), (2, 400), (3, 800), (6, 5000), (40, 5000)] {
+            for _ in 0..100 {
+                let delay = backoff().delay(failures, None).as_millis();
+                assert!(
+                    (step_ms / 2..=step_ms).contains(&delay),
+                    "{failures}: {delay}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer_and_is_bounded() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            backoff().delay(1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(backoff().delay(1, Some(hour)), MAX_RETRY_AFTER);
+        assert!(backoff().delay(1, Some(Duration::ZERO)) <= Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,94 @@
+//! What the middleware does for one request, written once for both front-ends (the tower
+//! [`OAuth2`](super::OAuth2) service and the reqwest-middleware middleware): whether the request
+//! gets a token, and what follows a 401 answer. The log lines live here too.
+
+use http::{HeaderMap, header::AUTHORIZATION};
+
+use super::{challenge, request::sealed::Request};
+use crate::{
+    Error, TokenCache,
+    cache::{Ticket, Wait},
+    origin::{self, Decision, Origins},
+};
+
+/// How a request starts.
+pub(crate) enum Start {
+    /// Send it as it is: it has an `Authorization` header of its own, or goes to an origin
+    /// the token may not go to.
+    AsIs,
+    /// Fail it: its origin may not get the token, and the layer refuses such requests.
+    Refuse(Error),
+    /// Send it with this token.
+    Send(Ticket),
+    /// Wait for a token first.
+    Wait(Wait),
+}
+
+/// Decides how `request` starts.
+#[inline]
+pub(crate) fn start(cache: &TokenCache, origins: &Origins, request: &impl Request) -> Start {
+    let headers = request.headers();
+    // The caller's own credentials are never replaced.
+    if !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
+        return Start::AsIs;
+    }
+    if !origins.attaches_any(request.scheme()) {
+        match origins.decide(&request.destination()) {
+            Decision::Attach => {}
+            Decision::SendAsIs => {
+                tracing::debug!("origin not allowed for the token; sending without it");
+                return Start::AsIs;
+            }
+            Decision::Refuse => return Start::Refuse(origin::not_allowed()),
+        }
+    }
+    match cache.ticket() {
+        Ok(ticket) => Start::Send(ticket),
+        Err(wait) => Start::Wait(wait),
+    }
+}
+
+/// What follows a 401 answer to a request sent with a token.
+pub(crate) enum Next {
+    /// The answer is final: return it as it came.
+    Return,
+    /// Send the request's copy again with this token.
+    Resend(Ticket),
+    /// Wait for a new token, then send the copy.
+    Wait(Wait),
+}
+
+/// Decides what follows a 401 answer with `headers` to a request that carried `used`;
+/// `replayable` says whether a copy of the request can be sent.
+#[cold]
+pub(crate) fn after_unauthorized(used: &Ticket, headers: &HeaderMap, replayable: bool) -> Next {
+    // The token stays: it was not what the server objected to.
+    if !challenge::new_token_may_help(headers) {
+        tracing::debug!("401 answer that a new token cannot meet; not retrying");
+        return Next::Return;
+    }
+    let Some(cache) = used.cache() else {
+        tracing::debug!("401 answer after every handle to the token cache was dropped");
+        return Next::Return;
+    };
+    // Whether or not this request can be sent again, the next ones must not carry the token
+    // the server has just refused.
+    cache.retire(used.generation());
+    if !replayable {
+        tracing::debug!("401 answer, but the request could not be replayed");
+        return Next::Return;
+    }
+    tracing::info!("401 answer; retrying once with a new token");
+    match cache.ticket() {
+        Ok(ticket) => Next::Resend(ticket),
+        Err(wait) => Next::Wait(wait),
+    }
+}
+
+/// Counts a copy sent with `ticket`'s token. Only copies that go out count: one whose new token
+/// never came is not sent again.
+pub(crate) fn resending(ticket: &Ticket) {
+    if let Some(cache) = ticket.cache() {
+        cache.count_retry();
+    }
+}

@@ -1,0 +1,311 @@
+//! Where credentials and tokens may go: the rule for every URL the crate sends secrets to
+//! (https, or plain http only on loopback or by an explicit opt-in), and the origins a layer
+//! attaches its token for.
+
+use std::{fmt, net::IpAddr, sync::Arc};
+
+use http::Uri;
+use url::Url;
+
+use crate::{Error, ErrorKind};
+
+/// Whether `host` (as in a URL, IPv6 in brackets) names this machine.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Parses `url`, the address of `what` (such as "the token endpoint URL"), and checks that
+/// secrets sent to it cannot cross a network in clear text: it must be absolute and `https`,
+/// or `http` to a loopback host, or `http` anywhere when `plain_http` allows it.
+pub(crate) fn secure_url(url: &str, what: &str, plain_http: bool) -> Result<Url, Error> {
+    let config = |why: &str| Error::new(ErrorKind::Config).with_detail(format!("{what} {why}"));
+    let parsed = Url::parse(url).map_err(|_| config("is not a valid URL"))?;
+    let Some(host) = parsed.host_str() else {
+        return Err(config("has no host"));
+    };
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if plain_http || is_loopback(host) => Ok(parsed),
+        "http" => Err(config("must be https unless the host is loopback")),
+        _ => Err(config("must be http or https")),
+    }
+}
+
+/// [`secure_url`] as an `http::Uri`, for the endpoints the crate posts to.
+pub(crate) fn secure_uri(url: &str, what: &str, plain_http: bool) -> Result<Uri, Error> {
+    let parsed = secure_url(url, what, plain_http)?;
+    parsed.as_str().parse().map_err(|_| {
+        Error::new(ErrorKind::Config).with_detail(format!("{what} is not a valid URL"))
+    })
+}
+
+/// The origins a layer's token may go to: any `https` origin (and `http` on loopback) unless
+/// a list is given.
+#[derive(Clone, Default)]
+pub(crate) struct Origins {
+    allowed: Option<Arc<[Origin]>>,
+    plain_http: bool,
+    refuse_others: bool,
+}
+
+/// What the layer does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Attach the token.
+    Attach,
+    /// Send the request as it is, without a token.
+    SendAsIs,
+    /// Fail the request.
+    Refuse,
+}
+
+/// Where a request goes, as far as the origin rule cares.
+// Public in a private module: the sealed request trait names it.
+#[allow(unreachable_pub)]
+#[derive(Debug)]
+pub struct Destination<'a> {
+    /// `None` for a relative request, which goes wherever the inner service is bound.
+    pub scheme: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Origin {
+    https: bool,
+    host: Box<str>,
+    port: u16,
+}
+
+impl Origin {
+    fn of(to: &Destination<'_>) -> Option<Self> {
+        let https = match to.scheme? {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        Some(Self {
+            https,
+            host: to.host?.to_ascii_lowercase().into(),
+            port: to.port.unwrap_or(if https { 443 } else { 80 }),
+        })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+impl Origins {
+    pub(crate) fn allow(&mut self, origin: &str) -> Result<(), Error> {
+        let uri: Uri = origin
+            .parse()
+            .map_err(|_| Error::config("an allowed origin is not a valid URL"))?;
+        let to = Destination {
+            scheme: uri.scheme_str(),
+            host: uri.host(),
+            port: uri.port_u16(),
+        };
+        let parsed = Origin::of(&to).ok_or_else(|| {
+            Error::config("an allowed origin needs an http or https scheme and a host")
+        })?;
+        let mut allowed: Vec<Origin> = self.allowed.as_deref().unwrap_or_default().to_vec();
+        allowed.push(parsed);
+        self.allowed = Some(allowed.into());
+        Ok(())
+    }
+
+    pub(crate) fn allow_plain_http(&mut self) {
+        self.plain_http = true;
+    }
+
+    pub(crate) fn refuse_others(&mut self) {
+        self.refuse_others = true;
+    }
+
+    /// Whether the common case decides at once: no list, and an `https` or relative request.
+    /// Small enough to inline into every call; it reads neither host nor port.
+    #[inline]
+    pub(crate) fn attaches_any(&self, scheme: Option<&str>) -> bool {
+        self.allowed.is_none() && matches!(scheme, Some("https") | None)
+    }
+
+    /// The decision for a request to `to`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn decide(&self, to: &Destination<'_>) -> Decision {
+        let allowed = match (&self.allowed, to.scheme) {
+            // A relative request goes wherever the inner service is bound; that was the user's
+            // choice, so without a list it gets the token.
+            (None, None | Some("https")) => true,
+            (None, Some("http")) => self.plain_http || to.host.is_some_and(is_loopback),
+            (None, Some(_)) => false,
+            (Some(list), _) => Origin::of(to).is_some_and(|origin| {
+                (origin.https || self.plain_http || is_loopback(&origin.host))
+                    && list.contains(&origin)
+            }),
+        };
+        match (allowed, self.refuse_others) {
+            (true, _) => Decision::Attach,
+            (false, false) => Decision::SendAsIs,
+            (false, true) => Decision::Refuse,
+        }
+    }
+}
+
+/// The error of a request to an origin the token may not go to, when such requests are refused.
+pub(crate) fn not_allowed() -> Error {
+    Error::new(ErrorKind::OriginNotAllowed)
+        .with_detail("the request's origin may not receive the token")
+}
+
+impl fmt::Debug for Origins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let allowed: Option<Vec<String>> = self
+            .allowed
+            .as_deref()
+            .map(|list| list.iter().map(ToString::to_string).collect());
+        f.debug_struct("Origins")
+            .field(
+                "allowed",
+                &allowed.as_deref().unwrap_or(&["any https".to_owned()]),
+            )
+            .field("plain_http", &self.plain_http)
+            .field("refuse_others", &self.refuse_others)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide(origins: &Origins, uri: &str) -> Decision {
+        let uri: Uri = uri.parse().unwrap();
+        let decision = origins.decide(&Destination {
+            scheme: uri.scheme_str(),
+            host: uri.host(),
+            port: uri.port_u16(),
+        });
+        if origins.attaches_any(uri.scheme_str()) {
+            assert_eq!(
+                decision,
+                Decision::Attach,
+                "the shortcut and the rule disagree"
+            );
+        }
+        decision
+    }
+
+    #[test]
+    fn secret_bearing_urls_must_be_https_unless_loopback() {
+        for good in [
+            "https://auth.example.com/token",
+            "http://127.0.0.1:8080/token",
+            "http://[::1]:8080/token",
+            "http://localhost/token",
+            "http://127.1.2.3/token",
+        ] {
+            assert!(secure_url(good, "the URL", false).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://auth.example.com/token",
+            "http://10.0.0.1/token",
+            "ftp://auth.example.com/token",
+            "/token",
+            "not a url",
+        ] {
+            let error = secure_url(bad, "the token endpoint URL", false).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Config, "{bad}");
+            assert!(
+                error.to_string().contains("the token endpoint URL"),
+                "{error}"
+            );
+        }
+        assert!(secure_url("http://auth.example.com/token", "the URL", true).is_ok());
+    }
+
+    #[test]
+    fn by_default_any_https_origin_and_loopback_http_get_the_token() {
+        let origins = Origins::default();
+        for uri in [
+            "https://api.example.com/x",
+            "https://other.example.org:8443/",
+            "http://127.0.0.1:8080/x",
+            "http://localhost/x",
+            "http://[::1]/x",
+            "/relative/path",
+        ] {
+            assert_eq!(decide(&origins, uri), Decision::Attach, "{uri}");
+        }
+        assert_eq!(
+            decide(&origins, "http://api.example.com/"),
+            Decision::SendAsIs
+        );
+        assert_eq!(
+            decide(&origins, "ws://api.example.com/"),
+            Decision::SendAsIs
+        );
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_when_asked() {
+        let mut origins = Origins::default();
+        origins.allow_plain_http();
+        assert_eq!(
+            decide(&origins, "http://api.example.com/"),
+            Decision::Attach
+        );
+    }
+
+    #[test]
+    fn a_list_matches_scheme_host_and_port() {
+        let mut origins = Origins::default();
+        origins.allow("https://API.example.com").unwrap();
+        origins.allow("http://127.0.0.1:9000").unwrap();
+        for uri in [
+            "https://api.example.com/orders?x=1",
+            "https://api.example.com:443/",
+            "http://127.0.0.1:9000/",
+        ] {
+            assert_eq!(decide(&origins, uri), Decision::Attach, "{uri}");
+        }
+        for uri in [
+            "http://api.example.com/",
+            "https://api.example.com:8443/",
+            "https://evil.example.com/",
+            "https://api.example.com.evil.test/",
+            "http://127.0.0.1:9001/",
+            "/relative",
+        ] {
+            assert_eq!(decide(&origins, uri), Decision::SendAsIs, "{uri}");
+        }
+        origins.refuse_others();
+        assert_eq!(
+            decide(&origins, "https://evil.example.com/"),
+            Decision::Refuse
+        );
+    }
+
+    #[test]
+    fn a_listed_plain_http_origin_needs_loopback_or_the_opt_in() {
+        let mut origins = Origins::default();
+        origins.allow("http://api.internal").unwrap();
+        assert_eq!(decide(&origins, "http://api.internal/"), Decision::SendAsIs);
+        origins.allow_plain_http();
+        assert_eq!(decide(&origins, "http://api.internal/"), Decision::Attach);
+    }
+
+    #[test]
+    fn an_origin_without_scheme_or_host_is_rejected() {
+        let mut origins = Origins::default();
+        for bad in ["api.example.com", "/path", "ftp://host", "not a url"] {
+            assert!(origins.allow(bad).is_err(), "{bad}");
+        }
+    }
+}
