@@ -130,15 +130,28 @@ fn measure_herd(release: &dyn Fn()) {
 
 const REQUESTS: u64 = 20_000;
 
-const SHAPES: [&str; 4] = ["plain", "six_headers", "static_uri", "recycled"];
-const MIDDLEWARES: [&str; 5] = [
+/// How requests reach the layer: one service made ready and called for each request, or a
+/// clone of the client per request (`client.clone().oneshot(request)`, as the examples do).
+const PATTERNS: [&str; 2] = ["reused", "clone"];
+const SHAPES: [&str; 3] = ["plain", "six_headers", "static_uri"];
+const MIDDLEWARES: [&str; 6] = [
     "bare",
-    "set_request_header",
     "add_authorization",
+    "add_authorization_retry",
     "oauth2",
     "oauth2_no_replay",
+    "aliri_tokens",
 ];
-const PEERS: [&str; 2] = ["aliri_tokens", "yup_oauth2"];
+/// Cases kept from earlier runs of the suite: a request recycled through an echo service, and
+/// the slower peer.
+const EXTRA: [&str; 6] = [
+    "reused/recycled/bare",
+    "reused/recycled/add_authorization",
+    "reused/recycled/oauth2",
+    "reused/recycled/oauth2_no_replay",
+    "reused/plain/set_request_header",
+    "reused/plain/yup_oauth2",
+];
 /// The cold herd, counted: what releasing `REQUESTS` requests that wait for the first token
 /// costs per request, against the same requests waiting on a bare `watch` channel and then
 /// sent with a static header.
@@ -156,6 +169,17 @@ where
 }
 
 #[inline(never)]
+fn measure_clones<S>(service: &S, build: fn() -> Request<Body>)
+where
+    S: Service<Request<Body>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..REQUESTS {
+        black_box(support::oneshot(service.clone(), black_box(build)()));
+    }
+}
+
+#[inline(never)]
 fn measure_recycled<S>(service: &mut S, mut request: Request<Body>) -> Request<Body>
 where
     S: Service<Request<Body>, Response = Response<Request<Body>>>,
@@ -167,16 +191,20 @@ where
     request
 }
 
-fn run<S>(mut service: S, build: fn() -> Request<Body>)
+fn run<S>(pattern: &str, mut service: S, build: fn() -> Request<Body>)
 where
-    S: Service<Request<Body>>,
+    S: Service<Request<Body>> + Clone,
     S::Error: std::fmt::Debug,
 {
     for _ in 0..2 {
         black_box(send(&mut service, build()));
     }
     for _ in 0..repeat() {
-        measure(&mut service, build);
+        match pattern {
+            "reused" => measure(&mut service, build),
+            "clone" => measure_clones(&service, build),
+            other => panic!("no pattern {other}"),
+        }
     }
 }
 
@@ -206,15 +234,14 @@ fn one_case(name: &str) {
     let runtime = support::runtime_with_one_worker();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let layer = OAuth2Layer::new(cache);
-    let (shape, middleware) = name.split_once('/').expect("a case is SHAPE/MIDDLEWARE");
+    let mut parts = name.splitn(3, '/');
+    let (Some(pattern), Some(shape), Some(middleware)) = (parts.next(), parts.next(), parts.next())
+    else {
+        panic!("a case is PATTERN/SHAPE/MIDDLEWARE");
+    };
     if shape == "recycled" {
         match middleware {
             "bare" => run_recycled(echo()),
-            "set_request_header" => run_recycled(SetRequestHeader::overriding(
-                echo(),
-                AUTHORIZATION,
-                bearer_header(TOKEN_40),
-            )),
             "add_authorization" => run_recycled(AddAuthorization::bearer(echo(), TOKEN_40)),
             "oauth2" => run_recycled(layer.layer(echo())),
             "oauth2_no_replay" => run_recycled(layer.replay(NoReplay).layer(echo())),
@@ -229,16 +256,18 @@ fn one_case(name: &str) {
         other => panic!("no shape {other}"),
     };
     match middleware {
-        "bare" => run(noop(), build),
+        "bare" => run(pattern, noop(), build),
         "set_request_header" => run(
+            pattern,
             SetRequestHeader::overriding(noop(), AUTHORIZATION, bearer_header(TOKEN_40)),
             build,
         ),
-        "add_authorization" => run(AddAuthorization::bearer(noop(), TOKEN_40), build),
-        "oauth2" => run(layer.layer(noop()), build),
-        "oauth2_no_replay" => run(layer.replay(NoReplay).layer(noop()), build),
-        "aliri_tokens" => run(peers::aliri(&runtime, noop()), build),
-        "yup_oauth2" => run(peers::yup(&runtime, noop()), build),
+        "add_authorization" => run(pattern, AddAuthorization::bearer(noop(), TOKEN_40), build),
+        "add_authorization_retry" => run(pattern, support::retry_by_hand(noop()), build),
+        "oauth2" => run(pattern, layer.layer(noop()), build),
+        "oauth2_no_replay" => run(pattern, layer.replay(NoReplay).layer(noop()), build),
+        "aliri_tokens" => run(pattern, peers::aliri(&runtime, noop()), build),
+        "yup_oauth2" => run(pattern, peers::yup(&runtime, noop()), build),
         other => panic!("no middleware {other}"),
     }
 }
@@ -277,11 +306,12 @@ fn main() {
         return;
     }
     let filter = args.iter().skip(1).find(|arg| !arg.starts_with("--"));
-    let mut cases: Vec<String> = SHAPES
+    let mut cases: Vec<String> = PATTERNS
         .iter()
-        .flat_map(|shape| MIDDLEWARES.iter().map(move |m| format!("{shape}/{m}")))
+        .flat_map(|pattern| SHAPES.iter().map(move |shape| format!("{pattern}/{shape}")))
+        .flat_map(|prefix| MIDDLEWARES.iter().map(move |m| format!("{prefix}/{m}")))
         .collect();
-    cases.extend(PEERS.iter().map(|peer| format!("plain/{peer}")));
+    cases.extend(EXTRA.iter().map(|case| (*case).to_owned()));
     cases.extend(HERDS.iter().map(|herd| (*herd).to_owned()));
     cases.retain(|case| filter.is_none_or(|filter| case.contains(filter.as_str())));
 

@@ -191,9 +191,7 @@ async fn run(
 
     // A URL the token may not go to (plain http beyond loopback, without --allow-http) fails
     // rather than going out without it.
-    let mut layer = OAuth2Layer::new(cache)
-        .replay(CloneBodies)
-        .refuse_other_origins();
+    let mut layer = OAuth2Layer::new(cache).replay(CloneBodies);
     if options.allow_http {
         layer = layer.allow_plain_http();
     }

@@ -75,8 +75,9 @@ pub enum ErrorKind {
     Interrupted,
     /// A [`TokenStore`](crate::TokenStore) could not load or save a token.
     Store,
-    /// The request's origin may not receive the token, and the layer was set to
-    /// [refuse](crate::OAuth2Layer::refuse_other_origins) such requests.
+    /// The request's origin may not receive the token (see
+    /// [`OAuth2Layer::allow_origin`](crate::OAuth2Layer::allow_origin)); the message names the
+    /// setting that allows it. Nothing was sent.
     OriginNotAllowed,
     /// The `state` of an authorization response is not the one its request carried: the
     /// response belongs to another request, or was forged (cross-site request forgery). Nothing

@@ -42,23 +42,32 @@ pub(crate) fn secure_uri(url: &str, what: &str, plain_http: bool) -> Result<Uri,
 }
 
 /// The origins a layer's token may go to: any `https` origin (and `http` on loopback) unless
-/// a list is given.
+/// a list is given. Requests to other origins fail, unless the layer sends them without a
+/// token.
 #[derive(Clone, Default)]
 pub(crate) struct Origins {
     allowed: Option<Arc<[Origin]>>,
     plain_http: bool,
-    refuse_others: bool,
+    send_others: bool,
 }
 
 /// What the layer does with one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Decision {
     /// Attach the token.
     Attach,
     /// Send the request as it is, without a token.
     SendAsIs,
-    /// Fail the request.
-    Refuse,
+    /// Fail the request with this error.
+    Refuse(Error),
+}
+
+/// Why a request may not get the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Declined {
+    PlainHttp,
+    Unlisted,
+    OtherScheme,
 }
 
 /// Where a request goes, as far as the origin rule cares.
@@ -124,8 +133,8 @@ impl Origins {
         self.plain_http = true;
     }
 
-    pub(crate) fn refuse_others(&mut self) {
-        self.refuse_others = true;
+    pub(crate) fn send_others(&mut self) {
+        self.send_others = true;
     }
 
     /// Whether the common case decides at once: no list, and an `https` or relative request.
@@ -139,29 +148,56 @@ impl Origins {
     #[cold]
     #[inline(never)]
     pub(crate) fn decide(&self, to: &Destination<'_>) -> Decision {
-        let allowed = match (&self.allowed, to.scheme) {
+        match (self.judge(to), self.send_others) {
+            (Ok(()), _) => Decision::Attach,
+            (Err(_), true) => Decision::SendAsIs,
+            (Err(why), false) => Decision::Refuse(not_allowed(why)),
+        }
+    }
+
+    fn judge(&self, to: &Destination<'_>) -> Result<(), Declined> {
+        let plain_http_allowed =
+            |host: Option<&str>| self.plain_http || host.is_some_and(is_loopback);
+        let Some(list) = &self.allowed else {
             // A relative request goes wherever the inner service is bound; that was the user's
             // choice, so without a list it gets the token.
-            (None, None | Some("https")) => true,
-            (None, Some("http")) => self.plain_http || to.host.is_some_and(is_loopback),
-            (None, Some(_)) => false,
-            (Some(list), _) => Origin::of(to).is_some_and(|origin| {
-                (origin.https || self.plain_http || is_loopback(&origin.host))
-                    && list.contains(&origin)
-            }),
+            return match to.scheme {
+                None | Some("https") => Ok(()),
+                Some("http") if plain_http_allowed(to.host) => Ok(()),
+                Some("http") => Err(Declined::PlainHttp),
+                Some(_) => Err(Declined::OtherScheme),
+            };
         };
-        match (allowed, self.refuse_others) {
-            (true, _) => Decision::Attach,
-            (false, false) => Decision::SendAsIs,
-            (false, true) => Decision::Refuse,
+        let origin = Origin::of(to).ok_or(Declined::Unlisted)?;
+        if !origin.https && !plain_http_allowed(Some(&origin.host)) {
+            return Err(Declined::PlainHttp);
+        }
+        if list.contains(&origin) {
+            Ok(())
+        } else {
+            Err(Declined::Unlisted)
         }
     }
 }
 
-/// The error of a request to an origin the token may not go to, when such requests are refused.
-pub(crate) fn not_allowed() -> Error {
-    Error::new(ErrorKind::OriginNotAllowed)
-        .with_detail("the request's origin may not receive the token")
+/// The error of a request the token may not go to: says why, and which setting allows it.
+fn not_allowed(why: Declined) -> Error {
+    let detail = match why {
+        Declined::PlainHttp => {
+            "plain http to a host that is not loopback; `OAuth2Layer::allow_plain_http` sends \
+             the token there anyway, `OAuth2Layer::send_others_without_token` sends such \
+             requests without it"
+        }
+        Declined::Unlisted => {
+            "the origin is not among those given to `OAuth2Layer::allow_origin`; add it there, \
+             or let `OAuth2Layer::send_others_without_token` send such requests without a token"
+        }
+        Declined::OtherScheme => {
+            "only http and https requests get a token; `OAuth2Layer::send_others_without_token` \
+             sends others without it"
+        }
+    };
+    Error::new(ErrorKind::OriginNotAllowed).with_detail(detail)
 }
 
 impl fmt::Debug for Origins {
@@ -176,7 +212,7 @@ impl fmt::Debug for Origins {
                 &allowed.as_deref().unwrap_or(&["any https".to_owned()]),
             )
             .field("plain_http", &self.plain_http)
-            .field("refuse_others", &self.refuse_others)
+            .field("send_others", &self.send_others)
             .finish()
     }
 }
@@ -185,7 +221,9 @@ impl fmt::Debug for Origins {
 mod tests {
     use super::*;
 
-    fn decide(origins: &Origins, uri: &str) -> Decision {
+    /// What the layer does with a request to `uri`: `Some(true)` attach, `Some(false)` send as
+    /// it is, `None` refuse.
+    fn decide(origins: &Origins, uri: &str) -> Option<bool> {
         let uri: Uri = uri.parse().unwrap();
         let decision = origins.decide(&Destination {
             scheme: uri.scheme_str(),
@@ -193,13 +231,31 @@ mod tests {
             port: uri.port_u16(),
         });
         if origins.attaches_any(uri.scheme_str()) {
-            assert_eq!(
-                decision,
-                Decision::Attach,
+            assert!(
+                matches!(decision, Decision::Attach),
                 "the shortcut and the rule disagree"
             );
         }
-        decision
+        match decision {
+            Decision::Attach => Some(true),
+            Decision::SendAsIs => Some(false),
+            Decision::Refuse(error) => {
+                assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
+                None
+            }
+        }
+    }
+
+    fn refusal(origins: &Origins, uri: &str) -> String {
+        let uri: Uri = uri.parse().unwrap();
+        match origins.decide(&Destination {
+            scheme: uri.scheme_str(),
+            host: uri.host(),
+            port: uri.port_u16(),
+        }) {
+            Decision::Refuse(error) => error.to_string(),
+            other => panic!("{uri} was not refused: {other:?}"),
+        }
     }
 
     #[test]
@@ -241,26 +297,33 @@ mod tests {
             "http://[::1]/x",
             "/relative/path",
         ] {
-            assert_eq!(decide(&origins, uri), Decision::Attach, "{uri}");
+            assert_eq!(decide(&origins, uri), Some(true), "{uri}");
         }
-        assert_eq!(
-            decide(&origins, "http://api.example.com/"),
-            Decision::SendAsIs
-        );
-        assert_eq!(
-            decide(&origins, "ws://api.example.com/"),
-            Decision::SendAsIs
-        );
+    }
+
+    #[test]
+    fn by_default_a_request_the_token_may_not_go_to_fails_naming_the_setting() {
+        let origins = Origins::default();
+        let plain = refusal(&origins, "http://api.example.com/");
+        assert!(plain.contains("allow_plain_http"), "{plain}");
+        assert!(plain.contains("send_others_without_token"), "{plain}");
+        let scheme = refusal(&origins, "ws://api.example.com/");
+        assert!(scheme.contains("send_others_without_token"), "{scheme}");
+    }
+
+    #[test]
+    fn declined_requests_go_out_without_the_token_only_when_asked() {
+        let mut origins = Origins::default();
+        origins.send_others();
+        assert_eq!(decide(&origins, "http://api.example.com/"), Some(false));
+        assert_eq!(decide(&origins, "https://api.example.com/"), Some(true));
     }
 
     #[test]
     fn plain_http_is_allowed_only_when_asked() {
         let mut origins = Origins::default();
         origins.allow_plain_http();
-        assert_eq!(
-            decide(&origins, "http://api.example.com/"),
-            Decision::Attach
-        );
+        assert_eq!(decide(&origins, "http://api.example.com/"), Some(true));
     }
 
     #[test]
@@ -273,7 +336,7 @@ mod tests {
             "https://api.example.com:443/",
             "http://127.0.0.1:9000/",
         ] {
-            assert_eq!(decide(&origins, uri), Decision::Attach, "{uri}");
+            assert_eq!(decide(&origins, uri), Some(true), "{uri}");
         }
         for uri in [
             "http://api.example.com/",
@@ -283,22 +346,20 @@ mod tests {
             "http://127.0.0.1:9001/",
             "/relative",
         ] {
-            assert_eq!(decide(&origins, uri), Decision::SendAsIs, "{uri}");
+            assert_eq!(decide(&origins, uri), None, "{uri}");
         }
-        origins.refuse_others();
-        assert_eq!(
-            decide(&origins, "https://evil.example.com/"),
-            Decision::Refuse
-        );
+        assert!(refusal(&origins, "https://evil.example.com/").contains("allow_origin"));
+        origins.send_others();
+        assert_eq!(decide(&origins, "https://evil.example.com/"), Some(false));
     }
 
     #[test]
     fn a_listed_plain_http_origin_needs_loopback_or_the_opt_in() {
         let mut origins = Origins::default();
         origins.allow("http://api.internal").unwrap();
-        assert_eq!(decide(&origins, "http://api.internal/"), Decision::SendAsIs);
+        assert!(refusal(&origins, "http://api.internal/").contains("allow_plain_http"));
         origins.allow_plain_http();
-        assert_eq!(decide(&origins, "http://api.internal/"), Decision::Attach);
+        assert_eq!(decide(&origins, "http://api.internal/"), Some(true));
     }
 
     #[test]

@@ -303,6 +303,7 @@ async fn tokens_go_only_to_allowed_origins() {
     let client = OAuth2Layer::new(issuer.grant())
         .allow_origin("https://api.test")
         .unwrap()
+        .send_others_without_token()
         .layer(issuer.api::<Body>());
     let allowed = client
         .clone()
@@ -319,9 +320,21 @@ async fn tokens_go_only_to_allowed_origins() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn plain_http_to_a_remote_host_gets_no_token_unless_allowed() {
+async fn plain_http_to_a_remote_host_fails_unless_allowed_naming_the_setting() {
     let issuer = Issuer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    let error = client.oneshot(get("http://api.test/x")).await.unwrap_err();
+    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
+    assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
+    assert!(error.to_string().contains("allow_plain_http"), "{error}");
+    assert!(
+        issuer.seen().is_empty(),
+        "a refused request reached the API"
+    );
+
+    let client = OAuth2Layer::new(issuer.grant())
+        .send_others_without_token()
+        .layer(issuer.api::<Body>());
     client.oneshot(get("http://api.test/x")).await.unwrap();
     let client = OAuth2Layer::new(issuer.grant())
         .allow_plain_http()
@@ -331,12 +344,11 @@ async fn plain_http_to_a_remote_host_gets_no_token_unless_allowed() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn requests_to_other_origins_can_be_refused() {
+async fn requests_to_other_origins_are_refused() {
     let issuer = Issuer::new();
     let client = OAuth2Layer::new(issuer.grant())
         .allow_origin("https://api.test")
         .unwrap()
-        .refuse_other_origins()
         .layer(issuer.api::<Body>());
     let error = client
         .oneshot(get("https://elsewhere.test/"))
@@ -374,4 +386,46 @@ async fn a_long_lived_clone_keeps_working_across_token_rotations() {
         }
         cache.refresh().await.unwrap();
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_revoked_right_after_its_fetch_is_replaced_at_once() {
+    let issuer = Issuer::new();
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    client.clone().oneshot(get("/")).await.unwrap();
+    issuer.revoke("token-1");
+
+    // The default minimum refresh interval is one second; the 401 must not wait it out.
+    let started = tokio::time::Instant::now();
+    let response = client.clone().oneshot(get("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(response).await, "token-2");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "waited {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_api_that_rejects_every_new_token_is_given_new_ones_less_and_less_often() {
+    let issuer = Issuer::new();
+    let api = service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(status(StatusCode::UNAUTHORIZED))
+    });
+    let client = OAuth2Layer::new(issuer.grant()).layer(api);
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        let started = tokio::time::Instant::now();
+        let response = client.clone().oneshot(get("/")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        waits.push(started.elapsed());
+    }
+    // The first 401 is answered at once; each later one waits a step of the backoff (250 ms
+    // doubling, each a random point in the upper half of its step).
+    assert!(waits[0] < Duration::from_millis(50), "{waits:?}");
+    assert!(waits[1] >= Duration::from_millis(125), "{waits:?}");
+    assert!(waits[2] >= Duration::from_millis(250), "{waits:?}");
+    assert!(waits[3] >= Duration::from_millis(500), "{waits:?}");
+    assert_eq!(issuer.grants(), 5);
 }

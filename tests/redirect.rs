@@ -141,11 +141,21 @@ async fn an_allow_list_keeps_the_token_home_even_in_the_wrong_order() {
     let layer = OAuth2Layer::new(issuer.cache())
         .allow_origin(&format!("http://{a}"))
         .unwrap();
+    // By default the hop to the other origin is refused before it is sent.
     let client = ServiceBuilder::new()
         .layer(FollowRedirectLayer::new())
-        .layer(layer)
+        .layer(layer.clone())
         .service(http());
+    let error = client.oneshot(redirect_via(a, b)).await.unwrap_err();
+    let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
+    assert_eq!(error.kind(), tower_oauth2::ErrorKind::OriginNotAllowed);
+    assert!(entries(&seen_b).is_empty());
 
+    // Sent without a token when the layer is told to.
+    let client = ServiceBuilder::new()
+        .layer(FollowRedirectLayer::new())
+        .layer(layer.send_others_without_token())
+        .service(http());
     client.oneshot(redirect_via(a, b)).await.unwrap();
     assert_eq!(entries(&seen_b), [("landing".to_owned(), None)]);
 }

@@ -128,7 +128,7 @@ async fn an_authorization_header_the_caller_set_is_sent_as_it_is() {
 #[tokio::test]
 async fn a_refused_origin_is_a_typed_error_inside_the_middleware_error() {
     let server = demo().await;
-    let client = client(OAuth2Layer::new(cache(&server)).refuse_other_origins());
+    let client = client(OAuth2Layer::new(cache(&server)));
     let error = client.get("http://api.invalid/orders").send().await;
     assert_eq!(token_error(error).kind(), ErrorKind::OriginNotAllowed);
     assert_eq!(server.grants(), 0);
@@ -139,7 +139,8 @@ async fn a_request_to_an_origin_not_allowed_goes_out_without_the_token() {
     let server = demo().await;
     let layer = OAuth2Layer::new(cache(&server))
         .allow_origin("https://api.example.com")
-        .unwrap();
+        .unwrap()
+        .send_others_without_token();
     let response = client(layer)
         .get(server.api_url("/orders"))
         .send()

@@ -324,7 +324,6 @@ async fn every_error_kind_hides_secrets_in_display_and_debug() {
     let refused = OAuth2Layer::new(Issuer::new().grant())
         .allow_origin("https://api.test")
         .unwrap()
-        .refuse_other_origins()
         .layer(Issuer::new().api::<Body>())
         .oneshot(common::get("https://elsewhere.test/"))
         .await

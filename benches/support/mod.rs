@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Empty;
 use tower::Service;
+use tower_http::auth::AddAuthorization;
 use tower_oauth2::{Error, FetchContext, Token, TokenCache, TokenSource};
 
 pub type Body = Empty<Bytes>;
@@ -278,3 +279,56 @@ pub const SHAPES: [(&str, Build); 3] = [
     ("six_headers", six_headers),
     ("static_uri", static_uri),
 ];
+
+/// Sends `request` through `service` the way `ServiceExt::oneshot` does, for a clone made per
+/// request: readiness, the call, the response future, then the clone is dropped.
+#[inline(always)]
+pub fn oneshot<S, B>(mut service: S, request: Request<B>) -> S::Response
+where
+    S: Service<Request<B>>,
+    S::Error: std::fmt::Debug,
+{
+    send(&mut service, request)
+}
+
+/// What a user would otherwise build by hand for one retry after a 401: tower's `Retry`, with a
+/// policy that clones every request before it is sent, over tower-http's `AddAuthorization`.
+pub fn retry_by_hand<S>(inner: S) -> tower::retry::Retry<RetryOnce, AddAuthorization<S>> {
+    tower::retry::Retry::new(
+        RetryOnce { spent: false },
+        AddAuthorization::bearer(inner, TOKEN_40),
+    )
+}
+
+/// Retries a request once after a 401 answer.
+#[derive(Clone)]
+pub struct RetryOnce {
+    spent: bool,
+}
+
+impl<B: Clone, Res, E> tower::retry::Policy<Request<B>, Response<Res>, E> for RetryOnce {
+    type Future = Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request<B>,
+        result: &mut Result<Response<Res>, E>,
+    ) -> Option<Self::Future> {
+        let unauthorized = matches!(result, Ok(response) if response.status() == 401);
+        if unauthorized && !self.spent {
+            self.spent = true;
+            return Some(ready(()));
+        }
+        None
+    }
+
+    fn clone_request(&mut self, request: &Request<B>) -> Option<Request<B>> {
+        let mut clone = Request::new(request.body().clone());
+        *clone.method_mut() = request.method().clone();
+        *clone.uri_mut() = request.uri().clone();
+        *clone.version_mut() = request.version();
+        *clone.headers_mut() = request.headers().clone();
+        *clone.extensions_mut() = request.extensions().clone();
+        Some(clone)
+    }
+}

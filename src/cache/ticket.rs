@@ -187,3 +187,86 @@ fn bucket(key: usize) -> usize {
     // Fibonacci hashing: allocations are aligned, so the low bits of an address say little.
     key.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - SLOTS.ilog2())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{FetchContext, Token, TokenSource};
+
+    struct Numbered(std::sync::atomic::AtomicUsize);
+
+    impl TokenSource for Numbered {
+        async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Ok(Token::bearer(format!("t{n}")).with_expires_in(Duration::from_secs(3600)))
+        }
+    }
+
+    fn cache() -> TokenCache {
+        TokenCache::new(Numbered(0.into()))
+    }
+
+    async fn ticket(cache: &TokenCache) -> Ticket {
+        match cache.ticket() {
+            Ok(ticket) => ticket,
+            Err(wait) => wait.ticket().await.unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thread_reuses_its_copy_while_the_token_is_current() {
+        let cache = cache();
+        let first = ticket(&cache).await;
+        let second = ticket(&cache).await;
+        let third = ticket(&cache).await;
+        assert!(Arc::ptr_eq(&second.copy, &third.copy));
+        assert_eq!(first.header(), "Bearer t1");
+        assert_eq!(third.header(), "Bearer t1");
+        assert!(third.header().is_sensitive());
+    }
+
+    #[tokio::test]
+    async fn a_retired_token_is_never_handed_out_again() {
+        let cache = cache();
+        let used = ticket(&cache).await;
+        cache.retire(used.generation());
+        let next = ticket(&cache).await;
+        assert_eq!(next.header(), "Bearer t2");
+        assert_ne!(next.generation(), used.generation());
+        // Retiring an old token leaves the new one alone.
+        cache.retire(used.generation());
+        assert_eq!(ticket(&cache).await.header(), "Bearer t2");
+    }
+
+    #[tokio::test]
+    async fn two_caches_on_one_thread_keep_their_own_copies() {
+        let (a, b) = (cache(), TokenCache::new(Numbered(100.into())));
+        for _ in 0..3 {
+            assert_eq!(ticket(&a).await.header(), "Bearer t1");
+            assert_eq!(ticket(&b).await.header(), "Bearer t101");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ticket_keeps_its_cache_alive_only_when_its_handle_was_the_last() {
+        let cache = cache();
+        let waited = ticket(&cache).await;
+        assert!(
+            waited.keep.is_some(),
+            "a request that waited holds its cache"
+        );
+        drop(waited);
+        let other = cache.clone();
+        let shared = ticket(&cache).await;
+        assert!(shared.keep.is_none());
+        drop(other);
+        let sole = ticket(&cache).await;
+        assert!(sole.keep.is_some());
+        drop(cache);
+        assert!(sole.cache().is_some());
+        drop(sole);
+        assert!(shared.cache().is_none(), "the cache outlived every handle");
+    }
+}

@@ -33,8 +33,12 @@ use crate::{BoxError, Error, TokenCache, origin::Origins};
 /// shared [`TokenCache`], and a 401 answer is retried once with a refreshed token.
 ///
 /// By default the token goes to every `https` origin, and to `http` on loopback; see
-/// [`allow_origin`](Self::allow_origin) to name the origins instead. See the
-/// [crate documentation](crate) for an example.
+/// [`allow_origin`](Self::allow_origin) to name the origins instead. A request the token may
+/// not go to fails with [`ErrorKind::OriginNotAllowed`](crate::ErrorKind::OriginNotAllowed),
+/// whose message names the setting that would allow it, rather than going out without a token
+/// to meet a puzzling 401 (or to carry its body over plain http by mistake);
+/// [`send_others_without_token`](Self::send_others_without_token) sends such requests as they
+/// are instead. See the [crate documentation](crate) for an example.
 ///
 /// With the `reqwest-middleware` feature, the layer is also a `reqwest_middleware::Middleware`
 /// with the same behaviour, for requests sent with reqwest's builders and `.send()`: see its
@@ -72,8 +76,8 @@ impl<P> OAuth2Layer<P> {
 
     /// Sends the token only to `origin` (scheme, host and port, such as
     /// `https://api.example.com`) and the other origins allowed this way. Requests to any other
-    /// origin go out without it, or fail if [`refuse_other_origins`](Self::refuse_other_origins)
-    /// was called.
+    /// origin fail, or go out without a token after
+    /// [`send_others_without_token`](Self::send_others_without_token).
     ///
     /// A plain `http` origin is only served on loopback, unless
     /// [`allow_plain_http`](Self::allow_plain_http) was called.
@@ -88,8 +92,7 @@ impl<P> OAuth2Layer<P> {
     /// #     tower_oauth2::ClientAuth::basic("id", "secret")));
     /// let layer = OAuth2Layer::new(cache)
     ///     .allow_origin("https://api.example.com")?
-    ///     .allow_origin("https://uploads.example.com:8443")?
-    ///     .refuse_other_origins();
+    ///     .allow_origin("https://uploads.example.com:8443")?;
     /// # Ok::<_, tower_oauth2::Error>(())
     /// ```
     pub fn allow_origin(mut self, origin: &str) -> Result<Self, Error> {
@@ -104,11 +107,12 @@ impl<P> OAuth2Layer<P> {
         self
     }
 
-    /// Fails requests to origins the token may not go to, with
-    /// [`ErrorKind::OriginNotAllowed`](crate::ErrorKind::OriginNotAllowed), instead of sending
-    /// them without a token.
-    pub fn refuse_other_origins(mut self) -> Self {
-        self.origins.refuse_others();
+    /// Sends requests to origins the token may not go to as they are, without a token,
+    /// instead of failing them with
+    /// [`ErrorKind::OriginNotAllowed`](crate::ErrorKind::OriginNotAllowed): for a client that
+    /// also calls hosts that need no token.
+    pub fn send_others_without_token(mut self) -> Self {
+        self.origins.send_others();
         self
     }
 
@@ -143,8 +147,10 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 
 /// Middleware that authenticates every request with a bearer token. Made by [`OAuth2Layer`].
 ///
-/// - A request that already has an `Authorization` header is sent as it is, and so is a
-///   request to an origin the token may not go to.
+/// - A request that already has an `Authorization` header is sent as it is.
+/// - A request to an origin the token may not go to fails with
+///   [`ErrorKind::OriginNotAllowed`](crate::ErrorKind::OriginNotAllowed) and is not sent, or
+///   is sent as it is after [`OAuth2Layer::send_others_without_token`].
 /// - Any other request gets the cached token; when there is none, or it has expired, the
 ///   request waits for one fetch shared with all other requests.
 /// - When the answer is 401, the token is invalidated (unless another request already replaced

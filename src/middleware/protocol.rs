@@ -8,15 +8,15 @@ use super::{challenge, request::sealed::Request};
 use crate::{
     Error, TokenCache,
     cache::{Ticket, Wait},
-    origin::{self, Decision, Origins},
+    origin::{Decision, Origins},
 };
 
 /// How a request starts.
 pub(crate) enum Start {
     /// Send it as it is: it has an `Authorization` header of its own, or goes to an origin
-    /// the token may not go to.
+    /// the token may not go to and the layer sends such requests without a token.
     AsIs,
-    /// Fail it: its origin may not get the token, and the layer refuses such requests.
+    /// Fail it: its origin may not get the token.
     Refuse(Error),
     /// Send it with this token.
     Send(Ticket),
@@ -39,7 +39,7 @@ pub(crate) fn start(cache: &TokenCache, origins: &Origins, request: &impl Reques
                 tracing::debug!("origin not allowed for the token; sending without it");
                 return Start::AsIs;
             }
-            Decision::Refuse => return Start::Refuse(origin::not_allowed()),
+            Decision::Refuse(error) => return Start::Refuse(error),
         }
     }
     match cache.ticket() {
