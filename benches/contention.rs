@@ -1,6 +1,7 @@
-//! Two threads, each sending through its own clone of one layered service: the cost per request
-//! should not rise over one thread's. tower-http's static header shares one reference count
-//! between clones, and it shows.
+//! Two threads sending through one layered client: the cost per request should not rise over
+//! one thread's. Two patterns: each thread reuses a clone of its own, or clones the client for
+//! every request (`client.clone().oneshot(request)`, as the examples do). tower-http's static
+//! header shares one reference count between clones, and it shows.
 
 mod support;
 
@@ -98,7 +99,7 @@ fn contention(c: &mut Criterion) {
 /// last check. On a machine whose cores other work also wants, this keeps the rounds where the
 /// threads really competed, and drops those where one ran while the other was descheduled.
 /// `None` if fewer than ten rounds did.
-fn side_by_side<S>(service: &S, threads: usize) -> Option<support::Timing>
+fn side_by_side<S>(service: &S, threads: usize, pattern: Pattern) -> Option<support::Timing>
 where
     S: Service<Request<Body>, Response = Response<Request<Body>>> + Clone + Send,
     S::Error: std::fmt::Debug,
@@ -125,7 +126,12 @@ where
                         let began = Instant::now();
                         for chunk in 0..BATCH / CHECK {
                             for _ in 0..CHECK {
-                                request = recycle(&mut service, black_box(request));
+                                request = match pattern {
+                                    Pattern::Reused => recycle(&mut service, black_box(request)),
+                                    Pattern::ClonePerRequest => {
+                                        recycle(&mut service.clone(), black_box(request))
+                                    }
+                                };
                             }
                             ticks += 1;
                             progress[me].0.store(ticks, Ordering::Relaxed);
@@ -162,15 +168,24 @@ where
     })
 }
 
+/// How each thread reaches the layer.
+#[derive(Debug, Clone, Copy)]
+enum Pattern {
+    /// One clone per thread, made ready and called for each request.
+    Reused,
+    /// A clone of the shared client for every request, dropped after it.
+    ClonePerRequest,
+}
+
 /// [`side_by_side`], tried up to five times: other work on the machine can keep the threads
 /// from running together for a while.
-fn overlapped<S>(service: &S, threads: usize) -> support::Timing
+fn overlapped<S>(service: &S, threads: usize, pattern: Pattern) -> support::Timing
 where
     S: Service<Request<Body>, Response = Response<Request<Body>>> + Clone + Send,
     S::Error: std::fmt::Debug,
 {
     (0..5)
-        .find_map(|_| side_by_side(service, threads))
+        .find_map(|_| side_by_side(service, threads, pattern))
         .expect("the threads never ran side by side: the machine is too busy")
 }
 
@@ -216,7 +231,7 @@ fn overlapped_ratios() {
     println!("\nrounds that ran side by side, per request (median of rounds), two threads / one:");
     let mut report = |name: &str, one: support::Timing, two: support::Timing| {
         println!(
-            "  {name:20} 1 thread {:7.1} ns | 2 threads {:7.1} ns | x{:.3} (by min x{:.3})",
+            "  {name:34} 1 thread {:7.1} ns | 2 threads {:7.1} ns | x{:.3} (by min x{:.3})",
             one.median_ns,
             two.median_ns,
             two.median_ns / one.median_ns,
@@ -235,7 +250,12 @@ fn overlapped_ratios() {
     macro_rules! measure {
         ($name:expr, $service:expr) => {{
             let service = $service;
-            report($name, overlapped(&service, 1), overlapped(&service, 2));
+            for (pattern, prefix) in [(Pattern::Reused, "reused"), (Pattern::ClonePerRequest, "clone")] {
+                let name = format!("{prefix}/{}", $name);
+                let one = overlapped(&service, 1, pattern);
+                let two = overlapped(&service, 2, pattern);
+                report(&name, one, two);
+            }
         }};
     }
     measure!("bare", echo());

@@ -16,7 +16,15 @@
 //! # use tower::service_fn;
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_oauth2::BoxError> {
-//! # // A fake of the authorization server and the API, so this example runs anywhere.
+//! use http::{Request, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
+//!
+//! // Any tower HTTP client, such as hyper-util's:
+//! let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+//!     .build_http::<Full<bytes::Bytes>>();
+//! # // A fake of the authorization server and the API instead, so this example runs anywhere.
 //! # let http = service_fn(|request: Request<Full<Bytes>>| async move {
 //! #     let body = match request.uri().path() {
 //! #         "/oauth2/token" => r#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#,
@@ -25,12 +33,7 @@
 //! #     };
 //! #     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
 //! # });
-//! use http::{Request, StatusCode};
-//! use http_body_util::Full;
-//! use tower::{ServiceBuilder, ServiceExt};
-//! use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
 //!
-//! // `http` is any tower HTTP client, such as hyper-util's `Client`.
 //! let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http.clone())?;
 //! let grant = ClientCredentials::new(endpoint, ClientAuth::basic("my-client", "my-secret"))
 //!     .scopes(["orders:read"]);

@@ -1,7 +1,7 @@
 //! The README's first example is the crate documentation's first example.
 
-/// The first fenced Rust example of `text`, without rustdoc's hidden lines.
-fn first_example(text: &str, line_prefix: &str) -> Vec<String> {
+/// The first example of `text` fenced by `fence`, without rustdoc's hidden lines.
+fn first_example(text: &str, line_prefix: &str, fence: &str) -> Vec<String> {
     let lines: Vec<&str> = text
         .lines()
         .map(|line| match line.strip_prefix(line_prefix) {
@@ -11,7 +11,7 @@ fn first_example(text: &str, line_prefix: &str) -> Vec<String> {
         .collect();
     let start = lines
         .iter()
-        .position(|line| *line == "```rust" || *line == "```")
+        .position(|line| *line == fence)
         .expect("an example");
     lines[start + 1..]
         .iter()
@@ -29,8 +29,8 @@ fn the_readme_example_is_the_crate_docs_example() {
         .take_while(|line| line.starts_with("//!"))
         .map(|line| format!("{line}\n"))
         .collect();
-    let from_readme = first_example(readme, "");
-    let from_docs = first_example(&docs, "//!");
+    let from_readme = first_example(readme, "", "```rust");
+    let from_docs = first_example(&docs, "//!", "```");
     assert!(from_readme.len() > 10, "{from_readme:?}");
     assert_eq!(from_readme, from_docs);
 }
