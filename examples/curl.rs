@@ -126,7 +126,7 @@ async fn run(
     cache_out: &mut Option<TokenCache>,
 ) -> Result<(), Stop> {
     let config = |error: Error| Stop::Usage(error.to_string());
-    let http = https::client::<Full<Bytes>>().map_err(config)?;
+    let http = https::client().map_err(config)?;
     let endpoint = if options.allow_http {
         TokenClient::with_plain_http(&options.token_url, http.clone())
     } else {

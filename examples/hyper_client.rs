@@ -61,7 +61,7 @@ impl Api {
             .timeout(Duration::from_secs(10))
             .layer(OAuth2Layer::new(grant))
             .layer(FollowRedirectLayer::new())
-            .service(https::client::<Full<Bytes>>()?);
+            .service(https::client()?);
         Ok(Self {
             http: BoxCloneSyncService::new(stack),
             base,
