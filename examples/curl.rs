@@ -29,25 +29,40 @@ use tower_oauth2::{
 const USAGE: &str = "\
 usage: curl [options] URL...
 
+Gets a token, then sends a request to each URL (absolute http(s) URLs) with it. Prints one
+line `STATUS BODY` per response on stdout, and on stderr, last,
+`requests=N ok=K token_fetches=F retries_after_401=R`.
+
 Token options:
   --token-url URL              the token endpoint (required)
   --client-id ID               the client's id (required)
-  --client-secret SECRET       the client's secret (default: env OAUTH2_CLIENT_SECRET)
+  --client-secret SECRET       the client's secret (default: env OAUTH2_CLIENT_SECRET;
+                               required unless --auth-method none)
   --auth-method basic|post|none  how the client authenticates (default: basic)
   --grant client_credentials|refresh_token  (default: client_credentials)
-  --refresh-token TOKEN        the refresh token, for --grant refresh_token
+  --refresh-token TOKEN        the refresh token (required with --grant refresh_token);
+                               a token the server rotates replaces it
   --scope SCOPE                a scope to ask for (repeatable, or space-separated)
   --param NAME=VALUE           an extra token request field (repeatable)
-  --allow-http                 allow plain http to hosts other than loopback
-  --print-token                print the access token and exit
+  --allow-http                 allow plain http to hosts other than loopback, for the
+                               token endpoint and the URLs
+  --print-token                print the access token and exit (no URL needed)
 
 Request options:
   -X METHOD                    the method (default: GET, or POST with -d)
-  -H 'Name: value'             a request header (repeatable)
-  -d BODY                      the request body
+  -H 'Name: value'             a request header (repeatable; the last of a name wins)
+  -d BODY                      the request body, sent as application/x-www-form-urlencoded
+                               unless -H sets Content-Type
   --repeat N                   send every URL N times (default: 1)
   --concurrency C              at most C requests at once (default: 1)
-  --interval-ms MS             pause between sequential requests (default: 0)";
+  --interval-ms MS             pause between requests when --concurrency is 1 (default: 0)
+  -h, --help                   print this help and exit
+
+Exit status:
+  0  every response was 2xx (with --print-token: the token was printed)
+  1  a response was not 2xx, or a request got no response; the other requests still run
+  2  no token could be had, a URL may not get the token (plain http beyond loopback without
+     --allow-http), or the options are wrong; stops at once";
 
 /// What the command line asked for.
 struct Options {
@@ -126,7 +141,7 @@ async fn run(
     cache_out: &mut Option<TokenCache>,
 ) -> Result<(), Stop> {
     let config = |error: Error| Stop::Usage(error.to_string());
-    let http = https::client::<Full<Bytes>>().map_err(config)?;
+    let http = https::client().map_err(config)?;
     let endpoint = if options.allow_http {
         TokenClient::with_plain_http(&options.token_url, http.clone())
     } else {

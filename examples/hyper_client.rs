@@ -8,11 +8,11 @@
 //!
 //! It calls the demo API on loopback and exits 0 only if the calls succeeded with one grant.
 //! The trace (tower-http's `api_call` spans, the crate's `token_fetch` span, hyper's events)
-//! goes to stderr at `DEBUG`.
+//! goes to stderr at `DEBUG`, in colour only when stderr is a terminal.
 
 mod support;
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -61,7 +61,7 @@ impl Api {
             .timeout(Duration::from_secs(10))
             .layer(OAuth2Layer::new(grant))
             .layer(FollowRedirectLayer::new())
-            .service(https::client::<Full<Bytes>>()?);
+            .service(https::client()?);
         Ok(Self {
             http: BoxCloneSyncService::new(stack),
             base,
@@ -86,9 +86,11 @@ where
 
 #[tokio::main]
 async fn main() -> Result<std::process::ExitCode, BoxError> {
+    // Colours only on a terminal: a log file or a CI log gets plain text.
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let server = DemoServer::start(Duration::from_secs(3600)).await?;

@@ -1,8 +1,9 @@
 //! Entry points for the fuzz targets in `fuzz/`, and the tests that run their seed corpora.
 //!
-//! Not part of the public API: compiled only with the `fuzzing` feature (and in this crate's
-//! own tests), hidden from the documentation, free to change in any release. Each function
-//! takes the fuzzer's bytes, runs one parser of the crate, and panics when an invariant breaks.
+//! Not part of the public API: compiled only under `--cfg fuzzing`, which cargo-fuzz passes
+//! (and in this crate's own tests), hidden from the documentation, free to change in any
+//! release. Each function takes the fuzzer's bytes, runs one parser of the crate, and panics
+//! when an invariant breaks.
 
 // A harness reports a broken invariant by panicking; that is its whole job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -125,7 +125,7 @@
 // The docs link to `grant::LoopbackRedirect`, which only exists with the `loopback` feature.
 #![cfg_attr(not(feature = "loopback"), allow(rustdoc::broken_intra_doc_links))]
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 #[path = "fuzz.rs"]
 pub mod __fuzz;

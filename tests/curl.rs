@@ -261,5 +261,11 @@ async fn bad_options_exit_2_and_help_exits_0() {
         .await
         .unwrap();
     assert_eq!(help.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--print-token"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--print-token"));
+    // The exit statuses these tests check are the ones the help promises.
+    let statuses = help.split_once("Exit status:").expect("exit statuses").1;
+    for code in ["0", "1", "2"] {
+        assert!(statuses.contains(&format!("\n  {code}  ")), "{help}");
+    }
 }

@@ -161,7 +161,7 @@ async fn a_certificate_outside_the_trusted_roots_is_refused() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Transport);
 
-    let http = https::client::<Full<Bytes>>().unwrap();
+    let http = https::client().unwrap();
     let request = Request::get(url).body(Full::default()).unwrap();
     assert!(http.oneshot(request).await.is_err());
 }

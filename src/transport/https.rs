@@ -7,9 +7,12 @@
 //! follows a redirect. It also speaks plain `http`: the token endpoint and
 //! [`OAuth2Layer`](crate::OAuth2Layer) only accept that for loopback unless told otherwise.
 //!
+//! [`client`] sends requests with `Full<Bytes>` bodies, what [`TokenClient`] and most API
+//! calls need; [`client_for`] builds the same client for another body type. The other
+//! constructors are generic over the body: name it where the type is not inferred, for example
+//! with the [`HttpsClient`] alias, whose body defaults to `Full<Bytes>`.
+//!
 //! ```no_run
-//! use bytes::Bytes;
-//! use http_body_util::Full;
 //! use tower::ServiceBuilder;
 //! use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials, https};
 //!
@@ -20,7 +23,7 @@
 //! // ...and the same kind of client for the API.
 //! let client = ServiceBuilder::new()
 //!     .layer(OAuth2Layer::new(grant))
-//!     .service(https::client::<Full<Bytes>>()?);
+//!     .service(https::client()?);
 //! # Ok(())
 //! # }
 //! ```
@@ -49,9 +52,37 @@ pub type HttpsClient<B = Full<Bytes>> = Client<HttpsConnector<HttpConnector>, B>
 
 /// Returns an HTTPS client that trusts Mozilla's root certificates (the `webpki-roots`
 /// crate), so it works the same in a minimal container without a system certificate store.
+/// It sends requests with `Full<Bytes>` bodies; [`client_for`] is the same for other bodies.
 ///
 /// Fails only if rustls rejects its own safe defaults.
-pub fn client<B>() -> Result<HttpsClient<B>, Error>
+///
+/// ```
+/// use tower_oauth2::{TokenClient, https};
+///
+/// # fn main() -> Result<(), tower_oauth2::Error> {
+/// let http = https::client()?;
+/// let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http.clone())?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn client() -> Result<HttpsClient, Error> {
+    client_for()
+}
+
+/// [`client`] for requests with bodies of type `B`, named with a turbofish when nothing else
+/// names it.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::combinators::BoxBody;
+/// use tower_oauth2::{BoxError, https};
+///
+/// # fn main() -> Result<(), tower_oauth2::Error> {
+/// let http = https::client_for::<BoxBody<Bytes, BoxError>>()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn client_for<B>() -> Result<HttpsClient<B>, Error>
 where
     B: Body + Send,
     B::Data: Send,
@@ -99,7 +130,7 @@ where
 ///     .with_safe_default_protocol_versions()?
 ///     .with_root_certificates(roots)
 ///     .with_no_client_auth();
-/// let client = https::client_with_tls_config::<http_body_util::Full<bytes::Bytes>>(config);
+/// let client: https::HttpsClient = https::client_with_tls_config(config);
 /// # Ok(())
 /// # }
 /// ```
@@ -149,7 +180,7 @@ impl TokenClient {
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
     pub fn https(url: &str) -> Result<Self, Error> {
-        Self::new(url, client::<Full<Bytes>>()?)
+        Self::new(url, client()?)
     }
 }
 
