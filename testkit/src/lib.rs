@@ -8,6 +8,9 @@
 //! - over HTTP on `127.0.0.1` ([`AuthServer::serve`]), for the examples and for tests that run
 //!   a binary or need a real socket.
 //!
+//! [`FaultServer`] is the token endpoint at the socket level instead: raw HTTP/1.1 written by
+//! hand, so that hangs, resets and refused connections are real.
+//!
 //! The kit speaks plain `http`, `hyper`, `tokio` and `tower`; it does not depend on
 //! tower-oauth2, whose tests would otherwise see two copies of its types. Helpers that need the
 //! crate's types (a grant against this server, say) live with the tests.
@@ -26,8 +29,10 @@
 //! # }
 //! ```
 
+mod fault;
 mod server;
 
+pub use fault::{Fault, FaultServer};
 pub use server::{AuthServer, Endpoint, Loopback, Received};
 
 use bytes::Bytes;
