@@ -250,7 +250,10 @@ fn overlapped_ratios() {
     macro_rules! measure {
         ($name:expr, $service:expr) => {{
             let service = $service;
-            for (pattern, prefix) in [(Pattern::Reused, "reused"), (Pattern::ClonePerRequest, "clone")] {
+            for (pattern, prefix) in [
+                (Pattern::Reused, "reused"),
+                (Pattern::ClonePerRequest, "clone"),
+            ] {
                 let name = format!("{prefix}/{}", $name);
                 let one = overlapped(&service, 1, pattern);
                 let two = overlapped(&service, 2, pattern);

@@ -10,9 +10,7 @@
 //! `--self-check` the example calls its own handlers 50 times at once and exits 0 only if all
 //! succeeded with one token from one grant.
 
-mod support;
-
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, process::ExitCode};
 
 use axum::{
     Json, Router,
@@ -33,7 +31,7 @@ use tower_oauth2::{
     BoxError, ClientAuth, OAuth2, TokenCache, TokenClient, grant::ClientCredentials,
 };
 
-use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+use tower_oauth2_testkit::{AuthServer, CLIENT_ID, CLIENT_SECRET};
 
 type Http = Client<HttpConnector, Full<Bytes>>;
 
@@ -90,17 +88,18 @@ fn app(state: AppState) -> Router {
 #[tokio::main]
 async fn main() -> Result<ExitCode, BoxError> {
     let self_check = std::env::args().any(|arg| arg == "--self-check");
-    let downstream = DemoServer::start(Duration::from_secs(3600)).await?;
+    let downstream = AuthServer::demo();
+    let loopback = downstream.serve().await?;
 
     // One HTTP client and one token cache for the whole server.
     let http: Http = Client::builder(TokioExecutor::new()).build_http();
-    let endpoint = TokenClient::new(&downstream.token_url(), http.clone())?;
+    let endpoint = TokenClient::new(&loopback.token_url(), http.clone())?;
     let grant = ClientCredentials::new(endpoint, ClientAuth::basic(CLIENT_ID, CLIENT_SECRET))
         .scopes(["orders:read"]);
     let cache = TokenCache::new(grant);
     let state = AppState {
         orders: OAuth2::new(http, cache.clone()),
-        orders_base: downstream.api_url(""),
+        orders_base: loopback.api_url(""),
     };
 
     let addr = if self_check {

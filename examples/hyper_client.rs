@@ -10,8 +10,6 @@
 //! The trace (tower-http's `api_call` spans, the crate's `token_fetch` span, hyper's events)
 //! goes to stderr at `DEBUG`, in colour only when stderr is a terminal.
 
-mod support;
-
 use std::{io::IsTerminal, time::Duration};
 
 use bytes::Bytes;
@@ -22,7 +20,7 @@ use tower::{BoxError, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 use tower_http::{follow_redirect::FollowRedirectLayer, trace::TraceLayer};
 use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials, https};
 
-use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+use tower_oauth2_testkit::{AuthServer, CLIENT_ID, CLIENT_SECRET};
 
 /// The response body every layer's body is boxed into, so the stack has a name.
 type ApiBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -93,8 +91,9 @@ async fn main() -> Result<std::process::ExitCode, BoxError> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let server = DemoServer::start(Duration::from_secs(3600)).await?;
-    let api = Api::new(&server.token_url(), server.api_url(""))?;
+    let server = AuthServer::demo();
+    let loopback = server.serve().await?;
+    let api = Api::new(&loopback.token_url(), loopback.api_url(""))?;
 
     let mut ok = true;
     for path in ["/orders", "/orders/1", "/orders/2"] {

@@ -7,8 +7,6 @@
 //!
 //! It prints what happens and exits 0 only if each behaviour happened as described.
 
-mod support;
-
 use std::{process::ExitCode, time::Duration};
 
 use bytes::Bytes;
@@ -19,19 +17,23 @@ use tokio::task::JoinSet;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
 
-use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+use tower_oauth2_testkit::{AuthServer, CLIENT_ID, CLIENT_SECRET};
 
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() -> Result<ExitCode, tower_oauth2::BoxError> {
-    let server = DemoServer::start(TOKEN_LIFETIME).await?;
-    println!("Authorization server and API listening on {}", server.addr);
+    let server = AuthServer::demo().lifetime(TOKEN_LIFETIME);
+    let loopback = server.serve().await?;
+    println!(
+        "Authorization server and API listening on {}",
+        loopback.addr()
+    );
     println!("Tokens live {} seconds.\n", TOKEN_LIFETIME.as_secs());
 
     // The same HTTP client serves the token endpoint and the API.
     let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let endpoint = TokenClient::new(&server.token_url(), http.clone())?;
+    let endpoint = TokenClient::new(&loopback.token_url(), http.clone())?;
     let grant = ClientCredentials::new(endpoint, ClientAuth::basic(CLIENT_ID, CLIENT_SECRET))
         .scopes(["orders:read"]);
     let client = ServiceBuilder::new()
@@ -39,7 +41,7 @@ async fn main() -> Result<ExitCode, tower_oauth2::BoxError> {
         .service(http);
 
     let get = |path: &str| {
-        let request = Request::get(server.api_url(path)).body(Full::default());
+        let request = Request::get(loopback.api_url(path)).body(Full::default());
         let client = client.clone();
         async move {
             let response = client.oneshot(request?).await?;

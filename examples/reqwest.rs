@@ -9,23 +9,22 @@
 //!
 //! It runs against the demo server on loopback and exits 0 only if every step happened.
 
-mod support;
-
-use std::{process::ExitCode, time::Duration};
+use std::process::ExitCode;
 
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_oauth2::{
     BoxError, ClientAuth, CloneBodies, OAuth2Layer, TokenClient, grant::ClientCredentials,
 };
 
-use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+use tower_oauth2_testkit::{AuthServer, CLIENT_ID, CLIENT_SECRET};
 
 #[tokio::main]
 async fn main() -> Result<ExitCode, BoxError> {
-    let server = DemoServer::start(Duration::from_secs(3600)).await?;
+    let server = AuthServer::demo();
+    let loopback = server.serve().await?;
 
     // The token endpoint, through a reqwest client built with redirects turned off.
-    let endpoint = TokenClient::reqwest(&server.token_url(), reqwest::Client::builder())?;
+    let endpoint = TokenClient::reqwest(&loopback.token_url(), reqwest::Client::builder())?;
     let grant = ClientCredentials::new(endpoint, ClientAuth::basic(CLIENT_ID, CLIENT_SECRET));
 
     // The API client: `reqwest::Client` is a tower `Service<reqwest::Request>`. `CloneBodies`
@@ -36,14 +35,14 @@ async fn main() -> Result<ExitCode, BoxError> {
         .service(http.clone());
 
     // Build requests with reqwest's builder, send them through the layer.
-    let request = http.get(server.api_url("/orders")).build()?;
+    let request = http.get(loopback.api_url("/orders")).build()?;
     let response = client.ready().await?.call(request).await?;
     println!("GET /orders: {}", response.status());
     let first = response.status() == 200;
 
     server.revoke_all();
     let request = http
-        .post(server.api_url("/orders"))
+        .post(loopback.api_url("/orders"))
         .body(r#"{"item":"book"}"#)
         .build()?;
     let response = client.ready().await?.call(request).await?;

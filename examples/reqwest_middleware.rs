@@ -8,33 +8,32 @@
 //!
 //! It runs against the demo server on loopback and exits 0 only if every step happened.
 
-mod support;
-
-use std::{process::ExitCode, time::Duration};
+use std::process::ExitCode;
 
 use tower_oauth2::{
     BoxError, ClientAuth, CloneBodies, OAuth2Layer, TokenClient, grant::ClientCredentials,
 };
 
-use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+use tower_oauth2_testkit::{AuthServer, CLIENT_ID, CLIENT_SECRET};
 
 #[tokio::main]
 async fn main() -> Result<ExitCode, BoxError> {
-    let server = DemoServer::start(Duration::from_secs(3600)).await?;
+    let server = AuthServer::demo();
+    let loopback = server.serve().await?;
 
-    let endpoint = TokenClient::reqwest(&server.token_url(), reqwest::Client::builder())?;
+    let endpoint = TokenClient::reqwest(&loopback.token_url(), reqwest::Client::builder())?;
     let grant = ClientCredentials::new(endpoint, ClientAuth::basic(CLIENT_ID, CLIENT_SECRET));
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(OAuth2Layer::new(grant).replay(CloneBodies))
         .build();
 
-    let response = client.get(server.api_url("/orders")).send().await?;
+    let response = client.get(loopback.api_url("/orders")).send().await?;
     println!("GET /orders: {}", response.status());
     let first = response.status() == 200;
 
     server.revoke_all();
     let response = client
-        .post(server.api_url("/orders"))
+        .post(loopback.api_url("/orders"))
         .body(r#"{"item":"book"}"#)
         .send()
         .await?;

@@ -17,7 +17,8 @@ use tower_oauth2::{
     Error, ErrorKind, FetchContext, FetchReason, OAuth2Layer, Token, TokenCache, TokenSource,
 };
 
-use common::Issuer;
+use common::AuthServerExt;
+use tower_oauth2_testkit::{AuthServer, Body, accepted_token, get};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -30,23 +31,23 @@ async fn access(cache: &TokenCache) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_requests_on_a_cold_cache_share_one_grant() {
-    let issuer = Issuer::with(Some(3600), Duration::from_millis(50));
-    let client = OAuth2Layer::new(issuer.cache()).layer(issuer.api::<common::Body>());
+    let issuer = AuthServer::new().token_delay(Duration::from_millis(50));
+    let client = OAuth2Layer::new(issuer.cache()).layer(issuer.api::<Body>());
     let mut requests = JoinSet::new();
     for _ in 0..1000 {
-        requests.spawn(client.clone().oneshot(common::get("/")));
+        requests.spawn(client.clone().oneshot(get("/")));
     }
     for response in requests.join_all().await {
         let response = response.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(common::body_text(response).await, "token-1");
+        assert_eq!(accepted_token(&response), Some("token-1"));
     }
     assert_eq!(issuer.grants(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_token_is_reused_until_its_refresh_margin() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = issuer.cache();
     assert_eq!(access(&cache).await, "token-1");
     tokio::time::sleep(secs(3600 - 61)).await;
@@ -56,7 +57,7 @@ async fn a_token_is_reused_until_its_refresh_margin() {
 
 #[tokio::test(start_paused = true)]
 async fn inside_the_margin_requests_do_not_wait_and_one_background_refresh_runs() {
-    let issuer = Issuer::with(Some(3600), secs(5));
+    let issuer = AuthServer::new().token_delay(secs(5));
     let cache = issuer.cache();
     assert_eq!(access(&cache).await, "token-1");
     tokio::time::sleep(secs(3600 - 30)).await;
@@ -74,7 +75,7 @@ async fn inside_the_margin_requests_do_not_wait_and_one_background_refresh_runs(
 
 #[tokio::test(start_paused = true)]
 async fn after_expiry_requests_wait_for_one_refresh() {
-    let issuer = Issuer::with(Some(3600), secs(2));
+    let issuer = AuthServer::new().token_delay(secs(2));
     let cache = issuer.cache();
     assert_eq!(access(&cache).await, "token-1");
     tokio::time::sleep(secs(3601)).await;
@@ -100,7 +101,7 @@ async fn after_expiry_requests_wait_for_one_refresh() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_every_waiter_does_not_cancel_the_grant() {
-    let issuer = Issuer::with(Some(3600), secs(1));
+    let issuer = AuthServer::new().token_delay(secs(1));
     let cache = issuer.cache();
     let mut callers = JoinSet::new();
     for _ in 0..10 {
@@ -121,7 +122,7 @@ async fn dropping_every_waiter_does_not_cancel_the_grant() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_refresh_keeps_serving_a_valid_token_and_backs_off() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = TokenCache::builder(issuer.grant())
         .refresh_margin(secs(600))
         .build();
@@ -152,7 +153,7 @@ async fn a_failing_refresh_keeps_serving_a_valid_token_and_backs_off() {
 
 #[tokio::test(start_paused = true)]
 async fn every_waiter_gets_the_same_typed_error() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     issuer.fail_with(
         StatusCode::UNAUTHORIZED,
         r#"{"error":"invalid_client","error_description":"unknown client"}"#,
@@ -174,7 +175,7 @@ async fn every_waiter_gets_the_same_typed_error() {
 
 #[tokio::test(start_paused = true)]
 async fn invalidate_clears_only_the_token_it_was_given() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = issuer.cache();
     let first = cache.token().await.unwrap();
     cache.invalidate(&first);
@@ -188,7 +189,7 @@ async fn invalidate_clears_only_the_token_it_was_given() {
 
 #[tokio::test(start_paused = true)]
 async fn a_tiny_lifetime_cannot_make_the_cache_busy_loop() {
-    let issuer = Issuer::with(Some(0), Duration::ZERO);
+    let issuer = AuthServer::new().lifetime(Duration::ZERO);
     let cache = issuer.cache();
     for _ in 0..1000 {
         access(&cache).await;
@@ -201,7 +202,7 @@ async fn a_tiny_lifetime_cannot_make_the_cache_busy_loop() {
 
 #[tokio::test(start_paused = true)]
 async fn refresh_replaces_the_token_while_the_old_one_keeps_serving() {
-    let issuer = Issuer::with(Some(3600), secs(1));
+    let issuer = AuthServer::new().token_delay(secs(1));
     let cache = issuer.cache();
     assert_eq!(access(&cache).await, "token-1");
     tokio::time::sleep(secs(2)).await;
@@ -223,7 +224,7 @@ async fn refresh_replaces_the_token_while_the_old_one_keeps_serving() {
 
 #[tokio::test(start_paused = true)]
 async fn a_seeded_token_is_used_without_a_grant() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = issuer.cache();
     cache
         .seed(Token::bearer("seeded").with_expires_in(secs(600)))
@@ -347,7 +348,7 @@ async fn sources_learn_why_they_are_asked_and_the_refresh_token_is_kept() {
 
 #[tokio::test(start_paused = true)]
 async fn transient_errors_are_retried_inside_a_fetch_then_fail_fast_until_the_next_step() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     issuer.fail_with(StatusCode::BAD_GATEWAY, "<html>bad gateway</html>");
     let cache = issuer.cache();
 
@@ -371,8 +372,8 @@ async fn transient_errors_are_retried_inside_a_fetch_then_fail_fast_until_the_ne
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_from_the_server_is_honoured() {
-    let http = tower::service_fn(|_: http::Request<common::Body>| async {
-        let mut response = http::Response::new(common::Body::from("busy"));
+    let http = tower::service_fn(|_: http::Request<Body>| async {
+        let mut response = http::Response::new(Body::from("busy"));
         *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         response
             .headers_mut()
@@ -395,7 +396,7 @@ async fn retry_after_from_the_server_is_honoured() {
 
 #[tokio::test(start_paused = true)]
 async fn every_new_token_is_saved_before_use_and_a_valid_saved_one_needs_no_grant() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let store = Arc::new(tower_oauth2::MemoryStore::new());
     let cache = TokenCache::builder(issuer.grant())
         .store(Arc::clone(&store))
@@ -424,7 +425,7 @@ impl tower_oauth2::TokenStore for BrokenStore {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_save_keeps_the_token_and_is_reported() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = TokenCache::builder(issuer.grant())
         .store(BrokenStore)
         .build();
@@ -435,7 +436,7 @@ async fn a_failed_save_keeps_the_token_and_is_reported() {
 
 #[tokio::test(start_paused = true)]
 async fn a_saved_token_that_cannot_be_sent_falls_through_to_the_source() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let store = Arc::new(tower_oauth2::MemoryStore::new());
     tower_oauth2::TokenStore::save(&*store, &Token::bearer("bad\ntoken"))
         .await

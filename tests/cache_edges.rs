@@ -16,7 +16,8 @@ use tower_oauth2::{
     Error, ErrorKind, FetchContext, MemoryStore, Secret, Token, TokenCache, TokenSource, TokenStore,
 };
 
-use common::Issuer;
+use common::AuthServerExt;
+use tower_oauth2_testkit::AuthServer;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -113,7 +114,7 @@ fn a_token_still_expires_after_the_runtime_that_armed_its_timer_shut_down() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refresh_waiting_out_the_backoff_does_not_make_requests_wait_for_it() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     issuer.fail_with(StatusCode::SERVICE_UNAVAILABLE, "down");
     let cache = TokenCache::builder(issuer.grant())
         .backoff(secs(30), secs(30))

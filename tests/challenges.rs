@@ -9,7 +9,8 @@ use http::{HeaderValue, Request, Response, StatusCode, header::WWW_AUTHENTICATE}
 use tower::{Layer, ServiceExt, service_fn};
 use tower_oauth2::OAuth2Layer;
 
-use common::{Body, Issuer, get};
+use common::AuthServerExt;
+use tower_oauth2_testkit::{AuthServer, Body, get};
 
 /// An API that answers 401 with `challenge` on `/guarded` and 200 elsewhere.
 fn api_with_challenge(
@@ -40,7 +41,7 @@ async fn a_401_that_asks_for_another_scheme_or_more_scope_is_returned_without_a_
         r#"DPoP algs="ES256", error="invalid_token""#,
         r#"Bearer error="insufficient_scope", scope="admin""#,
     ] {
-        let issuer = Issuer::new();
+        let issuer = AuthServer::new();
         let cache = issuer.cache();
         let client = OAuth2Layer::new(cache.clone()).layer(api_with_challenge(challenge));
         for _ in 0..5 {
@@ -67,7 +68,7 @@ async fn a_401_with_a_bearer_challenge_or_none_still_refreshes_and_retries_once(
         "Bearer",
         r#"Bearer error="unterminated"#,
     ] {
-        let issuer = Issuer::new();
+        let issuer = AuthServer::new();
         let cache = issuer.cache();
         let client = OAuth2Layer::new(cache.clone()).layer(api_with_challenge(challenge));
         let response = client.oneshot(get("/guarded")).await.unwrap();

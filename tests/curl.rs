@@ -1,12 +1,16 @@
 //! The `curl` example, run as a user would run it, against the demo server on loopback.
 #![cfg(feature = "https")]
 
-#[path = "../examples/support/mod.rs"]
-mod support;
-
 use std::{path::PathBuf, process::Output, time::Duration};
 
-use support::{CLIENT_ID, CLIENT_SECRET, DemoServer, REFRESH_TOKEN};
+use tower_oauth2_testkit::{AuthServer, CLIENT_ID, CLIENT_SECRET, Loopback, REFRESH_TOKEN};
+
+/// The examples' server, on loopback.
+async fn demo() -> (AuthServer, Loopback) {
+    let server = AuthServer::demo();
+    let loopback = server.serve().await.unwrap();
+    (server, loopback)
+}
 
 /// The example binary that `cargo test` built next to this test.
 fn curl_binary() -> PathBuf {
@@ -19,8 +23,8 @@ fn curl_binary() -> PathBuf {
         .join(format!("curl{}", std::env::consts::EXE_SUFFIX))
 }
 
-async fn curl(server: &DemoServer, args: &[&str]) -> Output {
-    let token_url = server.token_url();
+async fn curl(loopback: &Loopback, args: &[&str]) -> Output {
+    let token_url = loopback.token_url();
     let mut command = tokio::process::Command::new(curl_binary());
     command
         .args(["--token-url", &token_url, "--client-id", CLIENT_ID])
@@ -58,10 +62,10 @@ fn all_output(output: &Output) -> String {
 
 #[tokio::test]
 async fn repeated_concurrent_requests_share_one_token() {
-    let server = DemoServer::start(Duration::from_secs(3600)).await.unwrap();
-    let url = server.api_url("/orders");
+    let (server, loopback) = demo().await;
+    let url = loopback.api_url("/orders");
     let output = curl(
-        &server,
+        &loopback,
         &[
             "--client-secret",
             CLIENT_SECRET,
@@ -86,8 +90,8 @@ async fn repeated_concurrent_requests_share_one_token() {
 
 #[tokio::test]
 async fn a_revoked_token_is_refreshed_and_the_post_is_sent_again() {
-    let server = DemoServer::start(Duration::from_secs(3600)).await.unwrap();
-    let url = server.api_url("/orders");
+    let (server, loopback) = demo().await;
+    let url = loopback.api_url("/orders");
     let args = [
         "--client-secret",
         CLIENT_SECRET,
@@ -103,10 +107,10 @@ async fn a_revoked_token_is_refreshed_and_the_post_is_sent_again() {
         "500",
         &url,
     ];
-    let run = curl(&server, &args);
+    let run = curl(&loopback, &args);
     // Revoke the token between the first and the second request.
     let revoke = async {
-        while server.api_calls() == 0 {
+        while server.api_tokens().is_empty() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         server.revoke_all();
@@ -126,11 +130,11 @@ async fn a_revoked_token_is_refreshed_and_the_post_is_sent_again() {
 
 #[tokio::test]
 async fn a_response_that_is_not_2xx_exits_1() {
-    let server = DemoServer::start(Duration::from_secs(3600)).await.unwrap();
-    let found = server.api_url("/orders");
-    let missing = format!("http://{}/missing", server.addr);
+    let (_, loopback) = demo().await;
+    let found = loopback.api_url("/orders");
+    let missing = loopback.url("/missing");
     let output = curl(
-        &server,
+        &loopback,
         &["--client-secret", CLIENT_SECRET, &found, &missing],
     )
     .await;
@@ -146,10 +150,10 @@ async fn a_response_that_is_not_2xx_exits_1() {
 
 #[tokio::test]
 async fn a_wrong_secret_exits_2_with_the_oauth_error_code_and_no_secret() {
-    let server = DemoServer::start(Duration::from_secs(3600)).await.unwrap();
-    let url = server.api_url("/orders");
+    let (server, loopback) = demo().await;
+    let url = loopback.api_url("/orders");
     let output = curl(
-        &server,
+        &loopback,
         &[
             "--client-secret",
             "wrong-secret-c4f1",
@@ -171,15 +175,15 @@ async fn a_wrong_secret_exits_2_with_the_oauth_error_code_and_no_secret() {
         "{stderr}"
     );
     assert!(!all_output(&output).contains("wrong-secret-c4f1"));
-    assert_eq!(server.api_calls(), 0);
+    assert!(server.api_tokens().is_empty());
 }
 
 #[tokio::test]
 async fn an_unknown_refresh_token_exits_2_with_the_envelope_message() {
-    let server = DemoServer::start(Duration::from_secs(3600)).await.unwrap();
-    let url = server.api_url("/orders");
+    let (_, loopback) = demo().await;
+    let url = loopback.api_url("/orders");
     let output = curl(
-        &server,
+        &loopback,
         &[
             "--client-secret",
             CLIENT_SECRET,
@@ -200,9 +204,9 @@ async fn an_unknown_refresh_token_exits_2_with_the_envelope_message() {
 
 #[tokio::test]
 async fn print_token_prints_only_the_access_token_of_the_refresh_grant() {
-    let server = DemoServer::start(Duration::from_secs(3600)).await.unwrap();
+    let (server, loopback) = demo().await;
     // The secret comes from the environment here.
-    let token_url = server.token_url();
+    let token_url = loopback.token_url();
     let output = tokio::process::Command::new(curl_binary())
         .args(["--token-url", &token_url, "--client-id", CLIENT_ID])
         .args(["--grant", "refresh_token", "--refresh-token", REFRESH_TOKEN])
@@ -214,23 +218,23 @@ async fn print_token_prints_only_the_access_token_of_the_refresh_grant() {
     assert_eq!(output.status.code(), Some(0), "{}", all_output(&output));
     let lines = stdout(&output);
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].starts_with("demo-token-1-"), "{lines:?}");
+    assert_eq!(lines[0], "token-1");
     assert_eq!(server.grants(), 1);
 }
 
 #[tokio::test]
 async fn bad_options_exit_2_and_help_exits_0() {
-    let server = DemoServer::start(Duration::from_secs(3600)).await.unwrap();
-    let output = curl(&server, &["--client-secret", CLIENT_SECRET]).await;
+    let (server, loopback) = demo().await;
+    let output = curl(&loopback, &["--client-secret", CLIENT_SECRET]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(last_stderr_line(&output).starts_with("requests=0"));
-    let output = curl(&server, &["--bogus"]).await;
+    let output = curl(&loopback, &["--bogus"]).await;
     assert_eq!(output.status.code(), Some(2));
     // Plain http beyond loopback needs --allow-http, for the token endpoint and for the API;
     // neither is contacted.
-    let url = server.api_url("/orders");
+    let url = loopback.api_url("/orders");
     let output = curl(
-        &server,
+        &loopback,
         &[
             "--client-secret",
             CLIENT_SECRET,
@@ -247,7 +251,7 @@ async fn bad_options_exit_2_and_help_exits_0() {
         all_output(&output)
     );
     let output = curl(
-        &server,
+        &loopback,
         &["--client-secret", CLIENT_SECRET, "http://api.invalid/"],
     )
     .await;

@@ -11,14 +11,15 @@ use tower_oauth2::{
     grant::{AuthorizationCode, Callback, PendingAuthorization, PkceVerifier, RefreshToken},
 };
 
-use common::recording::Endpoint;
+use common::AuthServerExt;
+use tower_oauth2_testkit::AuthServer;
 
 const AUTHORIZE: &str = "https://auth.test/authorize?tenant=t1";
 const REDIRECT: &str = "https://app.test/callback";
 
-fn public_grant(endpoint: &Arc<Endpoint>) -> AuthorizationCode {
+fn public_grant(endpoint: &AuthServer) -> AuthorizationCode {
     AuthorizationCode::new(
-        endpoint.client(),
+        endpoint.token_client(),
         ClientAuth::none("app"),
         AUTHORIZE,
         REDIRECT,
@@ -41,7 +42,7 @@ fn callback_for(pending: &PendingAuthorization, code: &str) -> Callback {
 
 #[test]
 fn the_authorization_url_carries_every_parameter_and_an_s256_challenge() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint).param("audience", "https://api.test");
     let pending = grant.authorize_url();
     assert!(
@@ -61,12 +62,12 @@ fn the_authorization_url_carries_every_parameter_and_an_s256_challenge() {
     assert_eq!(params["tenant"], "t1");
     assert_eq!(pending.state().len(), 43);
     assert!(!pending.url().contains(pending.verifier().expose()));
-    assert!(endpoint.sent().is_empty());
+    assert!(endpoint.received().is_empty());
 }
 
 #[test]
 fn each_authorization_url_has_its_own_state_and_verifier() {
-    let grant = public_grant(&Endpoint::new());
+    let grant = public_grant(&AuthServer::new());
     let first = grant.authorize_url();
     let second = grant.authorize_url();
     assert_ne!(first.state(), second.state());
@@ -75,10 +76,10 @@ fn each_authorization_url_has_its_own_state_and_verifier() {
 
 #[test]
 fn authorization_endpoints_must_be_https_unless_loopback() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let new = |authorize: &str, redirect: &str| {
         AuthorizationCode::new(
-            endpoint.client(),
+            endpoint.token_client(),
             ClientAuth::none("app"),
             authorize,
             redirect,
@@ -102,17 +103,17 @@ fn authorization_endpoints_must_be_https_unless_loopback() {
 
 #[tokio::test]
 async fn a_public_client_exchanges_code_redirect_uri_client_id_and_verifier() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint);
     let pending = grant.authorize_url();
     let verifier = pending.verifier().expose().to_owned();
     let callback = callback_for(&pending, "c0de");
 
     let token = grant.exchange(pending, callback).await.unwrap();
-    assert_eq!(token.access_token().expose(), "access-1");
+    assert_eq!(token.access_token().expose(), "token-1");
     assert_eq!(token.refresh_token().unwrap().expose(), "refresh-1");
 
-    let sent = endpoint.sent();
+    let sent = endpoint.received();
     assert_eq!(sent.len(), 1);
     let form = &sent[0].form;
     assert_eq!(form["grant_type"], "authorization_code");
@@ -126,9 +127,9 @@ async fn a_public_client_exchanges_code_redirect_uri_client_id_and_verifier() {
 
 #[tokio::test]
 async fn a_confidential_client_exchanges_with_http_basic() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = AuthorizationCode::new(
-        endpoint.client(),
+        endpoint.token_client(),
         ClientAuth::basic("web", "s3cret"),
         AUTHORIZE,
         REDIRECT,
@@ -138,7 +139,7 @@ async fn a_confidential_client_exchanges_with_http_basic() {
     let callback = callback_for(&pending, "c0de");
     grant.exchange(pending, callback).await.unwrap();
 
-    let sent = endpoint.sent();
+    let sent = endpoint.received();
     assert!(
         sent[0]
             .authorization
@@ -152,19 +153,19 @@ async fn a_confidential_client_exchanges_with_http_basic() {
 
 #[tokio::test]
 async fn a_state_mismatch_is_refused_before_anything_is_sent() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint);
     let pending = grant.authorize_url();
     let forged = Callback::new("c0de", "another-state");
 
     let error = grant.exchange(pending, forged).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::StateMismatch);
-    assert!(endpoint.sent().is_empty());
+    assert!(endpoint.received().is_empty());
 }
 
 #[tokio::test]
 async fn a_callback_from_the_expected_issuer_is_exchanged() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint).issuer("https://auth.test");
     let pending = grant.authorize_url();
     let query = format!(
@@ -174,12 +175,12 @@ async fn a_callback_from_the_expected_issuer_is_exchanged() {
     let callback = Callback::from_query(&query).unwrap();
 
     grant.exchange(pending, callback).await.unwrap();
-    assert_eq!(endpoint.sent()[0].form["code"], "c0de");
+    assert_eq!(endpoint.received()[0].form["code"], "c0de");
 }
 
 #[tokio::test]
 async fn a_callback_naming_another_issuer_is_refused_before_anything_is_sent() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint).issuer("https://auth.test");
     // Only the exact identifier counts: a trailing slash or another case is another server.
     for other in [
@@ -193,24 +194,24 @@ async fn a_callback_naming_another_issuer_is_refused_before_anything_is_sent() {
         let error = grant.exchange(pending, callback).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::IssuerMismatch, "{other}");
     }
-    assert!(endpoint.sent().is_empty());
+    assert!(endpoint.received().is_empty());
 }
 
 #[tokio::test]
 async fn a_callback_without_iss_is_refused_when_the_grant_expects_one() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint).issuer("https://auth.test");
     let pending = grant.authorize_url();
     let callback = callback_for(&pending, "c0de");
 
     let error = grant.exchange(pending, callback).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::IssuerMismatch);
-    assert!(endpoint.sent().is_empty());
+    assert!(endpoint.received().is_empty());
 }
 
 #[tokio::test]
 async fn an_error_callback_gives_the_servers_error_once_its_state_matches() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint);
     let pending = grant.authorize_url();
     let query = format!("error=access_denied&state={}", pending.state());
@@ -224,23 +225,23 @@ async fn an_error_callback_gives_the_servers_error_once_its_state_matches() {
     let forged = Callback::from_query("error=access_denied&state=forged").unwrap();
     let error = grant.exchange(pending, forged).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::StateMismatch);
-    assert!(endpoint.sent().is_empty());
+    assert!(endpoint.received().is_empty());
 }
 
 #[tokio::test]
 async fn without_an_expected_issuer_the_callbacks_iss_is_not_checked() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint);
     let pending = grant.authorize_url();
     let callback = callback_for(&pending, "c0de").with_issuer("https://anyone.test");
 
     grant.exchange(pending, callback).await.unwrap();
-    assert_eq!(endpoint.sent().len(), 1);
+    assert_eq!(endpoint.received().len(), 1);
 }
 
 #[tokio::test]
 async fn a_resumed_authorization_exchanges_with_the_grants_redirect_uri() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint);
     // What a web app keeps in its session between the redirect and the callback.
     let (state, verifier) = {
@@ -259,14 +260,14 @@ async fn a_resumed_authorization_exchanges_with_the_grants_redirect_uri() {
         .await
         .unwrap();
 
-    let form = &endpoint.sent()[0].form;
+    let form = &endpoint.received()[0].form;
     assert_eq!(form["redirect_uri"], REDIRECT);
     assert_eq!(form["code_verifier"], verifier);
 }
 
 #[tokio::test(start_paused = true)]
 async fn renewals_use_the_newest_refresh_token_and_keep_it_when_the_server_omits_it() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint);
     let cache = TokenCache::new(grant.clone());
     let pending = grant.authorize_url();
@@ -275,21 +276,25 @@ async fn renewals_use_the_newest_refresh_token_and_keep_it_when_the_server_omits
         .seed(grant.exchange(pending, callback).await.unwrap())
         .await
         .unwrap();
-    assert_eq!(seeded.token().access_token().expose(), "access-1");
+    assert_eq!(seeded.token().access_token().expose(), "token-1");
 
     // Rotated: refresh-1 in, refresh-2 out.
     let renewed = cache.refresh().await.unwrap();
-    assert_eq!(renewed.token().access_token().expose(), "access-2");
+    assert_eq!(renewed.token().access_token().expose(), "token-2");
     // A server that does not rotate leaves the refresh token out.
-    endpoint.then(
+    endpoint.answer_next(
         StatusCode::OK,
-        r#"{"access_token":"access-3","token_type":"Bearer","expires_in":3600}"#,
+        r#"{"access_token":"token-3","token_type":"Bearer","expires_in":3600}"#,
     );
     let kept = cache.refresh().await.unwrap();
     assert_eq!(kept.token().refresh_token().unwrap().expose(), "refresh-2");
     cache.refresh().await.unwrap();
 
-    let sent: Vec<_> = endpoint.sent().into_iter().map(|sent| sent.form).collect();
+    let sent: Vec<_> = endpoint
+        .received()
+        .into_iter()
+        .map(|sent| sent.form)
+        .collect();
     assert_eq!(sent.len(), 4);
     for (form, refresh_token) in sent[1..]
         .iter()
@@ -303,7 +308,7 @@ async fn renewals_use_the_newest_refresh_token_and_keep_it_when_the_server_omits
 
 #[tokio::test(start_paused = true)]
 async fn without_a_refresh_token_renewal_requires_reauthorization() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = public_grant(&endpoint);
 
     // Nothing seeded: the grant cannot start on its own.
@@ -316,13 +321,13 @@ async fn without_a_refresh_token_renewal_requires_reauthorization() {
     let error = cache.refresh().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthorizationRequired);
     assert!(!error.is_transient());
-    assert!(endpoint.sent().is_empty());
+    assert!(endpoint.received().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_refresh_answered_invalid_grant_requires_reauthorization() {
-    let endpoint = Endpoint::new();
-    endpoint.then(
+    let endpoint = AuthServer::new();
+    endpoint.answer_next(
         StatusCode::BAD_REQUEST,
         r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#,
     );
@@ -341,7 +346,7 @@ async fn a_refresh_answered_invalid_grant_requires_reauthorization() {
         "re-authorization required (HTTP 400): invalid_grant: grant request is invalid"
     );
     // Permanent: one request, no retries.
-    assert_eq!(endpoint.sent().len(), 1);
+    assert_eq!(endpoint.received().len(), 1);
     // The token that is still valid keeps serving.
     assert_eq!(
         cache.current().unwrap().token().access_token().expose(),
@@ -351,8 +356,8 @@ async fn a_refresh_answered_invalid_grant_requires_reauthorization() {
 
 #[tokio::test(start_paused = true)]
 async fn other_refresh_errors_keep_their_kind() {
-    let endpoint = Endpoint::new();
-    endpoint.then(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
+    let endpoint = AuthServer::new();
+    endpoint.answer_next(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
     let cache = TokenCache::new(public_grant(&endpoint));
     cache
         .seed(Token::bearer("a").with_refresh_token("r"))
@@ -365,9 +370,9 @@ async fn other_refresh_errors_keep_their_kind() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refresh_token_source_starts_from_its_token_then_follows_rotation() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new().refresh_token("stored");
     let grant = RefreshToken::new(
-        endpoint.client(),
+        endpoint.token_client(),
         ClientAuth::post("cli", "s3cret"),
         "stored",
     )
@@ -376,17 +381,21 @@ async fn a_refresh_token_source_starts_from_its_token_then_follows_rotation() {
 
     assert_eq!(
         cache.token().await.unwrap().token().access_token().expose(),
-        "access-1"
+        "token-1"
     );
     cache.refresh().await.unwrap();
-    endpoint.then(
+    endpoint.answer_next(
         StatusCode::OK,
-        r#"{"access_token":"access-3","token_type":"Bearer","expires_in":3600}"#,
+        r#"{"access_token":"token-3","token_type":"Bearer","expires_in":3600}"#,
     );
     cache.refresh().await.unwrap();
     cache.refresh().await.unwrap();
 
-    let sent: Vec<_> = endpoint.sent().into_iter().map(|sent| sent.form).collect();
+    let sent: Vec<_> = endpoint
+        .received()
+        .into_iter()
+        .map(|sent| sent.form)
+        .collect();
     let used: Vec<&str> = sent
         .iter()
         .map(|form| form["refresh_token"].as_str())
@@ -402,7 +411,7 @@ async fn a_refresh_token_source_starts_from_its_token_then_follows_rotation() {
 
 #[tokio::test(start_paused = true)]
 async fn a_saved_refresh_token_wins_over_the_one_given() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new().refresh_token("saved");
     let store = Arc::new(MemoryStore::new());
     let expired = Token::bearer("old")
         .with_expires_in(Duration::ZERO)
@@ -411,7 +420,7 @@ async fn a_saved_refresh_token_wins_over_the_one_given() {
         .await
         .unwrap();
     let cache = TokenCache::builder(RefreshToken::new(
-        endpoint.client(),
+        endpoint.token_client(),
         ClientAuth::none("cli"),
         "given",
     ))
@@ -419,7 +428,7 @@ async fn a_saved_refresh_token_wins_over_the_one_given() {
     .build();
 
     cache.token().await.unwrap();
-    assert_eq!(endpoint.sent()[0].form["refresh_token"], "saved");
+    assert_eq!(endpoint.received()[0].form["refresh_token"], "saved");
     // The rotated token went to the store before anyone used it.
     let saved = store.get().unwrap();
     assert_eq!(saved.refresh_token().map(Secret::expose), Some("refresh-1"));
@@ -427,10 +436,10 @@ async fn a_saved_refresh_token_wins_over_the_one_given() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unknown_refresh_token_asks_for_reauthorization() {
-    let endpoint = Endpoint::new();
-    endpoint.then(StatusCode::BAD_REQUEST, r#"{"error":"invalid_grant"}"#);
+    let endpoint = AuthServer::new();
+    endpoint.answer_next(StatusCode::BAD_REQUEST, r#"{"error":"invalid_grant"}"#);
     let cache = TokenCache::new(RefreshToken::new(
-        endpoint.client(),
+        endpoint.token_client(),
         ClientAuth::none("cli"),
         "bogus",
     ));
@@ -441,9 +450,9 @@ async fn an_unknown_refresh_token_asks_for_reauthorization() {
 
 #[test]
 fn no_secret_shows_in_debug_output() {
-    let endpoint = Endpoint::new();
+    let endpoint = AuthServer::new();
     let grant = AuthorizationCode::new(
-        endpoint.client(),
+        endpoint.token_client(),
         ClientAuth::post("web", "sentinel-secret"),
         AUTHORIZE,
         REDIRECT,
@@ -452,7 +461,7 @@ fn no_secret_shows_in_debug_output() {
     let pending = grant.authorize_url();
     let verifier = pending.verifier().expose().to_owned();
     let refresh = RefreshToken::new(
-        endpoint.client(),
+        endpoint.token_client(),
         ClientAuth::basic("cli", "sentinel-secret"),
         "sentinel-refresh",
     );

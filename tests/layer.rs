@@ -13,23 +13,24 @@ use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_oauth2::{CloneBodies, ErrorKind, OAuth2Layer};
 use tower_test::mock;
 
-use common::{Body, Issuer, body_text, get};
+use common::AuthServerExt;
+use tower_oauth2_testkit::{AuthServer, Body, accepted_token, get};
 
 #[tokio::test(start_paused = true)]
 async fn each_request_carries_the_cached_bearer_token() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let mut client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     for _ in 0..3 {
         let response = client.ready().await.unwrap().call(get("/")).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(body_text(response).await, "token-1");
+        assert_eq!(accepted_token(&response), Some("token-1"));
     }
     assert_eq!(issuer.grants(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_401_with_the_current_token_refreshes_once_and_retries_once() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     client.clone().oneshot(get("/")).await.unwrap();
     issuer.revoke("token-1");
@@ -37,14 +38,14 @@ async fn a_401_with_the_current_token_refreshes_once_and_retries_once() {
     let response = client.oneshot(get("/")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(issuer.grants(), 2);
-    let seen = issuer.seen();
+    let seen = issuer.api_tokens();
     let seen: Vec<&str> = seen.iter().map(|token| token.as_deref().unwrap()).collect();
     assert_eq!(seen, ["token-1", "token-1", "token-2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_401s_for_one_token_cause_one_refresh() {
-    let issuer = Issuer::with(Some(3600), Duration::from_millis(20));
+    let issuer = AuthServer::new().token_delay(Duration::from_millis(20));
     let cache = issuer.cache();
     let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
     cache.token().await.unwrap();
@@ -57,7 +58,7 @@ async fn fifty_concurrent_401s_for_one_token_cause_one_refresh() {
     for response in requests.join_all().await {
         let response = response.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(body_text(response).await, "token-2");
+        assert_eq!(accepted_token(&response), Some("token-2"));
     }
     assert_eq!(issuer.grants(), 2);
 }
@@ -76,7 +77,7 @@ fn bearer(request: &Request<Body>) -> &str {
 
 #[tokio::test(start_paused = true)]
 async fn a_401_for_an_older_token_retries_with_the_current_one_and_no_new_grant() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = issuer.cache();
     let (api, mut handle): (Mock, _) = mock::pair();
     let client = OAuth2Layer::new(cache.clone()).layer(api);
@@ -98,7 +99,7 @@ async fn a_401_for_an_older_token_retries_with_the_current_one_and_no_new_grant(
 
 #[tokio::test(start_paused = true)]
 async fn a_401_on_the_retry_is_returned() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let (api, mut handle): (Mock, _) = mock::pair();
     let client = OAuth2Layer::new(issuer.grant()).layer(api);
 
@@ -119,7 +120,7 @@ async fn a_401_on_the_retry_is_returned() {
 
 #[tokio::test(start_paused = true)]
 async fn a_403_is_never_retried() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let (api, mut handle): (Mock, _) = mock::pair();
     let client = OAuth2Layer::new(issuer.grant()).layer(api);
 
@@ -135,7 +136,7 @@ async fn a_403_is_never_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_with_a_body_gets_its_401_back_as_it_came() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     client.clone().oneshot(get("/")).await.unwrap();
     issuer.revoke("token-1");
@@ -151,7 +152,7 @@ type Streaming = UnsyncBoxBody<Bytes, Infallible>;
 
 #[tokio::test(start_paused = true)]
 async fn a_streaming_request_gets_its_401_back_as_it_came() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = issuer.cache();
     let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Streaming>());
     cache.token().await.unwrap();
@@ -166,12 +167,12 @@ async fn a_streaming_request_gets_its_401_back_as_it_came() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(issuer.seen().len(), 1);
+    assert_eq!(issuer.api_tokens().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn clone_bodies_replays_a_request_with_content() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let (api, mut handle): (Mock, _) = mock::pair();
     let client = OAuth2Layer::new(issuer.grant())
         .replay(CloneBodies)
@@ -192,7 +193,7 @@ async fn clone_bodies_replays_a_request_with_content() {
 
 #[tokio::test(start_paused = true)]
 async fn a_callers_own_authorization_header_is_left_alone() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     let request = Request::get("/")
         .header(AUTHORIZATION, "Bearer mine")
@@ -200,13 +201,13 @@ async fn a_callers_own_authorization_header_is_left_alone() {
         .unwrap();
     let response = client.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(issuer.seen(), [Some("mine".to_owned())]);
+    assert_eq!(issuer.api_tokens(), [Some("mine".to_owned())]);
     assert_eq!(issuer.grants(), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_refresh_after_a_401_returns_the_token_error() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     client.clone().oneshot(get("/")).await.unwrap();
     issuer.revoke("token-1");
@@ -220,14 +221,14 @@ async fn a_failed_refresh_after_a_401_returns_the_token_error() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cold_cache_that_cannot_get_a_token_never_calls_the_inner_service() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     issuer.fail_with(StatusCode::FORBIDDEN, r#"{"meta":{"pagination":{"limit":0,"offset":0,"total_count":0}},"errors":[{"httpcode":403,"message":"client disabled"}]}"#);
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     let error = client.oneshot(get("/")).await.unwrap_err();
     let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
     assert_eq!(error.description(), Some("client disabled"));
     assert_eq!(error.status(), Some(StatusCode::FORBIDDEN));
-    assert!(issuer.seen().is_empty());
+    assert!(issuer.api_tokens().is_empty());
 }
 
 #[derive(Debug)]
@@ -243,7 +244,7 @@ impl std::error::Error for Refused {}
 
 #[tokio::test(start_paused = true)]
 async fn errors_of_the_inner_service_pass_through_unchanged() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let failing = service_fn(|_: Request<Body>| async { Err::<Response<Body>, _>(Refused) });
     let client = OAuth2Layer::new(issuer.grant()).layer(failing);
     let error: BoxError = client.oneshot(get("/")).await.unwrap_err();
@@ -252,7 +253,7 @@ async fn errors_of_the_inner_service_pass_through_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_a_buffer_of_one_requests_neither_panic_nor_stall() {
-    let issuer = Issuer::with(Some(3600), Duration::from_millis(5));
+    let issuer = AuthServer::new().token_delay(Duration::from_millis(5));
     let client = ServiceBuilder::new()
         .layer(OAuth2Layer::new(issuer.grant()))
         .buffer(1)
@@ -262,7 +263,7 @@ async fn over_a_buffer_of_one_requests_neither_panic_nor_stall() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_a_concurrency_limit_of_one_requests_neither_panic_nor_stall() {
-    let issuer = Issuer::with(Some(3600), Duration::from_millis(5));
+    let issuer = AuthServer::new().token_delay(Duration::from_millis(5));
     let client = ServiceBuilder::new()
         .layer(OAuth2Layer::new(issuer.grant()))
         .concurrency_limit(1)
@@ -272,7 +273,7 @@ async fn over_a_concurrency_limit_of_one_requests_neither_panic_nor_stall() {
 
 /// 200 requests, 100 before and 100 after the first token is revoked, must all succeed well
 /// within a deadline.
-async fn run_with_a_revocation_midway<S>(issuer: &std::sync::Arc<Issuer>, client: S)
+async fn run_with_a_revocation_midway<S>(issuer: &AuthServer, client: S)
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
@@ -299,7 +300,7 @@ where
 
 #[tokio::test(start_paused = true)]
 async fn tokens_go_only_to_allowed_origins() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant())
         .allow_origin("https://api.test")
         .unwrap()
@@ -316,19 +317,19 @@ async fn tokens_go_only_to_allowed_origins() {
         .await
         .unwrap();
     assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(issuer.seen(), [Some("token-1".to_owned()), None]);
+    assert_eq!(issuer.api_tokens(), [Some("token-1".to_owned()), None]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn plain_http_to_a_remote_host_fails_unless_allowed_naming_the_setting() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     let error = client.oneshot(get("http://api.test/x")).await.unwrap_err();
     let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
     assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
     assert!(error.to_string().contains("allow_plain_http"), "{error}");
     assert!(
-        issuer.seen().is_empty(),
+        issuer.api_tokens().is_empty(),
         "a refused request reached the API"
     );
 
@@ -340,12 +341,12 @@ async fn plain_http_to_a_remote_host_fails_unless_allowed_naming_the_setting() {
         .allow_plain_http()
         .layer(issuer.api::<Body>());
     client.oneshot(get("http://api.test/x")).await.unwrap();
-    assert_eq!(issuer.seen(), [None, Some("token-1".to_owned())]);
+    assert_eq!(issuer.api_tokens(), [None, Some("token-1".to_owned())]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn requests_to_other_origins_are_refused() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant())
         .allow_origin("https://api.test")
         .unwrap()
@@ -356,13 +357,13 @@ async fn requests_to_other_origins_are_refused() {
         .unwrap_err();
     let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();
     assert_eq!(error.kind(), ErrorKind::OriginNotAllowed);
-    assert!(issuer.seen().is_empty());
+    assert!(issuer.api_tokens().is_empty());
     assert_eq!(issuer.grants(), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_cache_counts_fetches_and_retries() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = issuer.cache();
     let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
     client.clone().oneshot(get("/")).await.unwrap();
@@ -376,13 +377,14 @@ async fn the_cache_counts_fetches_and_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn a_long_lived_clone_keeps_working_across_token_rotations() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = issuer.cache();
     let mut client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
     for round in 1..=3 {
         for _ in 0..3 {
             let response = client.ready().await.unwrap().call(get("/")).await.unwrap();
-            assert_eq!(body_text(response).await, format!("token-{round}"));
+            let token = format!("token-{round}");
+            assert_eq!(accepted_token(&response), Some(token.as_str()));
         }
         cache.refresh().await.unwrap();
     }
@@ -390,7 +392,7 @@ async fn a_long_lived_clone_keeps_working_across_token_rotations() {
 
 #[tokio::test(start_paused = true)]
 async fn a_token_revoked_right_after_its_fetch_is_replaced_at_once() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     client.clone().oneshot(get("/")).await.unwrap();
     issuer.revoke("token-1");
@@ -399,7 +401,7 @@ async fn a_token_revoked_right_after_its_fetch_is_replaced_at_once() {
     let started = tokio::time::Instant::now();
     let response = client.clone().oneshot(get("/")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(body_text(response).await, "token-2");
+    assert_eq!(accepted_token(&response), Some("token-2"));
     assert!(
         started.elapsed() < Duration::from_millis(100),
         "waited {:?}",
@@ -409,7 +411,7 @@ async fn a_token_revoked_right_after_its_fetch_is_replaced_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn an_api_that_rejects_every_new_token_is_given_new_ones_less_and_less_often() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let api = service_fn(|_: Request<Body>| async {
         Ok::<_, Infallible>(status(StatusCode::UNAUTHORIZED))
     });

@@ -13,13 +13,14 @@ use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 use tower::{Layer, Service, ServiceExt, limit::ConcurrencyLimitLayer, service_fn};
 use tower_oauth2::{ClientAuth, NoReplay, OAuth2Layer, TokenClient, grant::ClientCredentials};
 
-use common::{Body, Issuer, get};
+use common::AuthServerExt;
+use tower_oauth2_testkit::{AuthServer, Body, get};
 
 #[tokio::test(start_paused = true)]
 async fn a_request_waiting_for_a_token_does_not_hold_the_permit_the_token_fetch_needs() {
     // One HTTP client, limited to one request at a time, reaches both the token endpoint and
     // the API, as in the crate's own example plus a `ConcurrencyLimitLayer`.
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let (endpoint, api) = (issuer.token_endpoint(), issuer.api::<Body>());
     let http = ConcurrencyLimitLayer::new(1).layer(service_fn(move |request: Request<Body>| {
         let (mut endpoint, mut api) = (endpoint.clone(), api.clone());
@@ -50,7 +51,7 @@ async fn a_request_waiting_for_a_token_does_not_hold_the_permit_the_token_fetch_
 
 #[tokio::test(start_paused = true)]
 async fn a_401_whose_refresh_fails_is_not_counted_as_a_retry() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = issuer.cache();
     let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
     client.clone().oneshot(get("/")).await.unwrap();
@@ -58,13 +59,17 @@ async fn a_401_whose_refresh_fails_is_not_counted_as_a_retry() {
     issuer.fail_with(StatusCode::BAD_REQUEST, r#"{"error":"invalid_client"}"#);
 
     client.oneshot(get("/")).await.unwrap_err();
-    assert_eq!(issuer.seen().len(), 2, "the request was not sent again");
+    assert_eq!(
+        issuer.api_tokens().len(),
+        2,
+        "the request was not sent again"
+    );
     assert_eq!(cache.stats().retries_after_401, 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_401_to_a_request_that_cannot_be_replayed_still_retires_the_token() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     client.clone().oneshot(get("/")).await.unwrap();
     issuer.revoke("token-1");
@@ -77,7 +82,7 @@ async fn a_401_to_a_request_that_cannot_be_replayed_still_retires_the_token() {
     let response = client.oneshot(post()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
-        issuer.seen(),
+        issuer.api_tokens(),
         [
             Some("token-1".to_owned()),
             Some("token-1".to_owned()),
@@ -113,7 +118,7 @@ fn first_answer_401(
 async fn a_request_that_waited_for_the_first_token_retries_after_a_401_with_a_new_one() {
     // The request's ticket learns which token it carries only when the fetch it waited for
     // returns: the 401 must retire that token, or the retry would carry it again.
-    let (issuer, seen) = (Issuer::new(), Arc::default());
+    let (issuer, seen) = (AuthServer::new(), Arc::default());
     let client = OAuth2Layer::new(issuer.grant()).layer(first_answer_401(Arc::clone(&seen)));
 
     let response = client.oneshot(get("/")).await.unwrap();
@@ -124,7 +129,7 @@ async fn a_request_that_waited_for_the_first_token_retries_after_a_401_with_a_ne
 
 #[tokio::test(start_paused = true)]
 async fn a_request_that_waited_and_cannot_be_replayed_still_retires_the_token_it_got() {
-    let (issuer, seen) = (Issuer::new(), Arc::default());
+    let (issuer, seen) = (AuthServer::new(), Arc::default());
     let client = OAuth2Layer::new(issuer.grant())
         .replay(NoReplay)
         .layer(first_answer_401(Arc::clone(&seen)));
@@ -138,7 +143,7 @@ async fn a_request_that_waited_and_cannot_be_replayed_still_retires_the_token_it
 
 #[tokio::test(start_paused = true)]
 async fn requests_released_together_all_carry_the_one_fetched_token() {
-    let issuer = Issuer::with(Some(3600), Duration::from_millis(50));
+    let issuer = AuthServer::new().token_delay(Duration::from_millis(50));
     let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..100 {
@@ -148,7 +153,7 @@ async fn requests_released_together_all_carry_the_one_fetched_token() {
         assert_eq!(response.unwrap().status(), StatusCode::OK);
     }
     assert_eq!(issuer.grants(), 1);
-    let seen = issuer.seen();
+    let seen = issuer.api_tokens();
     assert_eq!(seen.len(), 100);
     assert!(seen.iter().all(|token| token.as_deref() == Some("token-1")));
 }

@@ -3,8 +3,6 @@
 
 #![cfg(feature = "loopback")]
 
-mod common;
-
 use std::{
     collections::HashMap,
     convert::Infallible,
@@ -26,7 +24,7 @@ use tower_oauth2::{
     grant::{AuthorizationCode, LoopbackRedirect},
 };
 
-use common::Body;
+use tower_oauth2_testkit::Body;
 
 type Forms = Arc<Mutex<Vec<HashMap<String, String>>>>;
 

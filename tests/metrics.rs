@@ -19,7 +19,8 @@ use metrics::{
 use tower::{Layer, ServiceExt};
 use tower_oauth2::{MemoryStore, OAuth2Layer, TokenCache};
 
-use common::{Body, Issuer, get};
+use common::AuthServerExt;
+use tower_oauth2_testkit::{AuthServer, Body, get};
 
 /// Counts every counter by its name and labels, such as
 /// `tower_oauth2_token_fetches_total{outcome=ok}`.
@@ -84,7 +85,7 @@ async fn fetches_failures_and_retries_are_counted() {
     let recorder = Counting::default();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let cache = TokenCache::builder(issuer.grant())
         .attempts_per_fetch(1)
         .build();
@@ -121,7 +122,7 @@ async fn a_token_read_back_from_the_store_is_counted_as_a_load_not_a_fetch() {
     let recorder = Counting::default();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let store = Arc::new(MemoryStore::default());
     let first = TokenCache::builder(issuer.grant())
         .store(Arc::clone(&store))

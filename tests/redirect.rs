@@ -24,7 +24,8 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http::follow_redirect::FollowRedirectLayer;
 use tower_oauth2::OAuth2Layer;
 
-use common::Issuer;
+use common::AuthServerExt;
+use tower_oauth2_testkit::AuthServer;
 
 /// The `Authorization` header each path received, in order.
 type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
@@ -75,7 +76,7 @@ fn redirect_via(first: SocketAddr, target: SocketAddr) -> Request<Full<Bytes>> {
 
 #[tokio::test]
 async fn a_redirect_to_another_origin_does_not_carry_the_token() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let (seen_a, seen_b) = (seen(), seen());
     let a = origin(seen_a.clone()).await;
     let b = origin(seen_b.clone()).await;
@@ -93,7 +94,7 @@ async fn a_redirect_to_another_origin_does_not_carry_the_token() {
 
 #[tokio::test]
 async fn a_redirect_within_the_origin_keeps_the_token() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let seen_a = seen();
     let a = origin(seen_a.clone()).await;
     let client = ServiceBuilder::new()
@@ -118,7 +119,7 @@ async fn a_redirect_within_the_origin_keeps_the_token() {
 /// (loopback http does, as would any https origin by default).
 #[tokio::test]
 async fn the_wrong_order_hands_the_token_to_the_redirect_target() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let (seen_a, seen_b) = (seen(), seen());
     let a = origin(seen_a.clone()).await;
     let b = origin(seen_b.clone()).await;
@@ -134,7 +135,7 @@ async fn the_wrong_order_hands_the_token_to_the_redirect_target() {
 
 #[tokio::test]
 async fn an_allow_list_keeps_the_token_home_even_in_the_wrong_order() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let (seen_a, seen_b) = (seen(), seen());
     let a = origin(seen_a.clone()).await;
     let b = origin(seen_b.clone()).await;

@@ -2,15 +2,9 @@
 //! servers on loopback.
 #![cfg(feature = "reqwest")]
 
-#[path = "../examples/support/mod.rs"]
-mod support;
-
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
 };
 
 use axum::{Router, http::StatusCode, response::IntoResponse, routing::post};
@@ -22,29 +16,32 @@ use tower_oauth2::{
     grant::ClientCredentials,
 };
 
-use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+use tower_oauth2_testkit::{AuthServer, CLIENT_ID, CLIENT_SECRET, Loopback};
 
-async fn demo() -> DemoServer {
-    DemoServer::start(Duration::from_secs(3600)).await.unwrap()
+/// The examples' server, on loopback.
+async fn demo() -> (AuthServer, Loopback) {
+    let server = AuthServer::demo();
+    let loopback = server.serve().await.unwrap();
+    (server, loopback)
 }
 
-fn grant(server: &DemoServer) -> ClientCredentials {
-    let endpoint = TokenClient::reqwest(&server.token_url(), reqwest::Client::builder()).unwrap();
+fn grant(loopback: &Loopback) -> ClientCredentials {
+    let endpoint = TokenClient::reqwest(&loopback.token_url(), reqwest::Client::builder()).unwrap();
     ClientCredentials::new(endpoint, ClientAuth::basic(CLIENT_ID, CLIENT_SECRET))
 }
 
 #[tokio::test]
 async fn concurrent_reqwest_requests_share_one_grant() {
-    let server = demo().await;
+    let (server, loopback) = demo().await;
     let http = reqwest::Client::new();
     let client = ServiceBuilder::new()
-        .layer(OAuth2Layer::new(grant(&server)))
+        .layer(OAuth2Layer::new(grant(&loopback)))
         .service(http.clone());
 
     let mut calls = tokio::task::JoinSet::new();
     for n in 0..20 {
         let request = http
-            .get(server.api_url(&format!("/orders/{n}")))
+            .get(loopback.api_url(&format!("/orders/{n}")))
             .build()
             .unwrap();
         calls.spawn(client.clone().oneshot(request));
@@ -57,13 +54,13 @@ async fn concurrent_reqwest_requests_share_one_grant() {
 
 #[tokio::test]
 async fn a_401_is_retried_with_a_copy_made_by_try_clone() {
-    let server = demo().await;
+    let (server, loopback) = demo().await;
     let http = reqwest::Client::new();
-    let mut client = OAuth2Layer::new(grant(&server))
+    let mut client = OAuth2Layer::new(grant(&loopback))
         .replay(CloneBodies)
         .layer(http.clone());
 
-    let first = http.get(server.api_url("/orders")).build().unwrap();
+    let first = http.get(loopback.api_url("/orders")).build().unwrap();
     assert_eq!(
         client
             .ready()
@@ -78,7 +75,7 @@ async fn a_401_is_retried_with_a_copy_made_by_try_clone() {
     server.revoke_all();
 
     let request = http
-        .post(server.api_url("/orders"))
+        .post(loopback.api_url("/orders"))
         .header("x-request-id", "7")
         .body("item=book")
         .build()
@@ -96,15 +93,15 @@ async fn a_401_is_retried_with_a_copy_made_by_try_clone() {
 
 #[tokio::test]
 async fn by_default_only_requests_without_a_body_are_retried() {
-    let server = demo().await;
+    let (server, loopback) = demo().await;
     let http = reqwest::Client::new();
-    let client = OAuth2Layer::new(grant(&server)).layer(http.clone());
+    let client = OAuth2Layer::new(grant(&loopback)).layer(http.clone());
 
-    let warm = http.get(server.api_url("/orders")).build().unwrap();
+    let warm = http.get(loopback.api_url("/orders")).build().unwrap();
     client.clone().oneshot(warm).await.unwrap();
     server.revoke_all();
     let with_body = http
-        .post(server.api_url("/orders"))
+        .post(loopback.api_url("/orders"))
         .body("item=book")
         .build()
         .unwrap();
@@ -112,54 +109,54 @@ async fn by_default_only_requests_without_a_body_are_retried() {
     assert_eq!(response.status(), 401);
 
     // The 401 invalidated the token; a GET gets a new one.
-    let get = http.get(server.api_url("/orders")).build().unwrap();
+    let get = http.get(loopback.api_url("/orders")).build().unwrap();
     assert_eq!(client.clone().oneshot(get).await.unwrap().status(), 200);
     assert_eq!(server.grants(), 2);
 }
 
 #[tokio::test]
 async fn a_streaming_body_is_never_replayed() {
-    let server = demo().await;
+    let (server, loopback) = demo().await;
     let http = reqwest::Client::new();
-    let client = OAuth2Layer::new(grant(&server))
+    let client = OAuth2Layer::new(grant(&loopback))
         .replay(CloneBodies)
         .layer(http.clone());
-    let warm = http.get(server.api_url("/orders")).build().unwrap();
+    let warm = http.get(loopback.api_url("/orders")).build().unwrap();
     client.clone().oneshot(warm).await.unwrap();
     server.revoke_all();
 
     let stream = reqwest::Body::wrap(Full::new(Bytes::from_static(b"item=book")));
     let request = http
-        .post(server.api_url("/orders"))
+        .post(loopback.api_url("/orders"))
         .body(stream)
         .build()
         .unwrap();
     let response = client.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), 401);
-    assert_eq!(server.api_calls(), 2);
+    assert_eq!(server.api_tokens().len(), 2);
 }
 
 #[tokio::test]
 async fn no_replay_returns_every_401() {
-    let server = demo().await;
+    let (server, loopback) = demo().await;
     let http = reqwest::Client::new();
-    let client = OAuth2Layer::new(grant(&server))
+    let client = OAuth2Layer::new(grant(&loopback))
         .replay(NoReplay)
         .layer(http.clone());
-    let warm = http.get(server.api_url("/orders")).build().unwrap();
+    let warm = http.get(loopback.api_url("/orders")).build().unwrap();
     client.clone().oneshot(warm).await.unwrap();
     server.revoke_all();
-    let get = http.get(server.api_url("/orders")).build().unwrap();
+    let get = http.get(loopback.api_url("/orders")).build().unwrap();
     assert_eq!(client.clone().oneshot(get).await.unwrap().status(), 401);
 }
 
 #[tokio::test]
 async fn an_authorization_header_the_caller_set_is_sent_as_it_is() {
-    let server = demo().await;
+    let (server, loopback) = demo().await;
     let http = reqwest::Client::new();
-    let client = OAuth2Layer::new(grant(&server)).layer(http.clone());
+    let client = OAuth2Layer::new(grant(&loopback)).layer(http.clone());
     let request = http
-        .get(server.api_url("/orders"))
+        .get(loopback.api_url("/orders"))
         .bearer_auth("not-a-token")
         .build()
         .unwrap();
@@ -170,9 +167,9 @@ async fn an_authorization_header_the_caller_set_is_sent_as_it_is() {
 
 #[tokio::test]
 async fn plain_http_beyond_loopback_is_refused() {
-    let server = demo().await;
+    let (server, loopback) = demo().await;
     let http = reqwest::Client::new();
-    let client = OAuth2Layer::new(grant(&server)).layer(http.clone());
+    let client = OAuth2Layer::new(grant(&loopback)).layer(http.clone());
     let request = http.get("http://api.invalid/orders").build().unwrap();
     let error = client.oneshot(request).await.unwrap_err();
     let error = error.downcast_ref::<tower_oauth2::Error>().unwrap();

@@ -2,13 +2,7 @@
 //! own builders, against servers on loopback.
 #![cfg(feature = "reqwest-middleware")]
 
-#[path = "../examples/support/mod.rs"]
-mod support;
-
-use std::{
-    sync::atomic::{AtomicUsize, Ordering},
-    time::Duration,
-};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tower_oauth2::{
@@ -16,14 +10,17 @@ use tower_oauth2::{
     TokenClient, TokenSource, grant::ClientCredentials,
 };
 
-use support::{CLIENT_ID, CLIENT_SECRET, DemoServer};
+use tower_oauth2_testkit::{AuthServer, CLIENT_ID, CLIENT_SECRET, Loopback};
 
-async fn demo() -> DemoServer {
-    DemoServer::start(Duration::from_secs(3600)).await.unwrap()
+/// The examples' server, on loopback.
+async fn demo() -> (AuthServer, Loopback) {
+    let server = AuthServer::demo();
+    let loopback = server.serve().await.unwrap();
+    (server, loopback)
 }
 
-fn cache(server: &DemoServer) -> TokenCache {
-    let endpoint = TokenClient::reqwest(&server.token_url(), reqwest::Client::builder()).unwrap();
+fn cache(loopback: &Loopback) -> TokenCache {
+    let endpoint = TokenClient::reqwest(&loopback.token_url(), reqwest::Client::builder()).unwrap();
     TokenCache::new(ClientCredentials::new(
         endpoint,
         ClientAuth::basic(CLIENT_ID, CLIENT_SECRET),
@@ -52,12 +49,12 @@ fn token_error(sent: reqwest_middleware::Result<reqwest::Response>) -> tower_oau
 
 #[tokio::test]
 async fn concurrent_sends_share_one_grant() {
-    let server = demo().await;
-    let client = client(OAuth2Layer::new(cache(&server)));
+    let (server, loopback) = demo().await;
+    let client = client(OAuth2Layer::new(cache(&loopback)));
 
     let mut calls = tokio::task::JoinSet::new();
     for n in 0..20 {
-        let request = client.get(server.api_url(&format!("/orders/{n}")));
+        let request = client.get(loopback.api_url(&format!("/orders/{n}")));
         calls.spawn(request.send());
     }
     for response in calls.join_all().await {
@@ -68,15 +65,19 @@ async fn concurrent_sends_share_one_grant() {
 
 #[tokio::test]
 async fn a_401_is_retried_once_with_a_new_token() {
-    let server = demo().await;
-    let cache = cache(&server);
+    let (server, loopback) = demo().await;
+    let cache = cache(&loopback);
     let client = client(OAuth2Layer::new(cache.clone()).replay(CloneBodies));
-    let warm = client.get(server.api_url("/orders")).send().await.unwrap();
+    let warm = client
+        .get(loopback.api_url("/orders"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(warm.status(), 200);
     server.revoke_all();
 
     let response = client
-        .post(server.api_url("/orders"))
+        .post(loopback.api_url("/orders"))
         .body("item=book")
         .send()
         .await
@@ -93,30 +94,38 @@ async fn a_401_is_retried_once_with_a_new_token() {
 
 #[tokio::test]
 async fn by_default_a_request_with_a_body_gets_its_401_and_the_token_is_retired() {
-    let server = demo().await;
-    let client = client(OAuth2Layer::new(cache(&server)));
-    client.get(server.api_url("/orders")).send().await.unwrap();
+    let (server, loopback) = demo().await;
+    let client = client(OAuth2Layer::new(cache(&loopback)));
+    client
+        .get(loopback.api_url("/orders"))
+        .send()
+        .await
+        .unwrap();
     server.revoke_all();
 
     let response = client
-        .post(server.api_url("/orders"))
+        .post(loopback.api_url("/orders"))
         .body("item=book")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
 
-    let get = client.get(server.api_url("/orders")).send().await.unwrap();
+    let get = client
+        .get(loopback.api_url("/orders"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.status(), 200);
     assert_eq!(server.grants(), 2);
 }
 
 #[tokio::test]
 async fn an_authorization_header_the_caller_set_is_sent_as_it_is() {
-    let server = demo().await;
-    let client = client(OAuth2Layer::new(cache(&server)));
+    let (server, loopback) = demo().await;
+    let client = client(OAuth2Layer::new(cache(&loopback)));
     let response = client
-        .get(server.api_url("/orders"))
+        .get(loopback.api_url("/orders"))
         .bearer_auth("not-a-token")
         .send()
         .await
@@ -127,8 +136,8 @@ async fn an_authorization_header_the_caller_set_is_sent_as_it_is() {
 
 #[tokio::test]
 async fn a_refused_origin_is_a_typed_error_inside_the_middleware_error() {
-    let server = demo().await;
-    let client = client(OAuth2Layer::new(cache(&server)));
+    let (server, loopback) = demo().await;
+    let client = client(OAuth2Layer::new(cache(&loopback)));
     let error = client.get("http://api.invalid/orders").send().await;
     assert_eq!(token_error(error).kind(), ErrorKind::OriginNotAllowed);
     assert_eq!(server.grants(), 0);
@@ -136,13 +145,13 @@ async fn a_refused_origin_is_a_typed_error_inside_the_middleware_error() {
 
 #[tokio::test]
 async fn a_request_to_an_origin_not_allowed_goes_out_without_the_token() {
-    let server = demo().await;
-    let layer = OAuth2Layer::new(cache(&server))
+    let (server, loopback) = demo().await;
+    let layer = OAuth2Layer::new(cache(&loopback))
         .allow_origin("https://api.example.com")
         .unwrap()
         .send_others_without_token();
     let response = client(layer)
-        .get(server.api_url("/orders"))
+        .get(loopback.api_url("/orders"))
         .send()
         .await
         .unwrap();
@@ -164,10 +173,10 @@ impl TokenSource for UnknownThenFailing {
 
 #[tokio::test]
 async fn when_no_new_token_can_be_had_after_a_401_the_error_says_why_and_nothing_is_resent() {
-    let server = demo().await;
+    let (server, loopback) = demo().await;
     let client = client(OAuth2Layer::new(UnknownThenFailing(AtomicUsize::new(0))));
 
-    let error = client.get(server.api_url("/orders")).send().await;
+    let error = client.get(loopback.api_url("/orders")).send().await;
     assert_eq!(token_error(error).kind(), ErrorKind::Source);
-    assert_eq!(server.api_calls(), 1);
+    assert_eq!(server.api_tokens().len(), 1);
 }

@@ -6,17 +6,18 @@ mod common;
 use http::StatusCode;
 use tower_oauth2::{ClientAuth, ErrorKind, Revocation, Secret, Token, TokenClient, TokenTypeHint};
 
-use common::recording::Endpoint;
+use common::AuthServerExt;
+use tower_oauth2_testkit::AuthServer;
 
 const REVOKE: &str = "https://auth.test/revoke";
 
 /// A revocation endpoint answering each request with the next scripted answer, then 200.
-fn endpoint(script: Vec<(StatusCode, &'static str)>) -> (TokenClient, std::sync::Arc<Endpoint>) {
-    let endpoint = Endpoint::answering(|_| (StatusCode::OK, String::new()));
+fn endpoint(script: Vec<(StatusCode, &'static str)>) -> (TokenClient, AuthServer) {
+    let server = AuthServer::new();
     for (status, body) in script {
-        endpoint.then(status, body);
+        server.answer_next(status, body);
     }
-    (endpoint.client(), endpoint)
+    (server.revocation_client(), server)
 }
 
 #[tokio::test]
@@ -29,7 +30,7 @@ async fn a_token_is_revoked_with_its_hint_and_the_clients_credentials() {
         .await
         .unwrap();
 
-    let sent = sent.sent();
+    let sent = sent.received();
     let (authorization, form) = (&sent[0].authorization, &sent[0].form);
     assert!(authorization.as_deref().unwrap().starts_with("Basic "));
     assert_eq!(form["token"], "refresh-1");
@@ -45,7 +46,7 @@ async fn revoking_a_token_set_revokes_the_refresh_token_first() {
 
     revocation.revoke_token(&token).await.unwrap();
 
-    let sent = sent.sent();
+    let sent = sent.received();
     let revoked: Vec<(&str, &str)> = sent
         .iter()
         .map(|sent| {
@@ -80,7 +81,7 @@ async fn a_refused_revocation_is_a_typed_error_without_the_token_in_it() {
         "{error}"
     );
     // The access token is not tried once the refresh token could not be revoked.
-    assert_eq!(sent.sent().len(), 1);
+    assert_eq!(sent.received().len(), 1);
 }
 
 #[tokio::test]
@@ -96,7 +97,7 @@ async fn a_server_that_cannot_revoke_access_tokens_still_signs_the_user_out() {
     let token = Token::bearer("access-1").with_refresh_token("refresh-1");
 
     revocation.revoke_token(&token).await.unwrap();
-    assert_eq!(sent.sent().len(), 2);
+    assert_eq!(sent.received().len(), 2);
 
     // Without a refresh token there is nothing else to revoke: the refusal stands.
     let (client, _) = endpoint(vec![(
@@ -121,7 +122,7 @@ async fn client_secret_post_puts_the_credentials_in_the_revocation_form() {
         .await
         .unwrap();
 
-    let sent = sent.sent();
+    let sent = sent.received();
     let (authorization, form) = (&sent[0].authorization, &sent[0].form);
     assert_eq!(authorization, &None);
     assert_eq!(form["client_id"], "app");

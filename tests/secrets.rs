@@ -15,7 +15,8 @@ use tower_oauth2::{
     TokenRequest, grant::ClientCredentials,
 };
 
-use common::{Body, Issuer};
+use common::AuthServerExt;
+use tower_oauth2_testkit::{AuthServer, Body, get};
 
 const SECRET: &str = "sentinel-client-secret";
 const TOKEN: &str = "sentinel-access-token";
@@ -38,7 +39,7 @@ fn assert_free_of(what: &str, text: &str, secrets: &[&str]) {
 
 #[tokio::test(start_paused = true)]
 async fn no_public_type_shows_a_secret_in_debug() {
-    let issuer = Issuer::new();
+    let issuer = AuthServer::new();
     let endpoint = TokenClient::new("https://auth.test/token", issuer.token_endpoint()).unwrap();
     let mut extra = serde_json::Map::new();
     extra.insert("session_key".into(), format!("sentinel-{TOKEN}").into());
@@ -128,7 +129,7 @@ async fn no_error_shows_a_secret_in_display_or_debug() {
         (200, format!(r#"{{"access_token":"{TOKEN}\n"}}"#)),
     ];
     for (status, body) in bodies {
-        let issuer = Issuer::new();
+        let issuer = AuthServer::new();
         let http = tower::service_fn(move |_: Request<Body>| {
             let mut response = http::Response::new(Body::from(body.clone()));
             *response.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -313,19 +314,19 @@ async fn every_error_kind_hides_secrets_in_display_and_debug() {
     });
     errors.push(failure(TokenClient::new("https://auth.test/token", resets).unwrap()).await);
     let url = format!("http://user:{SECRET}@auth.test/token?secret={SECRET}");
-    errors.push(TokenClient::new(&url, Issuer::new().token_endpoint()).unwrap_err());
+    errors.push(TokenClient::new(&url, AuthServer::new().token_endpoint()).unwrap_err());
     errors.push(tower_oauth2::Error::source_failed("metadata server down"));
     errors.push(TokenCache::new(Panics).token().await.unwrap_err());
-    let saving = TokenCache::builder(Issuer::new().grant())
+    let saving = TokenCache::builder(AuthServer::new().grant())
         .store(FailingStore)
         .build();
     saving.token().await.unwrap();
     errors.push(saving.store_error().unwrap());
-    let refused = OAuth2Layer::new(Issuer::new().grant())
+    let refused = OAuth2Layer::new(AuthServer::new().grant())
         .allow_origin("https://api.test")
         .unwrap()
-        .layer(Issuer::new().api::<Body>())
-        .oneshot(common::get("https://elsewhere.test/"))
+        .layer(AuthServer::new().api::<Body>())
+        .oneshot(get("https://elsewhere.test/"))
         .await
         .unwrap_err();
     errors.push(

@@ -11,8 +11,6 @@
 //! which it wakes waiters from its own random numbers, so a long run can drift a little from
 //! its replay. Failures seen so far reproduced at the same iteration.
 
-mod common;
-
 use std::{
     convert::Infallible,
     sync::{
@@ -29,7 +27,7 @@ use tower_oauth2::{
     Error, ErrorKind, FetchContext, MemoryStore, OAuth2Layer, Token, TokenCache, TokenSource,
 };
 
-use common::{Body, get};
+use tower_oauth2_testkit::{Body, get};
 
 /// Tokens live 100 ms and turn stale 30 ms before they expire.
 const LIFETIME: Duration = Duration::from_millis(100);

@@ -112,7 +112,9 @@ pub fn yup<S>(
     }
 }
 
-/// A metadata-style token endpoint on loopback for yup-oauth2's instance-metadata flow.
+/// A metadata-style token endpoint on loopback for yup-oauth2's instance-metadata flow. Not
+/// the test kit's `AuthServer`: that flow sends a `GET`, and every peer must carry the same
+/// 40-byte token.
 async fn token_endpoint() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

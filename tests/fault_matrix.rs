@@ -10,8 +10,6 @@
 //! `cargo test --test fault_matrix -- --nocapture` prints the matrix; `docs/failures.md`
 //! carries it, and this test checks that the docs still describe what the crate does.
 
-mod server;
-
 use std::{fmt::Write as _, time::Duration};
 
 use bytes::Bytes;
@@ -22,8 +20,7 @@ use tokio::{task::JoinSet, time::Instant};
 use tower_oauth2::{
     ClientAuth, Error, ErrorKind, Token, TokenCache, TokenClient, grant::ClientCredentials,
 };
-
-use server::{Fault, FaultServer};
+use tower_oauth2_testkit::{Fault, FaultServer};
 
 /// One token request, from sending it to reading the whole answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(250);

@@ -19,26 +19,42 @@ use tokio::{
 
 /// One way for a token endpoint to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
+    /// `500 Internal Server Error` with a text body.
     Status500,
+    /// `503 Service Unavailable` with `Retry-After: 1`.
     Status503RetryAfterSeconds,
+    /// `503 Service Unavailable` with `Retry-After` as an HTTP date two seconds ahead.
     Status503RetryAfterDate,
+    /// `429 Too Many Requests` without `Retry-After`.
     Status429,
+    /// Reads the request, then never answers.
     Hang,
+    /// Sends the head and part of the body, then resets the connection.
     ResetMidBody,
+    /// Nothing listens: every connection is refused.
     Refused,
+    /// `200` with truncated JSON.
     GarbageJson,
+    /// `200` with an empty body.
     Empty200,
+    /// `200` with a 10 MB chunked body.
     HugeBody,
+    /// `200` with a good token whose body arrives one byte a second.
     Drip,
+    /// `502 Bad Gateway` with an HTML page.
     HtmlErrorPage,
+    /// `200` with a token of type `mac`.
     WrongTokenType,
+    /// `400` with the RFC 6749 error `invalid_client`.
     InvalidClient,
+    /// `403` with a vendor's error envelope.
     VendorEnvelope,
 }
 
 impl Fault {
-    pub(crate) const ALL: [Fault; 15] = [
+    /// Every fault, in the order of the table in `docs/failures.md`.
+    pub const ALL: [Fault; 15] = [
         Fault::Status500,
         Fault::Status503RetryAfterSeconds,
         Fault::Status503RetryAfterDate,
@@ -56,7 +72,8 @@ impl Fault {
         Fault::VendorEnvelope,
     ];
 
-    pub(crate) fn label(self) -> &'static str {
+    /// What the endpoint does, in a few words.
+    pub fn label(self) -> &'static str {
         match self {
             Fault::Status500 => "500, text body",
             Fault::Status503RetryAfterSeconds => "503, `Retry-After: 1`",
@@ -79,11 +96,13 @@ impl Fault {
 
 /// A faulty token endpoint until [`heal`](Self::heal) is called; then a good one that issues
 /// `healed-1`, `healed-2`, ...
-pub(crate) struct FaultServer {
-    pub(crate) addr: SocketAddr,
+#[derive(Debug)]
+pub struct FaultServer {
+    addr: SocketAddr,
     state: Arc<State>,
 }
 
+#[derive(Debug)]
 struct State {
     fault: Fault,
     healed: AtomicBool,
@@ -94,7 +113,8 @@ struct State {
 }
 
 impl FaultServer {
-    pub(crate) async fn start(fault: Fault) -> std::io::Result<Self> {
+    /// Starts failing with `fault` on a port of 127.0.0.1.
+    pub async fn start(fault: Fault) -> std::io::Result<Self> {
         let state = Arc::new(State {
             fault,
             healed: AtomicBool::new(false),
@@ -114,17 +134,18 @@ impl FaultServer {
         Ok(Self { addr, state })
     }
 
-    pub(crate) fn url(&self) -> String {
+    /// The URL of the token endpoint.
+    pub fn url(&self) -> String {
         format!("http://{}/token", self.addr)
     }
 
     /// Requests the endpoint has read so far.
-    pub(crate) fn requests(&self) -> usize {
+    pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
     }
 
     /// From now on every request gets a good token.
-    pub(crate) fn heal(&self) -> std::io::Result<()> {
+    pub fn heal(&self) -> std::io::Result<()> {
         self.state.healed.store(true, Ordering::SeqCst);
         if self.state.fault == Fault::Refused {
             let listener = listen(self.addr)?;

@@ -1,0 +1,220 @@
+//! The model of the server: what it knows and what it has seen. The endpoints live in files of
+//! their own; the in-process services and the loopback server only route requests to them.
+
+mod api;
+mod loopback;
+mod service;
+mod token;
+
+pub use loopback::Loopback;
+pub use service::Endpoint;
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
+use tokio::time::Instant;
+
+use crate::{Body, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN};
+
+/// An authorization server and the API it protects.
+///
+/// The token endpoint runs the client-credentials, authorization-code and refresh-token grants
+/// and numbers what it issues by request: the `n`th token request gets `token-n`, so a request
+/// that failed uses a number up. The authorization-code and refresh-token grants also get
+/// `refresh-n`, and a refresh token is good for one use (rotation). The API accepts the access
+/// tokens the server issued, until they expire or are revoked.
+///
+/// Clones share one server. See the [crate docs](crate) for the ways to reach it.
+#[derive(Clone, Debug)]
+pub struct AuthServer {
+    model: Arc<Mutex<Model>>,
+}
+
+#[derive(Debug)]
+struct Model {
+    lifetime: Duration,
+    token_delay: Duration,
+    /// The one client allowed, as `id:secret`, if only one is.
+    client: Option<String>,
+    /// Expiry of each access token that is still good.
+    access: HashMap<String, Instant>,
+    refresh: HashSet<String>,
+    /// The answer to every token and revocation request while the server is failing.
+    failure: Option<(StatusCode, String)>,
+    /// Answers for the next token and revocation requests, ahead of everything else.
+    script: VecDeque<(StatusCode, String)>,
+    grants: usize,
+    received: Vec<Received>,
+    api_tokens: Vec<Option<String>>,
+    rejected: usize,
+}
+
+/// Where a request goes: in process, the service it was sent to; over HTTP, its path.
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    Token,
+    Revocation,
+    Api,
+}
+
+/// A request the token or revocation endpoint received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Its `Authorization` header.
+    pub authorization: Option<String>,
+    /// Its form fields.
+    pub form: HashMap<String, String>,
+}
+
+impl AuthServer {
+    /// A server that accepts any client and issues access tokens that live an hour.
+    pub fn new() -> Self {
+        let model = Model {
+            lifetime: Duration::from_secs(3600),
+            token_delay: Duration::ZERO,
+            client: None,
+            access: HashMap::new(),
+            refresh: HashSet::new(),
+            failure: None,
+            script: VecDeque::new(),
+            grants: 0,
+            received: Vec::new(),
+            api_tokens: Vec::new(),
+            rejected: 0,
+        };
+        Self {
+            model: Arc::new(Mutex::new(model)),
+        }
+    }
+
+    /// The server of the examples: only [`CLIENT_ID`] with [`CLIENT_SECRET`] gets tokens, and
+    /// [`REFRESH_TOKEN`] is good for the refresh-token grant.
+    pub fn demo() -> Self {
+        Self::new()
+            .client(CLIENT_ID, CLIENT_SECRET)
+            .refresh_token(REFRESH_TOKEN)
+    }
+
+    /// Access tokens live `lifetime` (an hour unless set), and answers say so in `expires_in`.
+    pub fn lifetime(self, lifetime: Duration) -> Self {
+        self.model().lifetime = lifetime;
+        self
+    }
+
+    /// The token endpoint waits `delay` before it answers.
+    pub fn token_delay(self, delay: Duration) -> Self {
+        self.model().token_delay = delay;
+        self
+    }
+
+    /// Only this client may use the token and revocation endpoints, with its credentials in
+    /// HTTP Basic or in the form; any other gets `401 invalid_client`.
+    pub fn client(self, id: &str, secret: &str) -> Self {
+        self.model().client = Some(format!("{id}:{secret}"));
+        self
+    }
+
+    /// The server knows `token` as a refresh token, as if it had issued it.
+    pub fn refresh_token(self, token: &str) -> Self {
+        self.model().refresh.insert(token.to_owned());
+        self
+    }
+
+    /// Answers every token and revocation request with `status` and `body` until
+    /// [`heal`](Self::heal) is called.
+    pub fn fail_with(&self, status: StatusCode, body: &str) {
+        self.model().failure = Some((status, body.to_owned()));
+    }
+
+    /// Ends [`fail_with`](Self::fail_with).
+    pub fn heal(&self) {
+        self.model().failure = None;
+    }
+
+    /// Answers the next token or revocation request with `status` and `body`, before anything
+    /// else; calls queue up.
+    pub fn answer_next(&self, status: StatusCode, body: &str) {
+        self.model().script.push_back((status, body.to_owned()));
+    }
+
+    /// Revokes `token`, an access or a refresh token.
+    pub fn revoke(&self, token: &str) {
+        self.model().revoke(token);
+    }
+
+    /// Revokes every token issued so far, as an administrator would.
+    pub fn revoke_all(&self) {
+        let mut model = self.model();
+        model.access.clear();
+        model.refresh.clear();
+    }
+
+    /// Token requests received, whatever the answer.
+    pub fn grants(&self) -> usize {
+        self.model().grants
+    }
+
+    /// Every request to the token and revocation endpoints, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.model().received.clone()
+    }
+
+    /// The bearer token of each API request, in order (`None` for a request without one).
+    pub fn api_tokens(&self) -> Vec<Option<String>> {
+        self.model().api_tokens.clone()
+    }
+
+    /// API requests answered 401.
+    pub fn rejected(&self) -> usize {
+        self.model().rejected
+    }
+
+    async fn answer<B: http_body::Body>(
+        &self,
+        route: Route,
+        request: Request<B>,
+    ) -> Response<Body> {
+        match route {
+            Route::Token => self.answer_token_request(request).await,
+            Route::Revocation => self.answer_revocation(request).await,
+            Route::Api => self.answer_api(request).await,
+        }
+    }
+
+    fn model(&self) -> MutexGuard<'_, Model> {
+        // A test that panicked while holding the lock left nothing half-done worth refusing.
+        self.model.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for AuthServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Model {
+    fn revoke(&mut self, token: &str) {
+        self.access.remove(token);
+        self.refresh.remove(token);
+    }
+}
+
+fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Body::new(body.into()));
+    *response.status_mut() = status;
+    response
+}
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = respond(status, body);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,141 @@
+//! The endpoints that take a form: the token endpoint (RFC 6749) and the revocation endpoint
+//! (RFC 7009).
+
+use std::fmt::Write as _;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use super::{AuthServer, Model, Received, json, respond};
+use crate::Body;
+
+/// What an unknown refresh token gets: a vendor's error envelope rather than an RFC 6749 body,
+/// so that clients meet both shapes.
+const UNKNOWN_REFRESH_TOKEN: &str = r#"{"meta":{"pagination":{"limit":0,"offset":0,"total_count":0}},"errors":[{"httpcode":400,"message":"invalid refresh token"}]}"#;
+
+impl AuthServer {
+    pub(super) async fn answer_token_request<B: http_body::Body>(
+        &self,
+        request: Request<B>,
+    ) -> Response<Body> {
+        let delay = self.model().token_delay;
+        tokio::time::sleep(delay).await;
+        let Some(received) = read(request).await else {
+            return respond(StatusCode::BAD_REQUEST, "unreadable body");
+        };
+        let mut model = self.model();
+        model.grants += 1;
+        if let Some(answer) = model.record(&received) {
+            return answer;
+        }
+        model.grant(&received)
+    }
+
+    pub(super) async fn answer_revocation<B: http_body::Body>(
+        &self,
+        request: Request<B>,
+    ) -> Response<Body> {
+        let Some(received) = read(request).await else {
+            return respond(StatusCode::BAD_REQUEST, "unreadable body");
+        };
+        let mut model = self.model();
+        if let Some(answer) = model.record(&received) {
+            return answer;
+        }
+        model.revocation(&received)
+    }
+}
+
+async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let body = request.into_body().collect().await.ok()?.to_bytes();
+    let form = form_urlencoded::parse(&body).into_owned().collect();
+    Some(Received {
+        authorization,
+        form,
+    })
+}
+
+impl Model {
+    /// Records `request`, and returns the script's answer or the failure, if there is one.
+    fn record(&mut self, request: &Received) -> Option<Response<Body>> {
+        self.received.push(request.clone());
+        let (status, body) = self.script.pop_front().or(self.failure.clone())?;
+        Some(respond(status, body))
+    }
+
+    /// Runs the grant of the `n`th token request, `n` being `self.grants`.
+    fn grant(&mut self, request: &Received) -> Response<Body> {
+        let n = self.grants;
+        let grant_type = request.form.get("grant_type").map(String::as_str);
+        // RFC 6749 4.4.3: no refresh token for the client-credentials grant.
+        let with_refresh_token = match grant_type {
+            Some("client_credentials") => false,
+            Some("authorization_code" | "refresh_token") => true,
+            _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+        };
+        if !self.authenticates(request) {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+        }
+        if grant_type == Some("refresh_token") {
+            let presented = request.form.get("refresh_token");
+            if !presented.is_some_and(|token| self.refresh.remove(token)) {
+                return json(StatusCode::BAD_REQUEST, UNKNOWN_REFRESH_TOKEN);
+            }
+        }
+
+        let access = format!("token-{n}");
+        self.access
+            .insert(access.clone(), Instant::now() + self.lifetime);
+        let mut body = format!(
+            r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{}"#,
+            self.lifetime.as_secs()
+        );
+        if with_refresh_token {
+            let refresh = format!("refresh-{n}");
+            let _ = write!(body, r#","refresh_token":"{refresh}""#);
+            self.refresh.insert(refresh);
+        }
+        body.push('}');
+        json(StatusCode::OK, body)
+    }
+
+    fn revocation(&mut self, request: &Received) -> Response<Body> {
+        if !self.authenticates(request) {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+        }
+        if let Some(token) = request.form.get("token") {
+            self.revoke(token);
+        }
+        // RFC 7009 2.2: a token the server does not know is answered 200 too.
+        respond(StatusCode::OK, "")
+    }
+
+    fn authenticates(&self, request: &Received) -> bool {
+        let Some(client) = &self.client else {
+            return true;
+        };
+        let basic = request
+            .authorization
+            .as_deref()
+            .and_then(|value| value.strip_prefix("Basic "))
+            .and_then(|encoded| STANDARD.decode(encoded).ok())
+            .and_then(|decoded| String::from_utf8(decoded).ok());
+        let form = &request.form;
+        let posted = form
+            .get("client_id")
+            .zip(form.get("client_secret"))
+            .map(|(id, secret)| format!("{id}:{secret}"));
+        basic.or(posted).as_ref() == Some(client)
+    }
+}
+
+fn oauth_error(status: StatusCode, code: &str) -> Response<Body> {
+    json(status, format!(r#"{{"error":"{code}"}}"#))
+}
