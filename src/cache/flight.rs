@@ -225,9 +225,23 @@ impl Drop for FlightGuard {
 }
 
 /// Waits for the outcome of the fetch behind `waiter`.
-pub(crate) async fn wait(mut waiter: Waiter) -> Outcome {
+pub(crate) async fn wait(waiter: Waiter) -> Outcome {
+    wait_with(waiter, Arc::clone).await
+}
+
+/// Waits for the outcome of the fetch behind `waiter` and reads what `read` needs of the token
+/// while it is borrowed: the thousands of requests a cold cache holds back need not each take
+/// a reference to it.
+pub(crate) async fn wait_with<T>(
+    mut waiter: Waiter,
+    read: impl FnOnce(&Arc<Entry>) -> T,
+) -> Result<T, Error> {
     match waiter.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(interrupted())),
+        Ok(outcome) => match &*outcome {
+            Some(Ok(entry)) => Ok(read(entry)),
+            Some(Err(error)) => Err(error.clone()),
+            None => Err(interrupted()),
+        },
         Err(_) => Err(interrupted()),
     }
 }

@@ -205,7 +205,7 @@ impl TokenCache {
     #[inline]
     pub(crate) fn ticket(&self) -> Result<Ticket, Wait> {
         let stamp = self.core.state.stamp();
-        if stamp.phase().is_settled()
+        if stamp.is_settled()
             && let Some(ticket) = self.copied_ticket(stamp)
         {
             return Ok(ticket);

@@ -78,16 +78,19 @@ impl Wait {
 
     /// Waits for the fetch and returns a ticket for the token it brought, or its error.
     pub(crate) async fn ticket(self) -> Result<Ticket, Error> {
-        let entry = flight::wait(self.fetch?).await?;
-        let stamp = self.cache.core.state.stamp();
-        let copy = if stamp.generation() == entry.generation && stamp.phase().is_settled() {
-            copy_for(&self.cache, stamp, &entry)
-        } else {
-            new_copy(&self.cache, &entry)
-        };
+        let cache = self.cache;
+        let copy = flight::wait_with(self.fetch?, |entry| {
+            let stamp = cache.core.state.stamp();
+            if stamp.generation() == entry.generation && stamp.is_settled() {
+                copy_for(&cache, stamp, entry)
+            } else {
+                new_copy(&cache, entry)
+            }
+        })
+        .await?;
         Ok(Ticket {
             copy,
-            keep: Some(self.cache),
+            keep: Some(cache),
         })
     }
 }
@@ -111,7 +114,7 @@ impl TokenCache {
 
     /// A ticket for `entry`, the current token under `stamp`.
     pub(super) fn ticket_for(&self, stamp: Stamp, entry: &Entry) -> Ticket {
-        let copy = if stamp.phase().is_settled() {
+        let copy = if stamp.is_settled() {
             copy_for(self, stamp, entry)
         } else {
             new_copy(self, entry)
@@ -143,16 +146,14 @@ fn copy_for(cache: &TokenCache, stamp: Stamp, entry: &Entry) -> Arc<Copy> {
     COPIES.with(|copies| {
         let mut copies = copies.borrow_mut();
         let slot = &mut copies[bucket(cache.key())];
-        let copy = match &slot.copy {
-            Some(copy)
-                if copy.generation == entry.generation
-                    && Weak::as_ptr(&copy.cache).addr() == cache.key() =>
-            {
-                Arc::clone(copy)
-            }
-            _ => new_copy(cache, entry),
-        };
         slot.stamp = stamp;
+        if let Some(copy) = &slot.copy
+            && copy.generation == entry.generation
+            && Weak::as_ptr(&copy.cache).addr() == cache.key()
+        {
+            return Arc::clone(copy);
+        }
+        let copy = new_copy(cache, entry);
         slot.copy = Some(Arc::clone(&copy));
         copy
     })
@@ -172,6 +173,7 @@ fn new_copy(cache: &TokenCache, entry: &Entry) -> Arc<Copy> {
 /// How many caches one thread keeps copies for at once; more collide and take turns.
 const SLOTS: usize = 16;
 
+/// One cache's copy on this thread, and the stamp it is good for.
 struct Slot {
     stamp: Stamp,
     copy: Option<Arc<Copy>>,

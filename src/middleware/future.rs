@@ -42,15 +42,11 @@ pin_project! {
         S: Service<R>,
         R: Request,
     {
-        // No usable token yet: the request waits for one.
-        AwaitingToken {
-            token: Waiting,
-            parked: Option<Box<Parked<S, R>>>,
-        },
-        // The token is here; the service it goes through is made ready only now, since a fetch
-        // can take long and may go through this very service.
-        AwaitingService {
-            ticket: Option<Ticket>,
+        // Not sent yet: the request waits for a token (`token` is `None` once it is here),
+        // then for its service, which is made ready only then: a fetch can take long, and may
+        // go through this very service.
+        Waiting {
+            token: Option<Waiting>,
             parked: Option<Box<Parked<S, R>>>,
         },
         // Sent; its answer is on the way. `ticket` names the token it carries (none for a
@@ -84,11 +80,13 @@ pub(super) struct Replay<S, C> {
     pub(super) copy: C,
 }
 
-/// A request waiting for a token, and the service it goes through, made ready only then.
+/// A request waiting to be sent: the service it goes through, its copy for a retry, and its
+/// token once that is here.
 pub(super) struct Parked<S, R: Request> {
     pub(super) service: S,
     pub(super) request: R,
     pub(super) copy: Option<R::Copy>,
+    pub(super) ticket: Option<Ticket>,
 }
 
 impl<S, R> ResponseFuture<S, R>
@@ -97,7 +95,7 @@ where
     R: Request,
 {
     /// A request sent, with the token `ticket` names or as it came.
-    #[inline]
+    #[inline(always)]
     pub(super) fn sent(
         answer: S::Future,
         ticket: Option<Ticket>,
@@ -111,9 +109,9 @@ where
     }
 
     /// A request that waits for `token`, then goes out as `parked` says.
-    pub(super) fn awaiting_token(token: Waiting, parked: Parked<S, R>) -> Self {
-        Self::with(State::AwaitingToken {
-            token,
+    pub(super) fn waiting(token: Waiting, parked: Parked<S, R>) -> Self {
+        Self::with(State::Waiting {
+            token: Some(token),
             parked: Some(Box::new(parked)),
         })
     }
@@ -138,7 +136,7 @@ where
 
     // The common case, a sent request's answer, is handled here, small enough to inline; the
     // rest is in cold functions.
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         loop {
@@ -215,33 +213,32 @@ where
 {
     match state.as_mut().project() {
         StateProj::Sent { .. } => {}
-        StateProj::AwaitingToken { token, parked } => {
-            let ticket = ready!(token.as_mut().poll(cx))?;
-            let parked = parked.take();
-            state.set(State::AwaitingService {
-                ticket: Some(ticket),
-                parked,
-            });
-        }
-        StateProj::AwaitingService { ticket, parked } => {
+        StateProj::Waiting { token, parked } => {
             let Some(waiting) = parked.as_mut() else {
                 return Poll::Ready(Err(polled_after_completion()));
             };
+            if let Some(pending) = token {
+                waiting.ticket = Some(ready!(pending.as_mut().poll(cx))?);
+                *token = None;
+            }
             ready!(waiting.service.poll_ready(cx)).map_err(Into::into)?;
-            let (Some(ticket), Some(parked)) = (ticket.take(), parked.take()) else {
+            let Some(parked) = parked.take() else {
                 return Poll::Ready(Err(polled_after_completion()));
             };
             let Parked {
                 mut service,
                 mut request,
                 copy,
+                ticket,
             } = *parked;
-            request.headers_mut().insert(AUTHORIZATION, ticket.header());
+            if let Some(ticket) = &ticket {
+                request.headers_mut().insert(AUTHORIZATION, ticket.header());
+            }
             let answer = service.call(request);
             let replay = copy.map(|copy| Replay { service, copy });
             state.set(State::Sent {
                 answer,
-                ticket: Some(ticket),
+                ticket,
                 replay,
             });
         }
@@ -292,8 +289,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::AwaitingToken { .. } => "awaiting token",
-            State::AwaitingService { .. } => "awaiting service",
+            State::Waiting { .. } => "waiting",
             State::Sent { .. } => "sent",
             State::AwaitingNewToken { .. } => "awaiting new token",
             State::Resent { .. } => "resent",

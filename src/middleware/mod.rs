@@ -267,13 +267,15 @@ where
         match protocol::start(&self.cache, &self.origins, &request) {
             Start::Send(ticket) => {
                 // Copied before the header goes in: the copy gets the new token, not this one.
-                let replay = request.replay(&self.policy).map(|copy| Replay {
-                    // A clone for the copy, which `Oneshot` makes ready if it is ever sent.
-                    service: self.inner.clone(),
-                    copy,
-                });
+                let copy = request.replay(&self.policy);
                 request.headers_mut().insert(AUTHORIZATION, ticket.header());
-                ResponseFuture::sent(self.inner.call(request), Some(ticket), replay)
+                let answer = self.inner.call(request);
+                let Some(copy) = copy else {
+                    return ResponseFuture::sent(answer, Some(ticket), None);
+                };
+                // A clone for the copy, which `Oneshot` makes ready if it is ever sent.
+                let service = self.inner.clone();
+                ResponseFuture::sent(answer, Some(ticket), Some(Replay { service, copy }))
             }
             Start::AsIs => ResponseFuture::sent(self.inner.call(request), None, None),
             Start::Refuse(error) => ResponseFuture::failed(error),
@@ -288,8 +290,9 @@ where
                     service,
                     request,
                     copy,
+                    ticket: None,
                 };
-                ResponseFuture::awaiting_token(Box::pin(wait.ticket()), parked)
+                ResponseFuture::waiting(Box::pin(wait.ticket()), parked)
             }
         }
     }

@@ -25,7 +25,7 @@ pub(crate) enum Start {
 }
 
 /// Decides how `request` starts.
-#[inline]
+#[inline(always)]
 pub(crate) fn start(cache: &TokenCache, origins: &Origins, request: &impl Request) -> Start {
     let headers = request.headers();
     // The caller's own credentials are never replaced.
