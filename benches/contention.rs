@@ -101,7 +101,7 @@ fn contention(c: &mut Criterion) {
 /// `None` if fewer than ten rounds did.
 fn side_by_side<S>(service: &S, threads: usize, pattern: Pattern) -> Option<support::Timing>
 where
-    S: Service<Request<Body>, Response = Response<Request<Body>>> + Clone + Send,
+    S: Service<Request<Body>, Response = Response<Request<Body>>> + Clone + Send + Sync,
     S::Error: std::fmt::Debug,
 {
     const ROUNDS: usize = 150;
@@ -113,6 +113,7 @@ where
     let results: Vec<Vec<(f64, bool)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|me| {
+                let shared = service;
                 let mut service = service.clone();
                 let (barrier, progress) = (&barrier, &progress);
                 scope.spawn(move || {
@@ -129,7 +130,7 @@ where
                                 request = match pattern {
                                     Pattern::Reused => recycle(&mut service, black_box(request)),
                                     Pattern::ClonePerRequest => {
-                                        recycle(&mut service.clone(), black_box(request))
+                                        recycle(&mut shared.clone(), black_box(request))
                                     }
                                 };
                             }
@@ -173,7 +174,8 @@ where
 enum Pattern {
     /// One clone per thread, made ready and called for each request.
     Reused,
-    /// A clone of the shared client for every request, dropped after it.
+    /// A clone of the one shared client for every request, dropped after it: the client
+    /// itself never sends a request.
     ClonePerRequest,
 }
 
@@ -181,7 +183,7 @@ enum Pattern {
 /// from running together for a while.
 fn overlapped<S>(service: &S, threads: usize, pattern: Pattern) -> support::Timing
 where
-    S: Service<Request<Body>, Response = Response<Request<Body>>> + Clone + Send,
+    S: Service<Request<Body>, Response = Response<Request<Body>>> + Clone + Send + Sync,
     S::Error: std::fmt::Debug,
 {
     (0..5)

@@ -48,6 +48,16 @@ impl Ticket {
         self.copy.generation
     }
 
+    /// Keeps `cache`, the ticket's own, alive as long as the ticket when `cache` is its last
+    /// handle: the service that holds it may be dropped as soon as the request is sent
+    /// (`ServiceExt::oneshot` does), and a 401 answer still needs the cache. Taking a strong
+    /// handle for every request would make threads share one reference count.
+    pub(crate) fn keep_if_last(&mut self, cache: &TokenCache) {
+        if Arc::strong_count(&cache.core) == 1 {
+            self.keep = Some(cache.clone());
+        }
+    }
+
     /// The cache the token came from, unless every handle to it was dropped.
     pub(crate) fn cache(&self) -> Option<TokenCache> {
         self.keep.clone().or_else(|| {
@@ -107,7 +117,7 @@ impl TokenCache {
             let copy = slot.copy.as_ref().filter(|_| slot.stamp == stamp)?;
             Some(Ticket {
                 copy: Arc::clone(copy),
-                keep: self.keep_for_request(),
+                keep: None,
             })
         })
     }
@@ -119,19 +129,7 @@ impl TokenCache {
         } else {
             new_copy(self, entry)
         };
-        Ticket {
-            copy,
-            keep: self.keep_for_request(),
-        }
-    }
-
-    /// A request whose service holds the only handle to the cache keeps it alive: the service
-    /// may be dropped as soon as the request is sent (`ServiceExt::oneshot` does), and a 401
-    /// answer still needs the cache. Anywhere else, a strong handle per request would make
-    /// threads share one reference count.
-    #[inline]
-    fn keep_for_request(&self) -> Option<TokenCache> {
-        (Arc::strong_count(&self.core) == 1).then(|| self.clone())
+        Ticket { copy, keep: None }
     }
 
     /// Names the cache among the copies of this thread.
@@ -252,7 +250,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_ticket_keeps_its_cache_alive_only_when_its_handle_was_the_last() {
+    async fn a_ticket_keeps_its_cache_alive_only_when_asked_by_its_last_handle() {
         let cache = cache();
         let waited = ticket(&cache).await;
         assert!(
@@ -261,10 +259,13 @@ mod tests {
         );
         drop(waited);
         let other = cache.clone();
-        let shared = ticket(&cache).await;
+        let mut shared = ticket(&cache).await;
+        shared.keep_if_last(&cache);
         assert!(shared.keep.is_none());
         drop(other);
-        let sole = ticket(&cache).await;
+        let mut sole = ticket(&cache).await;
+        assert!(sole.keep.is_none(), "only when asked");
+        sole.keep_if_last(&cache);
         assert!(sole.keep.is_some());
         drop(cache);
         assert!(sole.cache().is_some());

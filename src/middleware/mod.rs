@@ -131,6 +131,7 @@ impl<S, P: Clone> Layer<S> for OAuth2Layer<P> {
             cache: self.cache.clone(),
             policy: self.policy.clone(),
             origins: self.origins.clone(),
+            made_by_layer: true,
         }
     }
 }
@@ -210,6 +211,11 @@ pub struct OAuth2<S, P = EmptyBodies> {
     cache: TokenCache,
     policy: P,
     origins: Origins,
+    /// Made by the layer rather than cloned: the one kind of service whose requests may
+    /// outlive every other handle to the cache (`client.oneshot(request)` on the only
+    /// client), so the one that checks. A clone's requests never read the shared reference
+    /// count, which threads cloning the client for each request contend on.
+    made_by_layer: bool,
 }
 
 impl<S> OAuth2<S> {
@@ -264,7 +270,7 @@ where
 
     #[inline]
     fn call(&mut self, mut request: R) -> Self::Future {
-        match protocol::start(&self.cache, &self.origins, &request) {
+        match protocol::start(&self.cache, &self.origins, &request, self.made_by_layer) {
             Start::Send(ticket) => {
                 // Copied before the header goes in: the copy gets the new token, not this one.
                 let copy = request.replay(&self.policy);
@@ -305,6 +311,7 @@ impl<S: Clone, P: Clone> Clone for OAuth2<S, P> {
             cache: self.cache.clone(),
             policy: self.policy.clone(),
             origins: self.origins.clone(),
+            made_by_layer: false,
         }
     }
 }

@@ -24,9 +24,15 @@ pub(crate) enum Start {
     Wait(Wait),
 }
 
-/// Decides how `request` starts.
+/// Decides how `request` starts. `last_handle_possible` says whether the sender may hold the
+/// cache's last handle and be dropped once the request is out (see [`Ticket::keep_if_last`]).
 #[inline(always)]
-pub(crate) fn start(cache: &TokenCache, origins: &Origins, request: &impl Request) -> Start {
+pub(crate) fn start(
+    cache: &TokenCache,
+    origins: &Origins,
+    request: &impl Request,
+    last_handle_possible: bool,
+) -> Start {
     let headers = request.headers();
     // The caller's own credentials are never replaced.
     if !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
@@ -43,7 +49,12 @@ pub(crate) fn start(cache: &TokenCache, origins: &Origins, request: &impl Reques
         }
     }
     match cache.ticket() {
-        Ok(ticket) => Start::Send(ticket),
+        Ok(mut ticket) => {
+            if last_handle_possible {
+                ticket.keep_if_last(cache);
+            }
+            Start::Send(ticket)
+        }
         Err(wait) => Start::Wait(wait),
     }
 }

@@ -124,7 +124,8 @@ mod middleware {
             extensions: &mut Extensions,
             next: Next<'_>,
         ) -> reqwest_middleware::Result<reqwest::Response> {
-            let ticket = match protocol::start(&self.cache, &self.origins, &request) {
+            // The layer is borrowed by the client for the whole call: it outlives the request.
+            let ticket = match protocol::start(&self.cache, &self.origins, &request, false) {
                 Start::AsIs => return next.run(request, extensions).await,
                 Start::Refuse(error) => return Err(failed(error)),
                 Start::Send(ticket) => ticket,
