@@ -1,5 +1,6 @@
-//! Per-request cost with a cached token: build a request and send it through the layer to a
-//! no-op service, beside tower-http's static-header middlewares and the bare service.
+//! Per-request time with a cached token: build a request and send it through the layer to a
+//! no-op service, beside the bare service, tower-http's static header (alone, and under tower's
+//! `Retry` with a policy that clones every request), and aliri_tokens' cached token.
 
 mod support;
 
@@ -66,9 +67,10 @@ fn hot_path(c: &mut Criterion) {
     }
 }
 
-/// The same variants, interleaved batch by batch, for ratios that hold on a busy machine.
+/// The same variants and the hand-built floors and peer, interleaved batch by batch, for ratios
+/// that hold on a busy machine.
 fn paired_ratios() {
-    let runtime = support::runtime();
+    let runtime = support::runtime_with_one_worker();
     let cache = support::warm_cache(&runtime, TOKEN_40);
     let shapes = support::SHAPES;
     let mut json = String::from("{");
@@ -77,31 +79,36 @@ fn paired_ratios() {
     );
     for (i, (shape, build)) in shapes.into_iter().enumerate() {
         let mut bare = noop();
-        let mut set = SetRequestHeader::overriding(noop(), AUTHORIZATION, bearer_header(TOKEN_40));
         let mut add = AddAuthorization::bearer(noop(), TOKEN_40);
+        let mut by_hand = support::retry_by_hand(noop());
         let mut oauth2 = OAuth2Layer::new(cache.clone()).layer(noop());
         let mut no_replay = OAuth2Layer::new(cache.clone())
             .replay(NoReplay)
             .layer(noop());
-        let mut variants: [(&str, &mut dyn FnMut()); 5] = [
+        let mut aliri = support::peers::aliri(&runtime, noop());
+        let mut variants: [(&str, &mut dyn FnMut()); 6] = [
             ("bare", &mut support::sending(&mut bare, build)),
-            ("set_request_header", &mut support::sending(&mut set, build)),
             ("add_authorization", &mut support::sending(&mut add, build)),
+            (
+                "add_authorization_retry",
+                &mut support::sending(&mut by_hand, build),
+            ),
             ("oauth2", &mut support::sending(&mut oauth2, build)),
             (
                 "oauth2_no_replay",
                 &mut support::sending(&mut no_replay, build),
             ),
+            ("aliri_tokens", &mut support::sending(&mut aliri, build)),
         ];
         let timings = support::paired(&mut variants, 1500, 40);
-        let floor = timings[2];
+        let floor = timings[1];
         if i > 0 {
             json.push(',');
         }
         write!(json, r#""{shape}":{{"#).unwrap();
         for (j, ((name, _), timing)) in variants.iter().zip(&timings).enumerate() {
             println!(
-                "  {shape:12} {name:20} {:8.1} ns / {:8.1} ns   x{:.3} / x{:.3}",
+                "  {shape:12} {name:24} {:8.1} ns / {:8.1} ns   x{:.3} / x{:.3}",
                 timing.min_ns,
                 timing.median_ns,
                 timing.min_ns / floor.min_ns,
