@@ -138,6 +138,7 @@ pub mod https;
 #[cfg(feature = "reqwest")]
 mod reqwest_support;
 mod revocation;
+mod saved;
 mod secret;
 mod service;
 mod source;
