@@ -131,6 +131,9 @@ mod endpoint;
 #[doc = include_str!("../docs/failures.md")]
 pub mod failures {}
 mod error;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod fleet;
 pub mod grant;
 #[cfg(feature = "https")]
 #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
