@@ -22,6 +22,11 @@ pub(crate) struct Saving<'a> {
     access_token: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<u64>,
+    /// When the token was saved, so a reader can tell its whole lifetime from the time it has
+    /// left (a cache's refresh margin is at most half the lifetime). Optional: older readers
+    /// ignore it, and tokens saved before it have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,10 +45,12 @@ impl<'a> Saving<'a> {
             .and_then(|lifetime| now.checked_add(lifetime))
             .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
             .map(|since_epoch| since_epoch.as_secs());
+        let issued_at = expires_at.and_then(|_| now.duration_since(UNIX_EPOCH).ok());
         Self {
             version: VERSION,
             access_token: token.access_token().expose(),
             expires_at,
+            issued_at: issued_at.map(|since_epoch| since_epoch.as_secs()),
             scope: token.scopes(),
             refresh_token: token.refresh_token().map(|secret| secret.expose()),
             id_token: token.id_token().map(|secret| secret.expose()),
@@ -57,6 +64,7 @@ struct Saved {
     version: u32,
     access_token: String,
     expires_at: Option<u64>,
+    issued_at: Option<u64>,
     scope: Option<Vec<String>>,
     refresh_token: Option<String>,
     id_token: Option<String>,
@@ -79,6 +87,15 @@ pub(crate) enum Unreadable {
 
 /// The token saved in `bytes`, with its lifetime counted from `now` (zero once it has passed).
 pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<Token, Unreadable> {
+    decode_with_lifetime(bytes, now).map(|(token, _)| token)
+}
+
+/// As [`decode`], with the token's whole lifetime as it was when saved, if the saved form
+/// tells it.
+pub(crate) fn decode_with_lifetime(
+    bytes: &[u8],
+    now: SystemTime,
+) -> Result<(Token, Option<Duration>), Unreadable> {
     // serde's messages can quote the input: only the position is kept.
     let saved: Saved = serde_json::from_slice(bytes).map_err(|error| Unreadable::Malformed {
         line: error.line(),
@@ -87,6 +104,10 @@ pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<Token, Unreadable>
     if saved.version != VERSION {
         return Err(Unreadable::Version(saved.version));
     }
+    let lifetime = saved
+        .expires_at
+        .zip(saved.issued_at)
+        .map(|(expires_at, issued_at)| Duration::from_secs(expires_at.saturating_sub(issued_at)));
     let mut token = Token::bearer(saved.access_token).with_extra(saved.extra);
     if let Some(expires_at) = saved.expires_at {
         let at = UNIX_EPOCH + Duration::from_secs(expires_at);
@@ -101,5 +122,32 @@ pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<Token, Unreadable>
     if let Some(id_token) = saved.id_token {
         token = token.with_id_token(id_token);
     }
-    Ok(token)
+    Ok((token, lifetime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lifetime_is_read_back_beside_the_time_left() {
+        let saved_at = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let token = Token::bearer("a").with_expires_in(Duration::from_secs(300));
+        let json = serde_json::to_vec(&Saving::new(&token, saved_at)).unwrap();
+        let later = saved_at + Duration::from_secs(100);
+        let (token, lifetime) = decode_with_lifetime(&json, later).unwrap();
+        assert_eq!(token.expires_in(), Some(Duration::from_secs(200)));
+        assert_eq!(lifetime, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn a_token_saved_without_issue_time_or_expiry_has_no_known_lifetime() {
+        let older = br#"{"version":1,"access_token":"a","expires_at":1000300}"#;
+        let (_, lifetime) = decode_with_lifetime(older, UNIX_EPOCH).unwrap();
+        assert_eq!(lifetime, None);
+        let json = serde_json::to_vec(&Saving::new(&Token::bearer("a"), UNIX_EPOCH)).unwrap();
+        let (token, lifetime) = decode_with_lifetime(&json, UNIX_EPOCH).unwrap();
+        assert_eq!((token.expires_in(), lifetime), (None, None));
+        assert!(!String::from_utf8(json).unwrap().contains("issued_at"));
+    }
 }

@@ -111,15 +111,16 @@ fn put(hasher: &mut Sha256, field: &str) {
     hasher.update(field.as_bytes());
 }
 
-/// One token set as a fleet stores it: its Redis keys, and how long a shared token must still
-/// be valid for a cache to take it. Made by `RedisFleet::scope`.
+/// One token set as a fleet stores it: its Redis keys, and the refresh margin of the cache
+/// that asks, which decides whether a shared token is fresh enough to take. Made by
+/// `RedisFleet::scope`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FleetScope {
     pub(super) hash: String,
     pub(super) token: String,
     pub(super) lease: String,
     pub(super) wake: String,
-    pub(super) fresh_for: Duration,
+    pub(super) refresh_margin: Duration,
 }
 
 impl FleetScope {
@@ -130,15 +131,16 @@ impl FleetScope {
             lease: format!("tower-oauth2:{{{hash}}}:lease"),
             wake: format!("tower-oauth2:{{{hash}}}:wake"),
             hash,
-            fresh_for: Duration::ZERO,
+            refresh_margin: Duration::ZERO,
         }
     }
 
-    /// A shared token with less time left than `fresh_for` is not taken: it would be stale at
-    /// once. The cache passes its refresh margin. Default: zero.
+    /// Sets the refresh margin of the cache that asks: a shared token is taken only when it has
+    /// more time left than the margin, capped at half the token's lifetime as the cache caps
+    /// it, so the cache would not find it stale at once. Default: zero.
     #[must_use]
-    pub fn fresh_for(mut self, fresh_for: Duration) -> Self {
-        self.fresh_for = fresh_for;
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
         self
     }
 
@@ -163,7 +165,7 @@ impl fmt::Debug for FleetScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FleetScope")
             .field("hash", &self.hash)
-            .field("fresh_for", &self.fresh_for)
+            .field("refresh_margin", &self.refresh_margin)
             .finish()
     }
 }

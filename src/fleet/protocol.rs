@@ -82,9 +82,11 @@ enum Plan<'a> {
     },
 }
 
-/// A token set read from Redis, and the exact bytes it was read from.
+/// A token set read from Redis, its whole lifetime if known, and the exact bytes it was read
+/// from.
 struct Shared {
     token: Token,
+    lifetime: Option<Duration>,
     value: Vec<u8>,
 }
 
@@ -160,7 +162,11 @@ impl RedisFleet {
         local: Option<&Token>,
     ) -> Result<Plan<'a>, (&'static str, Failure)> {
         // Subscribed before the first read, so a wake-up sent after it is not missed.
-        let mut wake = self.redis.wake_on(&scope.wake).await;
+        let mut wake = self
+            .redis
+            .wake_on(&scope.wake)
+            .await
+            .map_err(|failure| ("subscribe", failure))?;
         let holder = holder_id();
         let mut waited = false;
         loop {
@@ -423,8 +429,12 @@ impl RedisFleet {
                 return Ok(None);
             }
         };
-        match saved::decode(&json, SystemTime::now()) {
-            Ok(token) => Ok(Some(Shared { token, value })),
+        match saved::decode_with_lifetime(&json, SystemTime::now()) {
+            Ok((token, lifetime)) => Ok(Some(Shared {
+                token,
+                lifetime,
+                value,
+            })),
             Err(unreadable) => {
                 self.counters.count(Event::Discarded);
                 tracing::warn!(reason = ?unreadable, "ignoring a shared token set that is not one");
@@ -442,13 +452,20 @@ impl RedisFleet {
 }
 
 /// The token of `shared`, if a replica replacing `local` should take it: not the token being
-/// replaced, and with more time left than the scope asks.
+/// replaced, and outside the refresh margin, capped at half its lifetime as the cache caps it
+/// (else tokens that live less than two margins would never be taken, and every waiter would
+/// run a grant in turn).
 fn usable(scope: &FleetScope, shared: Option<Shared>, local: Option<&Token>) -> Option<Token> {
-    let token = shared?.token;
+    let Shared {
+        token, lifetime, ..
+    } = shared?;
     let replacing = local.is_some_and(|local| local.access_token() == token.access_token());
+    let margin = lifetime.map_or(scope.refresh_margin, |lifetime| {
+        scope.refresh_margin.min(lifetime / 2)
+    });
     let fresh = token
         .expires_in()
-        .is_none_or(|left| !left.is_zero() && left > scope.fresh_for);
+        .is_none_or(|left| !left.is_zero() && left > margin);
     (fresh && !replacing).then_some(token)
 }
 
@@ -488,5 +505,73 @@ impl Drop for Lease<'_> {
             self.redis
                 .spawn_compare_and_delete(self.key, self.holder.as_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::TokenSetId;
+
+    fn scope(margin: u64) -> FleetScope {
+        FleetScope::derive(
+            "",
+            &TokenSetId::new("https://a/token", "c", "client_credentials"),
+        )
+        .refresh_margin(Duration::from_secs(margin))
+    }
+
+    fn shared(access: &str, left: Option<u64>, lifetime: Option<u64>) -> Option<Shared> {
+        let mut token = Token::bearer(access);
+        if let Some(left) = left {
+            token = token.with_expires_in(Duration::from_secs(left));
+        }
+        Some(Shared {
+            token,
+            lifetime: lifetime.map(Duration::from_secs),
+            value: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_shared_token_is_taken_outside_the_refresh_margin() {
+        assert!(usable(&scope(60), shared("a", Some(3000), Some(3600)), None).is_some());
+        assert!(usable(&scope(60), shared("a", Some(59), Some(3600)), None).is_none());
+        assert!(usable(&scope(60), shared("a", Some(0), Some(3600)), None).is_none());
+        assert!(usable(&scope(60), shared("a", None, None), None).is_some());
+        assert!(usable(&scope(60), None, None).is_none());
+    }
+
+    #[test]
+    fn the_margin_is_capped_at_half_the_lifetime_as_in_the_cache() {
+        // A 60-second token with a 60-second margin: fresh for its first half.
+        assert!(usable(&scope(60), shared("a", Some(59), Some(60)), None).is_some());
+        assert!(usable(&scope(60), shared("a", Some(29), Some(60)), None).is_none());
+        // Without a known lifetime the whole margin applies.
+        assert!(usable(&scope(60), shared("a", Some(59), None), None).is_none());
+    }
+
+    #[test]
+    fn the_token_being_replaced_is_never_taken() {
+        let local = Token::bearer("a");
+        assert!(usable(&scope(0), shared("a", Some(3000), Some(3600)), Some(&local)).is_none());
+        assert!(usable(&scope(0), shared("b", Some(3000), Some(3600)), Some(&local)).is_some());
+    }
+
+    #[test]
+    fn a_refresh_token_keeps_the_token_set_for_the_retention() {
+        let fleet = RedisFleet::new(
+            "redis://127.0.0.1:1",
+            crate::fleet::FleetKey::new(1, [0; 32]),
+        )
+        .unwrap()
+        .refresh_token_retention(Duration::from_secs(100));
+        let access_only = Token::bearer("a").with_expires_in(Duration::from_secs(60));
+        assert_eq!(fleet.ttl(&access_only), Some(Duration::from_secs(60)));
+        let with_refresh = access_only.clone().with_refresh_token("r");
+        assert_eq!(fleet.ttl(&with_refresh), Some(Duration::from_secs(160)));
+        assert_eq!(fleet.ttl(&Token::bearer("a")), Some(UNKNOWN_LIFETIME));
+        let brief = Token::bearer("a").with_expires_in(Duration::from_millis(500));
+        assert_eq!(fleet.ttl(&brief), None);
     }
 }

@@ -379,22 +379,32 @@ impl Redis {
         self.query::<i64>(&cmd).await.map(drop)
     }
 
-    /// A receiver that changes when a message arrives on `channel`. Subscribes on first use;
-    /// a failed subscription is tried again next time, and waiters poll meanwhile.
-    pub(crate) async fn wake_on(&self, channel: &str) -> watch::Receiver<u64> {
+    /// A receiver that changes when a message arrives on `channel`. Subscribes on first use.
+    /// A server that refuses the subscription (an ACL, a proxy without pub/sub) leaves the
+    /// waiters polling, and is asked again next time; a server that cannot be reached fails.
+    pub(crate) async fn wake_on(&self, channel: &str) -> Result<watch::Receiver<u64>, Failure> {
         let receiver = self.wakes.receiver(channel);
         let known = self
             .subscribed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(channel);
-        if !known && self.subscribe(channel).await.is_ok() {
-            self.subscribed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(channel.to_owned());
+        if known {
+            return Ok(receiver);
         }
-        receiver
+        match self.subscribe(channel).await {
+            Ok(()) => {
+                self.subscribed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(channel.to_owned());
+            }
+            Err(Failure::Redis(error)) if !lost_connection(&error) && !error.is_timeout() => {
+                tracing::debug!(%error, "no pub/sub wake-ups; waiters poll");
+            }
+            Err(failure) => return Err(failure),
+        }
+        Ok(receiver)
     }
 
     async fn subscribe(&self, channel: &str) -> Result<(), Failure> {

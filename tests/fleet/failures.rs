@@ -129,7 +129,8 @@ async fn a_redis_that_never_answers_times_out_and_the_grant_runs_locally() {
     let waited = started.elapsed();
     assert_eq!(first.as_str(), "fallback");
     assert!(waited >= Duration::from_millis(300), "{waited:?}");
-    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+    // One timeout to connect, and no second one to subscribe or read.
+    assert!(waited < Duration::from_millis(1000), "{waited:?}");
 
     // Within a second of the failure the fleet does not wait for Redis again.
     let started = Instant::now();

@@ -87,9 +87,9 @@ pub fn unique_set() -> TokenSetId {
     .scopes(["orders:read", "orders:write"])
 }
 
-/// The scope of `set` in `fleet`, taking shared tokens with more than a second left.
+/// The scope of `set` in `fleet`, for a cache with the default refresh margin.
 pub fn scope(fleet: &RedisFleet, set: &TokenSetId) -> FleetScope {
-    __seam::scope(fleet, set).fresh_for(Duration::from_secs(1))
+    __seam::scope(fleet, set).refresh_margin(Duration::from_secs(60))
 }
 
 pub fn random_hex() -> String {
