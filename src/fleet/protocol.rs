@@ -110,7 +110,7 @@ impl RedisFleet {
         G: FnOnce(Option<Token>) -> F,
         F: Future<Output = Result<Token, Error>>,
     {
-        let span = tracing::debug_span!(
+        let span = tracing::info_span!(
             "fleet_obtain",
             set = %scope.hash,
             outcome = tracing::field::Empty,
@@ -375,7 +375,7 @@ impl RedisFleet {
     /// bytes it read, so a token set written meanwhile stays. Never fails: Redis failures are
     /// logged and reported as [`Retired::Unavailable`].
     pub(crate) async fn retire(&self, scope: &FleetScope, token: &Token) -> Retired {
-        let span = tracing::debug_span!("fleet_retire", set = %scope.hash);
+        let span = tracing::info_span!("fleet_retire", set = %scope.hash);
         async {
             if !self.health.worth_trying(self.redis.timeout) {
                 return Retired::Unavailable;

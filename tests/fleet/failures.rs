@@ -2,7 +2,7 @@
 
 use std::{
     io::Write,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -12,14 +12,33 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::support::{Issuer, OwnRedis, distinct_tokens, herd, key, scope, sources, unique_set};
 
-/// Everything logged, as text.
+/// Everything logged at `INFO` and above by every test of this binary, as text.
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<u8>>>);
 
 impl Log {
-    fn count(&self, needle: &str) -> usize {
+    /// The process-wide log, installed on first use. A global subscriber, not a scoped one:
+    /// scoped subscribers miss events from other threads, and callsites that other tests
+    /// registered first.
+    fn global() -> &'static Log {
+        static LOG: OnceLock<Log> = OnceLock::new();
+        LOG.get_or_init(|| {
+            let log = Log::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(log.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+            log
+        })
+    }
+
+    /// Lines that name the token set with `hash` and contain `needle`.
+    fn count(&self, hash: &str, needle: &str) -> usize {
         String::from_utf8_lossy(&self.0.lock().unwrap())
-            .matches(needle)
+            .lines()
+            .filter(|line| line.contains(hash) && line.contains(needle))
             .count()
     }
 }
@@ -43,6 +62,12 @@ impl<'a> MakeWriter<'a> for Log {
     }
 }
 
+/// The hash that names `set`'s keys, as logs show it.
+fn hash_of(fleet: &RedisFleet, set: &__seam::TokenSetId) -> String {
+    let key = scope(fleet, set).token_key().to_owned();
+    key[key.find('{').unwrap() + 1..key.find('}').unwrap()].to_owned()
+}
+
 fn fleet(url: &str) -> Arc<RedisFleet> {
     Arc::new(
         RedisFleet::new(url, key())
@@ -52,20 +77,13 @@ fn fleet(url: &str) -> Arc<RedisFleet> {
     )
 }
 
-// One thread, so the log subscriber set for this test sees everything, Redis tasks included.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_makes_every_fetch_fall_back_and_sharing_resumes_after_a_restart() {
-    let log = Log::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(log.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let log = Log::global();
     let mut server = OwnRedis::start().await;
     let fleets: Vec<_> = (0..4).map(|_| fleet(&server.url())).collect();
     let set = unique_set();
+    let hash = hash_of(&fleets[0], &set);
     let issuer = Issuer::new(Duration::from_millis(50));
 
     let shared = herd(&fleets, &set, 10, None, &issuer).await;
@@ -88,12 +106,7 @@ async fn a_killed_redis_makes_every_fetch_fall_back_and_sharing_resumes_after_a_
         assert_eq!(fleet.stats().fallbacks, 10);
     }
     // Once per replica, however many fetches fell back.
-    assert_eq!(
-        log.count("Redis fleet unavailable"),
-        4,
-        "{}",
-        log.count("WARN")
-    );
+    assert_eq!(log.count(&hash, "Redis fleet unavailable"), 4);
 
     server.restart().await;
     // Replicas leave a failed Redis alone for a second before they try it again.
@@ -102,7 +115,7 @@ async fn a_killed_redis_makes_every_fetch_fall_back_and_sharing_resumes_after_a_
     assert_eq!(sources(&resumed), (39, 1, 0));
     assert_eq!(issuer.grants(), 42);
     assert_eq!(distinct_tokens(&resumed).len(), 1);
-    assert_eq!(log.count("Redis fleet answers again"), 4);
+    assert_eq!(log.count(&hash, "Redis fleet answers again"), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
