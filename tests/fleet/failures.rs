@@ -119,6 +119,30 @@ async fn a_killed_redis_makes_every_fetch_fall_back_and_sharing_resumes_after_a_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restarted_while_the_replicas_were_idle_is_used_at_once() {
+    let mut server = OwnRedis::start().await;
+    let fleets: Vec<_> = (0..2).map(|_| fleet(&server.url())).collect();
+    let set = unique_set();
+    let issuer = Issuer::new(Duration::ZERO);
+    let first = herd(&fleets, &set, 1, None, &issuer).await;
+    assert_eq!(sources(&first), (1, 1, 0));
+
+    // Down and back while nobody asked: the clients' connections died, and their own attempts
+    // to reconnect failed while the server was away.
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.restart().await;
+
+    let after = herd(&fleets, &set, 1, None, &issuer).await;
+    assert_eq!(
+        sources(&after),
+        (1, 1, 0),
+        "the first call after the restart fell back"
+    );
+    assert_eq!(fleets.iter().map(|f| f.stats().fallbacks).sum::<u64>(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_never_answers_times_out_and_the_grant_runs_locally() {
     // Accepts connections, reads nothing, answers nothing.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
