@@ -98,6 +98,7 @@
 //! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
 //! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
+//! | `redis` | `fleet::RedisFleet`: replicas share one token set through Redis or Redis Cluster, so a fleet runs one grant per token lifetime (not yet consulted by the cache) |
 //!
 //! Only `loopback` is on by default, and the core depends on no HTTP client; a server that
 //! never signs users in can turn it off with `default-features = false`.
