@@ -115,44 +115,32 @@ impl RedisFleet {
             set = %scope.hash,
             outcome = tracing::field::Empty,
         );
-        let obtained = self
-            .obtain_in(scope, local, grant)
-            .instrument(span.clone())
-            .await;
+        let obtained = async {
+            if !self.health.worth_trying(self.redis.timeout) {
+                return self.fallback(local, grant).await;
+            }
+            match self.coordinate(scope, local).await {
+                Ok(Plan::Take(token)) => {
+                    self.health.succeeded();
+                    self.counters.count(Event::Read);
+                    tracing::debug!("token taken from the fleet");
+                    Ok(Obtained::Fleet(token))
+                }
+                Ok(Plan::Lead { lease, previous }) => {
+                    self.health.succeeded();
+                    self.lead(scope, lease, previous, grant).await
+                }
+                Err((operation, failure)) => {
+                    self.health.failed(operation, &failure);
+                    self.fallback(local, grant).await
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
         let outcome = obtained.as_ref().map_or("error", Obtained::as_str);
         span.record("outcome", outcome);
         obtained
-    }
-
-    async fn obtain_in<G, F>(
-        &self,
-        scope: &FleetScope,
-        local: Option<&Token>,
-        grant: G,
-    ) -> Result<Obtained, Error>
-    where
-        G: FnOnce(Option<Token>) -> F,
-        F: Future<Output = Result<Token, Error>>,
-    {
-        if !self.health.worth_trying(self.redis.timeout) {
-            return self.fallback(local, grant).await;
-        }
-        match self.coordinate(scope, local).await {
-            Ok(Plan::Take(token)) => {
-                self.health.succeeded();
-                self.counters.count(Event::Read);
-                tracing::debug!("token taken from the fleet");
-                Ok(Obtained::Fleet(token))
-            }
-            Ok(Plan::Lead { lease, previous }) => {
-                self.health.succeeded();
-                self.lead(scope, lease, previous, grant).await
-            }
-            Err((operation, failure)) => {
-                self.health.failed(operation, &failure);
-                self.fallback(local, grant).await
-            }
-        }
     }
 
     /// Reads, leases, waits, until there is a usable token or this replica holds the lease.

@@ -290,6 +290,7 @@ impl Redis {
         self.query(&cmd).await
     }
 
+    /// Takes the lease for `holder` for `length`, unless another holder has it.
     pub(crate) async fn acquire(
         &self,
         lease: &str,

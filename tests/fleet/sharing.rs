@@ -12,7 +12,7 @@ use tower_oauth2::{
 };
 
 use crate::support::{
-    Issuer, Mode, distinct_tokens, herd, key, random_hex, raw, replica, replicas, scope, sources,
+    Issuer, Mode, distinct_tokens, herd, key, query, random_hex, replica, replicas, scope, sources,
     unique_set,
 };
 
@@ -134,16 +134,14 @@ async fn a_dead_holder_delays_the_others_by_at_most_the_lease(mode: Mode) {
     let set = unique_set();
     let lease_key = scope(&fleets[0], &set).lease_key().to_owned();
     // A replica that crashed holding the lease: nothing will ever release it.
-    let mut connection = raw(mode).await;
-    redis::cmd("SET")
+    let set_lease = redis::cmd("SET")
         .arg(&lease_key)
         .arg(random_hex())
         .arg("NX")
         .arg("PX")
         .arg(2000)
-        .exec_async(&mut connection)
-        .await
-        .unwrap();
+        .to_owned();
+    query::<()>(mode, &set_lease).await;
 
     let issuer = Issuer::new(Duration::from_millis(100));
     let started = Instant::now();
@@ -186,16 +184,10 @@ async fn a_grant_longer_than_the_lease_keeps_it_by_renewing() {
 async fn every_key_of_a_token_set_lives_in_one_cluster_slot() {
     let fleet = replica(Mode::Cluster, key());
     let scope = scope(&fleet, &unique_set());
-    let mut connection = raw(Mode::Cluster).await;
     let mut slots = Vec::new();
     for key in [scope.token_key(), scope.lease_key(), scope.wake_channel()] {
-        let slot: i64 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(key)
-            .query_async(&mut connection)
-            .await
-            .unwrap();
-        slots.push(slot);
+        let keyslot = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).to_owned();
+        slots.push(query::<i64>(Mode::Cluster, &keyslot).await);
     }
     assert!(slots.windows(2).all(|pair| pair[0] == pair[1]), "{slots:?}");
 }

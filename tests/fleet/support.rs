@@ -15,11 +15,7 @@ use std::{
     time::Duration,
 };
 
-use redis::{
-    AsyncCommands, RedisFuture, Value,
-    aio::{ConnectionLike, MultiplexedConnection},
-    cluster_async::ClusterConnection,
-};
+use redis::{AsyncCommands, Cmd, FromRedisValue};
 use tokio::sync::Barrier;
 use tower_oauth2::{
     Error, Token,
@@ -244,75 +240,32 @@ pub fn distinct_tokens(obtained: &[Obtained]) -> Vec<String> {
     tokens
 }
 
-/// A plain connection to the Redis of `mode`, for looking behind the fleet's back.
-pub enum Raw {
-    Standalone(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Raw {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Standalone(connection) => connection.req_packed_command(cmd),
-            Self::Cluster(connection) => connection.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Standalone(connection) => connection.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        0
-    }
-}
-
-pub async fn raw(mode: Mode) -> Raw {
+/// Runs `cmd` on the Redis of `mode` through a plain client, behind the fleet's back.
+pub async fn query<T: FromRedisValue>(mode: Mode, cmd: &Cmd) -> T {
     match mode {
-        Mode::Standalone => Raw::Standalone(
-            redis::Client::open(standalone_url())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap(),
-        ),
-        Mode::Cluster => Raw::Cluster(
-            redis::cluster::ClusterClient::new(cluster_urls())
-                .unwrap()
-                .get_async_connection()
-                .await
-                .unwrap(),
-        ),
+        Mode::Standalone => {
+            let client = redis::Client::open(standalone_url()).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            cmd.query_async(&mut connection).await.unwrap()
+        }
+        Mode::Cluster => {
+            let client = redis::cluster::ClusterClient::new(cluster_urls()).unwrap();
+            let mut connection = client.get_async_connection().await.unwrap();
+            cmd.query_async(&mut connection).await.unwrap()
+        }
     }
 }
 
 pub async fn get(mode: Mode, key: &str) -> Option<Vec<u8>> {
-    let mut connection = raw(mode).await;
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut connection)
-        .await
-        .unwrap()
+    query(mode, redis::cmd("GET").arg(key)).await
 }
 
 pub async fn set(mode: Mode, key: &str, value: &[u8]) {
-    let mut connection = raw(mode).await;
-    redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .arg("PX")
-        .arg(60_000)
-        .exec_async(&mut connection)
-        .await
-        .unwrap();
+    query::<()>(
+        mode,
+        redis::cmd("SET").arg(key).arg(value).arg("PX").arg(60_000),
+    )
+    .await;
 }
 
 /// Every key and string value on every node of `mode`.
