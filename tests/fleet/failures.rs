@@ -205,3 +205,21 @@ async fn a_redis_that_refuses_connections_makes_the_grant_run_locally_at_once() 
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_urls_share_tokens_over_tls() {
+    let url = std::env::var("FLEET_REDIS_TLS_URL")
+        .expect("FLEET_REDIS_TLS_URL is not set: run these tests with fleet/run.sh");
+    assert!(url.starts_with("rediss://"));
+    let fleets: Vec<_> = (0..3).map(|_| fleet(&url)).collect();
+    let set = unique_set();
+    let issuer = Issuer::new(Duration::from_millis(50));
+    let obtained = herd(&fleets, &set, 5, None, &issuer).await;
+    assert_eq!(sources(&obtained), (14, 1, 0));
+    assert_eq!(issuer.grants(), 1);
+    // The same port without TLS is a server that never answers sensibly: every fetch falls
+    // back, none fails.
+    let plain = fleet(&url.replacen("rediss://", "redis://", 1));
+    let alone = herd(&[plain], &set, 2, None, &issuer).await;
+    assert_eq!(sources(&alone), (0, 0, 2));
+}
