@@ -2,9 +2,12 @@
 //!
 //! Two caches share a token set when they ask the same token endpoint, as the same client, with
 //! the same grant type, for the same scopes and resources or audiences, in the same namespace.
-//! The keys are a SHA-256 of exactly those parts, length-prefixed so no two lists of parts
-//! collide, with scopes and audiences sorted and deduplicated (their order does not change what
-//! the server grants). No secret is ever an input: not the client secret, nor any token.
+//! The keys are a SHA-256 of exactly those parts, with scopes, resources and audiences sorted
+//! and deduplicated (their order does not change what the server grants): the domain string
+//! below, then the namespace, token endpoint, client id and grant type, each as its length (u64,
+//! big-endian) and bytes, then each list as its length and its items the same way. The first
+//! 16 bytes, in hex, name the set. No secret is ever an input: not the client secret, nor any
+//! token.
 //!
 //! All keys of one set share one hash tag, `{<hash>}`, so they live in one Redis Cluster slot
 //! and a script may touch them together:

@@ -38,13 +38,16 @@
 //!   token endpoint, as the same client, with the same grant type, scopes and audiences, in
 //!   the same [namespace](RedisFleet::namespace).
 //! - **usable**: a shared token that is not the one the replica wants replaced, and has more
-//!   time left than the cache's refresh margin.
+//!   time left than the cache's refresh margin (capped at half the token's lifetime, as the
+//!   cache caps it). Time left is counted from the `expires_at` the writer recorded, by each
+//!   replica's own clock: keep the clocks in sync.
 //! - **lease**: a Redis key, set with `SET NX PX` to a random value, that says which replica
 //!   runs the grant for the fleet. Its **holder** renews it while the grant runs; it expires
 //!   on its own when the holder dies.
 //! - **waiter**: a replica that found the lease taken. It waits for the holder's token set
-//!   (woken through pub/sub, polling in case a wake-up is lost) and takes the lease over when
-//!   the holder died or gave up: a **takeover**.
+//!   (woken through pub/sub, polling in case a wake-up is lost) for as long as the holder
+//!   renews its lease, and takes the lease over when the holder died or gave up: a
+//!   **takeover**. A holder that crashes delays the others by at most one lease.
 //! - **fallback**: Redis failed or did not answer in time, so the replica runs the grant on
 //!   its own, as if it had no fleet.
 //! - **retire**: after a 401 answer, remove the shared token set if it still holds the token
@@ -60,10 +63,10 @@
 //!       │           ▼               run the grant, renewing the lease every lease/3
 //!       │   wait: wake-up, poll,          │ token                        │ error
 //!       │   or lease expiry               ▼                              ▼
-//!       │           │               write sealed set (TTL ≤ lifetime)  release lease,
-//!       └───────────┘               + release lease, one script;       wake waiters,
-//!        (read again first;         wake waiters (granted)            report the error
-//!         usable: take it)
+//!       │           │               write sealed set, TTL = lifetime   release lease,
+//!       └───────────┘               (+ retention with a refresh        wake waiters,
+//!        (read again first;         token) and release the lease in    report the error
+//!         usable: take it)          one script; wake waiters (granted)
 //!
 //!   any Redis error or timeout on the way ─► run the grant locally (fallback); WARN once
 //! ```
@@ -84,8 +87,25 @@
 //! Every Redis operation has a [timeout](RedisFleet::timeout) (default 1 second); a Redis that
 //! accepts connections but never answers fails like one that refuses them. A replica that
 //! cannot reach Redis runs its grant locally, logs once at `WARN` until Redis answers again
-//! (then once at `INFO`), counts it in [`FleetStats::fallbacks`], and tries Redis again a
-//! timeout later. A failing Redis never fails a token fetch.
+//! (then once at `INFO`), counts it in [`FleetStats::fallbacks`], and leaves Redis alone for
+//! the timeout (at least a second) before it tries again. A failing Redis never fails a token
+//! fetch.
+//!
+//! # Observability
+//!
+//! [`RedisFleet::stats`] counts tokens read from the fleet, leases won and lost, takeovers,
+//! fallbacks, refused values and retired token sets. Through `tracing`: a span `fleet_obtain`
+//! (`INFO`, fields `set`, the hash that names the token set, and `outcome`: `fleet`,
+//! `granted`, `fallback` or `error`) and `fleet_retire` (`INFO`, `set`); events for a takeover
+//! (`INFO`), a refused value, a lease lost during a grant, Redis becoming unavailable
+//! (`WARN`), and Redis answering again (`INFO`). No token, key or secret is ever recorded.
+//!
+//! # What the fleet needs of Redis
+//!
+//! Redis 7 or later (Redis Cluster included), RESP3. With ACLs: `HELLO`, and `GET`, `SET`,
+//! `EVAL` (the scripts call `GET`, `SET`, `DEL`, `PTTL` and `PEXPIRE`), `PUBLISH` and
+//! `SUBSCRIBE` (`SPUBLISH` and `SSUBSCRIBE` on a cluster), on keys and channels
+//! `tower-oauth2:*`. A Redis that refuses the subscription still works: waiters poll.
 
 mod key;
 mod protocol;
