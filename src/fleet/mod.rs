@@ -314,3 +314,36 @@ pub mod __seam {
         fleet.retire(scope, token).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_servers_but_no_password_or_key() {
+        let key = FleetKey::new(7, [0xab; 32]);
+        let fleet = RedisFleet::new("redis://user:sentinel-password@127.0.0.1:6380/2", key)
+            .unwrap()
+            .namespace("ns");
+        let shown = format!("{fleet:?}");
+        assert!(shown.contains("127.0.0.1:6380"), "{shown}");
+        assert!(!shown.contains("sentinel"), "{shown}");
+        assert!(!shown.contains("171"), "{shown}");
+    }
+
+    #[test]
+    fn a_bad_url_is_a_config_error_that_does_not_repeat_it() {
+        let error =
+            RedisFleet::new("http://sentinel:secret@host", FleetKey::new(1, [0; 32])).unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::Config);
+        assert!(!error.to_string().contains("sentinel"), "{error}");
+        let none: [&str; 0] = [];
+        assert!(RedisFleet::cluster(none, FleetKey::new(1, [0; 32])).is_err());
+    }
+
+    #[test]
+    fn the_fleet_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RedisFleet>();
+    }
+}
