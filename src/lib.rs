@@ -101,6 +101,7 @@
 //! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
 //! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
+//! | `redis` | `fleet::RedisFleet`: replicas share one token set through Redis or Redis Cluster, so a fleet runs one grant per token lifetime (not yet consulted by the cache) |
 //!
 //! Only `loopback` is on by default, and the core depends on no HTTP client; a server that
 //! never signs users in can turn it off with `default-features = false`.
@@ -134,10 +135,14 @@ mod endpoint;
 mod error;
 #[doc = include_str!("../docs/failures.md")]
 pub mod failures {}
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod fleet;
 pub mod grant;
 mod middleware;
 mod origin;
 mod revocation;
+mod saved;
 mod secret;
 mod source;
 mod store;

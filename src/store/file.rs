@@ -5,17 +5,15 @@ use std::{
     fs::{self, File},
     io::{self, Write},
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::{Error, ErrorKind, Token, TokenStore};
-
-/// The layout of the file; a file with a later version is refused rather than misread.
-const VERSION: u32 = 1;
+use crate::{
+    Error, ErrorKind, Token, TokenStore,
+    saved::{self, Saving, Unreadable},
+};
 
 /// A [`TokenStore`] that keeps the token in a JSON file, for a program that must not lose its
 /// refresh token when it restarts.
@@ -100,58 +98,11 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-#[derive(Serialize)]
-struct Saving<'a> {
-    version: u32,
-    access_token: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "no_fields")]
-    extra: &'a Map<String, Value>,
-}
-
-#[derive(Deserialize)]
-struct Saved {
-    version: u32,
-    access_token: String,
-    expires_at: Option<u64>,
-    scope: Option<Vec<String>>,
-    refresh_token: Option<String>,
-    id_token: Option<String>,
-    #[serde(default)]
-    extra: Map<String, Value>,
-}
-
-fn no_fields(extra: &&Map<String, Value>) -> bool {
-    extra.is_empty()
-}
-
 /// The file's content for `token`, saved at `now`.
 fn encode(token: &Token, now: SystemTime) -> Result<Zeroizing<Vec<u8>>, Error> {
-    // Rounded down: a token is taken for expired a fraction of a second early, never late.
-    let expires_at = token
-        .expires_in()
-        .and_then(|lifetime| now.checked_add(lifetime))
-        .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
-        .map(|since_epoch| since_epoch.as_secs());
-    let saving = Saving {
-        version: VERSION,
-        access_token: token.access_token().expose(),
-        expires_at,
-        scope: token.scopes(),
-        refresh_token: token.refresh_token().map(|secret| secret.expose()),
-        id_token: token.id_token().map(|secret| secret.expose()),
-        extra: token.extra(),
-    };
     // One allocation large enough for any usual token set, so no copy is left behind by growth.
     let mut bytes = Zeroizing::new(Vec::with_capacity(16 * 1024));
-    serde_json::to_writer_pretty(&mut *bytes, &saving).map_err(|_| {
+    serde_json::to_writer_pretty(&mut *bytes, &Saving::new(token, now)).map_err(|_| {
         Error::new(ErrorKind::Store).with_detail("the token could not be written as JSON")
     })?;
     bytes.push(b'\n');
@@ -160,37 +111,20 @@ fn encode(token: &Token, now: SystemTime) -> Result<Zeroizing<Vec<u8>>, Error> {
 
 /// The token in the file at `path`, with its lifetime counted from `now`.
 fn decode(bytes: &[u8], now: SystemTime, path: &Path) -> Result<Token, Error> {
-    // serde's messages can quote the input, which holds secrets: only the position is kept.
-    let saved: Saved = serde_json::from_slice(bytes).map_err(|error| {
-        Error::new(ErrorKind::Store).with_detail(format!(
-            "{} is not a saved token (line {}, column {})",
-            path.display(),
-            error.line(),
-            error.column()
-        ))
-    })?;
-    if saved.version != VERSION {
-        return Err(Error::new(ErrorKind::Store).with_detail(format!(
-            "{} has version {} of the file layout; this program reads version {VERSION}",
-            path.display(),
-            saved.version
-        )));
-    }
-    let mut token = Token::bearer(saved.access_token).with_extra(saved.extra);
-    if let Some(expires_at) = saved.expires_at {
-        let at = UNIX_EPOCH + Duration::from_secs(expires_at);
-        token = token.with_expires_in(at.duration_since(now).unwrap_or(Duration::ZERO));
-    }
-    if let Some(scopes) = saved.scope {
-        token = token.with_scopes(scopes);
-    }
-    if let Some(refresh_token) = saved.refresh_token {
-        token = token.with_refresh_token(refresh_token);
-    }
-    if let Some(id_token) = saved.id_token {
-        token = token.with_id_token(id_token);
-    }
-    Ok(token)
+    saved::decode(bytes, now).map_err(|unreadable| {
+        let detail = match unreadable {
+            Unreadable::Malformed { line, column } => format!(
+                "{} is not a saved token (line {line}, column {column})",
+                path.display()
+            ),
+            Unreadable::Version(version) => format!(
+                "{} has version {version} of the file layout; this program reads version {}",
+                path.display(),
+                saved::VERSION
+            ),
+        };
+        Error::new(ErrorKind::Store).with_detail(detail)
+    })
 }
 
 fn load(path: &Path) -> Result<Option<Token>, Error> {
@@ -269,6 +203,10 @@ fn io_error(what: &str, path: &Path, error: io::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use serde_json::{Map, Value};
+
     use super::*;
 
     fn full_token() -> Token {

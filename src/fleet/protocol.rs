@@ -1,0 +1,565 @@
+//! The fleet's single flight: read the shared token set; if it is not usable, take the lease,
+//! read again, run the grant while renewing the lease, write the sealed token set and release
+//! the lease in one script, and wake the waiters. A replica that finds the lease taken waits
+//! for the token set and takes the lease over when its holder is gone. Any Redis failure on
+//! the way makes the replica run the grant locally. The [module docs](super) draw it.
+
+use std::{future::Future, pin::pin, time::Duration, time::SystemTime};
+
+use tracing::Instrument;
+use zeroize::Zeroizing;
+
+use super::{
+    FleetScope, RedisFleet,
+    redis::{Acquired, Failure, Redis},
+    stats::Event,
+};
+use crate::{Error, Token, saved};
+
+/// How long a token set whose token came without `expires_in` stays in Redis: such a token
+/// is used until a request with it gets a 401 answer, and a replica that joins later should
+/// not hold on to it for ever.
+const UNKNOWN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// A token set shorter-lived than this is not shared: it would be stale on arrival.
+const SHORTEST_SHARED: Duration = Duration::from_secs(1);
+
+/// Where the token `RedisFleet::obtain` returns came from.
+#[derive(Debug)]
+pub enum Obtained {
+    /// Read from Redis: another replica's grant, or an earlier one of this replica's.
+    Fleet(Token),
+    /// This replica held the lease and ran the grant; the token set is now shared.
+    Granted(Token),
+    /// Redis failed or did not answer in time, so this replica ran the grant on its own.
+    Fallback(Token),
+}
+
+impl Obtained {
+    /// Returns the token.
+    pub fn token(&self) -> &Token {
+        match self {
+            Self::Fleet(token) | Self::Granted(token) | Self::Fallback(token) => token,
+        }
+    }
+
+    /// Returns the token, dropping where it came from.
+    pub fn into_token(self) -> Token {
+        match self {
+            Self::Fleet(token) | Self::Granted(token) | Self::Fallback(token) => token,
+        }
+    }
+
+    /// Where the token came from, in one word, as logs say it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Fleet(_) => "fleet",
+            Self::Granted(_) => "granted",
+            Self::Fallback(_) => "fallback",
+        }
+    }
+}
+
+/// What `RedisFleet::retire` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// The shared token set held the refused token, and is gone.
+    Removed,
+    /// The shared token set is absent or holds another token: someone replaced it already.
+    NotHeld,
+    /// Redis failed or did not answer in time.
+    Unavailable,
+}
+
+/// What to do after looking at Redis.
+enum Plan<'a> {
+    /// Take this shared token.
+    Take(Token),
+    /// Run the grant under `lease`, with the newest token set known as the previous one.
+    Lead {
+        lease: Lease<'a>,
+        previous: Option<Token>,
+    },
+}
+
+/// A token set read from Redis, its whole lifetime if known, and the exact bytes it was read
+/// from.
+struct Shared {
+    token: Token,
+    lifetime: Option<Duration>,
+    value: Vec<u8>,
+}
+
+impl RedisFleet {
+    /// Returns a token for `scope`: the fleet's shared one if it is usable, else one from a
+    /// grant that this replica runs for the whole fleet, or on its own when Redis fails.
+    ///
+    /// `local` is the token this replica holds and wants replaced (stale, expired or refused),
+    /// if any: a shared token equal to it is not usable. `grant` runs at most once, with the
+    /// newest token set known (the shared one, even expired, else `local`): its refresh token
+    /// is the one to use. A token it returns without a refresh token keeps that one.
+    ///
+    /// Fails only with the grant's error; Redis failures are logged and fall back.
+    pub(crate) async fn obtain<G, F>(
+        &self,
+        scope: &FleetScope,
+        local: Option<&Token>,
+        grant: G,
+    ) -> Result<Obtained, Error>
+    where
+        G: FnOnce(Option<Token>) -> F,
+        F: Future<Output = Result<Token, Error>>,
+    {
+        let span = tracing::info_span!(
+            "fleet_obtain",
+            set = %scope.hash,
+            outcome = tracing::field::Empty,
+        );
+        let obtained = async {
+            if !self.health.worth_trying(self.redis.timeout) {
+                return self.fallback(local, grant).await;
+            }
+            match self.coordinate(scope, local).await {
+                Ok(Plan::Take(token)) => {
+                    self.health.succeeded();
+                    self.counters.count(Event::Read);
+                    tracing::debug!("token taken from the fleet");
+                    Ok(Obtained::Fleet(token))
+                }
+                Ok(Plan::Lead { lease, previous }) => {
+                    self.health.succeeded();
+                    self.lead(scope, lease, previous, grant).await
+                }
+                Err((operation, failure)) => {
+                    self.health.failed(operation, &failure);
+                    self.fallback(local, grant).await
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let outcome = obtained.as_ref().map_or("error", Obtained::as_str);
+        span.record("outcome", outcome);
+        obtained
+    }
+
+    /// Reads, leases, waits, until there is a usable token or this replica holds the lease.
+    async fn coordinate<'a>(
+        &'a self,
+        scope: &'a FleetScope,
+        local: Option<&Token>,
+    ) -> Result<Plan<'a>, (&'static str, Failure)> {
+        // Subscribed before the first read, so a wake-up sent after it is not missed.
+        let mut wake = self
+            .redis
+            .wake_on(&scope.wake)
+            .await
+            .map_err(|failure| ("subscribe", failure))?;
+        let holder = holder_id();
+        let mut waited = false;
+        loop {
+            wake.borrow_and_update();
+            let shared = self
+                .read(scope)
+                .await
+                .map_err(|failure| ("read", failure))?;
+            if let Some(token) = usable(scope, shared, local) {
+                return Ok(Plan::Take(token));
+            }
+            let acquired = self
+                .redis
+                .acquire(&scope.lease, &holder, self.lease)
+                .await
+                .map_err(|failure| ("lease", failure))?;
+            let left = match acquired {
+                Acquired::Won => break,
+                Acquired::Held(left) => left,
+            };
+            if !waited {
+                waited = true;
+                self.counters.count(Event::LeaseLost);
+                tracing::debug!(
+                    lease_left_ms = millis(left),
+                    "another replica holds the lease"
+                );
+            }
+            // Never past the lease's end: a holder that died is replaced as soon as it can be.
+            let pause = self.poll_interval().min(left).max(Duration::from_millis(5));
+            tokio::select! {
+                changed = wake.changed() => {
+                    if changed.is_err() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+
+        let mut lease = Lease {
+            redis: &self.redis,
+            key: &scope.lease,
+            holder,
+            open: true,
+        };
+        // Someone may have written between the first read and the lease: a holder that
+        // commits deletes its lease in the same step as it writes.
+        let shared = self
+            .read(scope)
+            .await
+            .map_err(|failure| ("read", failure))?;
+        let previous = shared.as_ref().map(|shared| shared.token.clone());
+        if let Some(token) = usable(scope, shared, local) {
+            if let Err(failure) = lease.release().await {
+                tracing::debug!(error = %failure, "could not release the lease; it will expire");
+            }
+            return Ok(Plan::Take(token));
+        }
+        self.counters.count(Event::LeaseWon);
+        if waited {
+            self.counters.count(Event::Takeover);
+            tracing::info!("took the lease over from a replica that stopped or failed");
+        }
+        // The shared token set wins over the local one: it has the newest refresh token.
+        let previous = previous.or_else(|| local.cloned());
+        Ok(Plan::Lead { lease, previous })
+    }
+
+    /// Runs the grant for the fleet under `lease`, then shares its token set.
+    async fn lead<G, F>(
+        &self,
+        scope: &FleetScope,
+        mut lease: Lease<'_>,
+        previous: Option<Token>,
+        grant: G,
+    ) -> Result<Obtained, Error>
+    where
+        G: FnOnce(Option<Token>) -> F,
+        F: Future<Output = Result<Token, Error>>,
+    {
+        tracing::debug!("lease won; running the grant for the fleet");
+        let granted = self.renewing(scope, &lease, grant(previous.clone())).await;
+        match granted {
+            Ok(mut token) => {
+                token.inherit_refresh_token(previous.as_ref());
+                self.share(scope, &mut lease, &token).await;
+                Ok(Obtained::Granted(token))
+            }
+            Err(error) => {
+                // The waiters take the lease over at once and try for themselves.
+                if let Err(failure) = lease.release().await {
+                    self.health.failed("release", &failure);
+                }
+                self.wake(scope).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `grant` while renewing the lease every third of its length, until the grant ends.
+    /// A lease that is lost meanwhile is reported, and the grant goes on: a token the server
+    /// has issued (a rotated refresh token above all) must not be thrown away.
+    async fn renewing<F>(&self, scope: &FleetScope, lease: &Lease<'_>, grant: F) -> F::Output
+    where
+        F: Future,
+    {
+        let mut grant = pin!(grant);
+        let renewals = async {
+            loop {
+                tokio::time::sleep(self.lease / 3).await;
+                match self.redis.renew(lease.key, &lease.holder, self.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            set = %scope.hash,
+                            "the lease expired while the grant ran; another replica may run one too"
+                        );
+                        return;
+                    }
+                    Err(failure) => self.health.failed("renew", &failure),
+                }
+            }
+        };
+        tokio::select! {
+            output = &mut grant => return output,
+            () = renewals => {}
+        }
+        grant.await
+    }
+
+    /// Writes `token`'s set sealed, releases the lease in the same step, and wakes the waiters.
+    async fn share(&self, scope: &FleetScope, lease: &mut Lease<'_>, token: &Token) {
+        let sealed = self.ttl(token).and_then(|ttl| {
+            let mut json = Zeroizing::new(Vec::with_capacity(4096));
+            serde_json::to_writer(&mut *json, &saved::Saving::new(token, SystemTime::now()))
+                .ok()?;
+            Some((self.keyring.seal(&scope.token, &json)?, ttl))
+        });
+        let Some((value, ttl)) = sealed else {
+            tracing::debug!("token set too short-lived to share");
+            if let Err(failure) = lease.release().await {
+                self.health.failed("release", &failure);
+            }
+            self.wake(scope).await;
+            return;
+        };
+        let committed = self
+            .redis
+            .commit(&scope.token, lease.key, &value, ttl, &lease.holder)
+            .await;
+        match committed {
+            Ok(held) => {
+                lease.open = false;
+                if !held {
+                    tracing::warn!(
+                        "the lease expired before the token set was written; \
+                         another replica may have run a grant too"
+                    );
+                }
+                tracing::debug!(ttl_s = ttl.as_secs(), "token set shared");
+            }
+            Err(failure) => {
+                // Dropping the lease releases it in the background, if Redis answers by then.
+                self.health.failed("write", &failure);
+                return;
+            }
+        }
+        self.wake(scope).await;
+    }
+
+    /// How long the token set of `token` stays in Redis; `None` when it is not worth sharing.
+    fn ttl(&self, token: &Token) -> Option<Duration> {
+        let lifetime = token.expires_in().unwrap_or(UNKNOWN_LIFETIME);
+        if lifetime < SHORTEST_SHARED {
+            return None;
+        }
+        Some(match token.refresh_token() {
+            Some(_) => lifetime.saturating_add(self.refresh_retention),
+            None => lifetime,
+        })
+    }
+
+    async fn wake(&self, scope: &FleetScope) {
+        if let Err(failure) = self.redis.publish(&scope.wake).await {
+            // Waiters poll as well; a lost wake-up costs them one poll interval.
+            tracing::debug!(error = %failure, "could not wake the waiting replicas");
+        }
+    }
+
+    async fn fallback<G, F>(&self, local: Option<&Token>, grant: G) -> Result<Obtained, Error>
+    where
+        G: FnOnce(Option<Token>) -> F,
+        F: Future<Output = Result<Token, Error>>,
+    {
+        self.counters.count(Event::Fallback);
+        tracing::debug!("running the grant locally");
+        let previous = local.cloned();
+        let mut token = grant(previous.clone()).await?;
+        token.inherit_refresh_token(previous.as_ref());
+        Ok(Obtained::Fallback(token))
+    }
+
+    /// Removes the shared token set of `scope` if it still holds `token`, which a server has
+    /// just refused: many replicas refused the same token cause one grant. Compares the exact
+    /// bytes it read, so a token set written meanwhile stays. Never fails: Redis failures are
+    /// logged and reported as [`Retired::Unavailable`].
+    pub(crate) async fn retire(&self, scope: &FleetScope, token: &Token) -> Retired {
+        let span = tracing::info_span!("fleet_retire", set = %scope.hash);
+        async {
+            if !self.health.worth_trying(self.redis.timeout) {
+                return Retired::Unavailable;
+            }
+            let shared = match self.read(scope).await {
+                Ok(shared) => shared,
+                Err(failure) => {
+                    self.health.failed("read", &failure);
+                    return Retired::Unavailable;
+                }
+            };
+            self.health.succeeded();
+            let Some(shared) = shared else {
+                return Retired::NotHeld;
+            };
+            if shared.token.access_token() != token.access_token() {
+                return Retired::NotHeld;
+            }
+            match self
+                .redis
+                .compare_and_delete(&scope.token, &shared.value)
+                .await
+            {
+                Ok(true) => {
+                    self.counters.count(Event::Retired);
+                    tracing::debug!("refused token removed from the fleet");
+                    Retired::Removed
+                }
+                Ok(false) => Retired::NotHeld,
+                Err(failure) => {
+                    self.health.failed("retire", &failure);
+                    Retired::Unavailable
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The shared token set, if there is one this fleet can open and parse. Any other value
+    /// is logged, counted and treated as absent.
+    async fn read(&self, scope: &FleetScope) -> Result<Option<Shared>, Failure> {
+        let Some(value) = self.redis.get(&scope.token).await? else {
+            return Ok(None);
+        };
+        let json = match self.keyring.open(&scope.token, &value) {
+            Ok(json) => json,
+            Err(refused) => {
+                self.counters.count(Event::Discarded);
+                tracing::warn!(reason = %refused, "ignoring a shared token set");
+                return Ok(None);
+            }
+        };
+        match saved::decode_with_lifetime(&json, SystemTime::now()) {
+            Ok((token, lifetime)) => Ok(Some(Shared {
+                token,
+                lifetime,
+                value,
+            })),
+            Err(unreadable) => {
+                self.counters.count(Event::Discarded);
+                tracing::warn!(reason = ?unreadable, "ignoring a shared token set that is not one");
+                Ok(None)
+            }
+        }
+    }
+
+    /// How often a waiter looks again when no wake-up comes: a twentieth of the lease, between
+    /// 50 and 500 ms, less up to a quarter at random so waiters do not ask in step.
+    fn poll_interval(&self) -> Duration {
+        let base = (self.lease / 20).clamp(Duration::from_millis(50), Duration::from_millis(500));
+        base.mul_f64(rand::random_range(0.75..=1.0))
+    }
+}
+
+/// The token of `shared`, if a replica replacing `local` should take it: not the token being
+/// replaced, and outside the refresh margin, capped at half its lifetime as the cache caps it
+/// (else tokens that live less than two margins would never be taken, and every waiter would
+/// run a grant in turn).
+fn usable(scope: &FleetScope, shared: Option<Shared>, local: Option<&Token>) -> Option<Token> {
+    let Shared {
+        token, lifetime, ..
+    } = shared?;
+    let replacing = local.is_some_and(|local| local.access_token() == token.access_token());
+    let margin = lifetime.map_or(scope.refresh_margin, |lifetime| {
+        scope.refresh_margin.min(lifetime / 2)
+    });
+    let fresh = token
+        .expires_in()
+        .is_none_or(|left| !left.is_zero() && left > margin);
+    (fresh && !replacing).then_some(token)
+}
+
+/// A random value that names this lease holder and no other.
+fn holder_id() -> String {
+    let mut bytes = [0_u8; 16];
+    rand::fill(&mut bytes[..]);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A lease this replica holds. Dropped while still held (its grant abandoned or cancelled), it
+/// is released in the background, so the others need not wait for it to expire.
+struct Lease<'a> {
+    redis: &'a Redis,
+    key: &'a str,
+    holder: String,
+    open: bool,
+}
+
+impl Lease<'_> {
+    async fn release(&mut self) -> Result<(), Failure> {
+        self.open = false;
+        self.redis
+            .compare_and_delete(self.key, self.holder.as_bytes())
+            .await
+            .map(drop)
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.redis
+                .spawn_compare_and_delete(self.key, self.holder.as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::TokenSetId;
+
+    fn scope(margin: u64) -> FleetScope {
+        FleetScope::derive(
+            "",
+            &TokenSetId::new("https://a/token", "c", "client_credentials"),
+        )
+        .refresh_margin(Duration::from_secs(margin))
+    }
+
+    fn shared(access: &str, left: Option<u64>, lifetime: Option<u64>) -> Option<Shared> {
+        let mut token = Token::bearer(access);
+        if let Some(left) = left {
+            token = token.with_expires_in(Duration::from_secs(left));
+        }
+        Some(Shared {
+            token,
+            lifetime: lifetime.map(Duration::from_secs),
+            value: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_shared_token_is_taken_outside_the_refresh_margin() {
+        assert!(usable(&scope(60), shared("a", Some(3000), Some(3600)), None).is_some());
+        assert!(usable(&scope(60), shared("a", Some(59), Some(3600)), None).is_none());
+        assert!(usable(&scope(60), shared("a", Some(0), Some(3600)), None).is_none());
+        assert!(usable(&scope(60), shared("a", None, None), None).is_some());
+        assert!(usable(&scope(60), None, None).is_none());
+    }
+
+    #[test]
+    fn the_margin_is_capped_at_half_the_lifetime_as_in_the_cache() {
+        // A 60-second token with a 60-second margin: fresh for its first half.
+        assert!(usable(&scope(60), shared("a", Some(59), Some(60)), None).is_some());
+        assert!(usable(&scope(60), shared("a", Some(29), Some(60)), None).is_none());
+        // Without a known lifetime the whole margin applies.
+        assert!(usable(&scope(60), shared("a", Some(59), None), None).is_none());
+    }
+
+    #[test]
+    fn the_token_being_replaced_is_never_taken() {
+        let local = Token::bearer("a");
+        assert!(usable(&scope(0), shared("a", Some(3000), Some(3600)), Some(&local)).is_none());
+        assert!(usable(&scope(0), shared("b", Some(3000), Some(3600)), Some(&local)).is_some());
+    }
+
+    #[test]
+    fn a_refresh_token_keeps_the_token_set_for_the_retention() {
+        let fleet = RedisFleet::new(
+            "redis://127.0.0.1:1",
+            crate::fleet::FleetKey::new(1, [0; 32]),
+        )
+        .unwrap()
+        .refresh_token_retention(Duration::from_secs(100));
+        let access_only = Token::bearer("a").with_expires_in(Duration::from_secs(60));
+        assert_eq!(fleet.ttl(&access_only), Some(Duration::from_secs(60)));
+        let with_refresh = access_only.clone().with_refresh_token("r");
+        assert_eq!(fleet.ttl(&with_refresh), Some(Duration::from_secs(160)));
+        assert_eq!(fleet.ttl(&Token::bearer("a")), Some(UNKNOWN_LIFETIME));
+        let brief = Token::bearer("a").with_expires_in(Duration::from_millis(500));
+        assert_eq!(fleet.ttl(&brief), None);
+    }
+}

@@ -1,0 +1,412 @@
+//! What a fleet writes to Redis: a token set sealed with AES-256-GCM under a key the user
+//! gives, named by a key id so keys can be rotated, and bound to the Redis key it is stored
+//! under.
+//!
+//! A value is one of:
+//!
+//! ```text
+//! sealed:     0x01 | key id (u32, big-endian) | nonce (12 bytes) | ciphertext | tag (16 bytes)
+//! plaintext:  0x00 | the saved JSON form          (only with RedisFleet::plaintext)
+//! ```
+//!
+//! The associated data of a sealed value is its first five bytes followed by the Redis key, so
+//! a value copied under another key, or given another key id, fails to open.
+
+use std::fmt;
+
+use aes_gcm::{
+    Aes256Gcm, KeyInit, Nonce,
+    aead::{Aead, Payload},
+};
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+const SEALED: u8 = 1;
+const PLAINTEXT: u8 = 0;
+const HEADER: usize = 1 + 4;
+const NONCE: usize = 12;
+const TAG: usize = 16;
+
+/// A 256-bit key that seals the token sets a [`RedisFleet`](super::RedisFleet) writes to Redis,
+/// with the id that names it in every value it seals.
+///
+/// Every replica of a fleet needs the same key (and id) to read what the others write. To
+/// rotate keys, give every replica the new key as an
+/// [extra key](super::RedisFleet::also_decrypt_with) first, then make it the current key
+/// everywhere, then drop the old one: a value sealed under a key id a replica does not know is
+/// treated as absent, and that replica runs a grant of its own.
+///
+/// The bytes are zeroed when the key is dropped; `Debug` shows the id only.
+///
+/// ```
+/// use tower_oauth2::fleet::FleetKey;
+///
+/// # fn main() -> Result<(), tower_oauth2::Error> {
+/// // 32 random bytes, base64-encoded, say from `openssl rand -base64 32`.
+/// let key = FleetKey::from_base64(1, "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=")?;
+/// assert_eq!(key.id(), 1);
+/// assert_eq!(format!("{key:?}"), "FleetKey { id: 1, bytes: [redacted] }");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct FleetKey {
+    id: u32,
+    bytes: Zeroizing<[u8; 32]>,
+}
+
+impl FleetKey {
+    /// Creates a key named `id` from its 32 bytes.
+    pub fn new(id: u32, bytes: [u8; 32]) -> Self {
+        Self {
+            id,
+            bytes: Zeroizing::new(bytes),
+        }
+    }
+
+    /// Creates a key named `id` from a slice, which must be 32 bytes long.
+    pub fn from_slice(id: u32, bytes: &[u8]) -> Result<Self, Error> {
+        let mut key = Zeroizing::new([0; 32]);
+        if bytes.len() != key.len() {
+            return Err(Error::config("a fleet key must be 32 bytes long"));
+        }
+        key.copy_from_slice(bytes);
+        Ok(Self { id, bytes: key })
+    }
+
+    /// Creates a key named `id` from 32 bytes in base64 (standard or URL-safe alphabet,
+    /// padded or not), as `openssl rand -base64 32` prints them.
+    pub fn from_base64(id: u32, encoded: &str) -> Result<Self, Error> {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        let encoded = encoded.trim();
+        let decoded = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(encoded).ok())
+            .map(Zeroizing::new)
+            .ok_or_else(|| Error::config("a fleet key must be base64"))?;
+        Self::from_slice(id, &decoded)
+    }
+
+    /// Returns the id that names this key in the values it seals.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        // A 32-byte slice is always a valid AES-256 key.
+        Aes256Gcm::new(&(*self.bytes).into())
+    }
+}
+
+impl fmt::Debug for FleetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetKey")
+            .field("id", &self.id)
+            .field("bytes", &format_args!("[redacted]"))
+            .finish()
+    }
+}
+
+/// Why a value read from Redis was not used. Says nothing about the value's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Empty, or shorter than its header, nonce and tag.
+    Truncated,
+    /// A first byte this program does not write.
+    UnknownFormat(u8),
+    /// A plaintext value, and the fleet was not told to accept them.
+    Plaintext,
+    /// Sealed under a key id this replica does not have.
+    UnknownKey(u32),
+    /// The tag does not match: tampered with, sealed with another key of the same id, or
+    /// moved from another Redis key.
+    Forged,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("the value is truncated"),
+            Self::UnknownFormat(byte) => write!(f, "the value has unknown format {byte}"),
+            Self::Plaintext => f.write_str("the value is plaintext, which this fleet refuses"),
+            Self::UnknownKey(id) => write!(f, "the value is sealed with unknown key id {id}"),
+            Self::Forged => {
+                f.write_str("the value failed authentication (tampered, wrong key, or moved)")
+            }
+        }
+    }
+}
+
+/// The keys of one fleet: the current one seals, any of them opens.
+#[derive(Clone)]
+pub(crate) struct Keyring {
+    current: FleetKey,
+    others: Vec<FleetKey>,
+    plaintext: bool,
+}
+
+impl Keyring {
+    pub(crate) fn new(current: FleetKey) -> Self {
+        Self {
+            current,
+            others: Vec::new(),
+            plaintext: false,
+        }
+    }
+
+    /// Also opens values sealed with `key`. A key with the current key's id is ignored.
+    pub(crate) fn add(&mut self, key: FleetKey) {
+        if key.id == self.current.id {
+            return;
+        }
+        self.others.retain(|other| other.id != key.id);
+        self.others.push(key);
+    }
+
+    /// Writes plaintext values, and accepts them.
+    pub(crate) fn allow_plaintext(&mut self) {
+        self.plaintext = true;
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.current.id).chain(self.others.iter().map(|key| key.id))
+    }
+
+    /// The value to store under `redis_key` for the saved form `json`; `None` only for inputs
+    /// of gigabytes, which AES-GCM cannot seal.
+    pub(crate) fn seal(&self, redis_key: &str, json: &[u8]) -> Option<Vec<u8>> {
+        if self.plaintext {
+            let mut value = Vec::with_capacity(1 + json.len());
+            value.push(PLAINTEXT);
+            value.extend_from_slice(json);
+            return Some(value);
+        }
+        let mut nonce = [0; NONCE];
+        rand::fill(&mut nonce[..]);
+        let header = header(self.current.id);
+        let aad = associated_data(&header, redis_key);
+        let ciphertext = self
+            .current
+            .cipher()
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: json,
+                    aad: &aad,
+                },
+            )
+            .ok()?;
+        let mut value = Vec::with_capacity(HEADER + NONCE + ciphertext.len());
+        value.extend_from_slice(&header);
+        value.extend_from_slice(&nonce);
+        value.extend_from_slice(&ciphertext);
+        Some(value)
+    }
+
+    /// The saved form in `value`, read from `redis_key`.
+    pub(crate) fn open(
+        &self,
+        redis_key: &str,
+        value: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Refused> {
+        match value.first() {
+            None => Err(Refused::Truncated),
+            Some(&PLAINTEXT) if self.plaintext => Ok(Zeroizing::new(value[1..].to_vec())),
+            Some(&PLAINTEXT) => Err(Refused::Plaintext),
+            Some(&SEALED) => self.open_sealed(redis_key, value),
+            Some(&other) => Err(Refused::UnknownFormat(other)),
+        }
+    }
+
+    fn open_sealed(&self, redis_key: &str, value: &[u8]) -> Result<Zeroizing<Vec<u8>>, Refused> {
+        if value.len() < HEADER + NONCE + TAG {
+            return Err(Refused::Truncated);
+        }
+        let (header, rest) = value.split_at(HEADER);
+        let (nonce, ciphertext) = rest.split_at(NONCE);
+        let id = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+        let key = std::iter::once(&self.current)
+            .chain(&self.others)
+            .find(|key| key.id == id)
+            .ok_or(Refused::UnknownKey(id))?;
+        let mut nonce_bytes = [0; NONCE];
+        nonce_bytes.copy_from_slice(nonce);
+        let aad = associated_data(header, redis_key);
+        key.cipher()
+            .decrypt(
+                &Nonce::from(nonce_bytes),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| Refused::Forged)
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<u32> = self.ids().collect();
+        f.debug_struct("Keyring")
+            .field("current", &self.current.id)
+            .field("ids", &ids)
+            .field("plaintext", &self.plaintext)
+            .finish()
+    }
+}
+
+fn header(id: u32) -> [u8; HEADER] {
+    let id = id.to_be_bytes();
+    [SEALED, id[0], id[1], id[2], id[3]]
+}
+
+fn associated_data(header: &[u8], redis_key: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(header.len() + redis_key.len());
+    aad.extend_from_slice(header);
+    aad.extend_from_slice(redis_key.as_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "tower-oauth2:{00112233445566778899aabbccddeeff}:token";
+    const JSON: &[u8] = br#"{"version":1,"access_token":"sentinel-access"}"#;
+
+    fn ring(id: u32, byte: u8) -> Keyring {
+        Keyring::new(FleetKey::new(id, [byte; 32]))
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+    }
+
+    #[test]
+    fn a_sealed_value_opens_to_what_was_sealed_and_hides_it() {
+        let keys = ring(7, 1);
+        let value = keys.seal(KEY, JSON).unwrap();
+        assert_eq!(value[0], SEALED);
+        assert_eq!(&value[1..5], &7u32.to_be_bytes());
+        assert_eq!(value.len(), HEADER + NONCE + JSON.len() + TAG);
+        assert!(!contains(&value, b"sentinel"));
+        assert_eq!(keys.open(KEY, &value).unwrap().as_slice(), JSON);
+    }
+
+    #[test]
+    fn each_seal_uses_a_fresh_nonce() {
+        let keys = ring(1, 1);
+        assert_ne!(keys.seal(KEY, JSON).unwrap(), keys.seal(KEY, JSON).unwrap());
+    }
+
+    #[test]
+    fn any_flipped_bit_is_refused() {
+        let keys = ring(1, 1);
+        let value = keys.seal(KEY, JSON).unwrap();
+        for index in HEADER..value.len() {
+            let mut tampered = value.clone();
+            tampered[index] ^= 0x01;
+            assert_eq!(
+                keys.open(KEY, &tampered),
+                Err(Refused::Forged),
+                "byte {index}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_moved_to_another_key_is_refused() {
+        let keys = ring(1, 1);
+        let value = keys.seal(KEY, JSON).unwrap();
+        let other = "tower-oauth2:{ffeeddccbbaa99887766554433221100}:token";
+        assert_eq!(keys.open(other, &value), Err(Refused::Forged));
+    }
+
+    #[test]
+    fn a_wrong_key_with_the_same_id_is_refused() {
+        let value = ring(1, 1).seal(KEY, JSON).unwrap();
+        assert_eq!(ring(1, 2).open(KEY, &value), Err(Refused::Forged));
+    }
+
+    #[test]
+    fn an_unknown_key_id_is_refused_and_a_relabelled_value_is_forged() {
+        let value = ring(1, 1).seal(KEY, JSON).unwrap();
+        assert_eq!(ring(2, 1).open(KEY, &value), Err(Refused::UnknownKey(1)));
+
+        // Same key bytes under another id: the header is authenticated too.
+        let mut keys = ring(1, 1);
+        keys.add(FleetKey::new(2, [1; 32]));
+        let mut relabelled = value.clone();
+        relabelled[1..5].copy_from_slice(&2u32.to_be_bytes());
+        assert_eq!(keys.open(KEY, &relabelled), Err(Refused::Forged));
+    }
+
+    #[test]
+    fn rotation_seals_with_the_current_key_and_opens_with_any() {
+        let old = ring(1, 1).seal(KEY, JSON).unwrap();
+        let mut rotated = ring(2, 2);
+        rotated.add(FleetKey::new(1, [1; 32]));
+        assert_eq!(rotated.open(KEY, &old).unwrap().as_slice(), JSON);
+        let new = rotated.seal(KEY, JSON).unwrap();
+        assert_eq!(&new[1..5], &2u32.to_be_bytes());
+        assert_eq!(ring(1, 1).open(KEY, &new), Err(Refused::UnknownKey(2)));
+    }
+
+    #[test]
+    fn plaintext_is_written_and_read_only_after_opting_in() {
+        let keys = ring(1, 1);
+        let mut plain = ring(1, 1);
+        plain.allow_plaintext();
+        let value = plain.seal(KEY, JSON).unwrap();
+        assert_eq!(value[0], PLAINTEXT);
+        assert_eq!(&value[1..], JSON);
+        assert_eq!(plain.open(KEY, &value).unwrap().as_slice(), JSON);
+        assert_eq!(keys.open(KEY, &value), Err(Refused::Plaintext));
+        // A fleet that opted in still reads sealed values.
+        assert_eq!(
+            plain
+                .open(KEY, &keys.seal(KEY, JSON).unwrap())
+                .unwrap()
+                .as_slice(),
+            JSON
+        );
+    }
+
+    #[test]
+    fn short_and_unknown_values_are_refused_without_panicking() {
+        let keys = ring(1, 1);
+        assert_eq!(keys.open(KEY, b""), Err(Refused::Truncated));
+        assert_eq!(keys.open(KEY, &[SEALED, 0, 0]), Err(Refused::Truncated));
+        assert_eq!(keys.open(KEY, &[SEALED; 32]), Err(Refused::Truncated));
+        assert_eq!(
+            keys.open(KEY, b"{\"json\":1}"),
+            Err(Refused::UnknownFormat(b'{'))
+        );
+    }
+
+    #[test]
+    fn keys_come_from_32_bytes_only_and_never_show_them() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode([0xab; 32]);
+        let key = FleetKey::from_base64(3, &encoded).unwrap();
+        assert_eq!(*key.bytes, [0xab; 32]);
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xfb; 32]);
+        assert_eq!(
+            *FleetKey::from_base64(3, &url_safe).unwrap().bytes,
+            [0xfb; 32]
+        );
+        assert!(FleetKey::from_slice(1, &[0; 31]).is_err());
+        assert!(FleetKey::from_base64(1, "not base64!").is_err());
+        assert_eq!(format!("{key:?}"), "FleetKey { id: 3, bytes: [redacted] }");
+        assert_eq!(
+            format!("{:?}", ring(1, 0xcd)),
+            "Keyring { current: 1, ids: [1], plaintext: false }"
+        );
+    }
+}

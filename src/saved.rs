@@ -1,0 +1,153 @@
+//! A token as it is kept outside the process: JSON, with the access token's expiry as an
+//! absolute Unix time, so that whoever reads it later (this program after a restart, another
+//! replica of a fleet) computes the time left by its own clock.
+//!
+//! [`FileStore`](crate::FileStore) writes this form to its file, and the Redis fleet seals it
+//! into its values; both refuse a layout version they do not know rather than misread it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Token;
+
+/// The layout; a saved token with a later version is refused rather than misread.
+pub(crate) const VERSION: u32 = 1;
+
+/// `token` in its saved form, saved at `now`: serialize it with any `serde_json` writer.
+#[derive(Serialize)]
+pub(crate) struct Saving<'a> {
+    version: u32,
+    access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
+    /// When the token was saved, so a reader can tell its whole lifetime from the time it has
+    /// left (a cache's refresh margin is at most half the lifetime). Optional: older readers
+    /// ignore it, and tokens saved before it have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "no_fields")]
+    extra: &'a Map<String, Value>,
+}
+
+impl<'a> Saving<'a> {
+    pub(crate) fn new(token: &'a Token, now: SystemTime) -> Self {
+        // Rounded down: a token is taken for expired a fraction of a second early, never late.
+        let expires_at = token
+            .expires_in()
+            .and_then(|lifetime| now.checked_add(lifetime))
+            .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+            .map(|since_epoch| since_epoch.as_secs());
+        let issued_at = expires_at.and_then(|_| now.duration_since(UNIX_EPOCH).ok());
+        Self {
+            version: VERSION,
+            access_token: token.access_token().expose(),
+            expires_at,
+            issued_at: issued_at.map(|since_epoch| since_epoch.as_secs()),
+            scope: token.scopes(),
+            refresh_token: token.refresh_token().map(|secret| secret.expose()),
+            id_token: token.id_token().map(|secret| secret.expose()),
+            extra: token.extra(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Saved {
+    version: u32,
+    access_token: String,
+    expires_at: Option<u64>,
+    issued_at: Option<u64>,
+    scope: Option<Vec<String>>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    #[serde(default)]
+    extra: Map<String, Value>,
+}
+
+fn no_fields(extra: &&Map<String, Value>) -> bool {
+    extra.is_empty()
+}
+
+/// Why saved bytes are not a token. Never quotes the bytes, which hold secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// Not JSON of the saved layout; where the reader stopped.
+    Malformed { line: usize, column: usize },
+    /// A layout version this program does not read.
+    Version(u32),
+}
+
+/// The token saved in `bytes`, with its lifetime counted from `now` (zero once it has passed).
+pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<Token, Unreadable> {
+    decode_with_lifetime(bytes, now).map(|(token, _)| token)
+}
+
+/// As [`decode`], with the token's whole lifetime as it was when saved, if the saved form
+/// tells it.
+pub(crate) fn decode_with_lifetime(
+    bytes: &[u8],
+    now: SystemTime,
+) -> Result<(Token, Option<Duration>), Unreadable> {
+    // serde's messages can quote the input: only the position is kept.
+    let saved: Saved = serde_json::from_slice(bytes).map_err(|error| Unreadable::Malformed {
+        line: error.line(),
+        column: error.column(),
+    })?;
+    if saved.version != VERSION {
+        return Err(Unreadable::Version(saved.version));
+    }
+    let lifetime = saved
+        .expires_at
+        .zip(saved.issued_at)
+        .map(|(expires_at, issued_at)| Duration::from_secs(expires_at.saturating_sub(issued_at)));
+    let mut token = Token::bearer(saved.access_token).with_extra(saved.extra);
+    if let Some(expires_at) = saved.expires_at {
+        let at = UNIX_EPOCH + Duration::from_secs(expires_at);
+        token = token.with_expires_in(at.duration_since(now).unwrap_or(Duration::ZERO));
+    }
+    if let Some(scopes) = saved.scope {
+        token = token.with_scopes(scopes);
+    }
+    if let Some(refresh_token) = saved.refresh_token {
+        token = token.with_refresh_token(refresh_token);
+    }
+    if let Some(id_token) = saved.id_token {
+        token = token.with_id_token(id_token);
+    }
+    Ok((token, lifetime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lifetime_is_read_back_beside_the_time_left() {
+        let saved_at = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let token = Token::bearer("a").with_expires_in(Duration::from_secs(300));
+        let json = serde_json::to_vec(&Saving::new(&token, saved_at)).unwrap();
+        let later = saved_at + Duration::from_secs(100);
+        let (token, lifetime) = decode_with_lifetime(&json, later).unwrap();
+        assert_eq!(token.expires_in(), Some(Duration::from_secs(200)));
+        assert_eq!(lifetime, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn a_token_saved_without_issue_time_or_expiry_has_no_known_lifetime() {
+        let older = br#"{"version":1,"access_token":"a","expires_at":1000300}"#;
+        let (_, lifetime) = decode_with_lifetime(older, UNIX_EPOCH).unwrap();
+        assert_eq!(lifetime, None);
+        let json = serde_json::to_vec(&Saving::new(&Token::bearer("a"), UNIX_EPOCH)).unwrap();
+        let (token, lifetime) = decode_with_lifetime(&json, UNIX_EPOCH).unwrap();
+        assert_eq!((token.expires_in(), lifetime), (None, None));
+        assert!(!String::from_utf8(json).unwrap().contains("issued_at"));
+    }
+}
