@@ -118,7 +118,8 @@
 //! that needs a fetch fails with [`ErrorKind::Config`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// Data from the network or the user never panics the library; tests may unwrap.
+// Data from the network or the user never panics the library. Set here rather than in
+// Cargo.toml, whose lints also reach the tests, benchmarks and examples, which may unwrap.
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)

@@ -191,3 +191,45 @@ async fn no_secret_appears_in_any_trace_output_of_a_whole_flow() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_default_subscriber_at_info_shows_each_fetch_with_its_reason_and_duration_and_each_401_retry()
+ {
+    let capture = Capture::default();
+    // `tracing_subscriber::fmt()` as an application sets it up: INFO, no span events.
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let addr = start(Server::default()).await;
+    let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let endpoint = TokenClient::new(&format!("http://{addr}/token"), http.clone()).unwrap();
+    let grant = ClientCredentials::new(endpoint, ClientAuth::basic("client", CLIENT_SECRET));
+    let client = OAuth2Layer::new(grant).layer(http);
+    // A cold fetch, a 401 for token 1, a refresh and a retry; then a request from the cache.
+    for _ in 0..2 {
+        let request = Request::get(format!("http://{addr}/api"))
+            .body(Full::default())
+            .unwrap();
+        assert_eq!(client.clone().oneshot(request).await.unwrap().status(), 200);
+    }
+
+    drop(_guard);
+    let output = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = output.lines().collect();
+    let fetched: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("token fetched"))
+        .collect();
+    assert_eq!(fetched.len(), 2, "{output}");
+    for (line, reason) in fetched.iter().zip(["cold", "unauthorized"]) {
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains(&format!("reason=\"{reason}\"")), "{line}");
+        assert!(line.contains("elapsed_ms="), "{line}");
+    }
+    let retries = lines.iter().filter(|l| l.contains("retrying once")).count();
+    assert_eq!(retries, 1, "{output}");
+    assert!(!output.contains("DEBUG"), "{output}");
+}

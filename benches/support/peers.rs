@@ -96,7 +96,9 @@ pub fn yup<S>(
             yup_oauth2::authenticator::ApplicationDefaultCredentialsTypes::InstanceMetadata(
                 builder,
             ) => builder,
-            _ => panic!("GOOGLE_APPLICATION_CREDENTIALS must be unset for this benchmark"),
+            yup_oauth2::authenticator::ApplicationDefaultCredentialsTypes::ServiceAccount(_) => {
+                panic!("GOOGLE_APPLICATION_CREDENTIALS must be unset for this benchmark")
+            }
         };
         let authenticator = builder.build().await.expect("an authenticator");
         // The first call fetches; every later one is served from yup-oauth2's cache.

@@ -1,15 +1,7 @@
-//! The copy of a request kept for the retry after a 401.
-//!
-//! Every request that can be replayed pays for this copy, and almost none is ever replayed, so
-//! the copy is made as cheap as it can be and the request is rebuilt from it only for the retry:
-//!
-//! - a short URI is copied as bytes into the copy itself: cloning a parsed `Uri` would touch two
-//!   shared reference counts, and dropping the clone two more;
-//! - an empty header map is not copied at all, and a full one is packed into one buffer: cloning
-//!   the map would cost an allocation for its table and one for each header value built from a
-//!   string;
-//! - the method, version and extensions are cloned (for the standard methods and requests
-//!   without extensions, a copy of a few bytes).
+//! The copy of a request kept for the retry after a 401. Every replayable request pays for it
+//! and almost none is ever sent again, so a short URI is kept inline and the headers packed
+//! into one buffer (a header map clone allocates per value); the request is rebuilt from the
+//! copy only for the retry.
 
 use std::fmt;
 
