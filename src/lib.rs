@@ -162,7 +162,7 @@ pub use self::{
     },
     revocation::{Revocation, TokenTypeHint},
     secret::Secret,
-    source::{FetchContext, FetchReason, TokenSource},
+    source::{FetchContext, FetchReason, TokenSetId, TokenSource},
     store::{FileStore, MemoryStore, TokenStore},
     token::Token,
     transport::HttpClient,

@@ -38,6 +38,14 @@ pub trait TokenSource: Send + Sync + 'static {
     fn grant_type(&self) -> &'static str {
         "custom"
     }
+
+    /// What this source's tokens are for, so that caches in other processes can tell whether
+    /// they may share them (see `TokenCacheBuilder::fleet`). `None`, the default: they are
+    /// never shared. The grants of this crate say it: `ClientCredentials` always, the grants
+    /// that act for a user once given a [subject](TokenSetId::subject).
+    fn identity(&self) -> Option<TokenSetId> {
+        None
+    }
 }
 
 /// A shared source is a source, so a caller can keep a handle to the one a cache uses.
@@ -48,6 +56,10 @@ impl<T: TokenSource> TokenSource for std::sync::Arc<T> {
 
     fn grant_type(&self) -> &'static str {
         T::grant_type(self)
+    }
+
+    fn identity(&self) -> Option<TokenSetId> {
+        T::identity(self)
     }
 }
 
@@ -111,6 +123,9 @@ pub(crate) trait DynTokenSource: Send + Sync + 'static {
     fn fetch_boxed<'a>(&'a self, cx: FetchContext<'a>) -> BoxFuture<'a, Result<Token, Error>>;
 
     fn grant_type(&self) -> &'static str;
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn identity(&self) -> Option<TokenSetId>;
 }
 
 impl<T: TokenSource> DynTokenSource for T {
@@ -120,5 +135,93 @@ impl<T: TokenSource> DynTokenSource for T {
 
     fn grant_type(&self) -> &'static str {
         TokenSource::grant_type(self)
+    }
+
+    fn identity(&self) -> Option<TokenSetId> {
+        TokenSource::identity(self)
+    }
+}
+
+/// What identifies the tokens a [`TokenSource`] issues, across processes: the token endpoint,
+/// the client, the grant type and what it asks for. Two sources with equal identities get
+/// interchangeable tokens. It holds no secret: the client secret and the tokens are no part
+/// of it.
+///
+/// ```
+/// use tower_oauth2::TokenSetId;
+///
+/// let id = TokenSetId::new("https://auth.example.com/oauth2/token", "my-client", "client_credentials")
+///     .scopes(["orders:read"])
+///     .audience("https://api.example.com");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSetId {
+    pub(crate) token_endpoint: String,
+    pub(crate) client_id: String,
+    pub(crate) grant_type: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) params: Vec<String>,
+}
+
+impl TokenSetId {
+    /// The tokens `client_id` gets from `token_endpoint` with `grant_type`.
+    pub fn new(
+        token_endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        grant_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            token_endpoint: token_endpoint.into(),
+            client_id: client_id.into(),
+            grant_type: grant_type.into(),
+            scopes: Vec::new(),
+            resources: Vec::new(),
+            audiences: Vec::new(),
+            subject: None,
+            params: Vec::new(),
+        }
+    }
+
+    /// The scopes asked for, in any order.
+    #[must_use]
+    pub fn scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// A resource indicator asked for (RFC 8707 `resource`).
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    /// An audience asked for (`audience`, as some servers name the API a token is for).
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Whose tokens these are, for grants that act for a user or a service account: tokens of
+    /// different subjects are never shared.
+    #[must_use]
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Another form field that changes what the server issues. Never a secret.
+    #[must_use]
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.params.push(format!("{name}={value}"));
+        self
     }
 }

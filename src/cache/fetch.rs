@@ -13,9 +13,9 @@ use tracing::Instrument;
 use super::{
     Core,
     flight::{FlightGuard, Outcome},
-    state::Entry,
+    state::{Entry, check_header},
 };
-use crate::{Error, ErrorKind, FetchContext, FetchReason};
+use crate::{Error, ErrorKind, FetchContext, FetchReason, Token};
 
 /// A `Retry-After` longer than this is taken as this: a server cannot switch clients off.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -41,11 +41,14 @@ impl Backoff {
     }
 }
 
-/// Where a token came from: a cold cache reads its store before it asks the source.
+/// Where a token came from: a cold cache reads its store before it asks the source, and a
+/// cache in a fleet may take the token another replica fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Obtained {
     Loaded,
     Fetched,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Shared,
 }
 
 /// The flight's task: waits until `start_at`, fetches, installs the outcome and sends it to
@@ -160,15 +163,49 @@ async fn once(
         .as_deref()
         .map(|entry| &entry.token)
         .or(loaded.as_ref());
-    let cx = FetchContext::new(previous, reason);
-    let mut token = tokio::time::timeout_at(deadline, core.source.fetch_boxed(cx))
-        .await
-        .map_err(timed_out)??;
-    token.inherit_refresh_token(previous);
+    let (token, obtained) = ask(core, reason, previous, deadline).await?;
     let entry = Entry::new(token, issued, core.rules.refresh_margin)?;
-    core.stats.fetched(true);
-    core.persistence.save(&entry.token, &core.stats).await;
-    Ok((Arc::new(entry), Obtained::Fetched))
+    Ok((Arc::new(entry), obtained))
+}
+
+/// Gets a new token to replace `previous`: from the source, or through the fleet when the cache
+/// has one, which may hand over another replica's token instead of asking the source.
+async fn ask(
+    core: &Core,
+    reason: FetchReason,
+    previous: Option<&Token>,
+    deadline: Instant,
+) -> Result<(Token, Obtained), Error> {
+    // What the source is asked, with the newest token known (the fleet may know a newer one
+    // than `previous`): the new token is saved before anyone can use it, since a server that
+    // rotates refresh tokens has already retired the one before.
+    let grant = |previous: Option<Token>| async move {
+        let cx = FetchContext::new(previous.as_ref(), reason);
+        let mut token = tokio::time::timeout_at(deadline, core.source.fetch_boxed(cx))
+            .await
+            .map_err(timed_out)??;
+        token.inherit_refresh_token(previous.as_ref());
+        check_header(&token)?;
+        core.stats.fetched(true);
+        core.persistence.save(&token, &core.stats).await;
+        Ok(token)
+    };
+    #[cfg(feature = "redis")]
+    if let Some(fleet) = &core.fleet {
+        if reason == FetchReason::Unauthorized
+            && let Some(refused) = previous
+        {
+            fleet.retire(refused).await;
+        }
+        return match fleet.obtain(previous, grant).await? {
+            crate::fleet::Obtained::Fleet(token) => {
+                core.stats.shared();
+                Ok((token, Obtained::Shared))
+            }
+            other => Ok((other.into_token(), Obtained::Fetched)),
+        };
+    }
+    Ok((grant(previous.cloned()).await?, Obtained::Fetched))
 }
 
 fn log_success(
@@ -182,6 +219,7 @@ fn log_success(
     let described = match obtained {
         Obtained::Loaded => "loaded",
         Obtained::Fetched => "ok",
+        Obtained::Shared => "shared",
     };
     record_on_span(described, attempts, started);
     let grant_type = core.source.grant_type();
@@ -203,6 +241,13 @@ fn log_success(
             elapsed_ms,
             expires_in_s,
             "token fetched"
+        ),
+        Obtained::Shared => tracing::info!(
+            grant_type,
+            reason,
+            elapsed_ms,
+            expires_in_s,
+            "token taken from the fleet"
         ),
     }
 }

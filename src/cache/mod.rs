@@ -17,6 +17,8 @@
 //!   retires that token and no other (`ticket.rs`).
 
 mod fetch;
+#[cfg(feature = "redis")]
+mod fleet;
 mod flight;
 mod persist;
 mod state;
@@ -97,6 +99,8 @@ struct Core {
     flight: Mutex<Flight>,
     source: Box<dyn DynTokenSource>,
     persistence: Persistence,
+    #[cfg(feature = "redis")]
+    fleet: Option<fleet::Fleet>,
     rules: Rules,
     stats: Stats,
 }
@@ -133,6 +137,8 @@ impl TokenCache {
         TokenCacheBuilder {
             source: Box::new(source),
             store: None,
+            #[cfg(feature = "redis")]
+            fleet: None,
             rules: Rules {
                 refresh_margin: Duration::from_secs(60),
                 min_refresh_interval: Duration::from_secs(1),
@@ -302,6 +308,8 @@ impl fmt::Debug for TokenCache {
 pub struct TokenCacheBuilder {
     source: Box<dyn DynTokenSource>,
     store: Option<Box<dyn DynTokenStore>>,
+    #[cfg(feature = "redis")]
+    fleet: Option<(Arc<crate::fleet::RedisFleet>, crate::TokenSetId)>,
     rules: Rules,
 }
 
@@ -363,6 +371,28 @@ impl TokenCacheBuilder {
         self
     }
 
+    /// Shares tokens with the other replicas of a fleet through Redis: on a miss, when its
+    /// token turns stale, and after a 401, the cache asks `fleet` before its source, and one
+    /// replica runs the grant for all. A request whose token is cached never touches Redis.
+    /// See [`fleet`](crate::fleet). Available with the `redis` feature.
+    ///
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) when the source does not say
+    /// what its tokens are for ([`TokenSource::identity`]): a grant that acts for a user needs
+    /// a subject first, such as [`RefreshToken::subject`](crate::grant::RefreshToken::subject),
+    /// so that no replica is ever handed another user's tokens.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn fleet(mut self, fleet: impl Into<Arc<crate::fleet::RedisFleet>>) -> Result<Self, Error> {
+        let id = self.source.identity().ok_or_else(|| {
+            Error::config(
+                "the token source does not say what its tokens are for (TokenSource::identity); \
+                 a grant that acts for a user shares tokens only once given a subject",
+            )
+        })?;
+        self.fleet = Some((fleet.into(), id));
+        Ok(self)
+    }
+
     /// Builds the cache.
     pub fn build(self) -> TokenCache {
         let rules = self.rules;
@@ -372,6 +402,10 @@ impl TokenCacheBuilder {
                 flight: Mutex::new(Flight::default()),
                 source: self.source,
                 persistence: Persistence::new(self.store, rules.fetch_timeout),
+                #[cfg(feature = "redis")]
+                fleet: self
+                    .fleet
+                    .map(|(fleet, id)| fleet::Fleet::new(fleet, &id, rules.refresh_margin)),
                 rules,
                 stats: Stats::default(),
             }),

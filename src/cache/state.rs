@@ -92,6 +92,25 @@ impl Stamp {
     }
 }
 
+/// The `Authorization` header of `token`. Fails when the access token cannot be sent in a
+/// header, which only a broken or hostile server causes.
+fn header_of(token: &Token) -> Result<HeaderValue, Error> {
+    let access = token.access_token().expose();
+    if access.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidResponse).with_detail("access token is empty"));
+    }
+    let value = Zeroizing::new(format!("Bearer {access}").into_bytes());
+    sensitive_header(value).ok_or_else(|| {
+        Error::new(ErrorKind::InvalidResponse)
+            .with_detail("access token has characters not allowed in a header")
+    })
+}
+
+/// Checks that `token` can be sent in a header, before it is saved anywhere.
+pub(crate) fn check_header(token: &Token) -> Result<(), Error> {
+    header_of(token).map(drop)
+}
+
 /// A new generation, unique across every cache of the process.
 fn next_generation() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -117,15 +136,7 @@ impl Entry {
     /// Fails when the access token cannot be sent in a header, which only a broken or hostile
     /// server causes.
     pub(crate) fn new(token: Token, issued: Instant, margin: Duration) -> Result<Self, Error> {
-        let access = token.access_token().expose();
-        if access.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidResponse).with_detail("access token is empty"));
-        }
-        let value = Zeroizing::new(format!("Bearer {access}").into_bytes());
-        let header = sensitive_header(value).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidResponse)
-                .with_detail("access token has characters not allowed in a header")
-        })?;
+        let header = header_of(&token)?;
         let (stale_at, expires_at) = match token.expires_in() {
             // A token that came already expired is used until something better arrives.
             Some(Duration::ZERO) => (Some(issued), None),

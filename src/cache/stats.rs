@@ -16,6 +16,9 @@ pub struct CacheStats {
     /// Tokens read back from the [store](crate::TokenCacheBuilder::store) by a cold cache, each
     /// of which spared a fetch.
     pub loads: u64,
+    /// Tokens taken from a fleet (`TokenCacheBuilder::fleet`): fetched by another replica, or
+    /// by this one before a restart; each spared a fetch.
+    pub shared: u64,
     /// Attempts that failed.
     pub failed_fetches: u64,
     /// Requests sent again after a 401 answer.
@@ -28,6 +31,7 @@ pub struct CacheStats {
 pub(crate) struct Stats {
     fetches: AtomicU64,
     loads: AtomicU64,
+    shared: AtomicU64,
     failures: AtomicU64,
     retries: AtomicU64,
     failed_saves: AtomicU64,
@@ -50,6 +54,13 @@ impl Stats {
         metrics::counter!("tower_oauth2_token_loads_total").increment(1);
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn shared(&self) {
+        self.shared.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_oauth2_token_shared_total").increment(1);
+    }
+
     pub(crate) fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -64,6 +75,7 @@ impl Stats {
         CacheStats {
             fetches: self.fetches.load(Ordering::Relaxed),
             loads: self.loads.load(Ordering::Relaxed),
+            shared: self.shared.load(Ordering::Relaxed),
             failed_fetches: self.failures.load(Ordering::Relaxed),
             retries_after_401: self.retries.load(Ordering::Relaxed),
             failed_saves: self.failed_saves.load(Ordering::Relaxed),

@@ -6,7 +6,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use http::HeaderValue;
 use zeroize::Zeroizing;
 
-use crate::{Secret, secret::sensitive_header};
+use crate::{Secret, TokenSetId, secret::sensitive_header};
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3).
 ///
@@ -208,6 +208,24 @@ impl TokenRequest {
     /// Returns the grant type.
     pub fn grant_type(&self) -> &str {
         self.grant_type.as_deref().unwrap_or_default()
+    }
+
+    /// What tokens this request gets, for `client_id` at `token_endpoint`: its grant type and
+    /// its plain fields (secret fields are no part of it).
+    pub(crate) fn identity(&self, token_endpoint: &str, client_id: &str) -> TokenSetId {
+        let mut id = TokenSetId::new(token_endpoint, client_id, self.grant_type());
+        for (name, value) in &self.params {
+            let Value::Plain(value) = value else {
+                continue;
+            };
+            id = match name.as_str() {
+                "scope" => id.scopes(value.split_whitespace()),
+                "resource" => id.resource(value),
+                "audience" => id.audience(value),
+                _ => id.param(name, value),
+            };
+        }
+        id
     }
 
     /// Every secret the request carries, in each form it takes on the wire, so error text can

@@ -22,90 +22,44 @@ use std::{fmt, time::Duration};
 
 use sha2::{Digest, Sha256};
 
+use crate::TokenSetId;
+
 /// Tells domains of the hash apart, and versions the key layout.
 const DOMAIN: &[u8] = b"tower-oauth2 fleet token set v1";
 
-/// What identifies a token set across a fleet. Holds no secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSetId {
-    token_endpoint: String,
-    client_id: String,
-    grant_type: String,
-    scopes: Vec<String>,
-    resources: Vec<String>,
-    audiences: Vec<String>,
+/// The hex hash that names the token set `id` in `namespace`.
+fn hash(id: &TokenSetId, namespace: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(DOMAIN);
+    let fields = [namespace, &id.token_endpoint, &id.client_id, &id.grant_type];
+    for field in fields {
+        put(&mut hasher, field);
+    }
+    for list in [&id.scopes, &id.resources, &id.audiences] {
+        put_sorted(&mut hasher, list);
+    }
+    // Later parts are written only when present, so that the keys of the sets that have none
+    // stay what they were. The encoding above is prefix-free, so this cannot collide.
+    if id.subject.is_some() || !id.params.is_empty() {
+        hasher.update(b"+subject,params");
+        put(&mut hasher, id.subject.as_deref().unwrap_or_default());
+        put_sorted(&mut hasher, &id.params);
+    }
+    // 128 bits name a token set among any number a fleet will ever hold.
+    let digest = hasher.finalize();
+    digest[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
-impl TokenSetId {
-    /// The token set a client gets from `token_endpoint` with `grant_type`.
-    pub fn new(
-        token_endpoint: impl Into<String>,
-        client_id: impl Into<String>,
-        grant_type: impl Into<String>,
-    ) -> Self {
-        Self {
-            token_endpoint: token_endpoint.into(),
-            client_id: client_id.into(),
-            grant_type: grant_type.into(),
-            scopes: Vec::new(),
-            resources: Vec::new(),
-            audiences: Vec::new(),
-        }
-    }
-
-    /// The scopes asked for, in any order.
-    #[must_use]
-    pub fn scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<String>,
-    {
-        self.scopes.extend(scopes.into_iter().map(Into::into));
-        self
-    }
-
-    /// A resource indicator asked for (RFC 8707 `resource`).
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.resources.push(resource.into());
-        self
-    }
-
-    /// An audience asked for (`audience`, as some servers name the API a token is for).
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
-        self
-    }
-
-    /// The hex hash that names this token set in `namespace`.
-    fn hash(&self, namespace: &str) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(DOMAIN);
-        let fields = [
-            namespace,
-            &self.token_endpoint,
-            &self.client_id,
-            &self.grant_type,
-        ];
-        for field in fields {
-            put(&mut hasher, field);
-        }
-        for list in [&self.scopes, &self.resources, &self.audiences] {
-            let mut sorted: Vec<&str> = list.iter().map(String::as_str).collect();
-            sorted.sort_unstable();
-            sorted.dedup();
-            hasher.update((sorted.len() as u64).to_be_bytes());
-            for item in sorted {
-                put(&mut hasher, item);
-            }
-        }
-        // 128 bits name a token set among any number a fleet will ever hold.
-        let digest = hasher.finalize();
-        digest[..16]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+fn put_sorted(hasher: &mut Sha256, list: &[String]) {
+    let mut sorted: Vec<&str> = list.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    hasher.update((sorted.len() as u64).to_be_bytes());
+    for item in sorted {
+        put(hasher, item);
     }
 }
 
@@ -128,7 +82,7 @@ pub struct FleetScope {
 
 impl FleetScope {
     pub(super) fn derive(namespace: &str, id: &TokenSetId) -> Self {
-        let hash = id.hash(namespace);
+        let hash = hash(id, namespace);
         Self {
             token: format!("tower-oauth2:{{{hash}}}:token"),
             lease: format!("tower-oauth2:{{{hash}}}:lease"),
@@ -231,6 +185,13 @@ mod tests {
         for variant in &variants {
             assert_ne!(variant.hash, base.hash, "{variant:?}");
         }
+        let subject = FleetScope::derive("ns", &id().scopes(["a"]).subject("user-1"));
+        let other = FleetScope::derive("ns", &id().scopes(["a"]).subject("user-2"));
+        let param = FleetScope::derive("ns", &id().scopes(["a"]).param("prompt", "none"));
+        for variant in [&subject, &other, &param] {
+            assert_ne!(variant.hash, base.hash, "{variant:?}");
+        }
+        assert_ne!(subject.hash, other.hash);
     }
 
     #[test]

@@ -115,14 +115,14 @@ mod stats;
 
 use std::{fmt, time::Duration};
 
-pub(crate) use self::key::{FleetScope, TokenSetId};
+pub(crate) use self::{key::FleetScope, protocol::Obtained};
 use self::{
     redis::Redis,
     seal::Keyring,
     stats::{Counters, Health},
 };
 pub use self::{seal::FleetKey, stats::FleetStats};
-use crate::Error;
+use crate::{Error, TokenSetId};
 
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -285,9 +285,10 @@ pub mod __seam {
 
     use super::RedisFleet;
     pub use super::{
-        key::{FleetScope, TokenSetId},
+        key::FleetScope,
         protocol::{Obtained, Retired},
     };
+    pub use crate::TokenSetId;
     use crate::{Error, Token};
 
     /// `RedisFleet::scope`.

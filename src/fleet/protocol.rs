@@ -499,7 +499,7 @@ impl Drop for Lease<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::TokenSetId;
+    use crate::TokenSetId;
 
     fn scope(margin: u64) -> FleetScope {
         FleetScope::derive(

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
-    TokenSource, origin::secure_url,
+    TokenSetId, TokenSource, origin::secure_url,
 };
 
 /// A [`TokenSource`] for the authorization code grant with PKCE (S256).
@@ -88,6 +88,7 @@ pub struct AuthorizationCode {
     params: Vec<(String, String)>,
     issuer: Option<String>,
     refresh: TokenRequest,
+    subject: Option<String>,
 }
 
 impl AuthorizationCode {
@@ -119,6 +120,7 @@ impl AuthorizationCode {
             params: Vec::new(),
             issuer: None,
             refresh: TokenRequest::new("refresh_token"),
+            subject: None,
         })
     }
 
@@ -160,6 +162,15 @@ impl AuthorizationCode {
     #[must_use]
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Names the user these tokens are for, so that caches in other processes may share them
+    /// through a fleet (`TokenCacheBuilder::fleet`). Tokens of different subjects are never
+    /// shared; without a subject, they are never shared at all.
+    #[must_use]
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
         self
     }
 
@@ -273,6 +284,19 @@ impl TokenSource for AuthorizationCode {
     fn grant_type(&self) -> &'static str {
         "authorization_code"
     }
+
+    fn identity(&self) -> Option<TokenSetId> {
+        let subject = self.subject.as_deref()?;
+        let url = self.endpoint.url().to_string();
+        let id = TokenSetId::new(url, self.auth.client_id(), "authorization_code")
+            .scopes(self.scopes.iter().cloned())
+            .subject(subject);
+        Some(
+            self.params
+                .iter()
+                .fold(id, |id, (name, value)| id.param(name, value)),
+        )
+    }
 }
 
 impl fmt::Debug for AuthorizationCode {
@@ -285,6 +309,7 @@ impl fmt::Debug for AuthorizationCode {
             .field("scopes", &self.scopes)
             .field("params", &self.params)
             .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
             .finish()
     }
 }

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::{ClientAuth, Error, FetchContext, Token, TokenClient, TokenRequest, TokenSource};
+use crate::{
+    ClientAuth, Error, FetchContext, Token, TokenClient, TokenRequest, TokenSetId, TokenSource,
+};
 
 /// A [`TokenSource`] for `grant_type=client_credentials`: the client authenticates as itself,
 /// with no user involved.
@@ -69,6 +71,11 @@ impl TokenSource for ClientCredentials {
 
     fn grant_type(&self) -> &'static str {
         "client_credentials"
+    }
+
+    fn identity(&self) -> Option<TokenSetId> {
+        let url = self.endpoint.url().to_string();
+        Some(self.request.identity(&url, self.auth.client_id()))
     }
 }
 

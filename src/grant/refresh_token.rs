@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
-    TokenSource,
+    TokenSetId, TokenSource,
 };
 
 /// A [`TokenSource`] for `grant_type=refresh_token`, starting from a refresh token obtained
@@ -47,6 +47,7 @@ pub struct RefreshToken {
     auth: ClientAuth,
     initial: Secret,
     request: TokenRequest,
+    subject: Option<String>,
 }
 
 impl RefreshToken {
@@ -58,7 +59,18 @@ impl RefreshToken {
             auth,
             initial: refresh_token.into(),
             request: TokenRequest::new("refresh_token"),
+            subject: None,
         }
+    }
+
+    /// Names whose tokens these are (a user, a service account), so that caches in other
+    /// processes may share them through a fleet (`TokenCacheBuilder::fleet`), and so the one
+    /// refresh token that a rotating server accepts. Tokens of different subjects are never
+    /// shared; without a subject, they are never shared at all.
+    #[must_use]
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
     }
 
     /// Asks for these scopes, which must be among those the refresh token grants (RFC 6749
@@ -93,6 +105,16 @@ impl TokenSource for RefreshToken {
     fn grant_type(&self) -> &'static str {
         "refresh_token"
     }
+
+    fn identity(&self) -> Option<TokenSetId> {
+        let subject = self.subject.as_deref()?;
+        let url = self.endpoint.url().to_string();
+        Some(
+            self.request
+                .identity(&url, self.auth.client_id())
+                .subject(subject),
+        )
+    }
 }
 
 impl fmt::Debug for RefreshToken {
@@ -101,6 +123,7 @@ impl fmt::Debug for RefreshToken {
             .field("endpoint", &self.endpoint)
             .field("auth", &self.auth)
             .field("request", &self.request)
+            .field("subject", &self.subject)
             .finish_non_exhaustive()
     }
 }
