@@ -99,6 +99,7 @@
 //! | `loopback` (default) | [`grant::LoopbackRedirect`]: the authorization-code sign-in for command-line and desktop apps (tokio's `net`) |
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
 //! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
+//! | `reqwest012`, `reqwest-middleware04` | the same for reqwest 0.12 and reqwest-middleware 0.4; `TokenClient::reqwest012` |
 //! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
 //! | `redis` | `fleet::RedisFleet`: replicas share one token set through Redis or Redis Cluster, so a fleet runs one grant per token lifetime (not yet consulted by the cache) |

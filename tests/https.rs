@@ -160,8 +160,33 @@ async fn a_certificate_outside_the_trusted_roots_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Transport);
+    assert_eq!(
+        error.to_string(),
+        "could not reach token endpoint: TLS handshake failed"
+    );
 
     let http = https::client().unwrap();
     let request = Request::get(url).body(Full::default()).unwrap();
     assert!(http.oneshot(request).await.is_err());
+}
+
+#[tokio::test]
+async fn a_closed_port_is_reported_as_a_refused_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let endpoint =
+        TokenClient::https(&format!("http://127.0.0.1:{port}/token?key=sentinel")).unwrap();
+    let error = endpoint
+        .request(
+            &tower_oauth2::TokenRequest::new("client_credentials"),
+            &ClientAuth::basic("client", "secret"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport);
+    assert_eq!(
+        error.to_string(),
+        "could not reach token endpoint: connection refused"
+    );
 }

@@ -182,7 +182,7 @@ impl Endpoint {
                 .clone()
                 .oneshot(http_request)
                 .await
-                .map_err(|error| Error::new(ErrorKind::Transport).with_source(error))?;
+                .map_err(unreachable)?;
             let (parts, body) = response.into_parts();
             let body = read_body(body, &parts.headers, self.max_body_size).await?;
             read(parts.status, &parts.headers, &body, &secrets)
@@ -250,6 +250,44 @@ impl fmt::Debug for Endpoint {
     }
 }
 
+/// The error of an HTTP client that could not reach an endpoint, saying why in a few words
+/// found along the error's chain. The chain's own text is kept as the source, never shown: some
+/// clients quote the URL, query and all.
+fn unreachable(error: BoxError) -> Error {
+    let reason = reason_unreachable(&*error);
+    Error::new(ErrorKind::Transport)
+        .with_detail(reason)
+        .with_source(error)
+}
+
+fn reason_unreachable(error: &(dyn std::error::Error + 'static)) -> &'static str {
+    use std::io::ErrorKind as Io;
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                Io::ConnectionRefused => return "connection refused",
+                Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
+                    return "connection reset";
+                }
+                Io::TimedOut => return "connection timed out",
+                _ => {}
+            }
+        }
+        // Read, never shown: the clients' errors say "dns error" or "failed to lookup address",
+        // and name certificates or TLS when the handshake fails.
+        let text = error.to_string().to_ascii_lowercase();
+        if text.contains("dns error") || text.contains("lookup address") {
+            return "DNS lookup failed";
+        }
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return "TLS handshake failed";
+        }
+        next = error.source();
+    }
+    "the connection failed"
+}
+
 /// Reads the whole body, refusing more than `max` bytes.
 async fn read_body(
     mut body: UnsyncBoxBody<Bytes, BoxError>,
@@ -271,7 +309,11 @@ async fn read_body(
     // `Limited` over a boxed-error body trips a rustc limitation (rust-lang/rust#110338).
     let mut collected = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| Error::new(ErrorKind::Transport).with_source(error))?;
+        let frame = frame.map_err(|error| {
+            Error::new(ErrorKind::Transport)
+                .with_detail("the answer broke off")
+                .with_source(error)
+        })?;
         if let Ok(data) = frame.into_data() {
             if collected.len() + data.len() > max {
                 return Err(too_large());
@@ -280,4 +322,77 @@ async fn read_body(
         }
     }
     Ok(collected.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose own text is `text`, caused by `source`.
+    #[derive(Debug)]
+    struct Wrapped(
+        &'static str,
+        Option<Box<dyn std::error::Error + Send + Sync>>,
+    );
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|source| source as _)
+        }
+    }
+
+    fn reason(error: Wrapped) -> String {
+        unreachable(Box::new(error)).to_string()
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_says_why_from_anywhere_in_the_chain() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let chain = Wrapped("client error (Connect)", Some(Box::new(refused)));
+        assert_eq!(
+            reason(chain),
+            "could not reach token endpoint: connection refused"
+        );
+
+        let dns = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        let chain = Wrapped(
+            "client error (Connect)",
+            Some(Box::new(Wrapped("dns error", Some(Box::new(dns))))),
+        );
+        assert_eq!(
+            reason(chain),
+            "could not reach token endpoint: DNS lookup failed"
+        );
+
+        let tls = Wrapped("invalid peer certificate: UnknownIssuer", None);
+        assert_eq!(
+            reason(Wrapped("client error (Connect)", Some(Box::new(tls)))),
+            "could not reach token endpoint: TLS handshake failed"
+        );
+        assert_eq!(
+            reason(Wrapped("error sending request", None)),
+            "could not reach token endpoint: the connection failed"
+        );
+    }
+
+    #[test]
+    fn the_reason_never_repeats_the_clients_text() {
+        let chain = Wrapped(
+            "error sending request for url (https://auth.example.com/token?key=sentinel)",
+            Some(Box::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
+        );
+        let shown = reason(chain);
+        assert!(!shown.contains("sentinel"), "{shown}");
+        assert!(!shown.contains("auth.example.com"), "{shown}");
+    }
 }

@@ -5,7 +5,7 @@ mod future;
 mod protocol;
 mod replay;
 mod request;
-#[cfg(feature = "reqwest")]
+#[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 mod reqwest;
 mod snapshot;
 
