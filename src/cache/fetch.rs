@@ -1,18 +1,13 @@
 //! One fetch, as the flight's task runs it: read the store when the cache is cold, else ask the
-//! source, retrying transient errors with a jittered, growing backoff, all within the cache's
-//! fetch timeout; then save the new token and hand it to the waiters.
+//! source (through the fleet, when there is one), retrying transient errors with a jittered,
+//! growing backoff, all within the cache's fetch timeout, and save the new token.
 
-use std::{
-    sync::{Arc, Weak},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use tokio::{sync::watch, time::Instant};
-use tracing::Instrument;
+use tokio::time::Instant;
 
 use super::{
     Core,
-    flight::{FlightGuard, Outcome},
     state::{Entry, check_header},
 };
 use crate::{Error, ErrorKind, FetchContext, FetchReason, Token};
@@ -51,55 +46,12 @@ enum Obtained {
     Shared,
 }
 
-/// The flight's task: waits until `start_at`, fetches, installs the outcome and sends it to
-/// every waiter.
-pub(super) async fn run(
-    mut guard: FlightGuard,
-    sender: watch::Sender<Option<Outcome>>,
-    reason: FetchReason,
-    start_at: Option<Instant>,
-    cause: Option<tracing::Id>,
-) {
-    if let Some(at) = start_at {
-        tokio::time::sleep_until(at).await;
-    }
-    let core = Arc::clone(&guard.core);
-    // The fetch outlives the request that started it: a root span that follows from the
-    // request's, not its child.
-    let span = tracing::info_span!(
-        parent: None,
-        "token_fetch",
-        grant_type = core.source.grant_type(),
-        reason = reason.as_str(),
-        outcome = tracing::field::Empty,
-        attempts = tracing::field::Empty,
-        elapsed_ms = tracing::field::Empty,
-    );
-    span.follows_from(cause);
-    let (outcome, retry_at) = attempts(&core, reason).instrument(span.clone()).await;
-    drop(span);
-
-    core.finish(&outcome);
-    guard.finished = true;
-    drop(guard);
-    // Nobody may be waiting any more; the token is installed either way.
-    let _ = sender.send(Some(outcome));
-
-    // A token that is still valid keeps serving; the next background refresh waits for the
-    // backoff step. The wait holds no strong reference, so it keeps no cache alive.
-    if let Some(retry_at) = retry_at {
-        let weak = Arc::downgrade(&core);
-        drop(core);
-        tokio::time::sleep_until(retry_at).await;
-        if let Some(core) = Weak::upgrade(&weak) {
-            core.release_refreshing();
-        }
-    }
-}
+/// What a fetch ends with.
+pub(crate) type Outcome = Result<Arc<Entry>, Error>;
 
 /// Attempts the fetch until it succeeds, fails for good, or runs out of attempts or time.
 /// On failure, also returns when the next fetch may start.
-async fn attempts(core: &Core, reason: FetchReason) -> (Outcome, Option<Instant>) {
+pub(super) async fn attempts(core: &Core, reason: FetchReason) -> (Outcome, Option<Instant>) {
     let started = Instant::now();
     let deadline = later(started, core.rules.fetch_timeout);
     let mut attempt = 1;

@@ -9,21 +9,20 @@
 //! backoff step ends, so a failing endpoint sees one request per step, not one per caller.
 
 use std::{
-    sync::{Arc, MutexGuard, PoisonError},
+    sync::{Arc, MutexGuard, PoisonError, Weak},
     time::Duration,
 };
 
 use tokio::{sync::watch, time::Instant};
 
+use tracing::Instrument;
+
 use super::{
     Core,
-    fetch::{self, later},
+    fetch::{Outcome, attempts, later},
     state::{Entry, Phase},
 };
 use crate::{Error, ErrorKind, FetchReason};
-
-/// What a fetch ends with.
-pub(crate) type Outcome = Result<Arc<Entry>, Error>;
 
 /// What every waiter of one fetch holds: `None` until the fetch ends.
 pub(crate) type Waiter = watch::Receiver<Option<Outcome>>;
@@ -137,7 +136,7 @@ impl Core {
         // A runtime that is shutting down drops the task inside `spawn`, on this thread, and
         // the guard then takes the flight lock: release it first.
         drop(flight);
-        runtime.spawn(fetch::run(guard, sender, reason, start_at, cause));
+        runtime.spawn(run(guard, sender, reason, start_at, cause));
         Ok(waiter)
     }
 
@@ -208,11 +207,57 @@ impl Core {
     }
 }
 
+/// The flight's task: waits until `start_at`, fetches, installs the outcome and sends it to
+/// every waiter.
+async fn run(
+    mut guard: FlightGuard,
+    sender: watch::Sender<Option<Outcome>>,
+    reason: FetchReason,
+    start_at: Option<Instant>,
+    cause: Option<tracing::Id>,
+) {
+    if let Some(at) = start_at {
+        tokio::time::sleep_until(at).await;
+    }
+    let core = Arc::clone(&guard.core);
+    // The fetch outlives the request that started it: a root span that follows from the
+    // request's, not its child.
+    let span = tracing::info_span!(
+        parent: None,
+        "token_fetch",
+        grant_type = core.source.grant_type(),
+        reason = reason.as_str(),
+        outcome = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+        elapsed_ms = tracing::field::Empty,
+    );
+    span.follows_from(cause);
+    let (outcome, retry_at) = attempts(&core, reason).instrument(span.clone()).await;
+    drop(span);
+
+    core.finish(&outcome);
+    guard.finished = true;
+    drop(guard);
+    // Nobody may be waiting any more; the token is installed either way.
+    let _ = sender.send(Some(outcome));
+
+    // A token that is still valid keeps serving; the next background refresh waits for the
+    // backoff step. The wait holds no strong reference, so it keeps no cache alive.
+    if let Some(retry_at) = retry_at {
+        let weak = Arc::downgrade(&core);
+        drop(core);
+        tokio::time::sleep_until(retry_at).await;
+        if let Some(core) = Weak::upgrade(&weak) {
+            core.release_refreshing();
+        }
+    }
+}
+
 /// Releases the flight if its task ends without finishing: the runtime shut down, or the token
 /// source panicked. Waiters then see the sender dropped and report `Interrupted`.
-pub(super) struct FlightGuard {
-    pub(super) core: Arc<Core>,
-    pub(super) finished: bool,
+struct FlightGuard {
+    core: Arc<Core>,
+    finished: bool,
 }
 
 impl Drop for FlightGuard {
