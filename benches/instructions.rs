@@ -142,9 +142,13 @@ const MIDDLEWARES: [&str; 6] = [
     "oauth2_no_replay",
     "aliri_tokens",
 ];
-/// Cases kept from earlier runs of the suite: a request recycled through an echo service, and
-/// the slower peer.
-const EXTRA: [&str; 6] = [
+/// Cases kept from earlier runs of the suite (a request recycled through an echo service, and
+/// the slower peer), and a layer with 1, 4 and 16 destinations of their own, the request going
+/// to the one checked last.
+const EXTRA: [&str; 9] = [
+    "reused/plain/oauth2_routes_1",
+    "reused/plain/oauth2_routes_4",
+    "reused/plain/oauth2_routes_16",
     "reused/recycled/bare",
     "reused/recycled/add_authorization",
     "reused/recycled/oauth2",
@@ -208,6 +212,24 @@ where
     }
 }
 
+/// A layer with `count` destinations of their own, each with a warm cache; the request of the
+/// benchmarks (`https://api.example.com/v1/...`) goes to the one checked last.
+fn routes(runtime: &tokio::runtime::Runtime, count: usize) -> OAuth2Layer {
+    let mut layer = OAuth2Layer::new(support::warm_cache(runtime, TOKEN_40));
+    for n in 1..count {
+        let destination = format!("https://api.example.com/route{n}");
+        layer = layer
+            .route(&destination, support::warm_cache(runtime, TOKEN_40))
+            .expect("a valid destination");
+    }
+    layer
+        .route(
+            "https://api.example.com/v1",
+            support::warm_cache(runtime, TOKEN_40),
+        )
+        .expect("a valid destination")
+}
+
 /// How many times to run the measured loop: 1, or `--repeat N` for a sampling profiler.
 fn repeat() -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -267,6 +289,10 @@ fn one_case(name: &str) {
         "oauth2" => run(pattern, layer.layer(noop()), build),
         "oauth2_no_replay" => run(pattern, layer.replay(NoReplay).layer(noop()), build),
         "aliri_tokens" => run(pattern, peers::aliri(&runtime, noop()), build),
+        routed if routed.starts_with("oauth2_routes_") => {
+            let count: usize = routed["oauth2_routes_".len()..].parse().expect("a count");
+            run(pattern, routes(&runtime, count).layer(noop()), build)
+        }
         "yup_oauth2" => run(pattern, peers::yup(&runtime, noop()), build),
         other => panic!("no middleware {other}"),
     }

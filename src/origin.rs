@@ -46,7 +46,7 @@ pub(crate) fn secure_uri(url: &str, what: &str, plain_http: bool) -> Result<Uri,
 /// token.
 #[derive(Clone, Default)]
 pub(crate) struct Origins {
-    allowed: Option<Arc<[Origin]>>,
+    allowed: Option<Arc<[Place]>>,
     plain_http: bool,
     send_others: bool,
 }
@@ -70,43 +70,132 @@ enum Declined {
     OtherScheme,
 }
 
-/// Where a request goes, as far as the origin rule cares.
+/// Where a request goes, as far as the origin rule cares: what the request wrote, unparsed.
 // Public in a private module: the sealed request trait names it.
 #[allow(unreachable_pub)]
 #[derive(Debug)]
 pub struct Destination<'a> {
     /// `None` for a relative request, which goes wherever the inner service is bound.
     pub scheme: Option<&'a str>,
-    pub host: Option<&'a str>,
-    pub port: Option<u16>,
+    /// `[user@]host[:port]`, as the request wrote it.
+    pub authority: Option<&'a str>,
+    pub path: &'a str,
 }
 
-#[derive(Clone, PartialEq, Eq)]
-struct Origin {
+impl<'a> Destination<'a> {
+    pub(crate) fn of(uri: &'a Uri) -> Self {
+        Self {
+            scheme: uri.scheme_str(),
+            authority: uri.authority().map(|authority| authority.as_str()),
+            path: uri.path(),
+        }
+    }
+
+    /// Whether the scheme is `https` (`Some(true)`) or `http` (`Some(false)`).
+    #[inline]
+    fn https(&self) -> Option<bool> {
+        match self.scheme? {
+            "https" => Some(true),
+            "http" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The host of the authority (IPv6 in brackets), for the loopback test.
+    fn host(&self) -> Option<&'a str> {
+        let authority = self.authority?;
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        if host.starts_with('[') {
+            return host.find(']').map(|end| &host[..=end]);
+        }
+        Some(host.split_once(':').map_or(host, |(host, _)| host))
+    }
+}
+
+/// An origin, and a path within it that covers itself and everything below it (`/billing`
+/// covers `/billing/x`, not `/billingx`): an origin a layer's token may go to, or a destination
+/// with a token source of its own.
+#[derive(Clone)]
+pub(crate) struct Place {
     https: bool,
-    host: Box<str>,
-    port: u16,
+    /// `host:port`, lowercase, for `Debug`.
+    origin: Box<str>,
+    /// The authorities a request may write for the origin, lowercase: with its port, and
+    /// without it when the port is the scheme's own.
+    authorities: [Box<str>; 2],
+    /// Without a trailing slash; empty for the whole origin.
+    path: Box<str>,
 }
 
-impl Origin {
-    fn of(to: &Destination<'_>) -> Option<Self> {
-        let https = match to.scheme? {
+impl Place {
+    /// The place of `uri`'s origin and `path`; `None` without an `http` or `https` scheme and
+    /// a host.
+    fn new(uri: &Uri, path: &str) -> Option<Self> {
+        let https = match uri.scheme_str()? {
             "https" => true,
             "http" => false,
             _ => return None,
         };
+        let host = uri.host()?.to_ascii_lowercase();
+        let default = if https { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default);
+        let origin: Box<str> = format!("{host}:{port}").into();
+        let bare = if port == default {
+            host.into()
+        } else {
+            origin.clone()
+        };
         Some(Self {
             https,
-            host: to.host?.to_ascii_lowercase().into(),
-            port: to.port.unwrap_or(if https { 443 } else { 80 }),
+            authorities: [origin.clone(), bare],
+            origin,
+            path: path.trim_end_matches('/').into(),
         })
+    }
+
+    /// Parses `destination`, such as `https://api.example.com/billing`: `https`, or `http` on
+    /// loopback or when `plain_http` allows it.
+    pub(crate) fn parse(destination: &str, plain_http: bool) -> Result<Self, Error> {
+        let what = "a destination with a token of its own";
+        let invalid =
+            || Error::new(ErrorKind::Config).with_detail(format!("{what} is not a valid URL"));
+        let url = secure_url(destination, what, plain_http)?;
+        let uri: Uri = url.as_str().parse().map_err(|_| invalid())?;
+        Self::new(&uri, uri.path()).ok_or_else(invalid)
+    }
+
+    /// Whether a request to `to` goes here: its scheme, path and authority as the request
+    /// wrote them, so that a request pays no parsing for it. An authority written another
+    /// way (with user info, say) is not this place's.
+    pub(crate) fn contains(&self, to: &Destination<'_>) -> bool {
+        let under = self.path.is_empty()
+            || to
+                .path
+                .strip_prefix(&*self.path)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if to.https() != Some(self.https) || !under {
+            return false;
+        }
+        // Most requests write the authority as it was configured: an exact comparison first.
+        to.authority.is_some_and(|written| {
+            self.authorities
+                .iter()
+                .any(|authority| written == &**authority || written.eq_ignore_ascii_case(authority))
+        })
+    }
+
+    /// How much of a path it names: the longer, the more specific.
+    pub(crate) fn depth(&self) -> usize {
+        self.path.len()
     }
 }
 
-impl fmt::Display for Origin {
+impl fmt::Debug for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
+        write!(f, "{scheme}://{}{}", self.origin, self.path)
     }
 }
 
@@ -115,16 +204,11 @@ impl Origins {
         let uri: Uri = origin
             .parse()
             .map_err(|_| Error::config("an allowed origin is not a valid URL"))?;
-        let to = Destination {
-            scheme: uri.scheme_str(),
-            host: uri.host(),
-            port: uri.port_u16(),
-        };
-        let parsed = Origin::of(&to).ok_or_else(|| {
+        let place = Place::new(&uri, "").ok_or_else(|| {
             Error::config("an allowed origin needs an http or https scheme and a host")
         })?;
-        let mut allowed: Vec<Origin> = self.allowed.as_deref().unwrap_or_default().to_vec();
-        allowed.push(parsed);
+        let mut allowed: Vec<Place> = self.allowed.as_deref().unwrap_or_default().to_vec();
+        allowed.push(place);
         self.allowed = Some(allowed.into());
         Ok(())
     }
@@ -133,12 +217,16 @@ impl Origins {
         self.plain_http = true;
     }
 
+    pub(crate) fn plain_http(&self) -> bool {
+        self.plain_http
+    }
+
     pub(crate) fn send_others(&mut self) {
         self.send_others = true;
     }
 
     /// Whether the common case decides at once: no list, and an `https` or relative request.
-    /// Small enough to inline into every call; it reads neither host nor port.
+    /// Small enough to inline into every call; it reads nothing but the scheme.
     #[inline]
     pub(crate) fn attaches_any(&self, scheme: Option<&str>) -> bool {
         self.allowed.is_none() && matches!(scheme, Some("https") | None)
@@ -156,26 +244,16 @@ impl Origins {
     }
 
     fn judge(&self, to: &Destination<'_>) -> Result<(), Declined> {
-        let plain_http_allowed =
-            |host: Option<&str>| self.plain_http || host.is_some_and(is_loopback);
-        let Some(list) = &self.allowed else {
+        let plain_http_allowed = || self.plain_http || to.host().is_some_and(is_loopback);
+        match (to.scheme, &self.allowed) {
             // A relative request goes wherever the inner service is bound; that was the user's
             // choice, so without a list it gets the token.
-            return match to.scheme {
-                None | Some("https") => Ok(()),
-                Some("http") if plain_http_allowed(to.host) => Ok(()),
-                Some("http") => Err(Declined::PlainHttp),
-                Some(_) => Err(Declined::OtherScheme),
-            };
-        };
-        let origin = Origin::of(to).ok_or(Declined::Unlisted)?;
-        if !origin.https && !plain_http_allowed(Some(&origin.host)) {
-            return Err(Declined::PlainHttp);
-        }
-        if list.contains(&origin) {
-            Ok(())
-        } else {
-            Err(Declined::Unlisted)
+            (None | Some("https"), None) => Ok(()),
+            (Some("http"), _) if !plain_http_allowed() => Err(Declined::PlainHttp),
+            (Some("http"), None) => Ok(()),
+            (Some(_), None) => Err(Declined::OtherScheme),
+            (_, Some(list)) if list.iter().any(|place| place.contains(to)) => Ok(()),
+            (_, Some(_)) => Err(Declined::Unlisted),
         }
     }
 }
@@ -205,7 +283,7 @@ impl fmt::Debug for Origins {
         let allowed: Option<Vec<String>> = self
             .allowed
             .as_deref()
-            .map(|list| list.iter().map(ToString::to_string).collect());
+            .map(|list| list.iter().map(|place| format!("{place:?}")).collect());
         f.debug_struct("Origins")
             .field(
                 "allowed",
@@ -225,11 +303,7 @@ mod tests {
     /// it is, `None` refuse.
     fn decide(origins: &Origins, uri: &str) -> Option<bool> {
         let uri: Uri = uri.parse().unwrap();
-        let decision = origins.decide(&Destination {
-            scheme: uri.scheme_str(),
-            host: uri.host(),
-            port: uri.port_u16(),
-        });
+        let decision = origins.decide(&Destination::of(&uri));
         if origins.attaches_any(uri.scheme_str()) {
             assert!(
                 matches!(decision, Decision::Attach),
@@ -248,11 +322,7 @@ mod tests {
 
     fn refusal(origins: &Origins, uri: &str) -> String {
         let uri: Uri = uri.parse().unwrap();
-        match origins.decide(&Destination {
-            scheme: uri.scheme_str(),
-            host: uri.host(),
-            port: uri.port_u16(),
-        }) {
+        match origins.decide(&Destination::of(&uri)) {
             Decision::Refuse(error) => error.to_string(),
             other => panic!("{uri} was not refused: {other:?}"),
         }
@@ -360,6 +430,24 @@ mod tests {
         assert!(refusal(&origins, "http://api.internal/").contains("allow_plain_http"));
         origins.allow_plain_http();
         assert_eq!(decide(&origins, "http://api.internal/"), Some(true));
+    }
+
+    #[test]
+    fn a_place_covers_its_path_and_below_on_its_origin_only() {
+        let place = Place::parse("https://API.example.com/billing/", false).unwrap();
+        let covers = |uri: &str| place.contains(&Destination::of(&uri.parse().unwrap()));
+        assert!(covers("https://api.example.com/billing"));
+        assert!(covers("https://api.example.com:443/billing/invoices?x=1"));
+        assert!(!covers("https://api.example.com/billingx"));
+        assert!(!covers("https://api.example.com/orders"));
+        assert!(!covers("http://api.example.com/billing"));
+        assert!(!covers("https://api.example.com:8443/billing"));
+        let whole = Place::parse("https://api.example.com", false).unwrap();
+        assert!(whole.contains(&Destination::of(
+            &"https://api.example.com/x".parse().unwrap()
+        )));
+        assert!(Place::parse("http://api.example.com", false).is_err());
+        assert!(Place::parse("http://127.0.0.1:8080/a", false).is_ok());
     }
 
     #[test]

@@ -398,7 +398,7 @@ impl TokenCacheBuilder {
         let rules = self.rules;
         TokenCache {
             core: Arc::new(Core {
-                state: ApartFromCounts(Arc::new(State::new())),
+                state: ApartFromCounts(Arc::new(State::new(ticket::SLOTS))),
                 flight: Mutex::new(Flight::default()),
                 source: self.source,
                 persistence: Persistence::new(self.store, rules.fetch_timeout),

@@ -7,7 +7,7 @@
 use std::{
     sync::{
         Arc, Mutex, PoisonError, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -264,15 +264,25 @@ pub(crate) const USABLE: &[Phase] = &[
 /// The current token and its stamp.
 pub(crate) struct State {
     stamp: AtomicU64,
+    /// Which of a thread's slots holds this cache's copy of the header: caches made one after
+    /// the other take slots in turn, so up to `slots` caches never share one.
+    slot: usize,
     current: ArcSwapOption<Entry>,
 }
 
 impl State {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(slots: usize) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
         Self {
             stamp: AtomicU64::new(Stamp::EMPTY.0),
+            slot: NEXT.fetch_add(1, Ordering::Relaxed) % slots,
             current: ArcSwapOption::const_empty(),
         }
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
     }
 
     /// The hot path's one read.
@@ -429,7 +439,7 @@ mod tests {
 
     #[test]
     fn a_token_installed_outside_a_runtime_is_unwatched_and_a_transition_needs_its_generation() {
-        let state = Arc::new(State::new());
+        let state = Arc::new(State::new(1));
         let token = Token::bearer("a").with_expires_in(Duration::from_secs(3600));
         let entry = Arc::new(Entry::new(token, Instant::now(), MARGIN).unwrap());
         let generation = entry.generation;

@@ -110,10 +110,9 @@ impl TokenCache {
     /// the copy is of it.
     #[inline]
     pub(super) fn copied_ticket(&self, stamp: Stamp) -> Option<Ticket> {
-        let key = self.key();
         COPIES.with(|copies| {
             let copies = copies.borrow();
-            let slot = &copies[bucket(key)];
+            let slot = &copies[self.core.state.slot()];
             let copy = slot.copy.as_ref().filter(|_| slot.stamp == stamp)?;
             Some(Ticket {
                 copy: Arc::clone(copy),
@@ -143,7 +142,7 @@ impl TokenCache {
 fn copy_for(cache: &TokenCache, stamp: Stamp, entry: &Entry) -> Arc<Copy> {
     COPIES.with(|copies| {
         let mut copies = copies.borrow_mut();
-        let slot = &mut copies[bucket(cache.key())];
+        let slot = &mut copies[cache.core.state.slot()];
         slot.stamp = stamp;
         if let Some(copy) = &slot.copy
             && copy.generation == entry.generation
@@ -168,8 +167,8 @@ fn new_copy(cache: &TokenCache, entry: &Entry) -> Arc<Copy> {
     })
 }
 
-/// How many caches one thread keeps copies for at once; more collide and take turns.
-const SLOTS: usize = 16;
+/// How many caches one thread keeps copies for at once; more share slots and take turns.
+pub(super) const SLOTS: usize = 64;
 
 /// One cache's copy on this thread, and the stamp it is good for.
 struct Slot {
@@ -181,11 +180,6 @@ thread_local! {
     static COPIES: RefCell<[Slot; SLOTS]> = const {
         RefCell::new([const { Slot { stamp: Stamp::EMPTY, copy: None } }; SLOTS])
     };
-}
-
-fn bucket(key: usize) -> usize {
-    // Fibonacci hashing: allocations are aligned, so the low bits of an address say little.
-    key.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - SLOTS.ilog2())
 }
 
 #[cfg(test)]

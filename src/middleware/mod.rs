@@ -7,6 +7,7 @@ mod replay;
 mod request;
 #[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 mod reqwest;
+mod routes;
 mod snapshot;
 
 use std::{
@@ -25,7 +26,8 @@ pub use self::{
 };
 use self::{
     future::{Parked, Replay},
-    protocol::Start,
+    protocol::{Start, Tokens},
+    routes::Routes,
 };
 use crate::{BoxError, Error, TokenCache, origin::Origins};
 
@@ -48,6 +50,7 @@ pub struct OAuth2Layer<P = EmptyBodies> {
     cache: TokenCache,
     policy: P,
     origins: Origins,
+    routes: Routes,
 }
 
 impl OAuth2Layer {
@@ -60,6 +63,7 @@ impl OAuth2Layer {
             cache: cache.into(),
             policy: EmptyBodies,
             origins: Origins::default(),
+            routes: Routes::default(),
         }
     }
 }
@@ -71,6 +75,7 @@ impl<P> OAuth2Layer<P> {
             cache: self.cache,
             policy,
             origins: self.origins,
+            routes: self.routes,
         }
     }
 
@@ -97,6 +102,41 @@ impl<P> OAuth2Layer<P> {
     /// ```
     pub fn allow_origin(mut self, origin: &str) -> Result<Self, Error> {
         self.origins.allow(origin)?;
+        Ok(self)
+    }
+
+    /// Gives requests to `destination` (an origin, such as `https://billing.example.com`, or
+    /// an origin and a path, such as `https://api.example.com/billing`, which covers what is
+    /// below it) their token from `cache` instead of the layer's own: one client for APIs that
+    /// each want their own audience, scopes or client. Each destination's cache has its own
+    /// single flight. A request goes to the most specific destination that covers it; one that
+    /// no destination covers gets the layer's own token if its origin is allowed, as without
+    /// destinations (name the layer's own origins with [`allow_origin`](Self::allow_origin) to
+    /// keep its token to them).
+    ///
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) unless `destination` is an
+    /// absolute `https` URL, or `http` on loopback (or anywhere after
+    /// [`allow_plain_http`](Self::allow_plain_http)).
+    ///
+    /// ```
+    /// # use tower_oauth2::{OAuth2Layer, TokenCache, TokenClient, ClientAuth, grant::ClientCredentials};
+    /// # let http = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+    /// # });
+    /// # let endpoint = TokenClient::new("https://auth.example.com/token", http)?;
+    /// let orders = ClientCredentials::new(endpoint.clone(), ClientAuth::basic("app", "secret"))
+    ///     .param("audience", "https://orders.example.com");
+    /// let billing = ClientCredentials::new(endpoint, ClientAuth::basic("app", "secret"))
+    ///     .param("audience", "https://api.example.com/billing");
+    ///
+    /// let layer = OAuth2Layer::new(orders)
+    ///     .allow_origin("https://orders.example.com")?
+    ///     .route("https://api.example.com/billing", billing)?;
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    pub fn route(mut self, destination: &str, cache: impl Into<TokenCache>) -> Result<Self, Error> {
+        let plain_http = self.origins.plain_http();
+        self.routes.add(destination, cache.into(), plain_http)?;
         Ok(self)
     }
 
@@ -131,6 +171,7 @@ impl<S, P: Clone> Layer<S> for OAuth2Layer<P> {
             cache: self.cache.clone(),
             policy: self.policy.clone(),
             origins: self.origins.clone(),
+            routes: self.routes.clone(),
             made_by_layer: true,
         }
     }
@@ -142,6 +183,7 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
             .field("cache", &self.cache)
             .field("policy", &self.policy)
             .field("origins", &self.origins)
+            .field("routes", &self.routes)
             .finish()
     }
 }
@@ -211,6 +253,7 @@ pub struct OAuth2<S, P = EmptyBodies> {
     cache: TokenCache,
     policy: P,
     origins: Origins,
+    routes: Routes,
     /// Made by the layer rather than cloned: the one kind of service whose requests may
     /// outlive every other handle to the cache (`client.oneshot(request)` on the only
     /// client), so the one that checks. A clone's requests never read the shared reference
@@ -270,7 +313,12 @@ where
 
     #[inline]
     fn call(&mut self, mut request: R) -> Self::Future {
-        match protocol::start(&self.cache, &self.origins, &request, self.made_by_layer) {
+        let tokens = Tokens {
+            cache: &self.cache,
+            origins: &self.origins,
+            routes: &self.routes,
+        };
+        match protocol::start(tokens, &request, self.made_by_layer) {
             Start::Send(ticket) => {
                 // Copied before the header goes in: the copy gets the new token, not this one.
                 let copy = request.replay(&self.policy);
@@ -311,6 +359,7 @@ impl<S: Clone, P: Clone> Clone for OAuth2<S, P> {
             cache: self.cache.clone(),
             policy: self.policy.clone(),
             origins: self.origins.clone(),
+            routes: self.routes.clone(),
             made_by_layer: false,
         }
     }

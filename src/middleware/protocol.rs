@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, header::AUTHORIZATION};
 
-use super::{challenge, request::sealed::Request};
+use super::{challenge, request::sealed::Request, routes::Routes};
 use crate::{
     Error, TokenCache,
     cache::{Ticket, Wait},
@@ -24,12 +24,19 @@ pub(crate) enum Start {
     Wait(Wait),
 }
 
+/// Where a request's token comes from: the layer's cache, for the origins the layer allows,
+/// and the caches of destinations that have one of their own.
+pub(crate) struct Tokens<'a> {
+    pub(crate) cache: &'a TokenCache,
+    pub(crate) origins: &'a Origins,
+    pub(crate) routes: &'a Routes,
+}
+
 /// Decides how `request` starts. `last_handle_possible` says whether the sender may hold the
 /// cache's last handle and be dropped once the request is out (see [`Ticket::keep_if_last`]).
 #[inline(always)]
 pub(crate) fn start(
-    cache: &TokenCache,
-    origins: &Origins,
+    tokens: Tokens<'_>,
     request: &impl Request,
     last_handle_possible: bool,
 ) -> Start {
@@ -38,7 +45,14 @@ pub(crate) fn start(
     if !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
         return Start::AsIs;
     }
-    if !origins.attaches_any(request.scheme()) {
+    let Tokens {
+        mut cache,
+        origins,
+        routes,
+    } = tokens;
+    if let Some(routed) = routed(routes, request) {
+        cache = routed;
+    } else if !origins.attaches_any(request.scheme()) {
         match origins.decide(&request.destination()) {
             Decision::Attach => {}
             Decision::SendAsIs => {
@@ -57,6 +71,15 @@ pub(crate) fn start(
         }
         Err(wait) => Start::Wait(wait),
     }
+}
+
+/// The cache of the destination `request` goes to, when it has one of its own.
+#[inline]
+fn routed<'a>(routes: &'a Routes, request: &impl Request) -> Option<&'a TokenCache> {
+    if routes.is_empty() {
+        return None;
+    }
+    routes.find(&request.destination())
 }
 
 /// What follows a 401 answer to a request sent with a token.

@@ -95,11 +95,7 @@ impl<B> sealed::Request for http::Request<B> {
     }
 
     fn destination(&self) -> Destination<'_> {
-        Destination {
-            scheme: self.uri().scheme_str(),
-            host: self.uri().host(),
-            port: self.uri().port_u16(),
-        }
+        Destination::of(self.uri())
     }
 
     fn restore(copy: Snapshot<B>) -> Option<Self> {

@@ -28,8 +28,8 @@ macro_rules! serve_reqwest {
             fn destination(&self) -> crate::origin::Destination<'_> {
                 crate::origin::Destination {
                     scheme: Some(self.url().scheme()),
-                    host: self.url().host_str(),
-                    port: self.url().port(),
+                    authority: Some(self.url().authority()),
+                    path: self.url().path(),
                 }
             }
 
@@ -102,7 +102,12 @@ macro_rules! serve_reqwest_middleware {
 
                 let failed = $middleware::Error::middleware::<crate::Error>;
                 // The client holds the layer for the whole call: it outlives the request.
-                let ticket = match protocol::start(&self.cache, &self.origins, &request, false) {
+                let tokens = protocol::Tokens {
+                    cache: &self.cache,
+                    origins: &self.origins,
+                    routes: &self.routes,
+                };
+                let ticket = match protocol::start(tokens, &request, false) {
                     Start::AsIs => return next.run(request, extensions).await,
                     Start::Refuse(error) => return Err(failed(error)),
                     Start::Send(ticket) => ticket,
