@@ -52,6 +52,8 @@
 //!
 //! - [`OAuth2Layer`] / [`OAuth2`]: attaches the token; on a 401 answer invalidates it, waits
 //!   for a new one and sends the request again, once, if its [`ReplayPolicy`] could copy it.
+//!   Only to the origins it allows; [`OAuth2Layer::route`] gives a destination a token source
+//!   of its own, for one client that calls several APIs.
 //! - [`TokenCache`]: holds the current token; hands it out with one atomic load, no lock and
 //!   no allocation; runs one fetch at a time and shares its result with every waiter.
 //! - [`TokenSource`]: how a token is obtained. [`grant::ClientCredentials`],
