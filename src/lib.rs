@@ -131,7 +131,10 @@
 #[doc(hidden)]
 #[path = "fuzz.rs"]
 pub mod __fuzz;
+#[cfg(feature = "jwt")]
+mod assertion;
 mod cache;
+mod discovery;
 mod endpoint;
 mod error;
 #[doc = include_str!("../docs/failures.md")]
@@ -150,10 +153,14 @@ mod store;
 mod token;
 mod transport;
 
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub use self::assertion::{SigningAlgorithm, SigningKey};
 #[cfg(feature = "https")]
 pub use self::transport::https;
 pub use self::{
     cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
+    discovery::{Discovery, ServerMetadata},
     endpoint::{ClientAuth, TokenClient, TokenRequest},
     error::{BoxError, Error, ErrorKind},
     middleware::{

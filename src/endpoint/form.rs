@@ -6,7 +6,13 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use http::HeaderValue;
 use zeroize::Zeroizing;
 
-use crate::{Secret, TokenSetId, secret::sensitive_header};
+use crate::{Error, Secret, TokenSetId, secret::sensitive_header};
+#[cfg(feature = "jwt")]
+use crate::{SigningKey, assertion::Claims};
+
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
+#[cfg(feature = "jwt")]
+const JWT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3).
 ///
@@ -21,10 +27,17 @@ use crate::{Secret, TokenSetId, secret::sensitive_header};
 /// let public = ClientAuth::none("my-app");
 /// assert_eq!(public.client_id(), "my-app");
 /// ```
+///
+/// With the `jwt` feature, the client can also prove itself with a signed JWT, made afresh
+/// for every request: [`client_secret_jwt`](Self::client_secret_jwt) and
+/// [`private_key_jwt`](Self::private_key_jwt) (RFC 7523 section 2.2).
 #[derive(Clone)]
 pub struct ClientAuth {
     client_id: String,
     method: Method,
+    /// The `aud` of client assertions, when it is not the token endpoint URL.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    assertion_audience: Option<String>,
 }
 
 #[derive(Clone)]
@@ -32,32 +45,100 @@ enum Method {
     Basic(Secret),
     Post(Secret),
     None,
+    /// `client_secret_jwt`: the secret, to scrub from errors, and the HMAC key made of it.
+    #[cfg(feature = "jwt")]
+    SecretJwt(Secret, SigningKey),
+    #[cfg(feature = "jwt")]
+    PrivateKeyJwt(SigningKey),
 }
 
 impl ClientAuth {
     /// HTTP Basic authentication (`client_secret_basic`): the id and secret, each
     /// form-urlencoded as RFC 6749 section 2.3.1 requires, in an `Authorization` header.
     pub fn basic(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
-        Self {
-            client_id: client_id.into(),
-            method: Method::Basic(client_secret.into()),
-        }
+        Self::with_method(client_id, Method::Basic(client_secret.into()))
     }
 
     /// The id and secret as `client_id` and `client_secret` form fields
     /// (`client_secret_post`).
     pub fn post(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
-        Self {
-            client_id: client_id.into(),
-            method: Method::Post(client_secret.into()),
-        }
+        Self::with_method(client_id, Method::Post(client_secret.into()))
     }
 
     /// A public client: only `client_id` is sent, as a form field.
     pub fn none(client_id: impl Into<String>) -> Self {
+        Self::with_method(client_id, Method::None)
+    }
+
+    /// `client_secret_jwt` (OpenID Connect Core section 9): every request carries a new JWT,
+    /// signed with HS256 keyed by the client secret, as `client_assertion`, with
+    /// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and
+    /// `client_id`. The secret itself never leaves the client.
+    ///
+    /// The JWT's `iss` and `sub` are the client id, its `aud` the token endpoint URL (see
+    /// [`assertion_audience`](Self::assertion_audience)), its `exp` two minutes after its
+    /// `iat`, and its `jti` random. Fails with [`ErrorKind::Config`](crate::ErrorKind::Config)
+    /// for an empty secret. Available with the `jwt` feature.
+    ///
+    /// ```
+    /// use tower_oauth2::ClientAuth;
+    ///
+    /// let auth = ClientAuth::client_secret_jwt("my-client", "my-secret")?;
+    /// assert_eq!(auth.method_name(), "client_secret_jwt");
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn client_secret_jwt(
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+    ) -> Result<Self, Error> {
+        let secret = client_secret.into();
+        let key = SigningKey::from_secret(&secret)?;
+        Ok(Self::with_method(client_id, Method::SecretJwt(secret, key)))
+    }
+
+    /// `private_key_jwt` (OpenID Connect Core section 9, RFC 7523 section 2.2): every request
+    /// carries a new JWT signed with `key` (RS256, PS256, ES256 or EdDSA; see [`SigningKey`]),
+    /// with the claims of [`client_secret_jwt`](Self::client_secret_jwt). The server holds
+    /// the public key, registered or from the client's JWKS URL. Available with the `jwt`
+    /// feature.
+    ///
+    /// ```
+    /// use tower_oauth2::{ClientAuth, SigningKey};
+    ///
+    /// # let pem = tower_oauth2_testkit::keys::RSA_PRIVATE_PEM;
+    /// // let pem = std::fs::read("client-key.pem")?;
+    /// let key = SigningKey::from_pkcs8_pem(pem)?.with_key_id("2024-05");
+    /// let auth = ClientAuth::private_key_jwt("my-client", key);
+    /// assert_eq!(auth.method_name(), "private_key_jwt");
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn private_key_jwt(client_id: impl Into<String>, key: SigningKey) -> Self {
+        Self::with_method(client_id, Method::PrivateKeyJwt(key))
+    }
+
+    /// Sets the `aud` of client assertions. Default: the URL of the token endpoint, as
+    /// OpenID Connect Core section 9 says, sent to the revocation endpoint too.
+    ///
+    /// Servers differ: RFC 7523 lets any value that identifies the server do, and some
+    /// servers (FAPI 2.0 profiles, the successor draft of RFC 7523) accept only the
+    /// issuer identifier; pass it here for them. Methods without an assertion ignore it.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    #[must_use]
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.assertion_audience = Some(audience.into());
+        self
+    }
+
+    fn with_method(client_id: impl Into<String>, method: Method) -> Self {
         Self {
             client_id: client_id.into(),
-            method: Method::None,
+            method,
+            assertion_audience: None,
         }
     }
 
@@ -66,21 +147,42 @@ impl ClientAuth {
         &self.client_id
     }
 
-    /// Returns the method's name as registered with servers: `client_secret_basic`,
-    /// `client_secret_post` or `none`.
+    /// Returns the method's name as registered with servers (`token_endpoint_auth_method`):
+    /// `client_secret_basic`, `client_secret_post`, `none`, `client_secret_jwt` or
+    /// `private_key_jwt`.
     pub fn method_name(&self) -> &'static str {
         match self.method {
             Method::Basic(_) => "client_secret_basic",
             Method::Post(_) => "client_secret_post",
             Method::None => "none",
+            #[cfg(feature = "jwt")]
+            Method::SecretJwt(..) => "client_secret_jwt",
+            #[cfg(feature = "jwt")]
+            Method::PrivateKeyJwt(_) => "private_key_jwt",
         }
     }
 
     pub(crate) fn secret(&self) -> Option<&Secret> {
         match &self.method {
             Method::Basic(secret) | Method::Post(secret) => Some(secret),
-            Method::None => None,
+            #[cfg(feature = "jwt")]
+            Method::SecretJwt(secret, _) => Some(secret),
+            _ => None,
         }
+    }
+
+    /// Signs a new client assertion for a request whose token endpoint is `token_endpoint`;
+    /// `None` for methods without one. Called once per request: an assertion's `jti` is good
+    /// for one use.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_variables, clippy::unused_self))]
+    pub(crate) fn assertion(&self, token_endpoint: &str) -> Result<Option<Secret>, Error> {
+        #[cfg(feature = "jwt")]
+        if let Method::SecretJwt(_, key) | Method::PrivateKeyJwt(key) = &self.method {
+            let audience = self.assertion_audience.as_deref().unwrap_or(token_endpoint);
+            let claims = Claims::new(&self.client_id, &self.client_id, audience);
+            return key.sign(&claims).map(Some);
+        }
+        Ok(None)
     }
 
     /// The base64 credentials of HTTP Basic, `None` for the other methods.
@@ -104,8 +206,13 @@ impl ClientAuth {
         ))
     }
 
-    /// Adds the form fields this method sends.
-    pub(crate) fn write_form(&self, form: &mut form_urlencoded::Serializer<'_, String>) {
+    /// Adds the form fields this method sends, with the request's
+    /// [`assertion`](Self::assertion) for the methods that have one.
+    pub(crate) fn write_form(
+        &self,
+        form: &mut form_urlencoded::Serializer<'_, String>,
+        assertion: Option<&Secret>,
+    ) {
         match &self.method {
             Method::Basic(_) => {}
             Method::Post(secret) => {
@@ -114,6 +221,14 @@ impl ClientAuth {
             }
             Method::None => {
                 form.append_pair("client_id", &self.client_id);
+            }
+            #[cfg(feature = "jwt")]
+            Method::SecretJwt(..) | Method::PrivateKeyJwt(_) => {
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair("client_assertion_type", JWT_ASSERTION_TYPE);
+                if let Some(assertion) = assertion {
+                    form.append_pair("client_assertion", assertion.expose());
+                }
             }
         }
     }
@@ -124,6 +239,7 @@ impl fmt::Debug for ClientAuth {
         f.debug_struct("ClientAuth")
             .field("client_id", &self.client_id)
             .field("method", &self.method_name())
+            .field("assertion_audience", &self.assertion_audience)
             .finish()
     }
 }
@@ -205,6 +321,21 @@ impl TokenRequest {
         }
     }
 
+    /// Adds a resource indicator (RFC 8707): the absolute URI of an API the token is for.
+    /// Repeat it for a token good at several; servers that support it limit the token's
+    /// audience to them.
+    #[must_use]
+    pub fn resource(self, resource: impl Into<String>) -> Self {
+        self.param("resource", resource)
+    }
+
+    /// Adds `audience`: the name of the API the token is for, as servers that predate
+    /// RFC 8707 ask for it (Auth0, Okta, token exchange's RFC 8693).
+    #[must_use]
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        self.param("audience", audience)
+    }
+
     /// Returns the grant type.
     pub fn grant_type(&self) -> &str {
         self.grant_type.as_deref().unwrap_or_default()
@@ -231,13 +362,18 @@ impl TokenRequest {
     /// Every secret the request carries, in each form it takes on the wire, so error text can
     /// be scrubbed of them: a server that echoes the request echoes the form-encoded body and
     /// the Basic credentials, not the plain values.
-    pub(crate) fn secrets(&self, auth: &ClientAuth) -> Vec<Zeroizing<String>> {
+    pub(crate) fn secrets(
+        &self,
+        auth: &ClientAuth,
+        assertion: Option<&Secret>,
+    ) -> Vec<Zeroizing<String>> {
         let params = self.params.iter().filter_map(|(_, value)| match value {
             Value::Secret(secret) => Some(secret.expose()),
             Value::Plain(_) => None,
         });
+        let client = auth.secret().into_iter().chain(assertion);
         let mut forms = Vec::new();
-        for secret in params.chain(auth.secret().map(Secret::expose)) {
+        for secret in params.chain(client.map(Secret::expose)) {
             let encoded =
                 Zeroizing::new(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
             forms.push(Zeroizing::new(secret.to_owned()));
@@ -249,8 +385,13 @@ impl TokenRequest {
         forms
     }
 
-    /// The form body, `application/x-www-form-urlencoded`.
-    pub(crate) fn encode(&self, auth: &ClientAuth) -> Zeroizing<String> {
+    /// The form body, `application/x-www-form-urlencoded`, with the client assertion of this
+    /// request when `auth` uses one.
+    pub(crate) fn encode(
+        &self,
+        auth: &ClientAuth,
+        assertion: Option<&Secret>,
+    ) -> Zeroizing<String> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         if let Some(grant_type) = &self.grant_type {
             form.append_pair("grant_type", grant_type);
@@ -262,7 +403,7 @@ impl TokenRequest {
             };
             form.append_pair(name, value);
         }
-        auth.write_form(&mut form);
+        auth.write_form(&mut form, assertion);
         Zeroizing::new(form.finish())
     }
 }
@@ -307,7 +448,7 @@ mod tests {
     #[test]
     fn basic_sends_no_credentials_in_the_body() {
         let auth = ClientAuth::basic("id", "secret");
-        let body = TokenRequest::new("client_credentials").encode(&auth);
+        let body = TokenRequest::new("client_credentials").encode(&auth, None);
         assert_eq!(body.as_str(), "grant_type=client_credentials");
     }
 
@@ -315,7 +456,7 @@ mod tests {
     fn post_puts_credentials_in_the_body_and_sends_no_header() {
         let auth = ClientAuth::post("id:1", "s é+");
         assert!(auth.header().is_none());
-        let body = TokenRequest::new("client_credentials").encode(&auth);
+        let body = TokenRequest::new("client_credentials").encode(&auth, None);
         assert_eq!(
             body.as_str(),
             "grant_type=client_credentials&client_id=id%3A1&client_secret=s+%C3%A9%2B"
@@ -327,7 +468,7 @@ mod tests {
         let auth = ClientAuth::none("app");
         assert!(auth.header().is_none());
         assert!(auth.secret().is_none());
-        let body = TokenRequest::new("authorization_code").encode(&auth);
+        let body = TokenRequest::new("authorization_code").encode(&auth, None);
         assert_eq!(body.as_str(), "grant_type=authorization_code&client_id=app");
     }
 
@@ -336,11 +477,14 @@ mod tests {
         let auth = ClientAuth::none("app");
         let with = TokenRequest::new("g").scopes(["read", "write"]);
         assert_eq!(
-            with.encode(&auth).as_str(),
+            with.encode(&auth, None).as_str(),
             "grant_type=g&scope=read+write&client_id=app"
         );
         let without = TokenRequest::new("g").scopes(Vec::<String>::new());
-        assert_eq!(without.encode(&auth).as_str(), "grant_type=g&client_id=app");
+        assert_eq!(
+            without.encode(&auth, None).as_str(),
+            "grant_type=g&client_id=app"
+        );
     }
 
     #[test]
@@ -349,7 +493,7 @@ mod tests {
         let request = TokenRequest::new("g").secret_param("refresh_token", "sentinel-refresh");
         let debug = format!("{auth:?} {request:?}");
         assert!(!debug.contains("sentinel"), "{debug}");
-        let secrets = request.secrets(&auth);
+        let secrets = request.secrets(&auth, None);
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         assert_eq!(secrets, ["sentinel-refresh", "sentinel-secret"]);
     }
@@ -358,13 +502,110 @@ mod tests {
     fn secrets_include_the_forms_they_take_on_the_wire() {
         let auth = ClientAuth::basic("id", "a+b/c");
         let request = TokenRequest::new("g").secret_param("code", "x y");
-        let secrets = request.secrets(&auth);
+        let secrets = request.secrets(&auth, None);
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         // "id:a%2Bb%2Fc" in base64.
         assert_eq!(
             secrets,
             ["x y", "x+y", "a+b/c", "a%2Bb%2Fc", "aWQ6YSUyQmIlMkZj"]
         );
+    }
+
+    #[test]
+    fn resources_repeat_and_join_the_identity_with_the_audience() {
+        let request = TokenRequest::new("client_credentials")
+            .resource("https://a.example")
+            .resource("https://b.example")
+            .audience("orders");
+        let body = request.encode(&ClientAuth::none("app"), None);
+        assert_eq!(
+            body.as_str(),
+            "grant_type=client_credentials&resource=https%3A%2F%2Fa.example\
+             &resource=https%3A%2F%2Fb.example&audience=orders&client_id=app"
+        );
+        let id = request.identity("https://auth.example/token", "app");
+        let expected = TokenSetId::new("https://auth.example/token", "app", "client_credentials")
+            .resource("https://a.example")
+            .resource("https://b.example")
+            .audience("orders");
+        assert_eq!(id, expected);
+        assert_ne!(
+            id,
+            TokenRequest::new("client_credentials").identity("https://auth.example/token", "app")
+        );
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn assertion_methods_send_a_new_assertion_with_its_type_and_the_client_id() {
+        let auth = ClientAuth::client_secret_jwt("app", "sentinel-secret").unwrap();
+        assert!(auth.header().is_none());
+        let first = auth
+            .assertion("https://auth.example/token")
+            .unwrap()
+            .unwrap();
+        let second = auth
+            .assertion("https://auth.example/token")
+            .unwrap()
+            .unwrap();
+        assert_ne!(first.expose(), second.expose());
+        let body = TokenRequest::new("client_credentials").encode(&auth, Some(&first));
+        let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let expected = [
+            ("grant_type", "client_credentials"),
+            ("client_id", "app"),
+            ("client_assertion_type", JWT_ASSERTION_TYPE),
+            ("client_assertion", first.expose()),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        assert_eq!(form, expected);
+        assert!(!body.contains("sentinel-secret"));
+        // The secret and the assertion are scrubbed from whatever a server echoes.
+        let secrets = TokenRequest::new("g").secrets(&auth, Some(&first));
+        assert!(
+            secrets
+                .iter()
+                .any(|secret| secret.as_str() == first.expose())
+        );
+        assert!(
+            secrets
+                .iter()
+                .any(|secret| secret.as_str() == "sentinel-secret")
+        );
+        assert!(!format!("{auth:?}").contains("sentinel"));
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn the_assertion_audience_is_the_token_endpoint_unless_set() {
+        use jsonwebtoken::{DecodingKey, Validation, decode};
+
+        let audience_of = |auth: &ClientAuth| {
+            let assertion = auth
+                .assertion("https://auth.example/token")
+                .unwrap()
+                .unwrap();
+            let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.validate_aud = false;
+            let key = DecodingKey::from_secret(b"s").unwrap();
+            let claims = decode::<serde_json::Value>(assertion.expose(), &key, &validation)
+                .unwrap()
+                .claims;
+            assert_eq!(
+                (&claims["iss"], &claims["sub"]),
+                (&"app".into(), &"app".into())
+            );
+            claims["aud"].as_str().unwrap().to_owned()
+        };
+        let auth = ClientAuth::client_secret_jwt("app", "s").unwrap();
+        assert_eq!(audience_of(&auth), "https://auth.example/token");
+        let auth = auth.assertion_audience("https://auth.example");
+        assert_eq!(audience_of(&auth), "https://auth.example");
     }
 
     mod properties {
@@ -393,7 +634,7 @@ mod tests {
                 }
                 expected.push(("client_id".to_owned(), client_id.clone()));
                 expected.push(("client_secret".to_owned(), secret.clone()));
-                let body = request.encode(&ClientAuth::post(client_id, secret));
+                let body = request.encode(&ClientAuth::post(client_id, secret), None);
                 let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
                     .map(|(name, value)| (name.into_owned(), value.into_owned()))
                     .collect();

@@ -8,6 +8,7 @@
 mod authorization_code;
 mod callback;
 mod client_credentials;
+mod jwt_bearer;
 #[cfg(feature = "loopback")]
 mod loopback;
 mod pkce;
@@ -15,10 +16,12 @@ mod refresh_token;
 
 #[cfg(feature = "loopback")]
 pub use self::loopback::LoopbackRedirect;
+pub(crate) use self::pkce::random_token;
 pub use self::{
     authorization_code::{AuthorizationCode, PendingAuthorization},
     callback::Callback,
     client_credentials::ClientCredentials,
+    jwt_bearer::JwtBearer,
     pkce::PkceVerifier,
     refresh_token::RefreshToken,
 };
