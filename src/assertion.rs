@@ -424,8 +424,7 @@ fn rsa_key(jwk: &Jwk) -> Result<EncodingKey, Error> {
 
     // Decoding into integers takes time that depends on lengths only, which are public.
     let number = |value: &Option<String>, name| {
-        member(value, name)
-            .map(|bytes| BoxedUint::from_be_slice_vartime(&bytes))
+        member(value, name).map(|bytes| BoxedUint::from_be_slice_vartime(&bytes))
     };
     let key = PrivateKey::from_components(
         number(&jwk.n, "n")?,
