@@ -165,3 +165,23 @@ async fn a_certificate_outside_the_trusted_roots_is_refused() {
     let request = Request::get(url).body(Full::default()).unwrap();
     assert!(http.oneshot(request).await.is_err());
 }
+
+#[tokio::test]
+async fn extra_roots_from_pem_are_trusted_beside_mozillas() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let identity = Identity {
+        cert: certified.cert.der().clone(),
+        key: certified.signing_key.serialize_der(),
+    };
+    let addr = serve(&identity, &[b"h2", b"http/1.1"]).await;
+    let url = format!("https://localhost:{}/api", addr.port());
+    let http: https::HttpsClient =
+        https::client_with_extra_roots(certified.cert.pem().as_bytes()).unwrap();
+    let (_, body) = get(&http, url).await;
+    assert_eq!(body, "HTTP/2.0 none");
+
+    for bad in [&b""[..], b"not a certificate"] {
+        let error = https::client_with_extra_roots::<Full<Bytes>>(bad).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+    }
+}

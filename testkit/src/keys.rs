@@ -36,3 +36,6 @@ pub const EC_P384_PRIVATE_PEM: &str = include_str!("../keys/ec-p384.pem");
 
 /// Another RSA 2048 private key, PKCS#8 PEM: the wrong key.
 pub const OTHER_RSA_PRIVATE_PEM: &str = include_str!("../keys/rsa-other.pem");
+
+/// A self-signed CA certificate, PEM (its key was thrown away): for code that reads CA files.
+pub const TEST_CA_PEM: &str = include_str!("../keys/ca.pem");
