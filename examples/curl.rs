@@ -340,6 +340,25 @@ fn client_auth(options: &Options, key: Option<SigningKey>) -> Result<ClientAuth,
     })
 }
 
+/// `$grant` asking for the scopes, resources, audience and extra fields of the command line:
+/// the grants and `TokenRequest` share these builder methods, but no trait.
+macro_rules! asking {
+    ($grant:expr, $options:expr) => {{
+        let options: &Options = $options;
+        let mut grant = $grant.scopes(&options.scopes);
+        for resource in &options.resources {
+            grant = grant.resource(resource);
+        }
+        if let Some(audience) = &options.audience {
+            grant = grant.audience(audience);
+        }
+        for (name, value) in &options.params {
+            grant = grant.param(name, value);
+        }
+        grant
+    }};
+}
+
 /// The grant of `--grant`, asking for the scopes, resources, audience and fields given.
 fn grant(
     options: &Options,
@@ -349,17 +368,7 @@ fn grant(
 ) -> Result<TokenCache, Stop> {
     Ok(match options.grant.as_str() {
         "client_credentials" => {
-            let mut grant = ClientCredentials::new(endpoint, auth).scopes(&options.scopes);
-            for resource in &options.resources {
-                grant = grant.resource(resource);
-            }
-            if let Some(audience) = &options.audience {
-                grant = grant.audience(audience);
-            }
-            for (name, value) in &options.params {
-                grant = grant.param(name, value);
-            }
-            TokenCache::new(grant)
+            TokenCache::new(asking!(ClientCredentials::new(endpoint, auth), options))
         }
         "refresh_token" => {
             let Some(refresh_token) = &options.refresh_token else {
@@ -370,12 +379,12 @@ fn grant(
             TokenCache::new(RefreshGrant {
                 endpoint,
                 auth,
-                request: request(options, TokenRequest::new("refresh_token")),
+                request: asking!(TokenRequest::new("refresh_token"), options),
                 refresh_token: Secret::new(refresh_token.as_str()),
             })
         }
         "jwt_bearer" => {
-            let mut grant = match (&options.assertion_file, key) {
+            let grant = match (&options.assertion_file, key) {
                 (Some(path), _) => JwtBearer::from_file(endpoint, auth, path),
                 (None, Some(key)) => {
                     let id = options.client_id.clone();
@@ -388,35 +397,10 @@ fn grant(
                     ));
                 }
             };
-            grant = grant.scopes(&options.scopes);
-            for resource in &options.resources {
-                grant = grant.resource(resource);
-            }
-            if let Some(audience) = &options.audience {
-                grant = grant.audience(audience);
-            }
-            for (name, value) in &options.params {
-                grant = grant.param(name, value);
-            }
-            TokenCache::new(grant)
+            TokenCache::new(asking!(grant, options))
         }
         other => return Err(Stop::Usage(format!("unknown --grant {other}"))),
     })
-}
-
-/// `base` with the scopes, resources, audience and extra fields of the command line.
-fn request(options: &Options, base: TokenRequest) -> TokenRequest {
-    let mut request = base.scopes(&options.scopes);
-    for resource in &options.resources {
-        request = request.resource(resource);
-    }
-    if let Some(audience) = &options.audience {
-        request = request.audience(audience);
-    }
-    for (name, value) in &options.params {
-        request = request.param(name, value);
-    }
-    request
 }
 
 fn build_request(options: &Options, url: &Uri) -> Result<Request<Full<Bytes>>, BoxError> {

@@ -208,6 +208,7 @@ impl ClientAuth {
 
     /// Adds the form fields this method sends, with the request's
     /// [`assertion`](Self::assertion) for the methods that have one.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_variables))]
     pub(crate) fn write_form(
         &self,
         form: &mut form_urlencoded::Serializer<'_, String>,
