@@ -296,8 +296,9 @@ fn file(contents: &str) -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
-/// The demo server, serving RFC 8414 metadata that names `issuer` (its own URL unless given).
-async fn discoverable(issuer: Option<&str>) -> (AuthServer, Loopback, String) {
+/// Against the demo server serving RFC 8414 metadata that names `issuer` (its own URL unless
+/// given), runs `--issuer <the server's URL>` and a GET of the API.
+async fn discover_and_get(issuer: Option<&str>) -> (AuthServer, Output) {
     let (server, loopback) = demo().await;
     let own = loopback.url("");
     let document = format!(
@@ -306,16 +307,10 @@ async fn discoverable(issuer: Option<&str>) -> (AuthServer, Loopback, String) {
         loopback.token_url()
     );
     let server = server.metadata("/.well-known/oauth-authorization-server", &document);
-    (server, loopback, own)
-}
-
-#[tokio::test]
-async fn the_token_endpoint_is_discovered_from_the_issuer() {
-    let (server, loopback, issuer) = discoverable(None).await;
     let url = loopback.api_url("/orders");
     let output = curl_with(&[
         "--issuer",
-        &issuer,
+        &own,
         "--client-id",
         CLIENT_ID,
         "--client-secret",
@@ -323,6 +318,12 @@ async fn the_token_endpoint_is_discovered_from_the_issuer() {
         &url,
     ])
     .await;
+    (server, output)
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_discovered_from_the_issuer() {
+    let (server, output) = discover_and_get(None).await;
     assert_eq!(output.status.code(), Some(0), "{}", all_output(&output));
     assert_eq!(stdout(&output), [r#"200 {"orders":[]}"#]);
     assert_eq!(server.grants(), 1);
@@ -330,18 +331,7 @@ async fn the_token_endpoint_is_discovered_from_the_issuer() {
 
 #[tokio::test]
 async fn metadata_naming_another_issuer_exits_2_before_any_token_request() {
-    let (server, loopback, issuer) = discoverable(Some("https://evil.example")).await;
-    let url = loopback.api_url("/orders");
-    let output = curl_with(&[
-        "--issuer",
-        &issuer,
-        "--client-id",
-        CLIENT_ID,
-        "--client-secret",
-        CLIENT_SECRET,
-        &url,
-    ])
-    .await;
+    let (server, output) = discover_and_get(Some("https://evil.example")).await;
     assert_eq!(output.status.code(), Some(2), "{}", all_output(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
