@@ -49,12 +49,15 @@ impl AuthServer {
 }
 
 async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
-    let url = match request.uri().scheme() {
-        Some(_) => request.uri().to_string(),
-        None => {
-            let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
-            format!("http://{host}{}", request.uri().path())
-        }
+    // Over HTTP the URI is a path and the host is in `Host`; in process it is what the
+    // client asked for, which may be a path alone.
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|host| host.to_str().ok());
+    let url = match (request.uri().scheme(), host) {
+        (None, Some(host)) => format!("http://{host}{}", request.uri().path()),
+        _ => request.uri().to_string(),
     };
     let authorization = request
         .headers()
