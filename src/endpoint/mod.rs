@@ -2,6 +2,7 @@
 //! ([`TokenClient`]), and the others that share its form encoding and client authentication,
 //! such as revocation.
 
+mod client_auth;
 mod form;
 pub(crate) mod parse;
 
@@ -16,7 +17,7 @@ use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
-pub use self::form::{ClientAuth, TokenRequest};
+pub use self::{client_auth::ClientAuth, form::TokenRequest};
 use crate::{
     BoxError, Discovery, Error, ErrorKind, HttpClient, Secret, Token, origin::secure_uri,
     transport::HttpService,
