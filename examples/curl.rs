@@ -1,11 +1,14 @@
 //! A curl for OAuth 2.0 APIs, in the spirit of Google's `oauth2l curl`: gets a token with the
-//! client-credentials or refresh-token grant, then sends requests with it through
-//! `OAuth2Layer`, which refreshes the token and retries once when the API answers 401.
+//! client-credentials, refresh-token or JWT bearer grant, then sends requests with it through
+//! `OAuth2Layer`, which refreshes the token and retries once when the API answers 401. The
+//! token endpoint is given or discovered from the issuer; the client authenticates with a
+//! secret, a signed JWT (`client_secret_jwt`, `private_key_jwt`) or not at all.
 //!
 //! ```sh
-//! cargo run --features https --example curl -- \
-//!     --token-url https://auth.example.com/oauth2/token --client-id my-client \
-//!     --scope orders:read https://api.example.com/orders
+//! cargo run --features https,jwt --example curl -- \
+//!     --issuer https://auth.example.com --client-id my-client \
+//!     --auth-method private_key_jwt --private-key client-key.pem \
+//!     --scope orders:read --resource https://api.example.com https://api.example.com/orders
 //! ```
 //!
 //! Output: one line `STATUS BODY` per response on stdout; on stderr, as its last line,
@@ -22,8 +25,10 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri, header::CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_oauth2::{
-    BoxError, ClientAuth, CloneBodies, Error, FetchContext, OAuth2Layer, Secret, Token, TokenCache,
-    TokenClient, TokenRequest, TokenSource, grant::ClientCredentials, https,
+    BoxError, ClientAuth, CloneBodies, Discovery, Error, FetchContext, OAuth2Layer, Secret,
+    SigningAlgorithm, SigningKey, Token, TokenCache, TokenClient, TokenRequest, TokenSource,
+    grant::{ClientCredentials, JwtBearer},
+    https::{self, HttpsClient},
 };
 
 const USAGE: &str = "\
@@ -34,18 +39,40 @@ line `STATUS BODY` per response on stdout, and on stderr, last,
 `requests=N ok=K token_fetches=F retries_after_401=R`.
 
 Token options:
-  --token-url URL              the token endpoint (required)
+  --token-url URL              the token endpoint (wins over --issuer)
+  --issuer URL                 the authorization server: its token endpoint is read from its
+                               metadata (RFC 8414, else OpenID Connect discovery), whose
+                               `issuer` must equal URL exactly; one of the two is required
   --client-id ID               the client's id (required)
   --client-secret SECRET       the client's secret (default: env OAUTH2_CLIENT_SECRET;
-                               required unless --auth-method none)
-  --auth-method basic|post|none  how the client authenticates (default: basic)
-  --grant client_credentials|refresh_token  (default: client_credentials)
+                               required for basic, post and client_secret_jwt)
+  --auth-method METHOD         how the client authenticates (default: basic):
+                               basic | post | none | client_secret_jwt (an HS256 JWT keyed
+                               by the secret) | private_key_jwt (a JWT signed by
+                               --private-key); a JWT is made anew for every token request
+  --private-key FILE           a PKCS#8 PEM private key (RSA, EC P-256 or Ed25519), for
+                               private_key_jwt and for self-signed JWT bearer assertions
+  --key-id KID                 the key's id, sent as the JWTs' `kid`
+  --signing-alg ALG            RS256 | PS256 | ES256 | EdDSA (default by key type: RS256,
+                               ES256, EdDSA); one the key cannot make is an error
+  --grant GRANT                client_credentials | refresh_token | jwt_bearer
+                               (default: client_credentials)
   --refresh-token TOKEN        the refresh token (required with --grant refresh_token);
                                a token the server rotates replaces it
+  --assertion-file FILE        for --grant jwt_bearer: a file holding the assertion, read
+                               again for every token request (rotating workload tokens);
+                               without it the assertion is signed with --private-key
+  --subject SUB                the `sub` of a self-signed JWT bearer assertion (default:
+                               the client id; its `iss` is the client id)
   --scope SCOPE                a scope to ask for (repeatable, or space-separated)
+  --resource URI               a resource indicator (RFC 8707), sent in every token
+                               request (repeatable)
+  --audience AUD               the `audience` sent in every token request
   --param NAME=VALUE           an extra token request field (repeatable)
+  --cacert FILE                PEM CA certificates to trust beside the built-in roots, for
+                               every HTTPS connection (metadata, token endpoint, URLs)
   --allow-http                 allow plain http to hosts other than loopback, for the
-                               token endpoint and the URLs
+                               issuer, the token endpoint and the URLs
   --print-token                print the access token and exit (no URL needed)
 
 Request options:
@@ -61,19 +88,30 @@ Request options:
 Exit status:
   0  every response was 2xx (with --print-token: the token was printed)
   1  a response was not 2xx, or a request got no response; the other requests still run
-  2  no token could be had, a URL may not get the token (plain http beyond loopback without
-     --allow-http), or the options are wrong; stops at once";
+  2  no token could be had (the message names the server's OAuth error code), discovery
+     failed (such as metadata naming another issuer), a URL may not get the token (plain
+     http beyond loopback without --allow-http), or the options are wrong; stops at once.
+     No message ever shows a secret, a key or an assertion.";
 
 /// What the command line asked for.
 struct Options {
-    token_url: String,
+    token_url: Option<String>,
+    issuer: Option<String>,
     client_id: String,
     client_secret: Option<String>,
     auth_method: String,
     grant: String,
     refresh_token: Option<String>,
+    private_key: Option<String>,
+    key_id: Option<String>,
+    signing_alg: Option<String>,
+    assertion_file: Option<String>,
+    subject: Option<String>,
     scopes: Vec<String>,
+    resources: Vec<String>,
+    audience: Option<String>,
     params: Vec<(String, String)>,
+    cacert: Option<String>,
     allow_http: bool,
     print_token: bool,
     method: Option<Method>,
@@ -91,6 +129,8 @@ enum Stop {
     Usage(String),
     /// No token: exit 2.
     Token(String),
+    /// The server's metadata could not be had or was refused: exit 2.
+    Discovery(String),
 }
 
 #[derive(Default)]
@@ -123,6 +163,10 @@ async fn main() -> ExitCode {
             eprintln!("curl: no token: {message}");
             2
         }
+        Err(Stop::Discovery(message)) => {
+            eprintln!("curl: discovery failed: {message}");
+            2
+        }
     };
     let stats = cache.map(|cache: TokenCache| cache.stats());
     eprintln!(
@@ -141,58 +185,19 @@ async fn run(
     cache_out: &mut Option<TokenCache>,
 ) -> Result<(), Stop> {
     let config = |error: Error| Stop::Usage(error.to_string());
-    let http = https::client().map_err(config)?;
-    let endpoint = if options.allow_http {
-        TokenClient::with_plain_http(&options.token_url, http.clone())
-    } else {
-        TokenClient::new(&options.token_url, http.clone())
-    }
-    .map_err(config)?;
-
-    let secret = options
-        .client_secret
-        .clone()
-        .or_else(|| env::var("OAUTH2_CLIENT_SECRET").ok());
-    let id = options.client_id.clone();
-    let auth = match (options.auth_method.as_str(), secret) {
-        ("none", _) => ClientAuth::none(id),
-        ("basic", Some(secret)) => ClientAuth::basic(id, secret),
-        ("post", Some(secret)) => ClientAuth::post(id, secret),
-        ("basic" | "post", None) => {
-            return Err(Stop::Usage(
-                "--client-secret or OAUTH2_CLIENT_SECRET is required".into(),
-            ));
+    let http = match &options.cacert {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|error| Stop::Usage(format!("--cacert {path}: {error}")))?;
+            https::client_with_extra_roots(&pem)
+                .map_err(|error| Stop::Usage(format!("--cacert {path}: {error}")))?
         }
-        (other, _) => return Err(Stop::Usage(format!("unknown --auth-method {other}"))),
+        None => https::client().map_err(config)?,
     };
-
-    let cache = match options.grant.as_str() {
-        "client_credentials" => {
-            let mut grant = ClientCredentials::new(endpoint, auth).scopes(&options.scopes);
-            for (name, value) in &options.params {
-                grant = grant.param(name, value);
-            }
-            TokenCache::new(grant)
-        }
-        "refresh_token" => {
-            let Some(refresh_token) = &options.refresh_token else {
-                return Err(Stop::Usage(
-                    "--grant refresh_token needs --refresh-token".into(),
-                ));
-            };
-            let mut request = TokenRequest::new("refresh_token").scopes(&options.scopes);
-            for (name, value) in &options.params {
-                request = request.param(name, value);
-            }
-            TokenCache::new(RefreshGrant {
-                endpoint,
-                auth,
-                request,
-                refresh_token: Secret::new(refresh_token.as_str()),
-            })
-        }
-        other => return Err(Stop::Usage(format!("unknown --grant {other}"))),
-    };
+    let endpoint = endpoint(options, &http).await?;
+    let key = signing_key(options)?;
+    let auth = client_auth(options, key.clone())?;
+    let cache = grant(options, endpoint, auth, key)?;
     *cache_out = Some(cache.clone());
 
     if options.print_token {
@@ -257,6 +262,147 @@ async fn run(
     Ok(())
 }
 
+/// The token endpoint: `--token-url` as given, else the one `--issuer`'s metadata names
+/// (fetched before any token request, and refused when it names another issuer).
+async fn endpoint(options: &Options, http: &HttpsClient) -> Result<TokenClient, Stop> {
+    let config = |error: Error| Stop::Usage(error.to_string());
+    match (&options.token_url, &options.issuer) {
+        (Some(url), _) if options.allow_http => {
+            TokenClient::with_plain_http(url, http.clone()).map_err(config)
+        }
+        (Some(url), _) => TokenClient::new(url, http.clone()).map_err(config),
+        (None, Some(issuer)) => {
+            let discovery = if options.allow_http {
+                Discovery::with_plain_http(issuer, http.clone())
+            } else {
+                Discovery::new(issuer, http.clone())
+            }
+            .map_err(config)?;
+            TokenClient::discover(&discovery)
+                .await
+                .map_err(|error| Stop::Discovery(error.to_string()))
+        }
+        (None, None) => Err(Stop::Usage("--token-url or --issuer is required".into())),
+    }
+}
+
+/// The key of `--private-key`, with `--key-id` and `--signing-alg`.
+fn signing_key(options: &Options) -> Result<Option<SigningKey>, Stop> {
+    let Some(path) = &options.private_key else {
+        if options.key_id.is_some() || options.signing_alg.is_some() {
+            return Err(Stop::Usage(
+                "--key-id and --signing-alg need --private-key".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    // Neither the file's content nor the parser's view of it goes into a message.
+    let pem = zeroize::Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|error| Stop::Usage(format!("--private-key {path}: {error}")))?,
+    );
+    let mut key = SigningKey::from_pkcs8_pem(&*pem)
+        .map_err(|error| Stop::Usage(format!("--private-key {path}: {error}")))?;
+    if let Some(alg) = &options.signing_alg {
+        let alg: SigningAlgorithm = alg
+            .parse()
+            .map_err(|error: Error| Stop::Usage(format!("--signing-alg {alg}: {error}")))?;
+        key = key
+            .with_algorithm(alg)
+            .map_err(|error| Stop::Usage(format!("--signing-alg {}: {error}", alg.as_str())))?;
+    }
+    if let Some(kid) = &options.key_id {
+        key = key.with_key_id(kid);
+    }
+    Ok(Some(key))
+}
+
+fn client_auth(options: &Options, key: Option<SigningKey>) -> Result<ClientAuth, Stop> {
+    let secret = options
+        .client_secret
+        .clone()
+        .or_else(|| env::var("OAUTH2_CLIENT_SECRET").ok());
+    let id = options.client_id.clone();
+    let needs_secret = || Stop::Usage("--client-secret or OAUTH2_CLIENT_SECRET is required".into());
+    Ok(match options.auth_method.as_str() {
+        "none" => ClientAuth::none(id),
+        "basic" => ClientAuth::basic(id, secret.ok_or_else(needs_secret)?),
+        "post" => ClientAuth::post(id, secret.ok_or_else(needs_secret)?),
+        "client_secret_jwt" => ClientAuth::client_secret_jwt(id, secret.ok_or_else(needs_secret)?)
+            .map_err(|error| Stop::Usage(error.to_string()))?,
+        "private_key_jwt" => {
+            let key = key.ok_or_else(|| {
+                Stop::Usage("--auth-method private_key_jwt needs --private-key".into())
+            })?;
+            ClientAuth::private_key_jwt(id, key)
+        }
+        other => return Err(Stop::Usage(format!("unknown --auth-method {other}"))),
+    })
+}
+
+/// `$grant` asking for the scopes, resources, audience and extra fields of the command line:
+/// the grants and `TokenRequest` share these builder methods, but no trait.
+macro_rules! asking {
+    ($grant:expr, $options:expr) => {{
+        let options: &Options = $options;
+        let mut grant = $grant.scopes(&options.scopes);
+        for resource in &options.resources {
+            grant = grant.resource(resource);
+        }
+        if let Some(audience) = &options.audience {
+            grant = grant.audience(audience);
+        }
+        for (name, value) in &options.params {
+            grant = grant.param(name, value);
+        }
+        grant
+    }};
+}
+
+/// The grant of `--grant`, asking for the scopes, resources, audience and fields given.
+fn grant(
+    options: &Options,
+    endpoint: TokenClient,
+    auth: ClientAuth,
+    key: Option<SigningKey>,
+) -> Result<TokenCache, Stop> {
+    Ok(match options.grant.as_str() {
+        "client_credentials" => {
+            TokenCache::new(asking!(ClientCredentials::new(endpoint, auth), options))
+        }
+        "refresh_token" => {
+            let Some(refresh_token) = &options.refresh_token else {
+                return Err(Stop::Usage(
+                    "--grant refresh_token needs --refresh-token".into(),
+                ));
+            };
+            TokenCache::new(RefreshGrant {
+                endpoint,
+                auth,
+                request: asking!(TokenRequest::new("refresh_token"), options),
+                refresh_token: Secret::new(refresh_token.as_str()),
+            })
+        }
+        "jwt_bearer" => {
+            let grant = match (&options.assertion_file, key) {
+                (Some(path), _) => JwtBearer::from_file(endpoint, auth, path),
+                (None, Some(key)) => {
+                    let id = options.client_id.clone();
+                    let subject = options.subject.clone().unwrap_or_else(|| id.clone());
+                    JwtBearer::signed(endpoint, auth, key, id, subject)
+                }
+                (None, None) => {
+                    return Err(Stop::Usage(
+                        "--grant jwt_bearer needs --assertion-file or --private-key".into(),
+                    ));
+                }
+            };
+            TokenCache::new(asking!(grant, options))
+        }
+        other => return Err(Stop::Usage(format!("unknown --grant {other}"))),
+    })
+}
+
 fn build_request(options: &Options, url: &Uri) -> Result<Request<Full<Bytes>>, BoxError> {
     let method = match (&options.method, &options.data) {
         (Some(method), _) => method.clone(),
@@ -311,14 +457,23 @@ impl TokenSource for RefreshGrant {
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stop> {
     let usage = |message: String| Stop::Usage(message);
     let mut options = Options {
-        token_url: String::new(),
+        token_url: None,
+        issuer: None,
         client_id: String::new(),
         client_secret: None,
         auth_method: "basic".into(),
         grant: "client_credentials".into(),
         refresh_token: None,
+        private_key: None,
+        key_id: None,
+        signing_alg: None,
+        assertion_file: None,
+        subject: None,
         scopes: Vec::new(),
+        resources: Vec::new(),
+        audience: None,
         params: Vec::new(),
+        cacert: None,
         allow_http: false,
         print_token: false,
         method: None,
@@ -336,7 +491,16 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stop
         };
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--token-url" => options.token_url = value()?,
+            "--token-url" => options.token_url = Some(value()?),
+            "--issuer" => options.issuer = Some(value()?),
+            "--private-key" => options.private_key = Some(value()?),
+            "--key-id" => options.key_id = Some(value()?),
+            "--signing-alg" => options.signing_alg = Some(value()?),
+            "--assertion-file" => options.assertion_file = Some(value()?),
+            "--subject" => options.subject = Some(value()?),
+            "--resource" => options.resources.push(value()?),
+            "--audience" => options.audience = Some(value()?),
+            "--cacert" => options.cacert = Some(value()?),
             "--client-id" => options.client_id = value()?,
             "--client-secret" => options.client_secret = Some(value()?),
             "--auth-method" => options.auth_method = value()?,
@@ -390,8 +554,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stop
             }
         }
     }
-    if options.token_url.is_empty() || options.client_id.is_empty() {
-        return Err(usage("--token-url and --client-id are required".into()));
+    if options.token_url.is_none() && options.issuer.is_none() {
+        return Err(usage("--token-url or --issuer is required".into()));
+    }
+    if options.client_id.is_empty() {
+        return Err(usage("--client-id is required".into()));
     }
     if options.urls.is_empty() && !options.print_token {
         return Err(usage("no URL given".into()));

@@ -11,12 +11,30 @@
 // - `POST <api>/expire` with `token=<access token>`, which deletes that one access token, as a
 //   server does when it invalidates a token early. (The revocation endpoint would not do:
 //   revoking an access token there also revokes every refresh token of its grant.)
+// - clients that authenticate with client_secret_jwt and private_key_jwt (the public keys of
+//   testkit/keys registered as their JWKS); the method check above tells the two by the
+//   assertion's `alg`;
+// - the JWT bearer grant (RFC 7523 section 2.1), registered with `registerGrantType`: it
+//   trusts assertions that BEARER_ISSUER signed with the EC test key, for the token endpoint,
+//   each `jti` once;
+// - two resource servers: the API answers `/b/...` only for tokens whose audience is
+//   RESOURCE_B, everything else only for RESOURCE;
+// - at `<api>/.well-known/oauth-authorization-server/evil`, a copy of the provider's metadata:
+//   an issuer URL (`<api>/evil`) whose metadata names another issuer.
 
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
-import Provider from 'oidc-provider';
+import { importJWK, jwtVerify } from 'jose';
+import Provider, { errors } from 'oidc-provider';
 
 const RESOURCE = 'urn:interop:api';
+const RESOURCE_B = 'urn:interop:api-b';
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const BEARER_ISSUER = 'interop-workload-issuer';
+
+const keysDir = new URL('../testkit/keys/', import.meta.url);
+const publicJwk = (name) => JSON.parse(readFileSync(new URL(`${name}.pub.jwk`, keysDir), 'utf8'));
 const API_SCOPES = ['api:read', 'api:write'];
 const USER = 'user-1';
 const REDIRECT = 'http://127.0.0.1/callback';
@@ -44,9 +62,31 @@ const native = (id) => ({
   scope: `openid ${API_SCOPES.join(' ')}`,
 });
 
+// A client that proves itself with a JWT signed by one of the test keys.
+const keyClient = (id, key) => {
+  const { client_secret: _unused, ...client } = confidential(id, 'private_key_jwt', ['client_credentials']);
+  return { ...client, jwks: { keys: [publicJwk(key)] } };
+};
+
 const clients = [
   confidential('cc-basic', 'client_secret_basic', ['client_credentials']),
   confidential('cc-post', 'client_secret_post', ['client_credentials']),
+  confidential('cc-resource', 'client_secret_basic', ['client_credentials']),
+  confidential('cc-discovery', 'client_secret_basic', ['client_credentials']),
+  confidential('cc-mixup', 'client_secret_basic', ['client_credentials']),
+  // HS256 wants a key of at least 32 bytes.
+  { ...confidential('cc-secret-jwt', 'client_secret_jwt', ['client_credentials']), client_secret: 'cc-secret-jwt-secret-of-32-bytes-or-more' },
+  keyClient('cc-key-rsa', 'rsa'),
+  keyClient('cc-key-ec', 'ec'),
+  keyClient('cc-key-ed', 'ed25519'),
+  {
+    client_id: 'bearer-client',
+    token_endpoint_auth_method: 'none',
+    grant_types: [JWT_BEARER],
+    response_types: [],
+    redirect_uris: [],
+    scope: API_SCOPES.join(' '),
+  },
   confidential('web-basic', 'client_secret_basic', ['authorization_code', 'refresh_token']),
   confidential('web-signout', 'client_secret_basic', ['authorization_code', 'refresh_token']),
   native('native-pkce'),
@@ -55,6 +95,7 @@ const clients = [
   native('native-rotation'),
   native('native-persist'),
   native('native-refresh'),
+  native('native-discovery'),
 ];
 const registered = new Map(clients.map((client) => [client.client_id, client]));
 
@@ -76,6 +117,14 @@ const authPort = await listen(authServer);
 const apiPort = await listen(apiServer);
 const issuer = `http://127.0.0.1:${authPort}`;
 
+const resourceInfo = (resource, client) => ({
+  scope: API_SCOPES.join(' '),
+  audience: resource,
+  // Opaque, because only opaque tokens are revoked with their grant.
+  accessTokenFormat: 'opaque',
+  accessTokenTTL: SHORT_LIVED.has(client.clientId) ? 2 : 300,
+});
+
 const provider = new Provider(issuer, {
   clients,
   cookies: { keys: ['interop-only-cookie-key'] },
@@ -90,13 +139,12 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: () => RESOURCE,
       useGrantedResource: () => true,
-      getResourceServerInfo: (_ctx, _resource, client) => ({
-        scope: API_SCOPES.join(' '),
-        audience: RESOURCE,
-        // Opaque, because only opaque tokens are revoked with their grant.
-        accessTokenFormat: 'opaque',
-        accessTokenTTL: SHORT_LIVED.has(client.clientId) ? 2 : 300,
-      }),
+      getResourceServerInfo: (_ctx, resource, client) => {
+        if (resource !== RESOURCE && resource !== RESOURCE_B) {
+          throw new errors.InvalidTarget();
+        }
+        return resourceInfo(resource, client);
+      },
     },
   },
   // Every client with the refresh_token grant gets one, without offline_access and consent.
@@ -152,6 +200,16 @@ provider.use(async (ctx, next) => {
   } else if (form.has('client_secret')) {
     used = 'client_secret_post';
     clientId = form.get('client_id');
+  } else if (form.has('client_assertion')) {
+    // Both JWT methods send the same fields; the signature's algorithm tells them apart.
+    let alg;
+    try {
+      ({ alg } = JSON.parse(Buffer.from(form.get('client_assertion').split('.')[0], 'base64url')));
+    } catch {
+      alg = undefined;
+    }
+    used = String(alg).startsWith('HS') ? 'client_secret_jwt' : 'private_key_jwt';
+    clientId = form.get('client_id');
   } else {
     used = 'none';
     clientId = form.get('client_id');
@@ -193,6 +251,50 @@ provider.use(async (ctx, next) => {
   return undefined;
 });
 
+// The JWT bearer grant: the assertion must verify against BEARER_ISSUER's key, name the token
+// endpoint as its audience, be young, and bring a jti never seen before.
+const bearerKey = await importJWK(publicJwk('ec'), 'ES256');
+const bearerJtis = new Set();
+// Whom each token of the grant acts for (ClientCredentials tokens keep no subject).
+const bearerSubjects = new Map();
+provider.registerGrantType(JWT_BEARER, async (ctx) => {
+  const { client, params } = ctx.oidc;
+  let payload;
+  try {
+    ({ payload } = await jwtVerify(params.assertion, bearerKey, {
+      issuer: BEARER_ISSUER,
+      audience: ctx.oidc.urlFor('token'),
+      algorithms: ['ES256'],
+      maxTokenAge: '5m',
+      requiredClaims: ['exp', 'iat', 'jti', 'sub'],
+    }));
+  } catch (error) {
+    throw new errors.InvalidGrant(`assertion: ${error.message}`);
+  }
+  if (bearerJtis.has(payload.jti)) {
+    throw new errors.InvalidGrant('assertion: its jti was used before');
+  }
+  bearerJtis.add(payload.jti);
+  const resource = params.resource ?? RESOURCE;
+  if (resource !== RESOURCE && resource !== RESOURCE_B) {
+    throw new errors.InvalidTarget();
+  }
+  const token = new provider.ClientCredentials({
+    client,
+    scope: params.scope || API_SCOPES[0],
+  });
+  token.resourceServer = new provider.ResourceServer(resource, resourceInfo(resource, client));
+  const value = await token.save();
+  bearerSubjects.set(value, payload.sub);
+  count(client.clientId, `success:${JWT_BEARER}`);
+  ctx.body = {
+    access_token: value,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    scope: token.scope,
+  };
+}, ['assertion', 'scope', 'resource']);
+
 authServer.on('request', provider.callback());
 
 // The protected API: 200 with what the token grants, 401 for an unknown, expired or revoked
@@ -205,6 +307,12 @@ const json = (res, status, body, headers = {}) => {
 apiServer.on('request', async (req, res) => {
   try {
     const url = new URL(req.url, `http://127.0.0.1:${apiPort}`);
+    if (url.pathname === '/.well-known/oauth-authorization-server/evil') {
+      // The real server's metadata, served for another issuer URL: a mix-up in the making.
+      const real = await fetch(`${issuer}/.well-known/openid-configuration`);
+      json(res, 200, await real.json());
+      return;
+    }
     const statsMatch = /^\/stats\/([^/]+)$/.exec(url.pathname);
     if (statsMatch) {
       json(res, 200, stats.get(decodeURIComponent(statsMatch[1])) ?? {});
@@ -233,6 +341,13 @@ apiServer.on('request', async (req, res) => {
       json(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
       return;
     }
+    const audience = url.pathname.startsWith('/b/') ? RESOURCE_B : RESOURCE;
+    if (![].concat(token.aud ?? []).includes(audience)) {
+      json(res, 401, { error: 'invalid_token' }, {
+        'www-authenticate': 'Bearer error="invalid_token", error_description="wrong audience"',
+      });
+      return;
+    }
     const scopes = String(token.scope ?? '').split(' ');
     const needed = url.pathname.endsWith('/write') ? 'api:write' : 'api:read';
     if (!scopes.includes(needed)) {
@@ -241,7 +356,12 @@ apiServer.on('request', async (req, res) => {
       });
       return;
     }
-    json(res, 200, { client_id: token.clientId, sub: token.accountId ?? null, scope: token.scope });
+    json(res, 200, {
+      client_id: token.clientId,
+      sub: token.accountId ?? bearerSubjects.get(value) ?? null,
+      scope: token.scope,
+      aud: token.aud,
+    });
   } catch (error) {
     console.error(`api error: ${error.stack}`);
     json(res, 500, { error: 'server_error' });

@@ -83,9 +83,11 @@ pub enum ErrorKind {
     /// response belongs to another request, or was forged (cross-site request forgery). Nothing
     /// was sent to the token endpoint.
     StateMismatch,
-    /// The authorization response names another authorization server in its `iss` parameter,
-    /// or names none although the grant expects one (RFC 9207): the response may come from a
-    /// server the user was steered to (a mix-up attack). Nothing was sent to the token endpoint.
+    /// The authorization server is not the one expected: an authorization response names
+    /// another in its `iss` parameter, or none although the grant expects one (RFC 9207), or
+    /// the server's metadata names another `issuer` than the configured one (RFC 8414 section
+    /// 3.3). The response or document may come from a server the user was steered to (a
+    /// mix-up attack). Nothing was sent to the token endpoint.
     IssuerMismatch,
     /// The authorization step did not yield a code: the server redirected back with an error
     /// (such as `access_denied`; see [`oauth_error`](Error::oauth_error)), the redirect had no
@@ -262,9 +264,7 @@ impl fmt::Display for ErrorKind {
             Self::OriginNotAllowed => "origin not allowed",
             Self::Store => "token store failed",
             Self::StateMismatch => "authorization response state does not match the request",
-            Self::IssuerMismatch => {
-                "authorization response issuer is not the expected authorization server"
-            }
+            Self::IssuerMismatch => "issuer is not the expected authorization server",
             Self::AuthorizationFailed => "authorization failed",
         })
     }
@@ -280,6 +280,9 @@ impl fmt::Display for Error {
             ErrorKind::BodyTooLarge => write!(f, "{name} response body too large")?,
             ErrorKind::Timeout => write!(f, "{name} timed out")?,
             ErrorKind::Transport => write!(f, "could not reach {name}")?,
+            ErrorKind::InvalidResponse if inner.endpoint.is_some_and(|e| e != "token endpoint") => {
+                write!(f, "invalid response from {name}")?;
+            }
             kind => fmt::Display::fmt(&kind, f)?,
         }
         if let Some(status) = inner.status {

@@ -75,7 +75,7 @@ pub fn error_response(data: &[u8]) {
 fn check_answer(status: StatusCode, headers: &HeaderMap, body: &[u8]) {
     let auth = ClientAuth::basic(CLIENT_ID, CLIENT_SECRET);
     let request = TokenRequest::new("refresh_token").secret_param("refresh_token", REFRESH_TOKEN);
-    let secrets = request.secrets(&auth);
+    let secrets = request.secrets(&auth, None);
     let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
     let body = expand_markers(body);
 
@@ -217,7 +217,7 @@ pub fn form(data: &[u8]) {
         _ => {}
     }
 
-    let body = request.encode(&auth);
+    let body = request.encode(&auth, None);
     let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
         .map(|(name, value)| (name.into_owned(), value.into_owned()))
         .collect();

@@ -58,13 +58,17 @@
 //!   no allocation; runs one fetch at a time and shares its result with every waiter.
 //! - [`TokenSource`]: how a token is obtained. [`grant::ClientCredentials`],
 //!   [`grant::AuthorizationCode`] (with PKCE, and [`grant::LoopbackRedirect`] for command-line
-//!   apps) and [`grant::RefreshToken`] ship; writing your own takes a few lines.
+//!   apps), [`grant::RefreshToken`] and [`grant::JwtBearer`] (RFC 7523) ship; each asks for
+//!   scopes, resources (RFC 8707) and audiences; writing your own takes a few lines.
 //! - [`TokenStore`]: where the cache keeps its token across restarts, so a rotated refresh
 //!   token is never lost: [`FileStore`] (one private JSON file, replaced atomically) or
 //!   [`MemoryStore`].
 //! - [`TokenClient`]: posts token requests to the token endpoint through the HTTP client you
 //!   give it, with client authentication ([`ClientAuth`]), a timeout, a body size limit, no
 //!   redirects, and typed errors for every way a server answers wrongly.
+//! - [`Discovery`]: the server's endpoints from its issuer URL (RFC 8414 metadata, else
+//!   OpenID Connect's), refused when the metadata names another issuer; cached and refreshed.
+//!   [`TokenClient::discover`] and [`grant::AuthorizationCode::discover`] build on it.
 //! - [`Revocation`]: revokes tokens at the server's revocation endpoint (RFC 7009) when a user
 //!   signs out.
 //!
@@ -102,9 +106,10 @@
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
 //! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
 //! | `reqwest012`, `reqwest-middleware04` | the same for reqwest 0.12 and reqwest-middleware 0.4; `TokenClient::reqwest012` |
-//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
+//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots (`https::client_with_extra_roots`), no redirects; `TokenClient::https` |
+//! | `jwt` | client assertions, `ClientAuth::client_secret_jwt` and `ClientAuth::private_key_jwt` with a `SigningKey` (RS256, PS256, ES256, EdDSA; PKCS#8 PEM or JWK), and self-signed JWT bearer assertions, `grant::JwtBearer::signed` (RFC 7523), signed by jsonwebtoken's pure-Rust backend |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
-//! | `redis` | `fleet::RedisFleet`: replicas share one token set through Redis or Redis Cluster, so a fleet runs one grant per token lifetime (not yet consulted by the cache) |
+//! | `redis` | `fleet::RedisFleet`: replicas share one token set through Redis or Redis Cluster, so a fleet runs one grant per token lifetime (`TokenCacheBuilder::fleet`) |
 //!
 //! Only `loopback` is on by default, and the core depends on no HTTP client; a server that
 //! never signs users in can turn it off with `default-features = false`.
@@ -134,7 +139,10 @@
 #[doc(hidden)]
 #[path = "fuzz.rs"]
 pub mod __fuzz;
+#[cfg(feature = "jwt")]
+mod assertion;
 mod cache;
+mod discovery;
 mod endpoint;
 mod error;
 #[doc = include_str!("../docs/failures.md")]
@@ -153,10 +161,14 @@ mod store;
 mod token;
 mod transport;
 
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub use self::assertion::{SigningAlgorithm, SigningKey};
 #[cfg(feature = "https")]
 pub use self::transport::https;
 pub use self::{
     cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
+    discovery::{Discovery, ServerMetadata},
     endpoint::{ClientAuth, TokenClient, TokenRequest},
     error::{BoxError, Error, ErrorKind},
     middleware::{

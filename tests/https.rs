@@ -190,3 +190,36 @@ async fn a_closed_port_is_reported_as_a_refused_connection() {
         "could not reach token endpoint: connection refused"
     );
 }
+
+#[tokio::test]
+async fn extra_roots_from_pem_are_trusted_beside_mozillas() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let identity = Identity {
+        cert: certified.cert.der().clone(),
+        key: certified.signing_key.serialize_der(),
+    };
+    let addr = serve(&identity, &[b"h2", b"http/1.1"]).await;
+    let url = format!("https://localhost:{}/api", addr.port());
+    // PEM by hand: rcgen's `pem` feature is off here.
+    let encoded = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        certified.cert.der(),
+    );
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    );
+    let http: https::HttpsClient = https::client_with_extra_roots(pem.as_bytes()).unwrap();
+    let (_, body) = get(&http, url).await;
+    assert_eq!(body, "HTTP/2.0 none");
+
+    for bad in [&b""[..], b"not a certificate"] {
+        let error = https::client_with_extra_roots::<Full<Bytes>>(bad).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+    }
+}

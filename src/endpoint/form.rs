@@ -1,132 +1,12 @@
-//! What a grant sends: the form fields, and how the client authenticates.
+//! What a grant sends: the form fields of a token request (the client's authentication is
+//! `client_auth.rs`).
 
 use std::fmt;
 
-use base64::{Engine, engine::general_purpose::STANDARD};
-use http::HeaderValue;
 use zeroize::Zeroizing;
 
-use crate::{Secret, TokenSetId, secret::sensitive_header};
-
-/// How the client authenticates to the token endpoint (RFC 6749 section 2.3).
-///
-/// ```
-/// use tower_oauth2::ClientAuth;
-///
-/// // HTTP Basic, the method every server must support.
-/// let basic = ClientAuth::basic("my-client", "my-secret");
-/// // The credentials in the form body, for servers registered for `client_secret_post`.
-/// let post = ClientAuth::post("my-client", "my-secret");
-/// // A public client, such as a native app: no secret at all.
-/// let public = ClientAuth::none("my-app");
-/// assert_eq!(public.client_id(), "my-app");
-/// ```
-#[derive(Clone)]
-pub struct ClientAuth {
-    client_id: String,
-    method: Method,
-}
-
-#[derive(Clone)]
-enum Method {
-    Basic(Secret),
-    Post(Secret),
-    None,
-}
-
-impl ClientAuth {
-    /// HTTP Basic authentication (`client_secret_basic`): the id and secret, each
-    /// form-urlencoded as RFC 6749 section 2.3.1 requires, in an `Authorization` header.
-    pub fn basic(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
-        Self {
-            client_id: client_id.into(),
-            method: Method::Basic(client_secret.into()),
-        }
-    }
-
-    /// The id and secret as `client_id` and `client_secret` form fields
-    /// (`client_secret_post`).
-    pub fn post(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
-        Self {
-            client_id: client_id.into(),
-            method: Method::Post(client_secret.into()),
-        }
-    }
-
-    /// A public client: only `client_id` is sent, as a form field.
-    pub fn none(client_id: impl Into<String>) -> Self {
-        Self {
-            client_id: client_id.into(),
-            method: Method::None,
-        }
-    }
-
-    /// Returns the client id.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// Returns the method's name as registered with servers: `client_secret_basic`,
-    /// `client_secret_post` or `none`.
-    pub fn method_name(&self) -> &'static str {
-        match self.method {
-            Method::Basic(_) => "client_secret_basic",
-            Method::Post(_) => "client_secret_post",
-            Method::None => "none",
-        }
-    }
-
-    pub(crate) fn secret(&self) -> Option<&Secret> {
-        match &self.method {
-            Method::Basic(secret) | Method::Post(secret) => Some(secret),
-            Method::None => None,
-        }
-    }
-
-    /// The base64 credentials of HTTP Basic, `None` for the other methods.
-    fn basic_credentials(&self) -> Option<Zeroizing<String>> {
-        let Method::Basic(secret) = &self.method else {
-            return None;
-        };
-        let mut credentials = Zeroizing::new(String::new());
-        credentials.extend(form_urlencoded::byte_serialize(self.client_id.as_bytes()));
-        credentials.push(':');
-        credentials.extend(form_urlencoded::byte_serialize(secret.expose().as_bytes()));
-        Some(Zeroizing::new(STANDARD.encode(credentials.as_bytes())))
-    }
-
-    /// The `Authorization` header for HTTP Basic, `None` for the other methods.
-    pub(crate) fn header(&self) -> Option<HeaderValue> {
-        let credentials = self.basic_credentials()?;
-        // Base64 output is always a valid header value.
-        sensitive_header(Zeroizing::new(
-            format!("Basic {}", credentials.as_str()).into_bytes(),
-        ))
-    }
-
-    /// Adds the form fields this method sends.
-    pub(crate) fn write_form(&self, form: &mut form_urlencoded::Serializer<'_, String>) {
-        match &self.method {
-            Method::Basic(_) => {}
-            Method::Post(secret) => {
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_secret", secret.expose());
-            }
-            Method::None => {
-                form.append_pair("client_id", &self.client_id);
-            }
-        }
-    }
-}
-
-impl fmt::Debug for ClientAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientAuth")
-            .field("client_id", &self.client_id)
-            .field("method", &self.method_name())
-            .finish()
-    }
-}
+use super::client_auth::ClientAuth;
+use crate::{Secret, TokenSetId};
 
 /// The form of one token request: a `grant_type` and its fields.
 ///
@@ -205,6 +85,21 @@ impl TokenRequest {
         }
     }
 
+    /// Adds a resource indicator (RFC 8707): the absolute URI of an API the token is for.
+    /// Repeat it for a token good at several; servers that support it limit the token's
+    /// audience to them.
+    #[must_use]
+    pub fn resource(self, resource: impl Into<String>) -> Self {
+        self.param("resource", resource)
+    }
+
+    /// Adds `audience`: the name of the API the token is for, as servers that predate
+    /// RFC 8707 ask for it (Auth0, Okta, token exchange's RFC 8693).
+    #[must_use]
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        self.param("audience", audience)
+    }
+
     /// Returns the grant type.
     pub fn grant_type(&self) -> &str {
         self.grant_type.as_deref().unwrap_or_default()
@@ -231,13 +126,18 @@ impl TokenRequest {
     /// Every secret the request carries, in each form it takes on the wire, so error text can
     /// be scrubbed of them: a server that echoes the request echoes the form-encoded body and
     /// the Basic credentials, not the plain values.
-    pub(crate) fn secrets(&self, auth: &ClientAuth) -> Vec<Zeroizing<String>> {
+    pub(crate) fn secrets(
+        &self,
+        auth: &ClientAuth,
+        assertion: Option<&Secret>,
+    ) -> Vec<Zeroizing<String>> {
         let params = self.params.iter().filter_map(|(_, value)| match value {
             Value::Secret(secret) => Some(secret.expose()),
             Value::Plain(_) => None,
         });
+        let client = auth.secret().into_iter().chain(assertion);
         let mut forms = Vec::new();
-        for secret in params.chain(auth.secret().map(Secret::expose)) {
+        for secret in params.chain(client.map(Secret::expose)) {
             let encoded =
                 Zeroizing::new(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
             forms.push(Zeroizing::new(secret.to_owned()));
@@ -249,8 +149,13 @@ impl TokenRequest {
         forms
     }
 
-    /// The form body, `application/x-www-form-urlencoded`.
-    pub(crate) fn encode(&self, auth: &ClientAuth) -> Zeroizing<String> {
+    /// The form body, `application/x-www-form-urlencoded`, with the client assertion of this
+    /// request when `auth` uses one.
+    pub(crate) fn encode(
+        &self,
+        auth: &ClientAuth,
+        assertion: Option<&Secret>,
+    ) -> Zeroizing<String> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         if let Some(grant_type) = &self.grant_type {
             form.append_pair("grant_type", grant_type);
@@ -262,7 +167,7 @@ impl TokenRequest {
             };
             form.append_pair(name, value);
         }
-        auth.write_form(&mut form);
+        auth.write_form(&mut form, assertion);
         Zeroizing::new(form.finish())
     }
 }
@@ -286,7 +191,12 @@ impl fmt::Debug for TokenRequest {
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use http::HeaderValue;
+
     use super::*;
+    #[cfg(feature = "jwt")]
+    use crate::endpoint::client_auth::JWT_ASSERTION_TYPE;
 
     fn decode_basic(header: &HeaderValue) -> String {
         let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
@@ -307,7 +217,7 @@ mod tests {
     #[test]
     fn basic_sends_no_credentials_in_the_body() {
         let auth = ClientAuth::basic("id", "secret");
-        let body = TokenRequest::new("client_credentials").encode(&auth);
+        let body = TokenRequest::new("client_credentials").encode(&auth, None);
         assert_eq!(body.as_str(), "grant_type=client_credentials");
     }
 
@@ -315,7 +225,7 @@ mod tests {
     fn post_puts_credentials_in_the_body_and_sends_no_header() {
         let auth = ClientAuth::post("id:1", "s é+");
         assert!(auth.header().is_none());
-        let body = TokenRequest::new("client_credentials").encode(&auth);
+        let body = TokenRequest::new("client_credentials").encode(&auth, None);
         assert_eq!(
             body.as_str(),
             "grant_type=client_credentials&client_id=id%3A1&client_secret=s+%C3%A9%2B"
@@ -327,7 +237,7 @@ mod tests {
         let auth = ClientAuth::none("app");
         assert!(auth.header().is_none());
         assert!(auth.secret().is_none());
-        let body = TokenRequest::new("authorization_code").encode(&auth);
+        let body = TokenRequest::new("authorization_code").encode(&auth, None);
         assert_eq!(body.as_str(), "grant_type=authorization_code&client_id=app");
     }
 
@@ -336,11 +246,14 @@ mod tests {
         let auth = ClientAuth::none("app");
         let with = TokenRequest::new("g").scopes(["read", "write"]);
         assert_eq!(
-            with.encode(&auth).as_str(),
+            with.encode(&auth, None).as_str(),
             "grant_type=g&scope=read+write&client_id=app"
         );
         let without = TokenRequest::new("g").scopes(Vec::<String>::new());
-        assert_eq!(without.encode(&auth).as_str(), "grant_type=g&client_id=app");
+        assert_eq!(
+            without.encode(&auth, None).as_str(),
+            "grant_type=g&client_id=app"
+        );
     }
 
     #[test]
@@ -349,7 +262,7 @@ mod tests {
         let request = TokenRequest::new("g").secret_param("refresh_token", "sentinel-refresh");
         let debug = format!("{auth:?} {request:?}");
         assert!(!debug.contains("sentinel"), "{debug}");
-        let secrets = request.secrets(&auth);
+        let secrets = request.secrets(&auth, None);
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         assert_eq!(secrets, ["sentinel-refresh", "sentinel-secret"]);
     }
@@ -358,13 +271,110 @@ mod tests {
     fn secrets_include_the_forms_they_take_on_the_wire() {
         let auth = ClientAuth::basic("id", "a+b/c");
         let request = TokenRequest::new("g").secret_param("code", "x y");
-        let secrets = request.secrets(&auth);
+        let secrets = request.secrets(&auth, None);
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         // "id:a%2Bb%2Fc" in base64.
         assert_eq!(
             secrets,
             ["x y", "x+y", "a+b/c", "a%2Bb%2Fc", "aWQ6YSUyQmIlMkZj"]
         );
+    }
+
+    #[test]
+    fn resources_repeat_and_join_the_identity_with_the_audience() {
+        let request = TokenRequest::new("client_credentials")
+            .resource("https://a.example")
+            .resource("https://b.example")
+            .audience("orders");
+        let body = request.encode(&ClientAuth::none("app"), None);
+        assert_eq!(
+            body.as_str(),
+            "grant_type=client_credentials&resource=https%3A%2F%2Fa.example\
+             &resource=https%3A%2F%2Fb.example&audience=orders&client_id=app"
+        );
+        let id = request.identity("https://auth.example/token", "app");
+        let expected = TokenSetId::new("https://auth.example/token", "app", "client_credentials")
+            .resource("https://a.example")
+            .resource("https://b.example")
+            .audience("orders");
+        assert_eq!(id, expected);
+        assert_ne!(
+            id,
+            TokenRequest::new("client_credentials").identity("https://auth.example/token", "app")
+        );
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn assertion_methods_send_a_new_assertion_with_its_type_and_the_client_id() {
+        let auth = ClientAuth::client_secret_jwt("app", "sentinel-secret").unwrap();
+        assert!(auth.header().is_none());
+        let first = auth
+            .assertion("https://auth.example/token")
+            .unwrap()
+            .unwrap();
+        let second = auth
+            .assertion("https://auth.example/token")
+            .unwrap()
+            .unwrap();
+        assert_ne!(first.expose(), second.expose());
+        let body = TokenRequest::new("client_credentials").encode(&auth, Some(&first));
+        let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let expected = [
+            ("grant_type", "client_credentials"),
+            ("client_id", "app"),
+            ("client_assertion_type", JWT_ASSERTION_TYPE),
+            ("client_assertion", first.expose()),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        assert_eq!(form, expected);
+        assert!(!body.contains("sentinel-secret"));
+        // The secret and the assertion are scrubbed from whatever a server echoes.
+        let secrets = TokenRequest::new("g").secrets(&auth, Some(&first));
+        assert!(
+            secrets
+                .iter()
+                .any(|secret| secret.as_str() == first.expose())
+        );
+        assert!(
+            secrets
+                .iter()
+                .any(|secret| secret.as_str() == "sentinel-secret")
+        );
+        assert!(!format!("{auth:?}").contains("sentinel"));
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn the_assertion_audience_is_the_token_endpoint_unless_set() {
+        use jsonwebtoken::{DecodingKey, Validation, decode};
+
+        let audience_of = |auth: &ClientAuth| {
+            let assertion = auth
+                .assertion("https://auth.example/token")
+                .unwrap()
+                .unwrap();
+            let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.validate_aud = false;
+            let key = DecodingKey::from_secret(b"s").unwrap();
+            let claims = decode::<serde_json::Value>(assertion.expose(), &key, &validation)
+                .unwrap()
+                .claims;
+            assert_eq!(
+                (&claims["iss"], &claims["sub"]),
+                (&"app".into(), &"app".into())
+            );
+            claims["aud"].as_str().unwrap().to_owned()
+        };
+        let auth = ClientAuth::client_secret_jwt("app", "s").unwrap();
+        assert_eq!(audience_of(&auth), "https://auth.example/token");
+        let auth = auth.assertion_audience("https://auth.example");
+        assert_eq!(audience_of(&auth), "https://auth.example");
     }
 
     mod properties {
@@ -393,7 +403,7 @@ mod tests {
                 }
                 expected.push(("client_id".to_owned(), client_id.clone()));
                 expected.push(("client_secret".to_owned(), secret.clone()));
-                let body = request.encode(&ClientAuth::post(client_id, secret));
+                let body = request.encode(&ClientAuth::post(client_id, secret), None);
                 let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
                     .map(|(name, value)| (name.into_owned(), value.into_owned()))
                     .collect();

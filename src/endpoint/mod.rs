@@ -2,6 +2,7 @@
 //! ([`TokenClient`]), and the others that share its form encoding and client authentication,
 //! such as revocation.
 
+mod client_auth;
 mod form;
 pub(crate) mod parse;
 
@@ -16,9 +17,10 @@ use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
-pub use self::form::{ClientAuth, TokenRequest};
+pub use self::{client_auth::ClientAuth, form::TokenRequest};
 use crate::{
-    BoxError, Error, ErrorKind, HttpClient, Token, origin::secure_uri, transport::HttpService,
+    BoxError, Discovery, Error, ErrorKind, HttpClient, Secret, Token, origin::secure_uri,
+    transport::HttpService,
 };
 
 /// Posts token requests to one token endpoint through any HTTP client that is a tower
@@ -51,6 +53,9 @@ use crate::{
 #[derive(Clone)]
 pub struct TokenClient {
     endpoint: Arc<Endpoint>,
+    /// Where the token endpoint's URL comes from when it was discovered: asked before every
+    /// request, so a server that moves its endpoint is followed.
+    discovery: Option<Discovery>,
 }
 
 /// One endpoint of the authorization server, and the HTTP client and limits it is reached
@@ -60,6 +65,8 @@ pub(crate) struct Endpoint {
     /// What errors call it, such as "token endpoint".
     name: &'static str,
     url: Uri,
+    /// The token endpoint of the same server: the `aud` of client assertions sent here.
+    token_url: Uri,
     http: HttpService,
     timeout: Duration,
     max_body_size: usize,
@@ -88,16 +95,57 @@ impl TokenClient {
     }
 
     fn build(url: &str, http: HttpService, plain_http: bool) -> Result<Self, Error> {
-        let name = "token endpoint";
         Ok(Self {
-            endpoint: Arc::new(Endpoint {
-                name,
-                url: secure_uri(url, "the token endpoint URL", plain_http)?,
+            endpoint: Arc::new(Endpoint::new(
+                "token endpoint",
+                secure_uri(url, "the token endpoint URL", plain_http)?,
                 http,
-                timeout: Duration::from_secs(30),
-                max_body_size: 1024 * 1024,
                 plain_http,
-            }),
+            )),
+            discovery: None,
+        })
+    }
+
+    /// Creates a client of the token endpoint that `discovery`'s metadata names, sending
+    /// through its HTTP client.
+    ///
+    /// It fetches the metadata now (or takes it from `discovery`'s cache), so a server whose
+    /// metadata names another issuer, or no token endpoint, fails here with nothing sent to
+    /// any token endpoint. Later requests ask `discovery` for the current token endpoint
+    /// (a cached answer, refreshed on its schedule), and a request that cannot reach the
+    /// endpoint, or finds it gone (404, 410), has the metadata fetched again before the next.
+    ///
+    /// [`url`](Self::url) stays the token endpoint found here: the one client assertions and
+    /// [`TokenSetId`](crate::TokenSetId)s name until the server moves it.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use http::{Request, Response};
+    /// # use http_body_util::Full;
+    /// # use tower::service_fn;
+    /// use tower_oauth2::{ClientAuth, Discovery, TokenClient, grant::ClientCredentials};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_oauth2::Error> {
+    /// # let http = service_fn(|request: Request<Full<Bytes>>| async move {
+    /// #     let body = match request.uri().path() {
+    /// #         "/.well-known/oauth-authorization-server" => r#"{"issuer":"https://auth.example.com","token_endpoint":"https://auth.example.com/oauth2/token"}"#,
+    /// #         _ => r#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#,
+    /// #     };
+    /// #     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
+    /// # });
+    /// let discovery = Discovery::new("https://auth.example.com", http)?;
+    /// let endpoint = TokenClient::discover(&discovery).await?;
+    /// assert_eq!(endpoint.url(), "https://auth.example.com/oauth2/token");
+    /// let grant = ClientCredentials::new(endpoint, ClientAuth::basic("my-client", "my-secret"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn discover(discovery: &Discovery) -> Result<Self, Error> {
+        let metadata = discovery.metadata().await?;
+        Ok(Self {
+            endpoint: Arc::new(discovery.token_endpoint(&metadata)?),
+            discovery: Some(discovery.clone()),
         })
     }
 
@@ -145,9 +193,25 @@ impl TokenClient {
     /// # }
     /// ```
     pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
-        self.endpoint
-            .post(request, auth, parse::parse_response)
-            .await
+        let Some(discovery) = &self.discovery else {
+            return self
+                .endpoint
+                .post(request, auth, parse::parse_response)
+                .await;
+        };
+        let metadata = discovery.metadata().await?;
+        let moved = match metadata.token_uri() {
+            Some(url) if *url != self.endpoint.url => Some(self.endpoint.moved_to(url)),
+            _ => None,
+        };
+        let endpoint = moved.as_ref().unwrap_or(&self.endpoint);
+        let outcome = endpoint.post(request, auth, parse::parse_response).await;
+        if let Err(error) = &outcome
+            && endpoint_may_have_moved(error)
+        {
+            discovery.invalidate();
+        }
+        outcome
     }
 
     /// Another endpoint of the same server at `url`, called `name` in errors, reached through
@@ -163,7 +227,66 @@ impl TokenClient {
     }
 }
 
+/// Whether a failed request hints that the server's metadata changed: the endpoint could not
+/// be reached or is not there any more.
+fn endpoint_may_have_moved(error: &Error) -> bool {
+    error.kind() == ErrorKind::Transport
+        || (error.kind() == ErrorKind::UnexpectedResponse
+            && matches!(
+                error.status(),
+                Some(StatusCode::NOT_FOUND | StatusCode::GONE)
+            ))
+}
+
 impl Endpoint {
+    /// The endpoint `name` at `url`, itself the token endpoint unless
+    /// [`TokenClient::sibling`] makes it another, with the default limits.
+    pub(crate) fn new(name: &'static str, url: Uri, http: HttpService, plain_http: bool) -> Self {
+        Self {
+            name,
+            token_url: url.clone(),
+            url,
+            http,
+            timeout: Duration::from_secs(30),
+            max_body_size: 1024 * 1024,
+            plain_http,
+        }
+    }
+
+    /// This endpoint, moved to `url` by the server's metadata.
+    fn moved_to(&self, url: &Uri) -> Self {
+        Self {
+            url: url.clone(),
+            token_url: url.clone(),
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn url(&self) -> &Uri {
+        &self.url
+    }
+
+    pub(crate) fn plain_http(&self) -> bool {
+        self.plain_http
+    }
+
+    pub(crate) fn http(&self) -> HttpService {
+        self.http.clone()
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn max_body_size(&self) -> usize {
+        self.max_body_size
+    }
+
+    pub(crate) fn set_limits(&mut self, timeout: Duration, max_body_size: usize) {
+        self.timeout = timeout;
+        self.max_body_size = max_body_size;
+    }
+
     /// Sends `request`, authenticated by `auth`, and lets `read` make sense of the answer: its
     /// status, headers, body (within the size limit) and the secrets to scrub from any text it
     /// quotes. Every error names this endpoint.
@@ -173,10 +296,45 @@ impl Endpoint {
         auth: &ClientAuth,
         read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let secrets = request.secrets(auth);
+        // A new assertion for every request: its `jti` is good for one.
+        let assertion = auth
+            .assertion(&self.token_url.to_string())
+            .map_err(|error| error.at(self.name))?;
+        let secrets = request.secrets(auth, assertion.as_ref());
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
+        let http_request = self
+            .http_request(request, auth, assertion.as_ref())
+            .map_err(|error| error.at(self.name))?;
+        self.exchange(http_request, &secrets, read).await
+    }
+
+    /// Sends a `GET` with `Accept: application/json` and lets `read` make sense of the
+    /// answer, with the limits and the error naming of [`post`](Self::post).
+    pub(crate) async fn get<T>(
+        &self,
+        read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let http_request = Request::builder()
+            .method(Method::GET)
+            .uri(self.url.clone())
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .body(Bytes::new())
+            .map_err(|error| {
+                Error::new(ErrorKind::Config)
+                    .with_source(Box::new(error))
+                    .at(self.name)
+            })?;
+        self.exchange(http_request, &[], read).await
+    }
+
+    /// Sends `http_request` and reads the answer within the timeout and the size limit.
+    async fn exchange<T>(
+        &self,
+        http_request: Request<Bytes>,
+        secrets: &[&str],
+        read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let exchange = async {
-            let http_request = self.http_request(request, auth)?;
             let response = self
                 .http
                 .clone()
@@ -185,7 +343,7 @@ impl Endpoint {
                 .map_err(unreachable)?;
             let (parts, body) = response.into_parts();
             let body = read_body(body, &parts.headers, self.max_body_size).await?;
-            read(parts.status, &parts.headers, &body, &secrets)
+            read(parts.status, &parts.headers, &body, secrets)
         };
         let outcome = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(outcome) => outcome,
@@ -198,10 +356,11 @@ impl Endpoint {
         &self,
         request: &TokenRequest,
         auth: &ClientAuth,
+        assertion: Option<&Secret>,
     ) -> Result<Request<Bytes>, Error> {
         // The body carries the client secret and grant secrets: its bytes are zeroed once the
         // HTTP client drops it.
-        let mut form = request.encode(auth);
+        let mut form = request.encode(auth, assertion);
         let body = Bytes::from_owner(Zeroizing::new(std::mem::take(&mut *form).into_bytes()));
         let mut builder = Request::builder()
             .method(Method::POST)

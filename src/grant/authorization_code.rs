@@ -86,6 +86,9 @@ pub struct AuthorizationCode {
     redirect_uri: String,
     scopes: Vec<String>,
     params: Vec<(String, String)>,
+    /// RFC 8707 `resource`s and `audience`s: in the authorization request and in every token
+    /// request.
+    targets: Vec<(&'static str, String)>,
     issuer: Option<String>,
     refresh: TokenRequest,
     subject: Option<String>,
@@ -106,6 +109,15 @@ impl AuthorizationCode {
         redirect_uri: &str,
     ) -> Result<Self, Error> {
         let authorize = secure_url(authorize_url, "the authorization endpoint URL", false)?;
+        Self::with_authorize_url(endpoint, auth, authorize, redirect_uri)
+    }
+
+    fn with_authorize_url(
+        endpoint: TokenClient,
+        auth: ClientAuth,
+        authorize: Url,
+        redirect_uri: &str,
+    ) -> Result<Self, Error> {
         let redirect = Url::parse(redirect_uri)
             .map_err(|_| Error::config("the redirect URI is not a valid URI"))?;
         if redirect.fragment().is_some() {
@@ -118,10 +130,48 @@ impl AuthorizationCode {
             redirect_uri: redirect_uri.to_owned(),
             scopes: Vec::new(),
             params: Vec::new(),
+            targets: Vec::new(),
             issuer: None,
             refresh: TokenRequest::new("refresh_token"),
             subject: None,
         })
+    }
+
+    /// Creates the grant for the server `discovery` finds: its token endpoint (see
+    /// [`TokenClient::discover`]) and its authorization endpoint, and, when its metadata says
+    /// the server sends `iss` in authorization responses (RFC 9207), the discovered issuer as
+    /// the one [`exchange`](Self::exchange) expects.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Discovery::metadata`](crate::Discovery::metadata), and
+    /// [`ErrorKind::InvalidResponse`] when the metadata names no authorization endpoint;
+    /// [`ErrorKind::Config`] for a bad `redirect_uri`.
+    pub async fn discover(
+        discovery: &crate::Discovery,
+        auth: ClientAuth,
+        redirect_uri: &str,
+    ) -> Result<Self, Error> {
+        let endpoint = TokenClient::discover(discovery).await?;
+        let metadata = discovery.metadata().await?;
+        let authorize_url = metadata.authorization_endpoint().ok_or_else(|| {
+            Error::new(ErrorKind::InvalidResponse)
+                .with_detail("the metadata has no `authorization_endpoint`")
+                .at("metadata endpoint")
+        })?;
+        let authorize = secure_url(
+            authorize_url,
+            "the authorization endpoint URL",
+            discovery.plain_http(),
+        )?;
+        let grant = Self::with_authorize_url(endpoint, auth, authorize, redirect_uri)?;
+        Ok(
+            if metadata.authorization_response_iss_parameter_supported() {
+                grant.issuer(metadata.issuer())
+            } else {
+                grant
+            },
+        )
     }
 
     /// Asks for these scopes, sent space-delimited in the authorization request's `scope`.
@@ -144,6 +194,26 @@ impl AuthorizationCode {
     #[must_use]
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Asks for a token for this resource (RFC 8707 `resource`, the absolute URI of an API):
+    /// in the authorization request, the code exchange and every refresh. Repeatable.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        let resource = resource.into();
+        self.refresh = self.refresh.resource(resource.clone());
+        self.targets.push(("resource", resource));
+        self
+    }
+
+    /// Asks for a token for this audience (`audience`): in the authorization request, the
+    /// code exchange and every refresh. Repeatable.
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        self.refresh = self.refresh.audience(audience.clone());
+        self.targets.push(("audience", audience));
         self
     }
 
@@ -206,6 +276,9 @@ impl AuthorizationCode {
                 .append_pair("state", &state)
                 .append_pair("code_challenge", &verifier.challenge())
                 .append_pair("code_challenge_method", "S256");
+            for (name, value) in &self.targets {
+                query.append_pair(name, value);
+            }
             for (name, value) in &self.params {
                 query.append_pair(name, value);
             }
@@ -263,6 +336,9 @@ impl AuthorizationCode {
             .secret_param("code", code)
             .param("redirect_uri", redirect_uri)
             .secret_param("code_verifier", pending.verifier.expose());
+        let request = self.targets.iter().fold(request, |request, (name, value)| {
+            request.param(*name, value)
+        });
         self.endpoint.request(&request, &self.auth).await
     }
 }
@@ -288,9 +364,15 @@ impl TokenSource for AuthorizationCode {
     fn identity(&self) -> Option<TokenSetId> {
         let subject = self.subject.as_deref()?;
         let url = self.endpoint.url().to_string();
-        let id = TokenSetId::new(url, self.auth.client_id(), "authorization_code")
+        let mut id = TokenSetId::new(url, self.auth.client_id(), "authorization_code")
             .scopes(self.scopes.iter().cloned())
             .subject(subject);
+        for (name, value) in &self.targets {
+            id = match *name {
+                "resource" => id.resource(value),
+                _ => id.audience(value),
+            };
+        }
         Some(
             self.params
                 .iter()
@@ -308,6 +390,7 @@ impl fmt::Debug for AuthorizationCode {
             .field("redirect_uri", &self.redirect_uri)
             .field("scopes", &self.scopes)
             .field("params", &self.params)
+            .field("targets", &self.targets)
             .field("issuer", &self.issuer)
             .field("subject", &self.subject)
             .finish()

@@ -23,7 +23,7 @@ use crate::{
 /// let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http)?;
 /// let grant = ClientCredentials::new(endpoint, ClientAuth::basic("my-client", "my-secret"))
 ///     .scopes(["orders:read", "orders:write"])
-///     .param("audience", "https://api.example.com");
+///     .resource("https://api.example.com");
 /// let cache = TokenCache::new(grant);
 /// # Ok(())
 /// # }
@@ -53,6 +53,23 @@ impl ClientCredentials {
         T: AsRef<str>,
     {
         self.request = self.request.scopes(scopes);
+        self
+    }
+
+    /// Asks for a token for this resource (RFC 8707 `resource`: the absolute URI of an API),
+    /// in every token request; repeatable. A server that supports resource indicators limits the
+    /// token's audience to the resources asked for.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.request = self.request.resource(resource);
+        self
+    }
+
+    /// Asks for a token for this audience (`audience`, as servers that predate RFC 8707 name
+    /// the API), in every token request; repeatable.
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.request = self.request.audience(audience);
         self
     }
 

@@ -4,10 +4,13 @@
 //! - [`AuthorizationCode`]: a user signs in; PKCE always on. [`LoopbackRedirect`] runs the
 //!   sign-in for command-line and desktop apps.
 //! - [`RefreshToken`]: starts from a refresh token obtained elsewhere.
+//! - [`JwtBearer`]: a signed JWT stands for the authorization (RFC 7523 section 2.1), from a
+//!   file a platform rotates, a function, or signed by the client itself.
 
 mod authorization_code;
 mod callback;
 mod client_credentials;
+mod jwt_bearer;
 #[cfg(feature = "loopback")]
 mod loopback;
 mod pkce;
@@ -15,10 +18,13 @@ mod refresh_token;
 
 #[cfg(feature = "loopback")]
 pub use self::loopback::LoopbackRedirect;
+#[cfg(feature = "jwt")]
+pub(crate) use self::pkce::random_token;
 pub use self::{
     authorization_code::{AuthorizationCode, PendingAuthorization},
     callback::Callback,
     client_credentials::ClientCredentials,
+    jwt_bearer::JwtBearer,
     pkce::PkceVerifier,
     refresh_token::RefreshToken,
 };

@@ -85,6 +85,23 @@ impl RefreshToken {
         self
     }
 
+    /// Asks for a token for this resource (RFC 8707 `resource`: the absolute URI of an API),
+    /// in every refresh request; repeatable. A server that supports resource indicators limits the
+    /// token's audience to the resources asked for.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.request = self.request.resource(resource);
+        self
+    }
+
+    /// Asks for a token for this audience (`audience`, as servers that predate RFC 8707 name
+    /// the API), in every refresh request; repeatable.
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.request = self.request.audience(audience);
+        self
+    }
+
     /// Adds a form field to every refresh request, such as `resource`.
     #[must_use]
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {

@@ -110,6 +110,51 @@ where
     Ok(build(config))
 }
 
+/// Returns an HTTPS client that trusts Mozilla's root certificates and, in addition, the CA
+/// certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks): for a private
+/// certificate authority, such as an enterprise's or a test server's, beside public ones.
+///
+/// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) when `pem` holds no certificate
+/// or one rustls cannot use as a root.
+///
+/// ```
+/// use tower_oauth2::https;
+///
+/// # fn main() -> Result<(), tower_oauth2::Error> {
+/// # let pem = tower_oauth2_testkit::keys::TEST_CA_PEM;
+/// // let pem = std::fs::read("corporate-ca.pem")?;
+/// let http: https::HttpsClient = https::client_with_extra_roots(pem.as_bytes())?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn client_with_extra_roots<B>(pem: &[u8]) -> Result<HttpsClient<B>, Error>
+where
+    B: Body + Send,
+    B::Data: Send,
+{
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut added = 0;
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        let certificate =
+            certificate.map_err(|_| Error::config("the CA certificates are not valid PEM"))?;
+        roots
+            .add(certificate)
+            .map_err(|_| Error::config("a CA certificate cannot be used as a root certificate"))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(Error::config("no CA certificate in the PEM"));
+    }
+    let config = config_builder()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(build(config))
+}
+
 /// Returns an HTTPS client with your own rustls configuration: a private certificate
 /// authority, client certificates (mutual TLS), a custom verifier. Its ALPN protocols are set
 /// to HTTP/2 and HTTP/1.1.

@@ -30,6 +30,7 @@
 //! ```
 
 mod fault;
+pub mod keys;
 mod server;
 
 pub use fault::{Fault, FaultServer};

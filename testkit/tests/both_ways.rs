@@ -133,7 +133,10 @@ async fn a_conversation_gets_the_same_answers_in_process_and_over_http() {
         answers_over_http[6].1.as_deref(),
         Some(r#"Bearer error="invalid_token""#)
     );
-    assert_eq!(answers_over_http[7].3, r#"{"error":"invalid_client"}"#);
+    assert_eq!(
+        answers_over_http[7].3,
+        r#"{"error":"invalid_client","error_description":"unknown client or wrong secret"}"#
+    );
     assert_eq!(
         (
             over_http.grants(),

@@ -12,8 +12,12 @@
 //! per-client counters of refreshes, `invalid_grant` answers and revoked grants belong to one
 //! test even when tests run in parallel.
 
+mod assertions;
 mod authorization_code;
 mod client_credentials;
+mod discovery;
+mod jwt_bearer;
 mod refresh;
+mod resources;
 mod revocation;
 mod support;

@@ -187,3 +187,41 @@ pub(crate) async fn expire(access_token: &str) {
     let response = http().request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// An HTTP client that records the body of every request it sends through [`http`], so a
+/// test can send one again as it was.
+pub(crate) fn recording(
+    log: std::sync::Arc<std::sync::Mutex<Vec<Bytes>>>,
+) -> tower::util::BoxCloneSyncService<
+    Request<Full<Bytes>>,
+    http::Response<hyper::body::Incoming>,
+    BoxError,
+> {
+    tower::util::BoxCloneSyncService::new(tower::service_fn(
+        move |request: Request<Full<Bytes>>| {
+            let log = log.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect().await?.to_bytes();
+                log.lock().unwrap().push(body.clone());
+                let response = http()
+                    .request(Request::from_parts(parts, Full::new(body)))
+                    .await?;
+                Ok::<_, BoxError>(response)
+            }
+        },
+    ))
+}
+
+/// Posts `form` to the token endpoint as it is, without the crate: the server's verdict on a
+/// replayed request.
+pub(crate) async fn post_token_form(form: Bytes) -> (StatusCode, String) {
+    let request = Request::post(format!("{}/token", issuer()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(form))
+        .unwrap();
+    let response = http().request(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}

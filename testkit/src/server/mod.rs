@@ -2,6 +2,7 @@
 //! their own; the in-process services and the loopback server only route requests to them.
 
 mod api;
+mod assertion;
 mod loopback;
 mod service;
 mod token;
@@ -52,6 +53,15 @@ struct Model {
     received: Vec<Received>,
     api_tokens: Vec<Option<String>>,
     rejected: usize,
+    /// Clients that authenticate with a JWT (RFC 7523 section 2.2), and their keys.
+    assertion_clients: HashMap<String, assertion::Key>,
+    /// Who may sign assertions of the JWT bearer grant, and with which key; any assertion is
+    /// accepted while this is empty.
+    assertion_issuers: HashMap<String, assertion::Key>,
+    /// Every `jti` of an assertion accepted so far.
+    seen_jtis: HashSet<String>,
+    /// The metadata document, at the path it is served at.
+    metadata: Option<(String, String)>,
 }
 
 /// Where a request goes: in process, the service it was sent to; over HTTP, its path.
@@ -65,6 +75,8 @@ enum Route {
 /// A request the token or revocation endpoint received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The URL it was sent to: its URI, or over HTTP `http://` + `Host` + path.
+    pub url: String,
     /// Its `Authorization` header.
     pub authorization: Option<String>,
     /// Its form fields.
@@ -86,6 +98,10 @@ impl AuthServer {
             received: Vec::new(),
             api_tokens: Vec::new(),
             rejected: 0,
+            assertion_clients: HashMap::new(),
+            assertion_issuers: HashMap::new(),
+            seen_jtis: HashSet::new(),
+            metadata: None,
         };
         Self {
             model: Arc::new(Mutex::new(model)),
@@ -116,6 +132,35 @@ impl AuthServer {
     /// HTTP Basic or in the form; any other gets `401 invalid_client`.
     pub fn client(self, id: &str, secret: &str) -> Self {
         self.model().client = Some(format!("{id}:{secret}"));
+        self
+    }
+
+    /// `id` authenticates with a client assertion (RFC 7523 section 2.2) signed by `key`:
+    /// for `client_secret_jwt` the secret itself, for `private_key_jwt` the public key in
+    /// PEM. The server checks the signature, `iss` = `sub` = `id`, `aud` = the URL the
+    /// request was sent to, `exp` in the future and at most 5 minutes after `iat`, and that
+    /// no `jti` comes twice; a failure is `401 invalid_client` with a description.
+    pub fn assertion_client(self, id: &str, key: &str) -> Self {
+        let key = assertion::Key::new(key);
+        self.model().assertion_clients.insert(id.to_owned(), key);
+        self
+    }
+
+    /// The JWT bearer grant accepts only assertions that `issuer` signed with `key` (a PEM
+    /// public key, or a shared secret), checked like client assertions; `sub` may be anyone.
+    /// Without any such issuer, any assertion is accepted.
+    pub fn assertion_issuer(self, issuer: &str, key: &str) -> Self {
+        let key = assertion::Key::new(key);
+        self.model()
+            .assertion_issuers
+            .insert(issuer.to_owned(), key);
+        self
+    }
+
+    /// Serves `document` at `path` over HTTP, such as
+    /// `/.well-known/oauth-authorization-server`.
+    pub fn metadata(self, path: &str, document: &str) -> Self {
+        self.model().metadata = Some((path.to_owned(), document.to_owned()));
         self
     }
 
@@ -183,6 +228,13 @@ impl AuthServer {
             Route::Token => self.answer_token_request(request).await,
             Route::Revocation => self.answer_revocation(request).await,
             Route::Api => self.answer_api(request).await,
+        }
+    }
+
+    fn answer_metadata(&self, path: &str) -> Response<Body> {
+        match &self.model().metadata {
+            Some((at, document)) if at == path => json(StatusCode::OK, document.clone()),
+            _ => respond(StatusCode::NOT_FOUND, "not found"),
         }
     }
 

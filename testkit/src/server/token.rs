@@ -8,7 +8,7 @@ use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use super::{AuthServer, Model, Received, json, respond};
+use super::{AuthServer, Model, Received, assertion::JWT_BEARER, json, respond};
 use crate::Body;
 
 /// What an unknown refresh token gets: a vendor's error envelope rather than an RFC 6749 body,
@@ -49,6 +49,16 @@ impl AuthServer {
 }
 
 async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
+    // Over HTTP the URI is a path and the host is in `Host`; in process it is what the
+    // client asked for, which may be a path alone.
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|host| host.to_str().ok());
+    let url = match (request.uri().scheme(), host) {
+        (None, Some(host)) => format!("http://{host}{}", request.uri().path()),
+        _ => request.uri().to_string(),
+    };
     let authorization = request
         .headers()
         .get(AUTHORIZATION)
@@ -57,6 +67,7 @@ async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
     let body = request.into_body().collect().await.ok()?.to_bytes();
     let form = form_urlencoded::parse(&body).into_owned().collect();
     Some(Received {
+        url,
         authorization,
         form,
     })
@@ -76,12 +87,17 @@ impl Model {
         let grant_type = request.form.get("grant_type").map(String::as_str);
         // RFC 6749 4.4.3: no refresh token for the client-credentials grant.
         let with_refresh_token = match grant_type {
-            Some("client_credentials") => false,
+            Some("client_credentials" | JWT_BEARER) => false,
             Some("authorization_code" | "refresh_token") => true,
             _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
         };
-        if !self.authenticates(request) {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+        if let Err(why) = self.authenticate(request) {
+            return described(StatusCode::UNAUTHORIZED, "invalid_client", &why);
+        }
+        if grant_type == Some(JWT_BEARER)
+            && let Err(why) = self.check_bearer_assertion(request)
+        {
+            return described(StatusCode::BAD_REQUEST, "invalid_grant", &why);
         }
         if grant_type == Some("refresh_token") {
             let presented = request.form.get("refresh_token");
@@ -107,14 +123,27 @@ impl Model {
     }
 
     fn revocation(&mut self, request: &Received) -> Response<Body> {
-        if !self.authenticates(request) {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+        if let Err(why) = self.authenticate(request) {
+            return described(StatusCode::UNAUTHORIZED, "invalid_client", &why);
         }
         if let Some(token) = request.form.get("token") {
             self.revoke(token);
         }
         // RFC 7009 2.2: a token the server does not know is answered 200 too.
         respond(StatusCode::OK, "")
+    }
+
+    /// Checks the client's credentials: a client assertion when the request carries one,
+    /// else the secret.
+    fn authenticate(&mut self, request: &Received) -> Result<(), String> {
+        if request.form.contains_key("client_assertion") {
+            return self.check_client_assertion(request);
+        }
+        if self.authenticates(request) {
+            Ok(())
+        } else {
+            Err("unknown client or wrong secret".to_owned())
+        }
     }
 
     fn authenticates(&self, request: &Received) -> bool {
@@ -138,4 +167,9 @@ impl Model {
 
 fn oauth_error(status: StatusCode, code: &str) -> Response<Body> {
     json(status, format!(r#"{{"error":"{code}"}}"#))
+}
+
+fn described(status: StatusCode, code: &str, description: &str) -> Response<Body> {
+    let body = serde_json::json!({"error": code, "error_description": description});
+    json(status, body.to_string())
 }

@@ -1,0 +1,249 @@
+//! How the client authenticates to the token endpoint and the endpoints that share its form:
+//! a secret (HTTP Basic or form fields), a signed JWT made for each request (feature `jwt`),
+//! or nothing.
+
+use std::fmt;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use http::HeaderValue;
+use zeroize::Zeroizing;
+
+use crate::{Error, Secret, secret::sensitive_header};
+#[cfg(feature = "jwt")]
+use crate::{SigningKey, assertion::Claims};
+
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
+#[cfg(feature = "jwt")]
+pub(crate) const JWT_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How the client authenticates to the token endpoint (RFC 6749 section 2.3).
+///
+/// ```
+/// use tower_oauth2::ClientAuth;
+///
+/// // HTTP Basic, the method every server must support.
+/// let basic = ClientAuth::basic("my-client", "my-secret");
+/// // The credentials in the form body, for servers registered for `client_secret_post`.
+/// let post = ClientAuth::post("my-client", "my-secret");
+/// // A public client, such as a native app: no secret at all.
+/// let public = ClientAuth::none("my-app");
+/// assert_eq!(public.client_id(), "my-app");
+/// ```
+///
+/// With the `jwt` feature, the client can also prove itself with a signed JWT, made afresh
+/// for every request: [`client_secret_jwt`](Self::client_secret_jwt) and
+/// [`private_key_jwt`](Self::private_key_jwt) (RFC 7523 section 2.2).
+#[derive(Clone)]
+pub struct ClientAuth {
+    client_id: String,
+    method: Method,
+    /// The `aud` of client assertions, when it is not the token endpoint URL.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    assertion_audience: Option<String>,
+}
+
+#[derive(Clone)]
+enum Method {
+    Basic(Secret),
+    Post(Secret),
+    None,
+    /// `client_secret_jwt`: the secret, to scrub from errors, and the HMAC key made of it.
+    #[cfg(feature = "jwt")]
+    SecretJwt(Secret, SigningKey),
+    #[cfg(feature = "jwt")]
+    PrivateKeyJwt(SigningKey),
+}
+
+impl ClientAuth {
+    /// HTTP Basic authentication (`client_secret_basic`): the id and secret, each
+    /// form-urlencoded as RFC 6749 section 2.3.1 requires, in an `Authorization` header.
+    pub fn basic(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        Self::with_method(client_id, Method::Basic(client_secret.into()))
+    }
+
+    /// The id and secret as `client_id` and `client_secret` form fields
+    /// (`client_secret_post`).
+    pub fn post(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        Self::with_method(client_id, Method::Post(client_secret.into()))
+    }
+
+    /// A public client: only `client_id` is sent, as a form field.
+    pub fn none(client_id: impl Into<String>) -> Self {
+        Self::with_method(client_id, Method::None)
+    }
+
+    /// `client_secret_jwt` (OpenID Connect Core section 9): every request carries a new JWT,
+    /// signed with HS256 keyed by the client secret, as `client_assertion`, with
+    /// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and
+    /// `client_id`. The secret itself never leaves the client.
+    ///
+    /// The JWT's `iss` and `sub` are the client id, its `aud` the token endpoint URL (see
+    /// [`assertion_audience`](Self::assertion_audience)), its `exp` two minutes after its
+    /// `iat`, and its `jti` random. Fails with [`ErrorKind::Config`](crate::ErrorKind::Config)
+    /// for an empty secret. Available with the `jwt` feature.
+    ///
+    /// ```
+    /// use tower_oauth2::ClientAuth;
+    ///
+    /// let auth = ClientAuth::client_secret_jwt("my-client", "my-secret")?;
+    /// assert_eq!(auth.method_name(), "client_secret_jwt");
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn client_secret_jwt(
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+    ) -> Result<Self, Error> {
+        let secret = client_secret.into();
+        let key = SigningKey::from_secret(&secret)?;
+        Ok(Self::with_method(client_id, Method::SecretJwt(secret, key)))
+    }
+
+    /// `private_key_jwt` (OpenID Connect Core section 9, RFC 7523 section 2.2): every request
+    /// carries a new JWT signed with `key` (RS256, PS256, ES256 or EdDSA; see [`SigningKey`]),
+    /// with the claims of [`client_secret_jwt`](Self::client_secret_jwt). The server holds
+    /// the public key, registered or from the client's JWKS URL. Available with the `jwt`
+    /// feature.
+    ///
+    /// ```
+    /// use tower_oauth2::{ClientAuth, SigningKey};
+    ///
+    /// # let pem = tower_oauth2_testkit::keys::RSA_PRIVATE_PEM;
+    /// // let pem = std::fs::read("client-key.pem")?;
+    /// let key = SigningKey::from_pkcs8_pem(pem)?.with_key_id("2024-05");
+    /// let auth = ClientAuth::private_key_jwt("my-client", key);
+    /// assert_eq!(auth.method_name(), "private_key_jwt");
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn private_key_jwt(client_id: impl Into<String>, key: SigningKey) -> Self {
+        Self::with_method(client_id, Method::PrivateKeyJwt(key))
+    }
+
+    /// Sets the `aud` of client assertions. Default: the URL of the token endpoint, as
+    /// OpenID Connect Core section 9 says, sent to the revocation endpoint too.
+    ///
+    /// Servers differ: RFC 7523 lets any value that identifies the server do, and some
+    /// servers (FAPI 2.0 profiles, the successor draft of RFC 7523) accept only the
+    /// issuer identifier; pass it here for them. Methods without an assertion ignore it.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    #[must_use]
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.assertion_audience = Some(audience.into());
+        self
+    }
+
+    fn with_method(client_id: impl Into<String>, method: Method) -> Self {
+        Self {
+            client_id: client_id.into(),
+            method,
+            assertion_audience: None,
+        }
+    }
+
+    /// Returns the client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Returns the method's name as registered with servers (`token_endpoint_auth_method`):
+    /// `client_secret_basic`, `client_secret_post`, `none`, `client_secret_jwt` or
+    /// `private_key_jwt`.
+    pub fn method_name(&self) -> &'static str {
+        match self.method {
+            Method::Basic(_) => "client_secret_basic",
+            Method::Post(_) => "client_secret_post",
+            Method::None => "none",
+            #[cfg(feature = "jwt")]
+            Method::SecretJwt(..) => "client_secret_jwt",
+            #[cfg(feature = "jwt")]
+            Method::PrivateKeyJwt(_) => "private_key_jwt",
+        }
+    }
+
+    pub(crate) fn secret(&self) -> Option<&Secret> {
+        match &self.method {
+            Method::Basic(secret) | Method::Post(secret) => Some(secret),
+            #[cfg(feature = "jwt")]
+            Method::SecretJwt(secret, _) => Some(secret),
+            _ => None,
+        }
+    }
+
+    /// Signs a new client assertion for a request whose token endpoint is `token_endpoint`;
+    /// `None` for methods without one. Called once per request: an assertion's `jti` is good
+    /// for one use.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_variables, clippy::unused_self))]
+    pub(crate) fn assertion(&self, token_endpoint: &str) -> Result<Option<Secret>, Error> {
+        #[cfg(feature = "jwt")]
+        if let Method::SecretJwt(_, key) | Method::PrivateKeyJwt(key) = &self.method {
+            let audience = self.assertion_audience.as_deref().unwrap_or(token_endpoint);
+            let claims = Claims::new(&self.client_id, &self.client_id, audience);
+            return key.sign(&claims).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// The base64 credentials of HTTP Basic, `None` for the other methods.
+    pub(crate) fn basic_credentials(&self) -> Option<Zeroizing<String>> {
+        let Method::Basic(secret) = &self.method else {
+            return None;
+        };
+        let mut credentials = Zeroizing::new(String::new());
+        credentials.extend(form_urlencoded::byte_serialize(self.client_id.as_bytes()));
+        credentials.push(':');
+        credentials.extend(form_urlencoded::byte_serialize(secret.expose().as_bytes()));
+        Some(Zeroizing::new(STANDARD.encode(credentials.as_bytes())))
+    }
+
+    /// The `Authorization` header for HTTP Basic, `None` for the other methods.
+    pub(crate) fn header(&self) -> Option<HeaderValue> {
+        let credentials = self.basic_credentials()?;
+        // Base64 output is always a valid header value.
+        sensitive_header(Zeroizing::new(
+            format!("Basic {}", credentials.as_str()).into_bytes(),
+        ))
+    }
+
+    /// Adds the form fields this method sends, with the request's
+    /// [`assertion`](Self::assertion) for the methods that have one.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_variables))]
+    pub(crate) fn write_form(
+        &self,
+        form: &mut form_urlencoded::Serializer<'_, String>,
+        assertion: Option<&Secret>,
+    ) {
+        match &self.method {
+            Method::Basic(_) => {}
+            Method::Post(secret) => {
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair("client_secret", secret.expose());
+            }
+            Method::None => {
+                form.append_pair("client_id", &self.client_id);
+            }
+            #[cfg(feature = "jwt")]
+            Method::SecretJwt(..) | Method::PrivateKeyJwt(_) => {
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair("client_assertion_type", JWT_ASSERTION_TYPE);
+                if let Some(assertion) = assertion {
+                    form.append_pair("client_assertion", assertion.expose());
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("client_id", &self.client_id)
+            .field("method", &self.method_name())
+            .field("assertion_audience", &self.assertion_audience)
+            .finish()
+    }
+}
