@@ -21,6 +21,9 @@ fi
 # Debian's package starts a system-wide server; the tests use their own, so it may stay.
 echo "fleet: $(redis-server --version)"
 
+# Eight replica processes of 200 connections each, and the server they talk to, in one test.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 work="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -42,11 +45,13 @@ port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Prints a port that is free, and whose cluster bus port (+10000) is free too.
+# Prints a port that is free, and whose cluster bus port (+10000) is free too. Both lie below
+# the kernel's ephemeral range (32768 and up here), where outgoing connections, the tests'
+# hundreds among them, could take the bus port between this check and the server's start.
 free_port() {
     local port
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 30000))
+        port=$((20000 + RANDOM % 12000))
         if port_free "$port" && port_free $((port + 10000)); then
             echo "$port"
             return 0
@@ -144,15 +149,19 @@ export FLEET_REDIS_SERVER
 echo "fleet: standalone $FLEET_REDIS_URL; TLS $FLEET_REDIS_TLS_URL; cluster $FLEET_CLUSTER_URLS"
 
 cd "$here/.."
+# Replicas as processes: the curl example, built with the same features as the tests so that
+# both share one build of the crate; the tests find it next to their own binary.
+features="redis,https"
+cargo build --features "$features" --example curl
 # The fleet trusts the system's roots (rustls-native-certs), which SSL_CERT_FILE replaces: the
 # test CA, beside the system's bundle so that anything else in the run still verifies. Built
 # first, so that cargo itself never runs with it.
-cargo test --features redis --test fleet --no-run
+cargo test --features "$features" --test fleet --no-run
 bundle="$work/tls/roots.pem"
 cat /etc/ssl/certs/ca-certificates.crt "$work/tls/ca.pem" >"$bundle" 2>/dev/null \
     || cp "$work/tls/ca.pem" "$bundle"
 status=0
-SSL_CERT_FILE="$bundle" cargo test --features redis --test fleet -- "$@" || status=$?
+SSL_CERT_FILE="$bundle" cargo test --features "$features" --test fleet -- "$@" || status=$?
 if [[ $status -ne 0 ]]; then
     for port in "$standalone" "$tls" "${cluster[@]}"; do
         echo "fleet: tests failed; the log of redis-server on port $port:" >&2

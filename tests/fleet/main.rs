@@ -14,8 +14,12 @@
 //! running in parallel share the servers but no keys.
 
 mod failures;
+mod process;
+mod process_secrets;
+mod processes;
 mod retire;
 mod rotation;
 mod secrets;
 mod sharing;
 mod support;
+mod wiring;
