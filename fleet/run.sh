@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs tower-oauth2's fleet tests against real Redis servers: installs redis-server (Debian's
+# Runs tower-oauth2's fleet tests against real servers: installs redis-server (Debian's
 # package) when it is missing, starts one standalone server, one TLS server (with a CA made here)
-# and one three-master Redis Cluster on free loopback ports, runs `cargo test --features redis
-# --test fleet` with their URLs in the environment, and stops them. Fails, never skips, when a
-# server cannot be started. Extra arguments go to the test binary's harness, such as a test name
-# filter.
+# and one three-master Redis Cluster on free loopback ports, and the interop suite's
+# authorization server (oidc-provider, Node), builds the curl example the tests run as replica
+# processes, runs `cargo test --features redis,https --test fleet` with the servers' URLs in the
+# environment, and stops them. Fails, never skips, when a server cannot be started. Extra
+# arguments go to the test binary's harness, such as a test name filter.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -139,6 +140,13 @@ if [[ "$state" != "cluster_state:ok" ]]; then
     exit 1
 fi
 
+# The rotation test also needs a real authorization server that rotates refresh tokens with
+# reuse detection: interop/server.mjs, which needs Node and npm (fails, never skips, without).
+# shellcheck source=interop/serve.sh
+source "$here/../interop/serve.sh"
+start_interop_server "$work/interop.log"
+pids+=("$interop_pid")
+
 export FLEET_REDIS_URL="redis://127.0.0.1:$standalone"
 export FLEET_REDIS_TLS_URL="rediss://127.0.0.1:$tls"
 urls=("${cluster[@]/#/redis://127.0.0.1:}")
@@ -167,5 +175,7 @@ if [[ $status -ne 0 ]]; then
         echo "fleet: tests failed; the log of redis-server on port $port:" >&2
         tail -n 20 "$work/$port/log" >&2 || true
     done
+    echo "fleet: tests failed; the log of the interop server:" >&2
+    tail -n 40 "$work/interop.log" >&2 || true
 fi
 exit $status
