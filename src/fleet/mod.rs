@@ -50,8 +50,10 @@
 //!   **takeover**. A holder that crashes delays the others by at most one lease.
 //! - **fallback**: Redis failed or did not answer in time, so the replica runs the grant on
 //!   its own, as if it had no fleet.
-//! - **retire**: after a 401 answer, remove the shared token set if it still holds the token
-//!   that was refused, so the next replica to ask runs one grant for all.
+//! - **retire**: after a 401 answer, stop the shared token set from offering the token that
+//!   was refused, if it still does, so the next replica to ask runs one grant for all: delete
+//!   it, or, when it carries a refresh token, rewrite it with its access token expired, so
+//!   that grant still gets the newest refresh token.
 //!
 //! ```text
 //!             read token set ──usable──────────────────────────────────────► take it (fleet)
