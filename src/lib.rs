@@ -65,6 +65,9 @@
 //!   redirects, and typed errors for every way a server answers wrongly.
 //! - [`Revocation`]: revokes tokens at the server's revocation endpoint (RFC 7009) when a user
 //!   signs out.
+//! - `fleet::RedisFleet` (feature `redis`): caches in many processes share one token set
+//!   through Redis, so a fleet of replicas runs one grant per token lifetime; see
+//!   [`TokenCacheBuilder::fleet`].
 //!
 //! # Errors
 //!
@@ -89,7 +92,8 @@
 //!
 //! The examples show each: `quickstart`, `hyper_client` (a full `ServiceBuilder` stack kept in
 //! a struct), `reqwest`, `reqwest_middleware`, `axum_outbound` (handlers sharing one client
-//! through router state), `curl` (a command-line client in the spirit of `oauth2l curl`) and
+//! through router state), `curl` (a command-line client in the spirit of `oauth2l curl`, whose
+//! processes can share tokens through Redis), `fleet` (replicas sharing one Redis) and
 //! `authorization_code` (a command-line sign-in with the loopback receiver, and sign-out).
 //!
 //! # Features
@@ -101,7 +105,7 @@
 //! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
 //! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots, no redirects; `TokenClient::https` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
-//! | `redis` | `fleet::RedisFleet`: replicas share one token set through Redis or Redis Cluster, so a fleet runs one grant per token lifetime (not yet consulted by the cache) |
+//! | `redis` | `fleet::RedisFleet` and [`TokenCacheBuilder::fleet`]: replicas share one token set through Redis or Redis Cluster, sealed with AES-256-GCM, so a fleet runs one grant per token lifetime; a failing Redis never fails a request |
 //!
 //! Only `loopback` is on by default, and the core depends on no HTTP client; a server that
 //! never signs users in can turn it off with `default-features = false`.
