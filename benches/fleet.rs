@@ -161,39 +161,38 @@ async fn misses(redis: &str) -> Vec<(&'static str, (f64, f64))> {
     in_fleet().token().await.expect("a token");
     alone().token().await.expect("a token");
 
-    let mut results = Vec::new();
-    let mut samples = Vec::new();
-    for _ in 0..MISSES {
-        let cache = in_fleet();
-        let started = Instant::now();
-        cache.token().await.expect("a token");
-        samples.push(started.elapsed());
-    }
-    results.push(("from Redis (another replica's token)", percentiles(samples)));
-
-    let mut samples = Vec::new();
-    for _ in 0..MISSES {
+    let nothing = async || {};
+    let from_redis = first_tokens(nothing, in_fleet).await;
+    let delete = async || {
         let _: () = redis::cmd("DEL")
             .arg(&token_key)
             .query_async(&mut redis_client)
             .await
             .expect("DEL");
-        let cache = in_fleet();
-        let started = Instant::now();
-        cache.token().await.expect("a token");
-        samples.push(started.elapsed());
-    }
-    results.push(("by a grant, for the fleet", percentiles(samples)));
+    };
+    let granted_for_fleet = first_tokens(delete, in_fleet).await;
+    let granted_alone = first_tokens(nothing, alone).await;
+    vec![
+        ("from Redis (another replica's token)", from_redis),
+        ("by a grant, for the fleet", granted_for_fleet),
+        ("by a grant, without a fleet", granted_alone),
+    ]
+}
 
-    let mut samples = Vec::new();
+/// How long the first token of `MISSES` new caches takes, `prepare` run before each.
+async fn first_tokens(
+    mut prepare: impl AsyncFnMut(),
+    new_cache: impl Fn() -> TokenCache,
+) -> (f64, f64) {
+    let mut samples = Vec::with_capacity(MISSES);
     for _ in 0..MISSES {
-        let cache = alone();
+        prepare().await;
+        let cache = new_cache();
         let started = Instant::now();
         cache.token().await.expect("a token");
         samples.push(started.elapsed());
     }
-    results.push(("by a grant, without a fleet", percentiles(samples)));
-    results
+    percentiles(samples)
 }
 
 fn main() {

@@ -7,13 +7,12 @@ use std::{sync::Arc, time::Duration};
 use http::StatusCode;
 use tower::{Layer, ServiceExt};
 use tower_oauth2::{
-    CacheStats, ClientAuth, OAuth2, OAuth2Layer, TokenCache, TokenClient,
-    fleet::{FleetKey, RedisFleet},
+    CacheStats, ClientAuth, OAuth2, OAuth2Layer, TokenCache, TokenClient, fleet::RedisFleet,
     grant::ClientCredentials,
 };
 use tower_oauth2_testkit::{AuthServer, Body, Endpoint, accepted_token, get};
 
-use crate::support::{Mode, random_hex, replica};
+use crate::support::{Mode, key, random_hex, replica};
 
 /// One replica: its cache, its fleet and its client.
 struct Replica {
@@ -31,10 +30,6 @@ fn replicas_of(client_id: &str, server: &AuthServer, mode: Mode, count: usize) -
     (0..count)
         .map(|_| replica_with(server, client_id, Arc::new(replica(mode, key()))))
         .collect()
-}
-
-fn key() -> FleetKey {
-    crate::support::key()
 }
 
 fn replica_with(server: &AuthServer, client_id: &str, fleet: Arc<RedisFleet>) -> Replica {
