@@ -47,12 +47,13 @@ port_free() {
 }
 
 # Prints a port that is free, and whose cluster bus port (+10000) is free too. Both lie below
-# the kernel's ephemeral range (32768 and up here), where outgoing connections, the tests'
-# hundreds among them, could take the bus port between this check and the server's start.
+# the kernel's ephemeral range (32768 and up here: ports 20000 to 22767, buses up to 32767),
+# where outgoing connections, the tests' hundreds among them, could take a port between this
+# check and the server's start.
 free_port() {
     local port
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 12000))
+        port=$((20000 + RANDOM % 2768))
         if port_free "$port" && port_free $((port + 10000)); then
             echo "$port"
             return 0
