@@ -122,6 +122,42 @@ mod herd {
     }
 }
 
+/// A warm cache in a fleet whose Redis is never reached (nothing listens on port 1): its first
+/// fetch falls back to the source, and the measured requests find the token cached.
+#[cfg(feature = "redis")]
+fn fleet_cache(runtime: &tokio::runtime::Runtime) -> tower_oauth2::TokenCache {
+    use tower_oauth2::{
+        Error, FetchContext, Token, TokenCache, TokenSetId, TokenSource,
+        fleet::{FleetKey, RedisFleet},
+    };
+
+    struct Shareable;
+
+    impl TokenSource for Shareable {
+        async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+            Ok(Token::bearer(TOKEN_40).with_expires_in(std::time::Duration::from_secs(3600)))
+        }
+
+        fn identity(&self) -> Option<TokenSetId> {
+            Some(TokenSetId::new(
+                "https://auth.example.com/token",
+                "bench",
+                "custom",
+            ))
+        }
+    }
+
+    let fleet = RedisFleet::new("redis://127.0.0.1:1", FleetKey::new(1, [7; 32])).unwrap();
+    let cache = TokenCache::builder(Shareable).fleet(fleet).unwrap().build();
+    runtime.block_on(cache.token()).unwrap();
+    cache
+}
+
+#[cfg(not(feature = "redis"))]
+fn fleet_cache(_: &tokio::runtime::Runtime) -> tower_oauth2::TokenCache {
+    panic!("the fleet cases need the redis feature")
+}
+
 /// Counts what `release` does: named so that callgrind's `--toggle-collect` finds it.
 #[inline(never)]
 fn measure_herd(release: &dyn Fn()) {
@@ -156,6 +192,12 @@ const EXTRA: [&str; 9] = [
     "reused/plain/set_request_header",
     "reused/plain/yup_oauth2",
 ];
+/// With the `redis` feature: the same request through a cache that shares its tokens through a
+/// Redis fleet. A cached request must not touch the fleet, so this counts as `oauth2` does.
+#[cfg(feature = "redis")]
+const FLEET: [&str; 2] = ["reused/plain/oauth2_fleet", "clone/plain/oauth2_fleet"];
+#[cfg(not(feature = "redis"))]
+const FLEET: [&str; 0] = [];
 /// The cold herd, counted: what releasing `REQUESTS` requests that wait for the first token
 /// costs per request, against the same requests waiting on a bare `watch` channel and then
 /// sent with a static header.
@@ -254,7 +296,11 @@ fn one_case(name: &str) {
         return;
     }
     let runtime = support::runtime_with_one_worker();
-    let cache = support::warm_cache(&runtime, TOKEN_40);
+    let cache = if name.ends_with("_fleet") {
+        fleet_cache(&runtime)
+    } else {
+        support::warm_cache(&runtime, TOKEN_40)
+    };
     let layer = OAuth2Layer::new(cache);
     let mut parts = name.splitn(3, '/');
     let (Some(pattern), Some(shape), Some(middleware)) = (parts.next(), parts.next(), parts.next())
@@ -286,7 +332,7 @@ fn one_case(name: &str) {
         ),
         "add_authorization" => run(pattern, AddAuthorization::bearer(noop(), TOKEN_40), build),
         "add_authorization_retry" => run(pattern, support::retry_by_hand(noop()), build),
-        "oauth2" => run(pattern, layer.layer(noop()), build),
+        "oauth2" | "oauth2_fleet" => run(pattern, layer.layer(noop()), build),
         "oauth2_no_replay" => run(pattern, layer.replay(NoReplay).layer(noop()), build),
         "aliri_tokens" => run(pattern, peers::aliri(&runtime, noop()), build),
         routed if routed.starts_with("oauth2_routes_") => {
@@ -338,6 +384,7 @@ fn main() {
         .flat_map(|prefix| MIDDLEWARES.iter().map(move |m| format!("{prefix}/{m}")))
         .collect();
     cases.extend(EXTRA.iter().map(|case| (*case).to_owned()));
+    cases.extend(FLEET.iter().map(|case| (*case).to_owned()));
     cases.extend(HERDS.iter().map(|herd| (*herd).to_owned()));
     cases.retain(|case| filter.is_none_or(|filter| case.contains(filter.as_str())));
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs tower-oauth2's fleet tests against real Redis servers: installs redis-server (Debian's
+# Runs tower-oauth2's fleet tests against real servers: installs redis-server (Debian's
 # package) when it is missing, starts one standalone server, one TLS server (with a CA made here)
-# and one three-master Redis Cluster on free loopback ports, runs `cargo test --features redis
-# --test fleet` with their URLs in the environment, and stops them. Fails, never skips, when a
-# server cannot be started. Extra arguments go to the test binary's harness, such as a test name
-# filter.
+# and one three-master Redis Cluster on free loopback ports, and the interop suite's
+# authorization server (oidc-provider, Node), builds the curl example the tests run as replica
+# processes, runs `cargo test --features redis,https,jwt --test fleet` with the servers' URLs in the
+# environment, and stops them. Fails, never skips, when a server cannot be started. Extra
+# arguments go to the test binary's harness, such as a test name filter.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -20,6 +21,9 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
 fi
 # Debian's package starts a system-wide server; the tests use their own, so it may stay.
 echo "fleet: $(redis-server --version)"
+
+# Eight replica processes of 200 connections each, and the server they talk to, in one test.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 work="$(mktemp -d)"
 pids=()
@@ -42,11 +46,14 @@ port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Prints a port that is free, and whose cluster bus port (+10000) is free too.
+# Prints a port that is free, and whose cluster bus port (+10000) is free too. Both lie below
+# the kernel's ephemeral range (32768 and up here: ports 20000 to 22767, buses up to 32767),
+# where outgoing connections, the tests' hundreds among them, could take a port between this
+# check and the server's start.
 free_port() {
     local port
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 30000))
+        port=$((20000 + RANDOM % 2768))
         if port_free "$port" && port_free $((port + 10000)); then
             echo "$port"
             return 0
@@ -134,6 +141,13 @@ if [[ "$state" != "cluster_state:ok" ]]; then
     exit 1
 fi
 
+# The rotation test also needs a real authorization server that rotates refresh tokens with
+# reuse detection: interop/server.mjs, which needs Node and npm (fails, never skips, without).
+# shellcheck source=interop/serve.sh
+source "$here/../interop/serve.sh"
+start_interop_server "$work/interop.log"
+pids+=("$interop_pid")
+
 export FLEET_REDIS_URL="redis://127.0.0.1:$standalone"
 export FLEET_REDIS_TLS_URL="rediss://127.0.0.1:$tls"
 urls=("${cluster[@]/#/redis://127.0.0.1:}")
@@ -144,19 +158,25 @@ export FLEET_REDIS_SERVER
 echo "fleet: standalone $FLEET_REDIS_URL; TLS $FLEET_REDIS_TLS_URL; cluster $FLEET_CLUSTER_URLS"
 
 cd "$here/.."
+# Replicas as processes: the curl example, built with the same features as the tests so that
+# both share one build of the crate; the tests find it next to their own binary.
+features="redis,https,jwt"
+cargo build --features "$features" --example curl
 # The fleet trusts the system's roots (rustls-native-certs), which SSL_CERT_FILE replaces: the
 # test CA, beside the system's bundle so that anything else in the run still verifies. Built
 # first, so that cargo itself never runs with it.
-cargo test --features redis --test fleet --no-run
+cargo test --features "$features" --test fleet --no-run
 bundle="$work/tls/roots.pem"
 cat /etc/ssl/certs/ca-certificates.crt "$work/tls/ca.pem" >"$bundle" 2>/dev/null \
     || cp "$work/tls/ca.pem" "$bundle"
 status=0
-SSL_CERT_FILE="$bundle" cargo test --features redis --test fleet -- "$@" || status=$?
+SSL_CERT_FILE="$bundle" cargo test --features "$features" --test fleet -- "$@" || status=$?
 if [[ $status -ne 0 ]]; then
     for port in "$standalone" "$tls" "${cluster[@]}"; do
         echo "fleet: tests failed; the log of redis-server on port $port:" >&2
         tail -n 20 "$work/$port/log" >&2 || true
     done
+    echo "fleet: tests failed; the log of the interop server:" >&2
+    tail -n 40 "$work/interop.log" >&2 || true
 fi
 exit $status

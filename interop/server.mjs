@@ -40,7 +40,8 @@ const USER = 'user-1';
 const REDIRECT = 'http://127.0.0.1/callback';
 
 // Clients whose access tokens live two seconds, to cross many expiries in a short test.
-const SHORT_LIVED = new Set(['native-rotation', 'native-persist']);
+// `native-fleet` is the one fleet/run.sh's processes share through Redis.
+const SHORT_LIVED = new Set(['native-rotation', 'native-persist', 'native-fleet']);
 
 const confidential = (id, method, grantTypes) => ({
   client_id: id,
@@ -96,6 +97,7 @@ const clients = [
   native('native-persist'),
   native('native-refresh'),
   native('native-discovery'),
+  native('native-fleet'),
 ];
 const registered = new Map(clients.map((client) => [client.client_id, client]));
 

@@ -71,6 +71,9 @@
 //!   [`TokenClient::discover`] and [`grant::AuthorizationCode::discover`] build on it.
 //! - [`Revocation`]: revokes tokens at the server's revocation endpoint (RFC 7009) when a user
 //!   signs out.
+//! - `fleet::RedisFleet` (feature `redis`): caches in many processes share one token set
+//!   through Redis, so a fleet of replicas runs one grant per token lifetime; see
+//!   [`TokenCacheBuilder::fleet`].
 //!
 //! # Errors
 //!
@@ -95,7 +98,8 @@
 //!
 //! The examples show each: `quickstart`, `hyper_client` (a full `ServiceBuilder` stack kept in
 //! a struct), `reqwest`, `reqwest_middleware`, `axum_outbound` (handlers sharing one client
-//! through router state), `curl` (a command-line client in the spirit of `oauth2l curl`) and
+//! through router state), `curl` (a command-line client in the spirit of `oauth2l curl`, whose
+//! processes can share tokens through Redis), `fleet` (replicas sharing one Redis) and
 //! `authorization_code` (a command-line sign-in with the loopback receiver, and sign-out).
 //!
 //! # Features
@@ -109,7 +113,7 @@
 //! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots (`https::client_with_extra_roots`), no redirects; `TokenClient::https` |
 //! | `jwt` | client assertions, `ClientAuth::client_secret_jwt` and `ClientAuth::private_key_jwt` with a `SigningKey` (RS256, PS256, ES256, EdDSA; PKCS#8 PEM or JWK), and self-signed JWT bearer assertions, `grant::JwtBearer::signed` (RFC 7523), signed by jsonwebtoken's pure-Rust backend |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
-//! | `redis` | `fleet::RedisFleet`: replicas share one token set through Redis or Redis Cluster, so a fleet runs one grant per token lifetime (`TokenCacheBuilder::fleet`) |
+//! | `redis` | `fleet::RedisFleet` and [`TokenCacheBuilder::fleet`]: replicas share one token set through Redis or Redis Cluster, sealed with AES-256-GCM, so a fleet runs one grant per token lifetime; a failing Redis never fails a request |
 //!
 //! Only `loopback` is on by default, and the core depends on no HTTP client; a server that
 //! never signs users in can turn it off with `default-features = false`.

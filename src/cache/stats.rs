@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// With the `metrics` feature the same events also go to the
 /// [`metrics`](https://docs.rs/metrics) facade as `tower_oauth2_token_fetches_total` (labelled
-/// `outcome`), `tower_oauth2_token_loads_total` and `tower_oauth2_retries_total`.
+/// `outcome`), `tower_oauth2_token_loads_total`, `tower_oauth2_token_shared_total` and
+/// `tower_oauth2_retries_total`.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheStats {

@@ -6,21 +6,35 @@
 //! turned stale, or a request with it got a 401 answer. A request whose token is cached never
 //! touches Redis.
 //!
-//! **Status:** this module is the fleet itself, proven against real Redis servers
-//! (`fleet/run.sh`). No [`TokenCache`](crate::TokenCache) consults a fleet yet; that wiring
-//! comes next.
+//! Build one `RedisFleet` per process and give it to every [`TokenCache`](crate::TokenCache)
+//! whose tokens the replicas should share, with
+//! [`TokenCacheBuilder::fleet`](crate::TokenCacheBuilder::fleet):
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use tower_oauth2::fleet::{FleetKey, RedisFleet};
+//! use tower_oauth2::{
+//!     ClientAuth, OAuth2Layer, TokenCache, TokenClient,
+//!     fleet::{FleetKey, RedisFleet},
+//!     grant::ClientCredentials,
+//! };
 //!
 //! # fn main() -> Result<(), tower_oauth2::Error> {
+//! # let http = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+//! #     Ok::<_, std::convert::Infallible>(http::Response::new(
+//! #         http_body_util::Full::<bytes::Bytes>::default(),
+//! #     ))
+//! # });
 //! // The same key on every replica, from wherever the service keeps its secrets.
 //! let key = FleetKey::from_base64(1, &std::env::var("FLEET_KEY").unwrap_or_default())?;
 //! let fleet = RedisFleet::new("redis://redis.internal:6379", key)?
 //!     .namespace("orders-service")
 //!     .lease(Duration::from_secs(10))
 //!     .timeout(Duration::from_millis(500));
+//!
+//! let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http)?;
+//! let grant = ClientCredentials::new(endpoint, ClientAuth::basic("my-client", "my-secret"));
+//! let cache = TokenCache::builder(grant).fleet(fleet)?.build();
+//! let layer = OAuth2Layer::new(cache);
 //!
 //! // Or a Redis Cluster, reached through any of its nodes:
 //! # let key = FleetKey::new(1, [7; 32]);
@@ -29,14 +43,21 @@
 //! # }
 //! ```
 //!
+//! A grant that acts for a user shares only once it names the user:
+//! [`RefreshToken::subject`](crate::grant::RefreshToken::subject),
+//! [`AuthorizationCode::subject`](crate::grant::AuthorizationCode::subject). The guide in
+//! `docs/fleet.md` has the protocol, the failure semantics, the load at scale and the
+//! measurements; `fleet/run.sh` proves it against real Redis servers and replica processes.
+//!
 //! # How replicas share a token set
 //!
 //! Terms, as the code uses them:
 //!
 //! - **token set**: the access token and what came with it (refresh and id tokens, expiry),
-//!   stored sealed under one Redis key. Two caches share a token set when they ask the same
-//!   token endpoint, as the same client, with the same grant type, scopes and audiences, in
-//!   the same [namespace](RedisFleet::namespace).
+//!   stored sealed under one Redis key. Two caches share a token set when their sources'
+//!   [identities](crate::TokenSource::identity) are equal (the same token endpoint, client,
+//!   grant type, scopes, audiences, other plain fields and subject) and their fleets have the
+//!   same [namespace](RedisFleet::namespace).
 //! - **usable**: a shared token that is not the one the replica wants replaced, and has more
 //!   time left than the cache's refresh margin (capped at half the token's lifetime, as the
 //!   cache caps it). Time left is counted from the `expires_at` the writer recorded, by each
@@ -50,8 +71,10 @@
 //!   **takeover**. A holder that crashes delays the others by at most one lease.
 //! - **fallback**: Redis failed or did not answer in time, so the replica runs the grant on
 //!   its own, as if it had no fleet.
-//! - **retire**: after a 401 answer, remove the shared token set if it still holds the token
-//!   that was refused, so the next replica to ask runs one grant for all.
+//! - **retire**: after a 401 answer, stop the shared token set from offering the token that
+//!   was refused, if it still does, so the next replica to ask runs one grant for all: delete
+//!   it, or, when it carries a refresh token, rewrite it with its access token expired, so
+//!   that grant still gets the newest refresh token.
 //!
 //! ```text
 //!             read token set ──usable──────────────────────────────────────► take it (fleet)
@@ -94,17 +117,21 @@
 //! # Observability
 //!
 //! [`RedisFleet::stats`] counts tokens read from the fleet, leases won and lost, takeovers,
-//! fallbacks, refused values and retired token sets. Through `tracing`: a span `fleet_obtain`
-//! (`INFO`, fields `set`, the hash that names the token set, and `outcome`: `fleet`,
-//! `granted`, `fallback` or `error`) and `fleet_retire` (`INFO`, `set`); events for a takeover
-//! (`INFO`), a refused value, a lease lost during a grant, Redis becoming unavailable
-//! (`WARN`), and Redis answering again (`INFO`). No token, key or secret is ever recorded.
+//! fallbacks, refused values and retired token sets; a cache's
+//! [`CacheStats::shared`](crate::CacheStats::shared) counts the tokens it took from the fleet
+//! (with the `metrics` feature also `tower_oauth2_token_shared_total`). Through `tracing`: a
+//! span `fleet_obtain` (`INFO`, inside the cache's `token_fetch`; fields `set`, the hash that
+//! names the token set, and `outcome`: `fleet`, `granted`, `fallback` or `error`) and
+//! `fleet_retire` (`INFO`, `set`); events for a takeover (`INFO`), a refused value, a lease
+//! lost during a grant, Redis becoming unavailable (`WARN`), and Redis answering again
+//! (`INFO`). No token, key or secret is ever recorded. The crate docs' *Observability* has
+//! the whole list.
 //!
 //! # What the fleet needs of Redis
 //!
 //! Redis 7 or later (Redis Cluster included), RESP3. With ACLs: `HELLO`, and `GET`, `SET`,
-//! `EVAL` (the scripts call `GET`, `SET`, `DEL`, `PTTL` and `PEXPIRE`), `PUBLISH` and
-//! `SUBSCRIBE` (`SPUBLISH` and `SSUBSCRIBE` on a cluster), on keys and channels
+//! `EVAL` (the scripts call `GET`, `SET`, with `KEEPTTL` too, `DEL`, `PTTL` and `PEXPIRE`),
+//! `PUBLISH` and `SUBSCRIBE` (`SPUBLISH` and `SSUBSCRIBE` on a cluster), on keys and channels
 //! `tower-oauth2:*`. A Redis that refuses the subscription still works: waiters poll.
 
 mod key;
@@ -277,8 +304,8 @@ impl fmt::Debug for RedisFleet {
     }
 }
 
-/// The crate-private entry points the cache will call, for `tests/fleet` to drive until it
-/// does. Not a public API: it changes without notice.
+/// The crate-private entry points the cache calls, for `tests/fleet` to drive the protocol
+/// directly. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __seam {
     use std::future::Future;

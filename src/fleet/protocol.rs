@@ -63,7 +63,8 @@ impl Obtained {
 /// What `RedisFleet::retire` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retired {
-    /// The shared token set held the refused token, and is gone.
+    /// The shared token set held the refused token, and no longer offers it: it is gone, or,
+    /// when it carries a refresh token, kept with its access token marked expired.
     Removed,
     /// The shared token set is absent or holds another token: someone replaced it already.
     NotHeld,
@@ -288,12 +289,9 @@ impl RedisFleet {
 
     /// Writes `token`'s set sealed, releases the lease in the same step, and wakes the waiters.
     async fn share(&self, scope: &FleetScope, lease: &mut Lease<'_>, token: &Token) {
-        let sealed = self.ttl(token).and_then(|ttl| {
-            let mut json = Zeroizing::new(Vec::with_capacity(4096));
-            serde_json::to_writer(&mut *json, &saved::Saving::new(token, SystemTime::now()))
-                .ok()?;
-            Some((self.keyring.seal(&scope.token, &json)?, ttl))
-        });
+        let sealed = self
+            .ttl(token)
+            .and_then(|ttl| Some((self.seal(scope, token)?, ttl)));
         let Some((value, ttl)) = sealed else {
             tracing::debug!("token set too short-lived to share");
             if let Err(failure) = lease.release().await {
@@ -358,10 +356,16 @@ impl RedisFleet {
         Ok(Obtained::Fallback(token))
     }
 
-    /// Removes the shared token set of `scope` if it still holds `token`, which a server has
+    /// Retires the shared token set of `scope` if it still offers `token`, which a server has
     /// just refused: many replicas refused the same token cause one grant. Compares the exact
     /// bytes it read, so a token set written meanwhile stays. Never fails: Redis failures are
     /// logged and reported as [`Retired::Unavailable`].
+    ///
+    /// A token set without a refresh token is deleted. One with a refresh token is rewritten
+    /// with its access token expired, since its refresh token may be the only one a rotating
+    /// server still accepts: deleted, the next grant would run with whatever refresh token
+    /// its replica holds, which may be older, and a server with reuse detection then revokes
+    /// the whole grant.
     pub(crate) async fn retire(&self, scope: &FleetScope, token: &Token) -> Retired {
         let span = tracing::info_span!("fleet_retire", set = %scope.hash);
         async {
@@ -379,17 +383,27 @@ impl RedisFleet {
             let Some(shared) = shared else {
                 return Retired::NotHeld;
             };
-            if shared.token.access_token() != token.access_token() {
+            // An expired token set offers its token to nobody: retired already, or expired.
+            let offered = shared.token.expires_in() != Some(Duration::ZERO);
+            if !offered || shared.token.access_token() != token.access_token() {
                 return Retired::NotHeld;
             }
-            match self
-                .redis
-                .compare_and_delete(&scope.token, &shared.value)
-                .await
-            {
+            let replaced = match self.expired_value(scope, &shared.token) {
+                Some(expired) => {
+                    self.redis
+                        .compare_and_swap(&scope.token, &shared.value, &expired)
+                        .await
+                }
+                None => {
+                    self.redis
+                        .compare_and_delete(&scope.token, &shared.value)
+                        .await
+                }
+            };
+            match replaced {
                 Ok(true) => {
                     self.counters.count(Event::Retired);
-                    tracing::debug!("refused token removed from the fleet");
+                    tracing::debug!("refused token retired from the fleet");
                     Retired::Removed
                 }
                 Ok(false) => Retired::NotHeld,
@@ -401,6 +415,20 @@ impl RedisFleet {
         }
         .instrument(span)
         .await
+    }
+
+    /// The sealed value of `token` with its access token expired, if it has a refresh token
+    /// worth keeping.
+    fn expired_value(&self, scope: &FleetScope, token: &Token) -> Option<Vec<u8>> {
+        token.refresh_token()?;
+        self.seal(scope, &token.clone().with_expires_in(Duration::ZERO))
+    }
+
+    /// `token`'s set as the value to store at `scope`'s token key.
+    fn seal(&self, scope: &FleetScope, token: &Token) -> Option<Vec<u8>> {
+        let mut json = Zeroizing::new(Vec::with_capacity(4096));
+        serde_json::to_writer(&mut *json, &saved::Saving::new(token, SystemTime::now())).ok()?;
+        self.keyring.seal(&scope.token, &json)
     }
 
     /// The shared token set, if there is one this fleet can open and parse. Any other value

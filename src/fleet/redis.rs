@@ -52,6 +52,16 @@ end
 return 0
 ";
 
+/// Replaces the value `ARGV[1]` with `ARGV[2]`, keeping its expiry, if it is still there: 1 if
+/// it was, else 0. Retires a token set that carries a refresh token after a 401.
+const COMPARE_AND_SWAP: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+    return 1
+end
+return 0
+";
+
 /// Writes the token set `ARGV[1]` for `ARGV[2]` ms and releases the lease if `ARGV[3]` still
 /// holds it, in one step: a replica that sees the lease gone finds the token set there. 1 if
 /// the lease was still held, else 0.
@@ -328,6 +338,19 @@ impl Redis {
     ) -> Result<bool, Failure> {
         let mut cmd = script(COMPARE_AND_DELETE, &[key]);
         cmd.arg(value);
+        Ok(self.query::<i64>(&cmd).await? == 1)
+    }
+
+    /// Replaces `old` at `key` with `new`, keeping its expiry, if `key` still holds `old`;
+    /// `true` when it did.
+    pub(crate) async fn compare_and_swap(
+        &self,
+        key: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, Failure> {
+        let mut cmd = script(COMPARE_AND_SWAP, &[key]);
+        cmd.arg(old).arg(new);
         Ok(self.query::<i64>(&cmd).await? == 1)
     }
 

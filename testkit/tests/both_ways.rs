@@ -157,3 +157,21 @@ async fn over_http_any_other_path_is_not_found() {
         assert_eq!(response.unwrap().status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_delayed_token_request_counts_as_started_before_it_is_answered() {
+    let server = AuthServer::demo().token_delay(std::time::Duration::from_millis(300));
+    let call = (
+        Method::POST,
+        "/token",
+        Some(DEMO_BASIC),
+        "grant_type=client_credentials".to_owned(),
+    );
+    let answer = tokio::spawn(server.token_endpoint().oneshot(request(call, "")));
+    while server.token_requests_started() == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!((server.token_requests_started(), server.grants()), (1, 0));
+    assert_eq!(answer.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!((server.token_requests_started(), server.grants()), (1, 1));
+}

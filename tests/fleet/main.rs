@@ -14,8 +14,21 @@
 //! running in parallel share the servers but no keys.
 
 mod failures;
+// The interop suite's helpers: the rotation test signs in at its server for a refresh token.
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "the rotation test uses a few of the interop suite's helpers"
+)]
+#[path = "../interop/support.rs"]
+mod interop;
+mod process;
+mod process_secrets;
+mod processes;
 mod retire;
 mod rotation;
+mod rotation_interop;
 mod secrets;
 mod sharing;
 mod support;
+mod wiring;

@@ -50,6 +50,8 @@ struct Model {
     /// Answers for the next token and revocation requests, ahead of everything else.
     script: VecDeque<(StatusCode, String)>,
     grants: usize,
+    /// Token requests that have arrived, those still in their delay included.
+    started: usize,
     received: Vec<Received>,
     api_tokens: Vec<Option<String>>,
     rejected: usize,
@@ -95,6 +97,7 @@ impl AuthServer {
             failure: None,
             script: VecDeque::new(),
             grants: 0,
+            started: 0,
             received: Vec::new(),
             api_tokens: Vec::new(),
             rejected: 0,
@@ -202,6 +205,13 @@ impl AuthServer {
     /// Token requests received, whatever the answer.
     pub fn grants(&self) -> usize {
         self.model().grants
+    }
+
+    /// Token requests that have reached the token endpoint, those still waiting out the
+    /// [`token_delay`](Self::token_delay) included: with a delay, a test can tell that a grant
+    /// is in flight, and act on the client that runs it.
+    pub fn token_requests_started(&self) -> usize {
+        self.model().started
     }
 
     /// Every request to the token and revocation endpoints, in order.

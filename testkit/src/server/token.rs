@@ -20,7 +20,11 @@ impl AuthServer {
         &self,
         request: Request<B>,
     ) -> Response<Body> {
-        let delay = self.model().token_delay;
+        let delay = {
+            let mut model = self.model();
+            model.started += 1;
+            model.token_delay
+        };
         tokio::time::sleep(delay).await;
         let Some(received) = read(request).await else {
             return respond(StatusCode::BAD_REQUEST, "unreadable body");
