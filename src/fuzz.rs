@@ -135,7 +135,9 @@ pub fn www_authenticate(data: &[u8]) {
     if let Ok(value) = HeaderValue::from_bytes(data) {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::WWW_AUTHENTICATE, value);
-        challenge::new_token_may_help(&headers);
+        challenge::new_token_may_help(&headers, false);
+        challenge::new_token_may_help(&headers, true);
+        challenge::demands_dpop_nonce(&headers);
     }
     let Ok(text) = std::str::from_utf8(data) else {
         return;

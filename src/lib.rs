@@ -147,6 +147,7 @@ pub mod __fuzz;
 mod assertion;
 mod cache;
 mod discovery;
+mod dpop;
 mod endpoint;
 mod error;
 #[doc = include_str!("../docs/failures.md")]
@@ -168,6 +169,9 @@ mod transport;
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub use self::assertion::{SigningAlgorithm, SigningKey};
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+pub use self::dpop::DpopKey;
 #[cfg(feature = "https")]
 pub use self::transport::https;
 pub use self::{

@@ -4,7 +4,7 @@ use std::{fmt, time::Duration};
 
 use serde_json::{Map, Value};
 
-use crate::Secret;
+use crate::{Secret, dpop::Binding};
 
 /// An access token and what came with it: lifetime, scopes, refresh and id tokens, and any other
 /// fields of the token response.
@@ -28,6 +28,8 @@ pub struct Token {
     refresh_token: Option<Secret>,
     id_token: Option<Secret>,
     extra: Map<String, Value>,
+    /// The DPoP key the token is bound to; `None` for a bearer token.
+    binding: Option<Binding>,
 }
 
 impl Token {
@@ -41,6 +43,7 @@ impl Token {
             refresh_token: None,
             id_token: None,
             extra: Map::new(),
+            binding: None,
         }
     }
 
@@ -84,6 +87,41 @@ impl Token {
     pub fn with_extra(mut self, extra: Map<String, Value>) -> Self {
         self.extra = extra;
         self
+    }
+
+    /// Binds the token to `key`: the server issued it with `token_type` `DPoP`, so requests
+    /// carry it as `Authorization: DPoP <token>` with a proof signed by `key`. The token
+    /// client does this for the tokens it gets; a custom source calls it for its own.
+    #[cfg(feature = "dpop")]
+    #[must_use]
+    pub fn with_dpop(mut self, key: &crate::DpopKey) -> Self {
+        self.binding = Some(Binding::new(key.clone()));
+        self
+    }
+
+    /// Returns the scheme the token is sent with: `Bearer`, or `DPoP` for a token bound to a
+    /// DPoP key.
+    pub fn scheme(&self) -> &'static str {
+        if self.binding.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+    }
+
+    /// Returns the DPoP key the token is bound to, if it is.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(&self) -> Option<&crate::DpopKey> {
+        self.binding.as_ref().map(Binding::key)
+    }
+
+    pub(crate) fn bound(mut self, binding: Option<Binding>) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    pub(crate) fn binding(&self) -> Option<&Binding> {
+        self.binding.as_ref()
     }
 
     /// Returns the access token.
@@ -136,6 +174,7 @@ impl fmt::Debug for Token {
             .field("refresh_token", &self.refresh_token)
             .field("id_token", &self.id_token)
             .field("extra", &extra)
+            .field("scheme", &self.scheme())
             .finish()
     }
 }

@@ -127,3 +127,24 @@ async fn a_cache_whose_redis_cannot_be_reached_serves_every_request() {
     assert_eq!((stats.fetches, stats.shared), (1, 0), "{stats:?}");
     assert_eq!(fleet.stats().fallbacks, 1);
 }
+
+#[cfg(feature = "dpop")]
+#[tokio::test]
+async fn a_dpop_bound_token_is_never_shared_through_a_fleet() {
+    use tower_oauth2::{DpopKey, TokenClient, grant::ClientCredentials};
+
+    let issuer = AuthServer::new().dpop();
+    let key = DpopKey::generate().unwrap();
+    let endpoint = TokenClient::new("https://auth.test/token", issuer.token_endpoint())
+        .unwrap()
+        .dpop(&key);
+    let grant = ClientCredentials::new(endpoint, ClientAuth::basic("client", "secret"));
+    let cache = TokenCache::builder(grant)
+        .fleet(unreachable_fleet())
+        .unwrap()
+        .build();
+
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config);
+    assert!(error.to_string().contains("DPoP"), "{error}");
+}

@@ -68,7 +68,7 @@ impl SigningAlgorithm {
         }
     }
 
-    fn jose(self) -> Algorithm {
+    pub(crate) fn jose(self) -> Algorithm {
         match self {
             Self::Hs256 => Algorithm::HS256,
             Self::Rs256 => Algorithm::RS256,
@@ -204,10 +204,7 @@ impl SigningKey {
                         .try_into()
                         .map_err(|_| Error::config("the JWK's `d` is not 32 bytes"))?,
                 );
-                let secret = ed25519_dalek::SigningKey::from_bytes(&seed);
-                let der = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_der(&secret)
-                    .map_err(|_| Error::config("the Ed25519 key could not be encoded"))?;
-                (EncodingKey::from_ed_der(der.as_bytes()), KeyType::Ed25519)
+                (ed25519_key(&seed)?, KeyType::Ed25519)
             }
             ("RSA", _) => (rsa_key(&jwk)?, KeyType::Rsa),
             _ => {
@@ -261,6 +258,12 @@ impl SigningKey {
     /// Returns the key id, if one is set.
     pub fn key_id(&self) -> Option<&str> {
         self.inner.key_id.as_deref()
+    }
+
+    /// The key as jsonwebtoken holds it: PKCS#1 DER for RSA, PKCS#8 DER for the others.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn encoding_key(&self) -> &EncodingKey {
+        &self.inner.key
     }
 
     /// Signs `claims` into a compact JWS.
@@ -333,7 +336,7 @@ impl fmt::Debug for SigningKey {
 
 /// jsonwebtoken signs through a process-wide backend, chosen by its features. A program that
 /// turns on both of its backends must pick one; without that, jsonwebtoken would panic.
-fn provider() -> Result<(), Error> {
+pub(crate) fn provider() -> Result<(), Error> {
     match CryptoProvider::try_get_default() {
         Some(_) => Ok(()),
         None => Err(Error::config(
@@ -412,6 +415,19 @@ fn member(value: &Option<String>, name: &str) -> Result<Zeroizing<Vec<u8>>, Erro
             Error::new(crate::ErrorKind::Config)
                 .with_detail(format!("the JWK's `{name}` is not base64url"))
         })
+}
+
+/// An Ed25519 key from its 32-byte seed, as the PKCS#8 DER jsonwebtoken reads: version 1,
+/// without the public key, the one form its JWK code takes.
+pub(crate) fn ed25519_key(seed: &[u8; 32]) -> Result<EncodingKey, Error> {
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, KeypairBytes};
+    let der = KeypairBytes {
+        secret_key: *seed,
+        public_key: None,
+    }
+    .to_pkcs8_der()
+    .map_err(|_| Error::config("the Ed25519 key could not be encoded"))?;
+    Ok(EncodingKey::from_ed_der(der.as_bytes()))
 }
 
 fn hmac_key(secret: &[u8]) -> Result<EncodingKey, Error> {

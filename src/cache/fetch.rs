@@ -138,6 +138,14 @@ async fn ask(
             .map_err(timed_out)??;
         token.inherit_refresh_token(previous.as_ref());
         check_header(&token)?;
+        // A bound token is good only with its key, which other replicas do not hold.
+        #[cfg(feature = "redis")]
+        if core.fleet.is_some() && token.binding().is_some() {
+            return Err(Error::config(
+                "a DPoP-bound token cannot be shared through a fleet: build this cache without \
+                 TokenCacheBuilder::fleet, or its token client without a DPoP key",
+            ));
+        }
         core.stats.fetched(true);
         core.persistence.save(&token, &core.stats).await;
         Ok(token)

@@ -17,7 +17,7 @@ use http::HeaderValue;
 use tokio::{task::AbortHandle, time::Instant};
 use zeroize::Zeroizing;
 
-use crate::{Error, ErrorKind, Token, secret::sensitive_header};
+use crate::{Error, ErrorKind, Token, dpop::Bound, secret::sensitive_header};
 
 /// Where the current token is in its life: the low three bits of the stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ fn header_of(token: &Token) -> Result<HeaderValue, Error> {
     if access.is_empty() {
         return Err(Error::new(ErrorKind::InvalidResponse).with_detail("access token is empty"));
     }
-    let value = Zeroizing::new(format!("Bearer {access}").into_bytes());
+    let value = Zeroizing::new(format!("{} {access}", token.scheme()).into_bytes());
     sensitive_header(value).ok_or_else(|| {
         Error::new(ErrorKind::InvalidResponse)
             .with_detail("access token has characters not allowed in a header")
@@ -124,6 +124,8 @@ pub(crate) struct Entry {
     /// When the token was requested.
     pub(crate) issued: Instant,
     pub(crate) header: HeaderValue,
+    /// What requests need to prove they hold the key of a DPoP-bound token.
+    pub(crate) dpop: Option<Arc<Bound>>,
     pub(crate) token: Token,
     stale_at: Option<Instant>,
     expires_at: Option<Instant>,
@@ -150,10 +152,14 @@ impl Entry {
             }
             None => (None, None),
         };
+        let dpop = token
+            .binding()
+            .map(|binding| Arc::new(Bound::new(binding.clone(), token.access_token().expose())));
         Ok(Self {
             generation: next_generation(),
             issued,
             header,
+            dpop,
             token,
             stale_at,
             expires_at,

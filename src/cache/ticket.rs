@@ -20,7 +20,7 @@ use super::{
     flight::{self, Waiter},
     state::{Entry, Stamp},
 };
-use crate::{Error, secret::sensitive_header};
+use crate::{Error, dpop::Bound, secret::sensitive_header};
 
 /// The token a request carries. Cloning it touches only this thread's reference count.
 #[derive(Clone)]
@@ -34,6 +34,7 @@ pub(crate) struct Ticket {
 struct Copy {
     generation: u64,
     header: HeaderValue,
+    dpop: Option<Arc<Bound>>,
     cache: Weak<Core>,
 }
 
@@ -46,6 +47,12 @@ impl Ticket {
 
     pub(crate) fn generation(&self) -> u64 {
         self.copy.generation
+    }
+
+    /// The token's DPoP binding, if it is bound.
+    #[inline]
+    pub(crate) fn dpop(&self) -> Option<&Bound> {
+        self.copy.dpop.as_deref()
     }
 
     /// Keeps `cache`, the ticket's own, alive as long as the ticket when `cache` is its last
@@ -163,6 +170,7 @@ fn new_copy(cache: &TokenCache, entry: &Entry) -> Arc<Copy> {
     Arc::new(Copy {
         generation: entry.generation,
         header,
+        dpop: entry.dpop.clone(),
         cache: Arc::downgrade(&cache.core),
     })
 }

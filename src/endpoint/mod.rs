@@ -19,7 +19,9 @@ use zeroize::Zeroizing;
 
 pub use self::{client_auth::ClientAuth, form::TokenRequest};
 use crate::{
-    BoxError, Discovery, Error, ErrorKind, HttpClient, Secret, Token, origin::secure_uri,
+    BoxError, Discovery, Error, ErrorKind, HttpClient, Secret, Token,
+    dpop::{Binding, DPOP},
+    origin::{Destination, secure_uri},
     transport::HttpService,
 };
 
@@ -71,6 +73,8 @@ pub(crate) struct Endpoint {
     timeout: Duration,
     max_body_size: usize,
     plain_http: bool,
+    /// The key of the DPoP proofs sent with each request, and bound tokens come back for.
+    dpop: Option<Binding>,
 }
 
 impl TokenClient {
@@ -165,6 +169,41 @@ impl TokenClient {
         self
     }
 
+    /// Sends a DPoP proof signed by `key` with every token request (RFC 9449), so that the
+    /// server binds the tokens it issues to the key. The layer then sends them as
+    /// `Authorization: DPoP <token>`, each request with a proof of its own.
+    ///
+    /// A server that answers `use_dpop_nonce` gets the request once more, with its nonce and
+    /// a new proof (and a new client assertion). A server that issues bearer tokens all the
+    /// same is not refused: its tokens are used as bearer tokens.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use http::{Request, Response};
+    /// # use http_body_util::Full;
+    /// # use tower::service_fn;
+    /// use tower_oauth2::{DpopKey, TokenClient};
+    ///
+    /// # let http = service_fn(|_: Request<Full<Bytes>>| async {
+    /// #     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+    /// # });
+    /// let key = DpopKey::generate()?;
+    /// let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http)?.dpop(&key);
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    #[cfg(feature = "dpop")]
+    #[must_use]
+    pub fn dpop(mut self, key: &crate::DpopKey) -> Self {
+        Arc::make_mut(&mut self.endpoint).dpop = Some(Binding::new(key.clone()));
+        self
+    }
+
+    /// Returns the DPoP key of the token requests, if one is set.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(&self) -> Option<&crate::DpopKey> {
+        self.endpoint.dpop.as_ref().map(Binding::key)
+    }
+
     /// Returns the token endpoint's URL.
     pub fn url(&self) -> &Uri {
         &self.endpoint.url
@@ -194,10 +233,7 @@ impl TokenClient {
     /// ```
     pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
         let Some(discovery) = &self.discovery else {
-            return self
-                .endpoint
-                .post(request, auth, parse::parse_response)
-                .await;
+            return self.endpoint.post_for_token(request, auth).await;
         };
         let metadata = discovery.metadata().await?;
         let moved = match metadata.token_uri() {
@@ -205,7 +241,7 @@ impl TokenClient {
             _ => None,
         };
         let endpoint = moved.as_ref().unwrap_or(&self.endpoint);
-        let outcome = endpoint.post(request, auth, parse::parse_response).await;
+        let outcome = endpoint.post_for_token(request, auth).await;
         if let Err(error) = &outcome
             && endpoint_may_have_moved(error)
         {
@@ -222,6 +258,7 @@ impl TokenClient {
         Ok(Endpoint {
             name,
             url,
+            dpop: None,
             ..Endpoint::clone(&self.endpoint)
         })
     }
@@ -250,6 +287,7 @@ impl Endpoint {
             timeout: Duration::from_secs(30),
             max_body_size: 1024 * 1024,
             plain_http,
+            dpop: None,
         }
     }
 
@@ -287,25 +325,64 @@ impl Endpoint {
         self.max_body_size = max_body_size;
     }
 
+    /// Sends a token request and parses the token, bound to the DPoP key if it is one.
+    async fn post_for_token(
+        &self,
+        request: &TokenRequest,
+        auth: &ClientAuth,
+    ) -> Result<Token, Error> {
+        let dpop = self.dpop.as_ref();
+        self.post(request, auth, |status, headers, body, secrets| {
+            parse::parse_bound_response(status, headers, body, secrets, dpop)
+        })
+        .await
+    }
+
     /// Sends `request`, authenticated by `auth`, and lets `read` make sense of the answer: its
     /// status, headers, body (within the size limit) and the secrets to scrub from any text it
     /// quotes. Every error names this endpoint.
+    ///
+    /// With a DPoP key, the request carries a proof, and is sent once more when the server
+    /// demands a nonce it has just given.
     pub(crate) async fn post<T>(
         &self,
         request: &TokenRequest,
         auth: &ClientAuth,
         read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        // A new assertion for every request: its `jti` is good for one.
-        let assertion = auth
-            .assertion(&self.token_url.to_string())
-            .map_err(|error| error.at(self.name))?;
-        let secrets = request.secrets(auth, assertion.as_ref());
-        let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
-        let http_request = self
-            .http_request(request, auth, assertion.as_ref())
-            .map_err(|error| error.at(self.name))?;
-        self.exchange(http_request, &secrets, read).await
+        let mut nonce_resent = false;
+        loop {
+            // A new assertion for every request, a resend too: its `jti` is good for one.
+            let assertion = auth
+                .assertion(&self.token_url.to_string())
+                .map_err(|error| error.at(self.name))?;
+            let secrets = request.secrets(auth, assertion.as_ref());
+            let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
+            let mut http_request = self
+                .http_request(request, auth, assertion.as_ref())
+                .map_err(|error| error.at(self.name))?;
+            let slot = match &self.dpop {
+                Some(key) => {
+                    let destination = Destination::of(&self.url);
+                    let (proof, slot) = key
+                        .sign("POST", &destination, None)
+                        .map_err(|error| error.at(self.name))?;
+                    http_request.headers_mut().insert(DPOP, proof);
+                    Some(slot)
+                }
+                None => None,
+            };
+            let (status, headers, body) = self.exchange(http_request).await?;
+            if let Some(slot) = slot {
+                slot.record(&headers);
+                if !nonce_resent && parse::demands_dpop_nonce(status, &headers, &body) {
+                    nonce_resent = true;
+                    tracing::debug!(endpoint = self.name, "DPoP nonce demanded; sending again");
+                    continue;
+                }
+            }
+            return read(status, &headers, &body, &secrets).map_err(|error| error.at(self.name));
+        }
     }
 
     /// Sends a `GET` with `Accept: application/json` and lets `read` make sense of the
@@ -324,16 +401,15 @@ impl Endpoint {
                     .with_source(Box::new(error))
                     .at(self.name)
             })?;
-        self.exchange(http_request, &[], read).await
+        let (status, headers, body) = self.exchange(http_request).await?;
+        read(status, &headers, &body, &[]).map_err(|error| error.at(self.name))
     }
 
     /// Sends `http_request` and reads the answer within the timeout and the size limit.
-    async fn exchange<T>(
+    async fn exchange(
         &self,
         http_request: Request<Bytes>,
-        secrets: &[&str],
-        read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Error> {
         let exchange = async {
             let response = self
                 .http
@@ -343,7 +419,7 @@ impl Endpoint {
                 .map_err(unreachable)?;
             let (parts, body) = response.into_parts();
             let body = read_body(body, &parts.headers, self.max_body_size).await?;
-            read(parts.status, &parts.headers, &body, secrets)
+            Ok((parts.status, parts.headers, body))
         };
         let outcome = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(outcome) => outcome,

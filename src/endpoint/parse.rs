@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Error, ErrorKind, Token,
+    dpop::Binding,
     error::{sanitize, scrub},
 };
 
@@ -20,11 +21,24 @@ const EXCERPT_CHARS: usize = 160;
 const DESCRIPTION_CHARS: usize = 300;
 
 /// Parses the answer to a token request. `secrets` are scrubbed from any text an error quotes.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn parse_response(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
     secrets: &[&str],
+) -> Result<Token, Error> {
+    parse_bound_response(status, headers, body, secrets, None)
+}
+
+/// Parses the answer to a token request sent with a DPoP proof signed by `dpop`'s key: a
+/// token of `token_type` `DPoP` is bound to it.
+pub(crate) fn parse_bound_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+    dpop: Option<&Binding>,
 ) -> Result<Token, Error> {
     let json = serde_json::from_slice::<Value>(body).ok();
     if status.is_success() {
@@ -36,7 +50,7 @@ pub(crate) fn parse_response(
         if let Some(error) = oauth_error(&fields, secrets) {
             return Err(error.with_status(status));
         }
-        return parse_token(fields, secrets).map_err(|error| error.with_status(status));
+        return parse_token(fields, secrets, dpop).map_err(|error| error.with_status(status));
     }
 
     Err(failure(status, headers, body, json, secrets))
@@ -82,6 +96,20 @@ fn failure(
     error.with_status(status).with_retry_after(retry_after)
 }
 
+/// Whether a token endpoint's answer demands a DPoP nonce it gives (RFC 9449 section 8): an
+/// error `use_dpop_nonce` with a `DPoP-Nonce` header.
+pub(crate) fn demands_dpop_nonce(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody<'a> {
+        #[serde(borrow)]
+        error: Option<std::borrow::Cow<'a, str>>,
+    }
+    (status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED)
+        && headers.contains_key("dpop-nonce")
+        && serde_json::from_slice::<ErrorBody<'_>>(body)
+            .is_ok_and(|body| body.error.as_deref() == Some("use_dpop_nonce"))
+}
+
 /// Reads an RFC 6749 section 5.2 error body or a vendor error envelope.
 fn oauth_error(fields: &Map<String, Value>, secrets: &[&str]) -> Option<Error> {
     let clean = |text: &str, max| sanitize(text, secrets, max);
@@ -104,7 +132,11 @@ fn oauth_error(fields: &Map<String, Value>, secrets: &[&str]) -> Option<Error> {
     Some(Error::new(ErrorKind::Rejected).with_oauth(None, Some(description), None))
 }
 
-fn parse_token(mut fields: Map<String, Value>, secrets: &[&str]) -> Result<Token, Error> {
+fn parse_token(
+    mut fields: Map<String, Value>,
+    secrets: &[&str],
+    dpop: Option<&Binding>,
+) -> Result<Token, Error> {
     let access_token = match fields.remove("access_token") {
         Some(Value::String(token)) if token.is_empty() => {
             return Err(invalid("`access_token` is empty"));
@@ -119,10 +151,20 @@ fn parse_token(mut fields: Map<String, Value>, secrets: &[&str]) -> Result<Token
         Some(_) => return Err(invalid("`access_token` is not a string")),
         None => return Err(invalid("`access_token` is missing")),
     };
-    // RFC 6749 requires `token_type`; servers that omit it mean bearer.
+    // RFC 6749 requires `token_type`; servers that omit it mean bearer. A server asked for a
+    // DPoP-bound token may still issue a bearer one (RFC 9449 section 5).
+    let mut binding = None;
     match fields.remove("token_type") {
         None | Some(Value::Null) => {}
         Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
+        Some(Value::String(kind)) if kind.eq_ignore_ascii_case("dpop") => match dpop {
+            Some(key) => binding = Some(key.clone()),
+            None => {
+                return Err(invalid(
+                    "`token_type` is `DPoP`, but the token client has no DPoP key",
+                ));
+            }
+        },
         Some(Value::String(kind)) => {
             let kind = sanitize(&kind, secrets, 32);
             return Err(invalid(&format!("unsupported `token_type` `{kind}`")));
@@ -130,7 +172,7 @@ fn parse_token(mut fields: Map<String, Value>, secrets: &[&str]) -> Result<Token
         Some(_) => return Err(invalid("`token_type` is not a string")),
     }
 
-    let mut token = Token::bearer(access_token);
+    let mut token = Token::bearer(access_token).bound(binding);
     if let Some(expires_in) = expires_in(fields.remove("expires_in"))? {
         token = token.with_expires_in(expires_in);
     }

@@ -28,12 +28,14 @@ impl Challenge<'_> {
     }
 }
 
-/// Whether a new bearer token may turn this 401 answer into a success.
+/// Whether a new token may turn this 401 answer into a success; `dpop` says whether the
+/// tokens are DPoP-bound, which makes `DPoP` challenges theirs as well as `Bearer` ones.
 ///
-/// `false` only when the answer says so: every challenge names another scheme, or every bearer
-/// challenge reports `insufficient_scope` (a new token has the same scopes). No header, or one
-/// that does not parse, says nothing, so the answer is `true`.
-pub(crate) fn new_token_may_help(headers: &HeaderMap) -> bool {
+/// `false` only when the answer says so: every challenge names another scheme, or every one
+/// of the token's schemes reports `insufficient_scope` (a new token has the same scopes) or
+/// `use_dpop_nonce` (the token was fine; the proof lacked the nonce). No header, or one that
+/// does not parse, says nothing, so the answer is `true`.
+pub(crate) fn new_token_may_help(headers: &HeaderMap, dpop: bool) -> bool {
     let mut challenges = Vec::new();
     for value in headers.get_all(WWW_AUTHENTICATE) {
         match value.to_str().ok().and_then(parse) {
@@ -43,8 +45,26 @@ pub(crate) fn new_token_may_help(headers: &HeaderMap) -> bool {
     }
     challenges.is_empty()
         || challenges.iter().any(|challenge| {
-            challenge.scheme.eq_ignore_ascii_case("bearer")
-                && challenge.param("error") != Some("insufficient_scope")
+            (challenge.scheme.eq_ignore_ascii_case("bearer")
+                || (dpop && challenge.scheme.eq_ignore_ascii_case("dpop")))
+                && !matches!(
+                    challenge.param("error"),
+                    Some("insufficient_scope" | "use_dpop_nonce")
+                )
+        })
+}
+
+/// Whether the answer demands a DPoP nonce (RFC 9449 section 9): a `DPoP` challenge with
+/// `error="use_dpop_nonce"`. The nonce itself comes in the `DPoP-Nonce` header.
+pub(crate) fn demands_dpop_nonce(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok().and_then(parse))
+        .flatten()
+        .any(|challenge| {
+            challenge.scheme.eq_ignore_ascii_case("dpop")
+                && challenge.param("error") == Some("use_dpop_nonce")
         })
 }
 
@@ -289,7 +309,7 @@ mod tests {
             &[r#"Bearer error="unterminated"#],
         ];
         for values in retry {
-            assert!(new_token_may_help(&headers(values)), "{values:?}");
+            assert!(new_token_may_help(&headers(values), false), "{values:?}");
         }
         let give_up = [
             &[r#"Basic realm="x""#][..],
@@ -298,8 +318,22 @@ mod tests {
             &[r#"Bearer error="insufficient_scope", scope="admin""#],
         ];
         for values in give_up {
-            assert!(!new_token_may_help(&headers(values)), "{values:?}");
+            assert!(!new_token_may_help(&headers(values), false), "{values:?}");
         }
+    }
+
+    #[test]
+    fn dpop_challenges_are_the_bound_tokens_own() {
+        let invalid = [r#"DPoP error="invalid_token", algs="ES256""#];
+        assert!(new_token_may_help(&headers(&invalid), true));
+        assert!(!new_token_may_help(&headers(&invalid), false));
+        // A missing nonce is met by the nonce, not by a new token.
+        let nonce = [r#"DPoP error="use_dpop_nonce""#];
+        assert!(!new_token_may_help(&headers(&nonce), true));
+        assert!(demands_dpop_nonce(&headers(&nonce)));
+        assert!(!demands_dpop_nonce(&headers(&[
+            r#"Bearer error="use_dpop_nonce""#
+        ])));
     }
 
     mod properties {

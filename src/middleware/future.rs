@@ -5,10 +5,11 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
-use http::{StatusCode, header::AUTHORIZATION};
+use http::StatusCode;
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
@@ -17,7 +18,9 @@ use super::{
     protocol::{self, Next},
     request::sealed::{Request, Response as _},
 };
-use crate::{BoxError, Error, ErrorKind, HttpResponse, cache::Ticket, source::BoxFuture};
+use crate::{
+    BoxError, Error, ErrorKind, HttpResponse, cache::Ticket, dpop::Slot, source::BoxFuture,
+};
 
 /// A token on its way.
 type Waiting = BoxFuture<'static, Result<Ticket, Error>>;
@@ -50,21 +53,28 @@ pin_project! {
             parked: Option<Box<Parked<S, R>>>,
         },
         // Sent; its answer is on the way. `ticket` names the token it carries (none for a
-        // request sent as it came); `replay` is what sending it again takes, if it can be.
+        // request sent as it came); `replay` is what sending it again takes, if it can be;
+        // `dpop` is there when the token is DPoP-bound.
         Sent {
             #[pin]
             answer: S::Future,
             ticket: Option<Ticket>,
             replay: Option<Replay<S, R::Copy>>,
+            dpop: Option<Box<Dpop<S, R::Copy>>>,
         },
         // The answer was 401: the copy waits for a new token.
         AwaitingNewToken {
             token: Waiting,
             copy: Option<Box<(S, R)>>,
+            dpop: Option<Box<Dpop<S, R::Copy>>>,
         },
-        // The copy is out; its answer is final.
+        // Sent again, after a 401 with a new token or with a DPoP nonce. Its answer is final
+        // unless what is left here allows the other kind of resend.
         Resent {
             answer: Pin<Box<Oneshot<S, R>>>,
+            ticket: Option<Ticket>,
+            replay: Option<Replay<S, R::Copy>>,
+            dpop: Option<Box<Dpop<S, R::Copy>>>,
         },
         // Failed before anything was sent.
         Failed {
@@ -80,12 +90,23 @@ pub(super) struct Replay<S, C> {
     pub(super) copy: C,
 }
 
-/// A request waiting to be sent: the service it goes through, its copy for a retry, and its
-/// token once that is here.
+/// A request that carries a DPoP-bound token: the nonces of its origin, and a second copy,
+/// for sending it once more when the server demands a nonce. That resend is apart from the
+/// one after a 401 with a new token, so each happens at most once.
+pub(super) struct Dpop<S, C> {
+    pub(super) slot: Arc<Slot>,
+    pub(super) ticket: Ticket,
+    pub(super) spare: Option<Replay<S, C>>,
+}
+
+/// A request waiting to be sent: the service it goes through, its copies for a retry, and
+/// its token once that is here.
 pub(super) struct Parked<S, R: Request> {
     pub(super) service: S,
     pub(super) request: R,
     pub(super) copy: Option<R::Copy>,
+    /// The copy for a DPoP nonce resend, taken in case the token turns out to be bound.
+    pub(super) spare: Option<Replay<S, R::Copy>>,
     pub(super) ticket: Option<Ticket>,
 }
 
@@ -105,6 +126,22 @@ where
             answer,
             ticket,
             replay,
+            dpop: None,
+        })
+    }
+
+    /// A request sent with a DPoP-bound token.
+    pub(super) fn sent_with_proof(
+        answer: S::Future,
+        ticket: Ticket,
+        replay: Option<Replay<S, R::Copy>>,
+        dpop: Dpop<S, R::Copy>,
+    ) -> Self {
+        Self::with(State::Sent {
+            answer,
+            ticket: Some(ticket),
+            replay,
+            dpop: Some(Box::new(dpop)),
         })
     }
 
@@ -144,17 +181,19 @@ where
                 answer,
                 ticket,
                 replay,
+                dpop,
             } = state.as_mut().project()
             {
                 let response = ready!(answer.poll(cx)).map_err(Into::into)?;
-                if response.status() != StatusCode::UNAUTHORIZED {
+                if response.status() != StatusCode::UNAUTHORIZED && dpop.is_none() {
                     return Poll::Ready(Ok(response));
                 }
-                let Some(ticket) = ticket.take() else {
-                    return Poll::Ready(Ok(response));
+                let follow = Follow {
+                    ticket: ticket.take(),
+                    replay: replay.take(),
+                    dpop: dpop.take(),
                 };
-                let replay = replay.take();
-                if let Some(response) = after_401(state.as_mut(), &ticket, replay, response) {
+                if let Some(response) = answered(state.as_mut(), follow, response) {
                     return Poll::Ready(Ok(response));
                 }
             }
@@ -165,14 +204,21 @@ where
     }
 }
 
-/// After a 401 answer to a request that carried `ticket`: moves on to resending the copy, or
-/// returns the answer when it is final.
+/// What may still follow an answer: a retry with a new token after a 401 (`ticket` and
+/// `replay`), and a resend with a DPoP nonce (`dpop`).
+struct Follow<S, R: Request> {
+    ticket: Option<Ticket>,
+    replay: Option<Replay<S, R::Copy>>,
+    dpop: Option<Box<Dpop<S, R::Copy>>>,
+}
+
+/// After an answer that is a 401 or carries a DPoP nonce: moves on to sending the request
+/// again, or returns the answer when it is final.
 #[cold]
 #[inline(never)]
-fn after_401<S, R>(
+fn answered<S, R>(
     mut state: Pin<&mut State<S, R>>,
-    ticket: &Ticket,
-    replay: Option<Replay<S, R::Copy>>,
+    follow: Follow<S, R>,
     response: S::Response,
 ) -> Option<S::Response>
 where
@@ -180,17 +226,56 @@ where
     S::Response: HttpResponse,
     R: Request,
 {
-    let resend = replay.and_then(|replay| Some((replay.service, R::restore(replay.copy)?)));
-    let next = protocol::after_unauthorized(ticket, response.headers(), resend.is_some());
-    match (next, resend) {
+    let Follow {
+        ticket,
+        replay,
+        mut dpop,
+    } = follow;
+    if let Some(bound) = dpop.as_mut()
+        && protocol::nonce_demanded(&bound.slot, response.status(), response.headers())
+    {
+        // Once only: a server that demands a nonce again gets its answer back.
+        let Some((service, request)) = bound
+            .spare
+            .take()
+            .and_then(|spare| Some((spare.service, R::restore(spare.copy)?)))
+        else {
+            return Some(response);
+        };
+        let same_token = bound.ticket.clone();
+        state.set(resend(
+            service,
+            request,
+            &same_token,
+            dpop,
+            |(answer, dpop)| State::Resent {
+                answer,
+                ticket,
+                replay,
+                dpop,
+            },
+        ));
+        return None;
+    }
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return Some(response);
+    }
+    let Some(ticket) = ticket else {
+        return Some(response);
+    };
+    let resend_copy = replay.and_then(|replay| Some((replay.service, R::restore(replay.copy)?)));
+    let next = protocol::after_unauthorized(&ticket, response.headers(), resend_copy.is_some());
+    match (next, resend_copy) {
         (Next::Resend(ticket), Some((service, request))) => {
-            state.set(resent(service, request, &ticket));
+            protocol::resending(&ticket);
+            state.set(retried(service, request, &ticket, dpop));
             None
         }
         (Next::Wait(wait), Some(copy)) => {
             state.set(State::AwaitingNewToken {
                 token: Box::pin(wait.ticket()),
                 copy: Some(Box::new(copy)),
+                dpop,
             });
             None
         }
@@ -208,6 +293,7 @@ fn poll_rare<S, R>(
 ) -> Poll<Result<Option<S::Response>, BoxError>>
 where
     S: Service<R>,
+    S::Response: HttpResponse,
     S::Error: Into<BoxError>,
     R: Request,
 {
@@ -229,29 +315,55 @@ where
                 mut service,
                 mut request,
                 copy,
+                spare,
                 ticket,
             } = *parked;
-            if let Some(ticket) = &ticket {
-                request.headers_mut().insert(AUTHORIZATION, ticket.header());
-            }
+            let slot = match &ticket {
+                Some(ticket) => protocol::authorize(&mut request, ticket)?,
+                None => None,
+            };
             let answer = service.call(request);
             let replay = copy.map(|copy| Replay { service, copy });
+            let dpop = slot.zip(ticket.clone()).map(|(slot, ticket)| {
+                Box::new(Dpop {
+                    slot,
+                    ticket,
+                    spare,
+                })
+            });
             state.set(State::Sent {
                 answer,
                 ticket,
                 replay,
+                dpop,
             });
         }
-        StateProj::AwaitingNewToken { token, copy } => {
+        StateProj::AwaitingNewToken { token, copy, dpop } => {
             let ticket = ready!(token.as_mut().poll(cx))?;
             let Some(copy) = copy.take() else {
                 return Poll::Ready(Err(polled_after_completion()));
             };
             let (service, request) = *copy;
-            state.set(resent(service, request, &ticket));
+            protocol::resending(&ticket);
+            let dpop = dpop.take();
+            state.set(retried(service, request, &ticket, dpop));
         }
-        StateProj::Resent { answer } => {
-            return answer.as_mut().poll(cx).map_ok(Some).map_err(Into::into);
+        StateProj::Resent {
+            answer,
+            ticket,
+            replay,
+            dpop,
+        } => {
+            let response = ready!(answer.as_mut().poll(cx)).map_err(Into::into)?;
+            if dpop.is_none() {
+                return Poll::Ready(Ok(Some(response)));
+            }
+            let follow = Follow {
+                ticket: ticket.take(),
+                replay: replay.take(),
+                dpop: dpop.take(),
+            };
+            return Poll::Ready(Ok(answered(state.as_mut(), follow, response)));
         }
         StateProj::Failed { error } => {
             let error = error.take().unwrap_or_else(polled_after_completion_error);
@@ -261,18 +373,62 @@ where
     Poll::Ready(Ok(None))
 }
 
-/// The state that sends the copy with `ticket`'s token.
-fn resent<S, R>(service: S, mut request: R, ticket: &Ticket) -> State<S, R>
+/// The state that sends the copy after a 401 with the new token `ticket`: its answer is
+/// final, but for a DPoP nonce resend if the request still has its spare copy.
+fn retried<S, R>(
+    service: S,
+    request: R,
+    ticket: &Ticket,
+    dpop: Option<Box<Dpop<S, R::Copy>>>,
+) -> State<S, R>
 where
     S: Service<R>,
     R: Request,
 {
-    protocol::resending(ticket);
-    request.headers_mut().insert(AUTHORIZATION, ticket.header());
-    State::Resent {
-        answer: Box::pin(Oneshot::new(service, request)),
-    }
+    resend(service, request, ticket, dpop, |(answer, dpop)| {
+        State::Resent {
+            answer,
+            ticket: None,
+            replay: None,
+            dpop,
+        }
+    })
 }
+
+/// Sends `request` through `service` with `ticket`'s token (and a new DPoP proof), keeping
+/// what `dpop` has left for the answer; `then` makes the state from the answer's future.
+fn resend<S, R>(
+    service: S,
+    mut request: R,
+    ticket: &Ticket,
+    dpop: Option<Box<Dpop<S, R::Copy>>>,
+    then: impl FnOnce(OnTheWay<S, R>) -> State<S, R>,
+) -> State<S, R>
+where
+    S: Service<R>,
+    R: Request,
+{
+    let slot = match protocol::authorize(&mut request, ticket) {
+        Ok(slot) => slot,
+        Err(error) => return State::Failed { error: Some(error) },
+    };
+    // A token that is not bound needs nothing more; one that is carries the spare copy on,
+    // if it is still there.
+    let dpop = slot.map(|slot| {
+        Box::new(Dpop {
+            slot,
+            ticket: ticket.clone(),
+            spare: dpop.and_then(|dpop| dpop.spare),
+        })
+    });
+    then((Box::pin(Oneshot::new(service, request)), dpop))
+}
+
+/// A request sent again, and what its answer may still lead to.
+type OnTheWay<S, R> = (
+    Pin<Box<Oneshot<S, R>>>,
+    Option<Box<Dpop<S, <R as Request>::Copy>>>,
+);
 
 fn polled_after_completion_error() -> Error {
     Error::new(ErrorKind::Interrupted).with_detail("response future polled after completion")

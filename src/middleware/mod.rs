@@ -25,11 +25,11 @@ pub use self::{
     request::{HttpRequest, HttpResponse},
 };
 use self::{
-    future::{Parked, Replay},
+    future::{Dpop, Parked, Replay},
     protocol::{Start, Tokens},
     routes::Routes,
 };
-use crate::{BoxError, Error, TokenCache, origin::Origins};
+use crate::{BoxError, Error, TokenCache, cache::Ticket, origin::Origins};
 
 /// Wraps a service in [`OAuth2`]: every request gets `Authorization: Bearer <token>` from a
 /// shared [`TokenCache`], and a 401 answer is retried once with a refreshed token.
@@ -319,6 +319,7 @@ where
             routes: &self.routes,
         };
         match protocol::start(tokens, &request, self.made_by_layer) {
+            Start::Send(ticket) if ticket.dpop().is_some() => self.call_with_proof(request, ticket),
             Start::Send(ticket) => {
                 // Copied before the header goes in: the copy gets the new token, not this one.
                 let copy = request.replay(&self.policy);
@@ -335,6 +336,12 @@ where
             Start::Refuse(error) => ResponseFuture::failed(error),
             Start::Wait(wait) => {
                 let copy = request.replay(&self.policy);
+                // Whether the token will be DPoP-bound is not known yet; a nonce resend needs
+                // a copy of its own.
+                let spare = request.replay(&self.policy).map(|copy| Replay {
+                    service: self.inner.clone(),
+                    copy,
+                });
                 // The wait can be long and the fetch may go through this very service: give
                 // back what `poll_ready` reserved (a concurrency permit, a buffer slot), and
                 // make the parked clone ready once the token is here.
@@ -344,10 +351,47 @@ where
                     service,
                     request,
                     copy,
+                    spare,
                     ticket: None,
                 };
                 ResponseFuture::waiting(Box::pin(wait.ticket()), parked)
             }
+        }
+    }
+}
+
+impl<S, P> OAuth2<S, P> {
+    /// Sends `request` with a DPoP-bound token and a proof, keeping two copies: one for a
+    /// retry after a 401, one for a resend with the nonce a server demands.
+    #[cold]
+    #[inline(never)]
+    fn call_with_proof<R>(&mut self, mut request: R, ticket: Ticket) -> ResponseFuture<S, R>
+    where
+        S: Service<R> + Clone,
+        R: HttpRequest<P>,
+    {
+        let copy = || {
+            request.replay(&self.policy).map(|copy| Replay {
+                service: self.inner.clone(),
+                copy,
+            })
+        };
+        let (replay, spare) = (copy(), copy());
+        let slot = match protocol::authorize(&mut request, &ticket) {
+            Ok(slot) => slot,
+            Err(error) => return ResponseFuture::failed(error),
+        };
+        let answer = self.inner.call(request);
+        match slot {
+            Some(slot) => {
+                let dpop = Dpop {
+                    slot,
+                    ticket: ticket.clone(),
+                    spare,
+                };
+                ResponseFuture::sent_with_proof(answer, ticket, replay, dpop)
+            }
+            None => ResponseFuture::sent(answer, Some(ticket), replay),
         }
     }
 }

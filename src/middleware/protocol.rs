@@ -2,12 +2,15 @@
 //! [`OAuth2`](super::OAuth2) service and the reqwest-middleware middleware): whether the request
 //! gets a token, and what follows a 401 answer. The log lines live here too.
 
+use std::sync::Arc;
+
 use http::{HeaderMap, header::AUTHORIZATION};
 
 use super::{challenge, request::sealed::Request, routes::Routes};
 use crate::{
     Error, TokenCache,
     cache::{Ticket, Wait},
+    dpop::{Bound, DPOP, Slot},
     origin::{Decision, Origins},
 };
 
@@ -73,6 +76,43 @@ pub(crate) fn start(
     }
 }
 
+/// Puts `ticket`'s token on `request`: the `Authorization` header and, for a DPoP-bound
+/// token, a proof of its own. For a bound token, returns the nonce slot of the request's
+/// origin, which the answer's nonce goes into.
+#[inline(always)]
+pub(crate) fn authorize(
+    request: &mut impl Request,
+    ticket: &Ticket,
+) -> Result<Option<Arc<Slot>>, Error> {
+    request.headers_mut().insert(AUTHORIZATION, ticket.header());
+    match ticket.dpop() {
+        None => Ok(None),
+        Some(bound) => prove(request, bound).map(Some),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn prove(request: &mut impl Request, bound: &Bound) -> Result<Arc<Slot>, Error> {
+    let (proof, slot) = bound.sign(request.method(), &request.destination())?;
+    request.headers_mut().insert(DPOP, proof);
+    Ok(slot)
+}
+
+/// Whether the answer to a request with a DPoP proof, whose origin's nonces `slot` keeps,
+/// asks for the request again with a nonce; the answer's nonce, if any, is kept either way.
+#[cold]
+pub(crate) fn nonce_demanded(slot: &Slot, status: http::StatusCode, headers: &HeaderMap) -> bool {
+    slot.record(headers);
+    let demanded = status == http::StatusCode::UNAUTHORIZED
+        && headers.contains_key("dpop-nonce")
+        && challenge::demands_dpop_nonce(headers);
+    if demanded {
+        tracing::debug!("DPoP nonce demanded; sending the request again with it");
+    }
+    demanded
+}
+
 /// The cache of the destination `request` goes to, when it has one of its own.
 #[inline]
 fn routed<'a>(routes: &'a Routes, request: &impl Request) -> Option<&'a TokenCache> {
@@ -97,7 +137,7 @@ pub(crate) enum Next {
 #[cold]
 pub(crate) fn after_unauthorized(used: &Ticket, headers: &HeaderMap, replayable: bool) -> Next {
     // The token stays: it was not what the server objected to.
-    if !challenge::new_token_may_help(headers) {
+    if !challenge::new_token_may_help(headers, used.dpop().is_some()) {
         tracing::debug!("401 answer that a new token cannot meet; not retrying");
         return Next::Return;
     }

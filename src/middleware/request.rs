@@ -51,6 +51,9 @@ pub(crate) mod sealed {
 
         fn headers_mut(&mut self) -> &mut HeaderMap;
 
+        /// The request method, for DPoP proofs.
+        fn method(&self) -> &str;
+
         /// The scheme of where the request goes; `None` for a relative URI.
         fn scheme(&self) -> Option<&str>;
 
@@ -87,6 +90,10 @@ impl<B> sealed::Request for http::Request<B> {
     #[inline]
     fn headers_mut(&mut self) -> &mut HeaderMap {
         self.headers_mut()
+    }
+
+    fn method(&self) -> &str {
+        self.method().as_str()
     }
 
     #[inline]

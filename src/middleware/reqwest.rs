@@ -20,6 +20,10 @@ macro_rules! serve_reqwest {
                 self.headers_mut()
             }
 
+            fn method(&self) -> &str {
+                self.method().as_str()
+            }
+
             #[inline]
             fn scheme(&self) -> Option<&str> {
                 Some(self.url().scheme())
@@ -93,7 +97,7 @@ macro_rules! serve_reqwest_middleware {
                 extensions: &mut http::Extensions,
                 next: $middleware::Next<'_>,
             ) -> $middleware::Result<$reqwest::Response> {
-                use http::{StatusCode, header::AUTHORIZATION};
+                use http::StatusCode;
 
                 use crate::middleware::{
                     protocol::{self, Next, Start},
@@ -114,26 +118,47 @@ macro_rules! serve_reqwest_middleware {
                     Start::Wait(wait) => wait.ticket().await.map_err(failed)?,
                 };
                 let copy = Replay::replay(&request, &self.policy);
-                request.headers_mut().insert(AUTHORIZATION, ticket.header());
-
-                let response = next.clone().run(request, extensions).await?;
-                if response.status() != StatusCode::UNAUTHORIZED {
-                    return Ok(response);
-                }
-                let next_step =
-                    protocol::after_unauthorized(&ticket, response.headers(), copy.is_some());
-                let (fresh, mut copy) = match (next_step, copy) {
-                    (Next::Resend(fresh), Some(copy)) => (fresh, copy),
-                    (Next::Wait(wait), Some(copy)) => {
-                        // The 401 holds its connection; let it go before waiting for a token.
-                        drop(response);
-                        (wait.ticket().await.map_err(failed)?, copy)
+                // A DPoP-bound token may meet a demand for a nonce: one resend with it, apart
+                // from the retry after a 401.
+                let mut spare = ticket
+                    .dpop()
+                    .and_then(|_| Replay::replay(&request, &self.policy));
+                let mut slot = protocol::authorize(&mut request, &ticket).map_err(failed)?;
+                let mut response = next.clone().run(request, extensions).await?;
+                let (mut used, mut copy, mut current) = (Some(ticket.clone()), copy, ticket);
+                loop {
+                    if let Some(origin) = &slot
+                        && protocol::nonce_demanded(origin, response.status(), response.headers())
+                    {
+                        let Some(mut again) = spare.take() else {
+                            return Ok(response);
+                        };
+                        slot = protocol::authorize(&mut again, &current).map_err(failed)?;
+                        response = next.clone().run(again, extensions).await?;
+                        continue;
                     }
-                    _ => return Ok(response),
-                };
-                protocol::resending(&fresh);
-                copy.headers_mut().insert(AUTHORIZATION, fresh.header());
-                next.run(copy, extensions).await
+                    if response.status() != StatusCode::UNAUTHORIZED {
+                        return Ok(response);
+                    }
+                    let Some(ticket) = used.take() else {
+                        return Ok(response);
+                    };
+                    let next_step =
+                        protocol::after_unauthorized(&ticket, response.headers(), copy.is_some());
+                    let (fresh, mut again) = match (next_step, copy.take()) {
+                        (Next::Resend(fresh), Some(again)) => (fresh, again),
+                        (Next::Wait(wait), Some(again)) => {
+                            // The 401 holds its connection; let it go before waiting.
+                            drop(response);
+                            (wait.ticket().await.map_err(failed)?, again)
+                        }
+                        _ => return Ok(response),
+                    };
+                    protocol::resending(&fresh);
+                    slot = protocol::authorize(&mut again, &fresh).map_err(failed)?;
+                    current = fresh;
+                    response = next.clone().run(again, extensions).await?;
+                }
             }
         }
     };

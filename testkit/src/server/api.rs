@@ -19,12 +19,21 @@ impl AuthServer {
         &self,
         request: Request<B>,
     ) -> Response<Body> {
-        let token = request
+        let credentials = request
             .headers()
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::to_owned);
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| {
+                scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
+            })
+            .map(|(scheme, token)| (scheme.to_owned(), token.to_owned()));
+        let token = credentials.as_ref().map(|(_, token)| token.clone());
+        let proof = request
+            .headers()
+            .get("dpop")
+            .and_then(|value| value.to_str().ok());
+        let url = request_url(&request);
         let accepted = {
             let mut model = self.model();
             model.api_tokens.push(token.clone());
@@ -32,6 +41,13 @@ impl AuthServer {
             let accepted = valid.is_some_and(|expires| *expires > Instant::now());
             if !accepted {
                 model.rejected += 1;
+            }
+            if accepted && let Some((scheme, token)) = &credentials {
+                let method = request.method().as_str();
+                if let Err(answer) = model.check_api_proof(token, scheme, proof, method, &url) {
+                    model.rejected += 1;
+                    return *answer;
+                }
             }
             token.filter(|_| accepted)
         };
@@ -60,6 +76,21 @@ impl AuthServer {
         if let Ok(value) = HeaderValue::from_str(&token) {
             response.headers_mut().insert(ACCEPTED_TOKEN, value);
         }
+        self.model().attach_api_nonce(&mut response);
         response
+    }
+}
+
+/// The URL a request went to, without query: over HTTP `http://` + `Host` + path.
+fn request_url<B>(request: &Request<B>) -> String {
+    let uri = request.uri();
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|host| host.to_str().ok());
+    match (uri.scheme_str(), uri.authority(), host) {
+        (Some(scheme), Some(authority), _) => format!("{scheme}://{authority}{}", uri.path()),
+        (_, _, Some(host)) => format!("http://{host}{}", uri.path()),
+        _ => uri.path().to_owned(),
     }
 }

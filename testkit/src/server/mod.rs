@@ -3,6 +3,7 @@
 
 mod api;
 mod assertion;
+mod dpop;
 mod loopback;
 mod service;
 mod token;
@@ -64,6 +65,8 @@ struct Model {
     seen_jtis: HashSet<String>,
     /// The metadata document, at the path it is served at.
     metadata: Option<(String, String)>,
+    /// DPoP's rules and state, when it is on.
+    dpop: Option<dpop::Rules>,
 }
 
 /// Where a request goes: in process, the service it was sent to; over HTTP, its path.
@@ -83,6 +86,8 @@ pub struct Received {
     pub authorization: Option<String>,
     /// Its form fields.
     pub form: HashMap<String, String>,
+    /// Its `DPoP` header.
+    pub dpop: Option<String>,
 }
 
 impl AuthServer {
@@ -105,6 +110,7 @@ impl AuthServer {
             assertion_issuers: HashMap::new(),
             seen_jtis: HashSet::new(),
             metadata: None,
+            dpop: None,
         };
         Self {
             model: Arc::new(Mutex::new(model)),

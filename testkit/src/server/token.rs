@@ -34,6 +34,10 @@ impl AuthServer {
         if let Some(answer) = model.record(&received) {
             return answer;
         }
+        match model.check_token_proof(received.dpop.as_deref(), &received.url) {
+            Ok(binding) => model.dpop_binding(binding),
+            Err(answer) => return *answer,
+        }
         model.grant(&received)
     }
 
@@ -68,12 +72,18 @@ async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    let dpop = request
+        .headers()
+        .get("dpop")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let body = request.into_body().collect().await.ok()?.to_bytes();
     let form = form_urlencoded::parse(&body).into_owned().collect();
     Some(Received {
         url,
         authorization,
         form,
+        dpop,
     })
 }
 
@@ -113,8 +123,9 @@ impl Model {
         let access = format!("token-{n}");
         self.access
             .insert(access.clone(), Instant::now() + self.lifetime);
+        let token_type = self.bind_issued(&access);
         let mut body = format!(
-            r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{}"#,
+            r#"{{"access_token":"{access}","token_type":"{token_type}","expires_in":{}"#,
             self.lifetime.as_secs()
         );
         if with_refresh_token {

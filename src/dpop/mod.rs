@@ -1,0 +1,108 @@
+//! DPoP (RFC 9449): tokens bound to a key the client holds, and a signed proof on every request
+//! that carries one.
+//!
+//! [`DpopKey`] (feature `dpop`) is the key. The rest of the crate sees only [`Binding`], a
+//! token's tie to its key, which without the feature has no values, so the code that handles
+//! bound tokens compiles everywhere and vanishes where it cannot run.
+
+#[cfg(feature = "dpop")]
+mod key;
+#[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+mod nonces;
+
+use std::sync::Arc;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+
+#[cfg(feature = "dpop")]
+pub use self::key::DpopKey;
+pub(crate) use self::nonces::Slot;
+use crate::{Error, ErrorKind, origin::Destination};
+
+/// The request header that carries a proof.
+pub(crate) const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
+
+/// The key a token is bound to.
+#[derive(Clone)]
+pub(crate) struct Binding(Key);
+
+#[cfg(feature = "dpop")]
+type Key = DpopKey;
+
+/// Without the `dpop` feature no token is bound.
+#[cfg(not(feature = "dpop"))]
+#[derive(Clone)]
+enum Key {}
+
+/// A bound token as requests use it: its key, and the hash of the access token that proofs
+/// on API requests carry (`ath`), computed once per token.
+pub(crate) struct Bound {
+    binding: Binding,
+    ath: Box<str>,
+}
+
+impl Binding {
+    #[cfg(feature = "dpop")]
+    pub(crate) fn new(key: DpopKey) -> Self {
+        Self(key)
+    }
+
+    #[cfg(feature = "dpop")]
+    pub(crate) fn key(&self) -> &DpopKey {
+        &self.0
+    }
+
+    /// The proof for a `method` request to `destination`, with the nonce its origin last
+    /// sent, and the origin's nonce slot for the answer's nonce.
+    pub(crate) fn sign(
+        &self,
+        method: &str,
+        destination: &Destination<'_>,
+        ath: Option<&str>,
+    ) -> Result<(HeaderValue, Arc<Slot>), Error> {
+        let (Some(scheme), Some(authority)) = (destination.scheme, destination.authority) else {
+            return Err(Error::new(ErrorKind::Config)
+                .with_detail("a DPoP proof needs the request's absolute URL"));
+        };
+        #[cfg(feature = "dpop")]
+        {
+            let slot = self.0.nonces().slot(scheme, authority);
+            let nonce = slot.nonce();
+            let htu = key::Htu {
+                scheme,
+                authority,
+                path: destination.path,
+            };
+            let proof = self
+                .0
+                .proof(method, htu, ath, nonce.as_deref().map(String::as_str))?;
+            Ok((proof, slot))
+        }
+        #[cfg(not(feature = "dpop"))]
+        {
+            let _ = (method, scheme, authority, ath);
+            match self.0 {}
+        }
+    }
+}
+
+impl Bound {
+    pub(crate) fn new(binding: Binding, access_token: &str) -> Self {
+        let hash = Sha256::digest(access_token.as_bytes());
+        Self {
+            binding,
+            ath: URL_SAFE_NO_PAD.encode(hash).into(),
+        }
+    }
+
+    /// The proof for an API request with the token.
+    pub(crate) fn sign(
+        &self,
+        method: &str,
+        destination: &Destination<'_>,
+    ) -> Result<(HeaderValue, Arc<Slot>), Error> {
+        self.binding.sign(method, destination, Some(&self.ath))
+    }
+}

@@ -1,0 +1,146 @@
+//! The nonces servers hand out for DPoP proofs (RFC 9449 section 8 and 9), remembered per
+//! origin: the newest `DPoP-Nonce` an origin sent, from any answer, goes into the next proof
+//! for that origin.
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use http::HeaderMap;
+
+/// How many origins a key remembers nonces for. Beyond it, proofs to new origins carry no
+/// nonce until one is demanded again: the cost of a server that demands one is a resend.
+const MAX_ORIGINS: usize = 256;
+/// The longest nonce kept; RFC 9449 sets no limit, and servers send a few dozen characters.
+const MAX_NONCE: usize = 1024;
+
+/// The nonces of every origin a key's proofs went to.
+#[derive(Default)]
+pub(crate) struct Nonces {
+    origins: ArcSwap<Vec<Arc<Slot>>>,
+}
+
+/// One origin's newest nonce. A request holds its origin's slot while it is out, so the
+/// answer's nonce lands without another lookup.
+pub(crate) struct Slot {
+    scheme: Box<str>,
+    /// `host[:port]`, lowercase, as the request wrote it.
+    authority: Box<str>,
+    nonce: ArcSwapOption<String>,
+}
+
+impl Nonces {
+    /// The slot of the origin `scheme://authority` (user info ignored).
+    pub(crate) fn slot(&self, scheme: &str, authority: &str) -> Arc<Slot> {
+        let authority = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        let find = |origins: &[Arc<Slot>]| {
+            origins
+                .iter()
+                .find(|slot| {
+                    *slot.scheme == *scheme && slot.authority.eq_ignore_ascii_case(authority)
+                })
+                .cloned()
+        };
+        if let Some(slot) = find(&self.origins.load()) {
+            return slot;
+        }
+        let new = Arc::new(Slot {
+            scheme: scheme.into(),
+            authority: authority.to_ascii_lowercase().into(),
+            nonce: ArcSwapOption::empty(),
+        });
+        let mut found = None;
+        self.origins.rcu(|origins| {
+            found = find(origins);
+            let mut origins = Vec::clone(origins);
+            if found.is_none() && origins.len() < MAX_ORIGINS {
+                origins.push(Arc::clone(&new));
+            }
+            origins
+        });
+        found.unwrap_or(new)
+    }
+}
+
+impl Slot {
+    /// The newest nonce, if the origin sent one.
+    pub(crate) fn nonce(&self) -> Option<Arc<String>> {
+        self.nonce.load_full()
+    }
+
+    /// Keeps the nonce of an answer's `DPoP-Nonce` header, when it has a well-formed one.
+    pub(crate) fn record(&self, headers: &HeaderMap) {
+        let Some(value) = headers.get("dpop-nonce") else {
+            return;
+        };
+        let value = value.as_bytes();
+        // RFC 9449 section 8.1: 1*NQCHAR (visible ASCII but `"` and `\`).
+        let well_formed = !value.is_empty()
+            && value.len() <= MAX_NONCE
+            && value
+                .iter()
+                .all(|&byte| (0x21..=0x7e).contains(&byte) && byte != b'"' && byte != b'\\');
+        if !well_formed {
+            return;
+        }
+        let Ok(nonce) = std::str::from_utf8(value) else {
+            return;
+        };
+        if self.nonce.load().as_deref().map(String::as_str) != Some(nonce) {
+            self.nonce.store(Some(Arc::new(nonce.to_owned())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn with_nonce(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("dpop-nonce", HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn each_origin_keeps_its_own_newest_nonce() {
+        let nonces = Nonces::default();
+        let api = nonces.slot("https", "api.example.com");
+        api.record(&with_nonce("n1"));
+        api.record(&with_nonce("n2"));
+        let auth = nonces.slot("https", "auth.example.com");
+        auth.record(&with_nonce("a1"));
+
+        assert_eq!(
+            nonces
+                .slot("https", "API.example.com")
+                .nonce()
+                .as_deref()
+                .map(String::as_str),
+            Some("n2")
+        );
+        assert_eq!(
+            nonces
+                .slot("https", "user@auth.example.com")
+                .nonce()
+                .as_deref()
+                .map(String::as_str),
+            Some("a1")
+        );
+        assert_eq!(nonces.slot("http", "api.example.com").nonce(), None);
+    }
+
+    #[test]
+    fn malformed_nonces_are_not_kept() {
+        let slot = Nonces::default().slot("https", "api.example.com");
+        slot.record(&with_nonce("good"));
+        for bad in ["", "has space", "quo\"te", "back\\slash"] {
+            slot.record(&with_nonce(bad));
+        }
+        slot.record(&HeaderMap::new());
+        assert_eq!(slot.nonce().as_deref().map(String::as_str), Some("good"));
+    }
+}
