@@ -3,7 +3,7 @@
 # package) when it is missing, starts one standalone server, one TLS server (with a CA made here)
 # and one three-master Redis Cluster on free loopback ports, and the interop suite's
 # authorization server (oidc-provider, Node), builds the curl example the tests run as replica
-# processes, runs `cargo test --features redis,https,jwt --test fleet` with the servers' URLs in the
+# processes, runs `cargo test --features redis,https,dpop --test fleet` with the servers' URLs in the
 # environment, and stops them. Fails, never skips, when a server cannot be started. Extra
 # arguments go to the test binary's harness, such as a test name filter.
 set -euo pipefail
@@ -160,7 +160,7 @@ echo "fleet: standalone $FLEET_REDIS_URL; TLS $FLEET_REDIS_TLS_URL; cluster $FLE
 cd "$here/.."
 # Replicas as processes: the curl example, built with the same features as the tests so that
 # both share one build of the crate; the tests find it next to their own binary.
-features="redis,https,jwt"
+features="redis,https,dpop"
 cargo build --features "$features" --example curl
 # The fleet trusts the system's roots (rustls-native-certs), which SSL_CERT_FILE replaces: the
 # test CA, beside the system's bundle so that anything else in the run still verifies. Built

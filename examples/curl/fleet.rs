@@ -123,7 +123,7 @@ impl Fleet {
         if redis.wanted() {
             return Err(Stop::Usage(
                 "the Redis options need the example built with the `redis` feature: \
-                 cargo run --features https,jwt,redis --example curl"
+                 cargo run --features https,dpop,redis --example curl"
                     .into(),
             ));
         }

@@ -5,7 +5,7 @@
 //! secret, a signed JWT (`client_secret_jwt`, `private_key_jwt`) or not at all.
 //!
 //! ```sh
-//! cargo run --features https,jwt --example curl -- \
+//! cargo run --features https,dpop --example curl -- \
 //!     --issuer https://auth.example.com --client-id my-client \
 //!     --auth-method private_key_jwt --private-key client-key.pem \
 //!     --scope orders:read --resource https://api.example.com https://api.example.com/orders
@@ -20,7 +20,7 @@
 //! Processes started with the same `--redis` (or `--redis-cluster`) and `--redis-key-file`
 //! share their tokens through Redis, so that all of them together run one grant per token
 //! lifetime; the summary line then also says ` fleet_reads=S`. The Redis options need the
-//! `redis` feature (`cargo run --features https,jwt,redis --example curl`); without it they are
+//! `redis` feature (`cargo run --features https,dpop,redis --example curl`); without it they are
 //! refused with a message that says so, and the example needs only `https` and `jwt`, so the command
 //! above keeps working. `tests/fleet/` runs many of these processes against real Redis servers.
 
@@ -35,7 +35,7 @@ use futures_util::{StreamExt, stream};
 use http::{HeaderValue, Method, Request, Uri, header::CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_oauth2::{BoxError, CloneBodies, Error, OAuth2Layer, TokenCache, https};
+use tower_oauth2::{BoxError, CloneBodies, DpopKey, Error, OAuth2Layer, TokenCache, https};
 
 use self::{
     fleet::Fleet,
@@ -134,7 +134,10 @@ async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
         }
         None => https::client().map_err(config)?,
     };
-    let endpoint = token::endpoint(options, &http).await?;
+    let mut endpoint = token::endpoint(options, &http).await?;
+    if options.dpop {
+        endpoint = endpoint.dpop(&DpopKey::generate().map_err(config)?);
+    }
     let key = token::signing_key(options)?;
     let auth = token::client_auth(options, key.clone())?;
     let builder = token::cache_builder(options, endpoint, auth, key)?;

@@ -48,6 +48,10 @@ Token options:
                                request (repeatable)
   --audience AUD               the `audience` sent in every token request
   --param NAME=VALUE           an extra token request field (repeatable)
+  --dpop                       bind the tokens to a key made for this run (DPoP, RFC 9449):
+                               a signed proof on every token and API request, with the
+                               server's newest nonce for each origin; API requests use the
+                               scheme the token's token_type names
   --cacert FILE                PEM CA certificates to trust beside the built-in roots, for
                                every HTTPS connection (metadata, token endpoint, URLs)
   --allow-http                 allow plain http to hosts other than loopback, for the
@@ -110,6 +114,7 @@ pub(crate) struct Options {
     pub(crate) audience: Option<String>,
     pub(crate) params: Vec<(String, String)>,
     pub(crate) cacert: Option<String>,
+    pub(crate) dpop: bool,
     pub(crate) allow_http: bool,
     pub(crate) print_token: bool,
     pub(crate) redis: Redis,
@@ -170,6 +175,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
         audience: None,
         params: Vec::new(),
         cacert: None,
+        dpop: false,
         allow_http: false,
         print_token: false,
         redis: Redis::default(),
@@ -215,6 +221,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
                 options.params.push((name.into(), value.into()));
             }
             "--allow-http" => options.allow_http = true,
+            "--dpop" => options.dpop = true,
             "--print-token" => options.print_token = true,
             // A Redis URL may carry a password: messages never repeat it.
             "--redis" => options.redis.url = Some(value()?),
@@ -280,6 +287,14 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
         && let Some((_, flag)) = fleet_only.iter().find(|(given, _)| *given)
     {
         return Err(usage(format!("{flag} needs --redis or --redis-cluster")));
+    }
+    if options.dpop && options.redis.wanted() {
+        // Other processes do not hold this run's key, so its tokens are no use to them.
+        return Err(usage(
+            "--dpop excludes --redis and --redis-cluster: a DPoP-bound token works only with \
+             the key of the process that got it"
+                .into(),
+        ));
     }
     if options.subject.is_some()
         && !matches!(options.grant.as_str(), "refresh_token" | "jwt_bearer")

@@ -1,9 +1,10 @@
 //! The `curl` example, run as a user would run it, against the demo server on loopback:
 //! requests and exit statuses (`basics`), discovery and JWT client authentication
-//! (`identity`), and the Redis options (`fleet`).
-#![cfg(all(feature = "https", feature = "jwt"))]
+//! (`identity`), DPoP (`dpop`), and the Redis options (`fleet`).
+#![cfg(all(feature = "https", feature = "dpop"))]
 
 mod basics;
+mod dpop;
 mod fleet;
 mod identity;
 
