@@ -19,6 +19,9 @@
 //   each `jti` once;
 // - two resource servers: the API answers `/b/...` only for tokens whose audience is
 //   RESOURCE_B, everything else only for RESOURCE;
+// - DPoP (`dpop.mjs`): clients that must bind their tokens, one whose token requests need the
+//   provider's nonce, and an API that checks the proofs of bound tokens and demands a nonce
+//   of its own (`POST <api>/dpop/rotate-nonce` changes it);
 // - at `<api>/.well-known/oauth-authorization-server/evil`, a copy of the provider's metadata:
 //   an issuer URL (`<api>/evil`) whose metadata names another issuer.
 
@@ -27,6 +30,11 @@ import http from 'node:http';
 
 import { importJWK, jwtVerify } from 'jose';
 import Provider, { errors } from 'oidc-provider';
+
+import {
+  checkDpop, dpopAnswerHeaders, dpopClients, dpopFeature, dpopShortLived, dpopSigningAlgValues,
+  rotateApiNonce,
+} from './dpop.mjs';
 
 const RESOURCE = 'urn:interop:api';
 const RESOURCE_B = 'urn:interop:api-b';
@@ -41,7 +49,7 @@ const REDIRECT = 'http://127.0.0.1/callback';
 
 // Clients whose access tokens live two seconds, to cross many expiries in a short test.
 // `native-fleet` is the one fleet/run.sh's processes share through Redis.
-const SHORT_LIVED = new Set(['native-rotation', 'native-persist', 'native-fleet']);
+const SHORT_LIVED = new Set(['native-rotation', 'native-persist', 'native-fleet', ...dpopShortLived]);
 
 const confidential = (id, method, grantTypes) => ({
   client_id: id,
@@ -98,6 +106,7 @@ const clients = [
   native('native-refresh'),
   native('native-discovery'),
   native('native-fleet'),
+  ...dpopClients(confidential, native),
 ];
 const registered = new Map(clients.map((client) => [client.client_id, client]));
 
@@ -137,6 +146,7 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    dPoP: dpopFeature,
     resourceIndicators: {
       enabled: true,
       defaultResource: () => RESOURCE,
@@ -149,6 +159,7 @@ const provider = new Provider(issuer, {
       },
     },
   },
+  enabledJWA: { dPoPSigningAlgValues: dpopSigningAlgValues },
   // Every client with the refresh_token grant gets one, without offline_access and consent.
   issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   expiresWithSession: () => false,
@@ -326,7 +337,8 @@ apiServer.on('request', async (req, res) => {
         chunks.push(chunk);
       }
       const value = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('token');
-      const token = value && (await provider.AccessToken.find(value));
+      const token = value
+        && ((await provider.AccessToken.find(value)) ?? (await provider.ClientCredentials.find(value)));
       if (!token) {
         json(res, 404, { error: 'unknown token' });
         return;
@@ -335,12 +347,21 @@ apiServer.on('request', async (req, res) => {
       json(res, 200, {});
       return;
     }
-    const header = req.headers.authorization ?? '';
-    const value = header.startsWith('Bearer ') ? header.slice(7) : undefined;
+    if (req.method === 'POST' && url.pathname === '/dpop/rotate-nonce') {
+      rotateApiNonce();
+      json(res, 200, {});
+      return;
+    }
+    const [scheme, value] = (req.headers.authorization ?? '').split(' ', 2);
     const token = value
       && ((await provider.AccessToken.find(value)) ?? (await provider.ClientCredentials.find(value)));
     if (!token) {
       json(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      return;
+    }
+    const refused = await checkDpop(req, url, scheme.toLowerCase(), value, token);
+    if (refused) {
+      json(res, refused.status, refused.body, refused.headers);
       return;
     }
     const audience = url.pathname.startsWith('/b/') ? RESOURCE_B : RESOURCE;
@@ -360,10 +381,11 @@ apiServer.on('request', async (req, res) => {
     }
     json(res, 200, {
       client_id: token.clientId,
+      token_type: token.jkt ? 'DPoP' : 'Bearer',
       sub: token.accountId ?? bearerSubjects.get(value) ?? null,
       scope: token.scope,
       aud: token.aud,
-    });
+    }, dpopAnswerHeaders(scheme.toLowerCase()));
   } catch (error) {
     console.error(`api error: ${error.stack}`);
     json(res, 500, { error: 'server_error' });

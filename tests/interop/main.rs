@@ -16,6 +16,7 @@ mod assertions;
 mod authorization_code;
 mod client_credentials;
 mod discovery;
+mod dpop;
 mod jwt_bearer;
 mod refresh;
 mod resources;
