@@ -1,11 +1,12 @@
 //! The `curl` example, run as a user would run it, against the demo server on loopback:
 //! requests and exit statuses (`basics`), discovery and JWT client authentication
-//! (`identity`), and the Redis options (`fleet`).
+//! (`identity`), client certificates (`mtls`), and the Redis options (`fleet`).
 #![cfg(all(feature = "https", feature = "jwt"))]
 
 mod basics;
 mod fleet;
 mod identity;
+mod mtls;
 
 use std::{path::PathBuf, process::Output, time::Duration};
 
