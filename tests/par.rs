@@ -39,11 +39,14 @@ impl Seen {
     }
 }
 
-/// A fake authorization server: `/par` answers `par` (status, body, extra header), `/token`
-/// a token, the RFC 8414 well-known path `metadata`; everything is recorded.
+/// An answer: status, body, and a header if any.
+type Answer = (u16, String, Option<(&'static str, String)>);
+
+/// A fake authorization server: `/par` answers `par`, `/token` a token, the RFC 8414
+/// well-known path `metadata`; everything is recorded.
 #[derive(Clone)]
 struct Fake {
-    par: Arc<Mutex<(u16, String, Option<(&'static str, String)>)>>,
+    par: Arc<Mutex<Answer>>,
     metadata: Arc<Mutex<String>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }

@@ -2,11 +2,10 @@
 
 use http::StatusCode;
 use tower_oauth2::{
-    ClientAuth, ErrorKind, Revocation, Secret, TokenCache, TokenClient, TokenTypeHint,
-    grant::AuthorizationCode,
+    ClientAuth, ErrorKind, Revocation, Secret, TokenCache, TokenTypeHint, grant::AuthorizationCode,
 };
 
-use crate::support::{REDIRECT, authorize, counter, http, issuer, status_with, token_client};
+use crate::support::{REDIRECT, authorize, counter, issuer, status_with, token_client};
 
 const CLIENT: &str = "web-signout";
 
