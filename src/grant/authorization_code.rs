@@ -403,11 +403,11 @@ impl AuthorizationCode {
     fn url_with_parameters(&self, redirect_uri: String) -> PendingAuthorization {
         let (state, verifier) = (random_token(), PkceVerifier::generate());
         let challenge = verifier.challenge();
+        let mut params = self.parameters(&redirect_uri, &state, &challenge);
+        // After `response_type`, as this crate always sent it.
+        params.insert(1, ("client_id", self.auth.client_id().into()));
         let mut url = self.authorize_url.clone();
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", self.auth.client_id())
-            .extend_pairs(&self.parameters(&redirect_uri, &state, &challenge)[1..]);
+        url.query_pairs_mut().extend_pairs(&params);
         PendingAuthorization {
             url: url.into(),
             state,
