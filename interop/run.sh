@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs tower-oauth2's interop tests against a real authorization server: installs oidc-provider
-# (pinned by package-lock.json), starts server.mjs on loopback, runs `cargo test
-# --features dpop --test interop` with the server's URLs in the environment, and stops the server.
+# (pinned by package-lock.json), starts server.mjs on loopback, builds the curl example (the
+# mutual TLS tests run it), runs `cargo test --features https,dpop --test interop` with the
+# server's URLs in the environment, and stops the server.
 # Fails, never skips, when Node, npm or the server is missing. Extra arguments go to the test
 # binary's harness, such as a test name filter. (fleet/run.sh also starts this server, for the
 # test of a fleet sharing rotating refresh tokens.)
@@ -28,7 +29,8 @@ start_interop_server "$log"
 
 cd "$here/.."
 status=0
-cargo test --features dpop --test interop -- "$@" || status=$?
+cargo build --features https,dpop --example curl
+cargo test --features https,dpop --test interop -- "$@" || status=$?
 if [[ $status -ne 0 ]]; then
     echo "interop: tests failed; the server's log:" >&2
     cat "$log" >&2

@@ -3,7 +3,8 @@
 # the server is missing.
 #
 #   start_interop_server LOG    starts it, logging to LOG; sets interop_pid (for the caller's
-#                               trap to kill) and exports INTEROP_ISSUER and INTEROP_API
+#                               trap to kill) and exports INTEROP_ISSUER, INTEROP_API and
+#                               INTEROP_API_TLS (the API over HTTPS, asking for certificates)
 #
 # A caller that stops the server waits for interop_pid after killing it. A server that does
 # not get ready is stopped here.
@@ -46,5 +47,7 @@ start_interop_server() {
     INTEROP_ISSUER="${INTEROP_ISSUER%% *}"
     INTEROP_API="${ready#*api=}"
     INTEROP_API="${INTEROP_API%% *}"
-    export INTEROP_ISSUER INTEROP_API
+    INTEROP_API_TLS="${ready#*api_tls=}"
+    INTEROP_API_TLS="${INTEROP_API_TLS%% *}"
+    export INTEROP_ISSUER INTEROP_API INTEROP_API_TLS
 }

@@ -23,7 +23,9 @@
 //   provider's nonce, and an API that checks the proofs of bound tokens and demands a nonce
 //   of its own (`POST <api>/dpop/rotate-nonce` changes it);
 // - at `<api>/.well-known/oauth-authorization-server/evil`, a copy of the provider's metadata:
-//   an issuer URL (`<api>/evil`) whose metadata names another issuer.
+//   an issuer URL (`<api>/evil`) whose metadata names another issuer;
+// - mutual TLS (HTTPS listeners, `mtls_endpoint_aliases`, certificate-bound tokens checked by
+//   the API) and pushed authorization requests: see mtls.mjs.
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -35,6 +37,7 @@ import {
   checkDpop, dpopAnswerHeaders, dpopClients, dpopFeature, dpopShortLived, dpopSigningAlgValues,
   rotateApiNonce,
 } from './dpop.mjs';
+import * as mtls from './mtls.mjs';
 
 const RESOURCE = 'urn:interop:api';
 const RESOURCE_B = 'urn:interop:api-b';
@@ -107,6 +110,7 @@ const clients = [
   native('native-discovery'),
   native('native-fleet'),
   ...dpopClients(confidential, native),
+  ...mtls.clients({ confidential, native }),
 ];
 const registered = new Map(clients.map((client) => [client.client_id, client]));
 
@@ -127,6 +131,7 @@ const apiServer = http.createServer();
 const authPort = await listen(authServer);
 const apiPort = await listen(apiServer);
 const issuer = `http://127.0.0.1:${authPort}`;
+const tls = await mtls.listen();
 
 const resourceInfo = (resource, client) => ({
   scope: API_SCOPES.join(' '),
@@ -140,6 +145,7 @@ const provider = new Provider(issuer, {
   clients,
   cookies: { keys: ['interop-only-cookie-key'] },
   pkce: { required: () => true },
+  clientAuthMethods: mtls.clientAuthMethods,
   scopes: ['openid', 'offline_access', ...API_SCOPES],
   features: {
     devInteractions: { enabled: false },
@@ -147,6 +153,7 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     dPoP: dpopFeature,
+    ...mtls.features,
     resourceIndicators: {
       enabled: true,
       defaultResource: () => RESOURCE,
@@ -192,7 +199,7 @@ provider.on('grant.revoked', (ctx) => {
 });
 
 // Rejects a client authentication method other than the registered one.
-const AUTHENTICATED = new Set(['/token', '/token/revocation', '/token/introspection']);
+const AUTHENTICATED = new Set(['/token', '/token/revocation', '/token/introspection', '/request']);
 provider.use(async (ctx, next) => {
   if (ctx.method !== 'POST' || !AUTHENTICATED.has(ctx.path)) {
     return next();
@@ -228,6 +235,7 @@ provider.use(async (ctx, next) => {
     clientId = form.get('client_id');
   }
   const expected = registered.get(clientId)?.token_endpoint_auth_method;
+  used = mtls.methodUsed(ctx, used, expected);
   if (expected && expected !== used) {
     count(clientId, 'wrong_auth_method');
     ctx.status = 401;
@@ -308,7 +316,10 @@ provider.registerGrantType(JWT_BEARER, async (ctx) => {
   };
 }, ['assertion', 'scope', 'resource']);
 
+provider.use(mtls.aliases(tls.authOrigin));
+
 authServer.on('request', provider.callback());
+tls.authServer.on('request', provider.callback());
 
 // The protected API: 200 with what the token grants, 401 for an unknown, expired or revoked
 // token, 403 when the token lacks the path's scope (`/write` needs api:write, anything else
@@ -317,7 +328,7 @@ const json = (res, status, body, headers = {}) => {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
 };
-apiServer.on('request', async (req, res) => {
+const serveApi = async (req, res) => {
   try {
     const url = new URL(req.url, `http://127.0.0.1:${apiPort}`);
     if (url.pathname === '/.well-known/oauth-authorization-server/evil') {
@@ -359,6 +370,12 @@ apiServer.on('request', async (req, res) => {
       json(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
       return;
     }
+    if (mtls.bindingRefused(req, token)) {
+      json(res, 401, { error: 'invalid_token' }, {
+        'www-authenticate': 'Bearer error="invalid_token", error_description="certificate binding"',
+      });
+      return;
+    }
     const refused = await checkDpop(req, url, scheme.toLowerCase(), value, token);
     if (refused) {
       json(res, refused.status, refused.body, refused.headers);
@@ -390,14 +407,18 @@ apiServer.on('request', async (req, res) => {
     console.error(`api error: ${error.stack}`);
     json(res, 500, { error: 'server_error' });
   }
-});
+};
+apiServer.on('request', serveApi);
+tls.apiServer.on('request', serveApi);
 
 const stop = () => {
   authServer.close();
   apiServer.close();
+  tls.authServer.close();
+  tls.apiServer.close();
   process.exit(0);
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 
-console.log(`ready issuer=${issuer} api=http://127.0.0.1:${apiPort}`);
+console.log(`ready issuer=${issuer} api=http://127.0.0.1:${apiPort} api_tls=${tls.apiOrigin}`);

@@ -64,10 +64,13 @@
 //!   token is never lost: [`FileStore`] (one private JSON file, replaced atomically) or
 //!   [`MemoryStore`].
 //! - [`TokenClient`]: posts token requests to the token endpoint through the HTTP client you
-//!   give it, with client authentication ([`ClientAuth`]), a timeout, a body size limit, no
-//!   redirects, and typed errors for every way a server answers wrongly.
+//!   give it, with client authentication ([`ClientAuth`]: a secret, a client assertion, a TLS
+//!   client certificate), a timeout, a body size limit, no redirects, and typed errors for
+//!   every way a server answers wrongly. [`grant::AuthorizationCode`] can push its
+//!   authorization requests the same way (RFC 9126).
 //! - [`Discovery`]: the server's endpoints from its issuer URL (RFC 8414 metadata, else
-//!   OpenID Connect's), refused when the metadata names another issuer; cached and refreshed.
+//!   OpenID Connect's), refused when the metadata names another issuer; cached and refreshed;
+//!   with [`Discovery::mutual_tls`], the server's `mtls_endpoint_aliases`.
 //!   [`TokenClient::discover`] and [`grant::AuthorizationCode::discover`] build on it.
 //! - [`Revocation`]: revokes tokens at the server's revocation endpoint (RFC 7009) when a user
 //!   signs out.
@@ -110,7 +113,7 @@
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
 //! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
 //! | `reqwest012`, `reqwest-middleware04` | the same for reqwest 0.12 and reqwest-middleware 0.4; `TokenClient::reqwest012` |
-//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots (`https::client_with_extra_roots`), no redirects; `TokenClient::https` |
+//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots (`https::client_with_extra_roots`), no redirects; `TokenClient::https`; a client certificate for mutual TLS (`https::builder`, `https::ClientIdentity`, RFC 8705) |
 //! | `jwt` | client assertions, `ClientAuth::client_secret_jwt` and `ClientAuth::private_key_jwt` with a `SigningKey` (RS256, PS256, ES256, EdDSA; PKCS#8 PEM or JWK), and self-signed JWT bearer assertions, `grant::JwtBearer::signed` (RFC 7523), signed by jsonwebtoken's pure-Rust backend |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
 //! | `redis` | `fleet::RedisFleet` and [`TokenCacheBuilder::fleet`]: replicas share one token set through Redis or Redis Cluster, sealed with AES-256-GCM, so a fleet runs one grant per token lifetime; a failing Redis never fails a request |

@@ -2,7 +2,8 @@
 //! client-credentials, refresh-token or JWT bearer grant, then sends requests with it through
 //! `OAuth2Layer`, which refreshes the token and retries once when the API answers 401. The
 //! token endpoint is given or discovered from the issuer; the client authenticates with a
-//! secret, a signed JWT (`client_secret_jwt`, `private_key_jwt`) or not at all.
+//! secret, a signed JWT (`client_secret_jwt`, `private_key_jwt`), a TLS client certificate
+//! (`tls_client_auth`, `self_signed_tls_client_auth`) or not at all.
 //!
 //! ```sh
 //! cargo run --features https,dpop --example curl -- \
@@ -26,6 +27,7 @@
 
 mod fleet;
 mod options;
+mod tls;
 mod token;
 
 use std::{env, process::ExitCode, time::Duration};
@@ -35,7 +37,7 @@ use futures_util::{StreamExt, stream};
 use http::{HeaderValue, Method, Request, Uri, header::CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_oauth2::{BoxError, CloneBodies, DpopKey, Error, OAuth2Layer, TokenCache, https};
+use tower_oauth2::{BoxError, CloneBodies, DpopKey, Error, OAuth2Layer, TokenCache};
 
 use self::{
     fleet::Fleet,
@@ -122,21 +124,13 @@ fn log_to_stderr() {
 }
 
 async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
-    let config = |error: Error| Stop::Usage(error.to_string());
     // Checked before anything is sent: a bad key file must not cost a grant.
     counts.fleet = Fleet::from_options(&options.redis)?;
-    let http = match &options.cacert {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|error| Stop::Usage(format!("--cacert {path}: {error}")))?;
-            https::client_with_extra_roots(&pem)
-                .map_err(|error| Stop::Usage(format!("--cacert {path}: {error}")))?
-        }
-        None => https::client().map_err(config)?,
-    };
+    let http = tls::client(options)?;
     let mut endpoint = token::endpoint(options, &http).await?;
     if options.dpop {
-        endpoint = endpoint.dpop(&DpopKey::generate().map_err(config)?);
+        let key = DpopKey::generate().map_err(|error| Stop::Usage(error.to_string()))?;
+        endpoint = endpoint.dpop(&key);
     }
     let key = token::signing_key(options)?;
     let auth = token::client_auth(options, key.clone())?;

@@ -5,6 +5,8 @@ use std::{path::PathBuf, time::Duration};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
 
+use crate::tls::ClientCertificate;
+
 pub(crate) const USAGE: &str = "\
 usage: curl [options] URL...
 
@@ -25,7 +27,9 @@ Token options:
   --auth-method METHOD         how the client authenticates (default: basic):
                                basic | post | none | client_secret_jwt (an HS256 JWT keyed
                                by the secret) | private_key_jwt (a JWT signed by
-                               --private-key); a JWT is made anew for every token request
+                               --private-key); a JWT is made anew for every token request |
+                               tls_client_auth | self_signed_tls_client_auth (the
+                               certificate of --client-cert; the form carries client_id)
   --private-key FILE           a PKCS#8 PEM private key (RSA, EC P-256 or Ed25519), for
                                private_key_jwt and for self-signed JWT bearer assertions
   --key-id KID                 the key's id, sent as the JWTs' `kid`
@@ -54,6 +58,11 @@ Token options:
                                scheme the token's token_type names
   --cacert FILE                PEM CA certificates to trust beside the built-in roots, for
                                every HTTPS connection (metadata, token endpoint, URLs)
+  --client-cert FILE           a PEM client certificate (and its chain), presented on every
+                               HTTPS connection that asks for one (metadata, token endpoint,
+                               URLs: certificate-bound tokens work); with --issuer, the
+                               metadata's mtls_endpoint_aliases are used
+  --client-key FILE            the PEM private key of --client-cert (PKCS#8, PKCS#1 or SEC1)
   --allow-http                 allow plain http to hosts other than loopback, for the
                                issuer, the token endpoint and the URLs
   --print-token                print the access token and exit (no URL needed); with a
@@ -115,6 +124,7 @@ pub(crate) struct Options {
     pub(crate) params: Vec<(String, String)>,
     pub(crate) cacert: Option<String>,
     pub(crate) dpop: bool,
+    pub(crate) client_certificate: ClientCertificate,
     pub(crate) allow_http: bool,
     pub(crate) print_token: bool,
     pub(crate) redis: Redis,
@@ -176,6 +186,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
         params: Vec::new(),
         cacert: None,
         dpop: false,
+        client_certificate: ClientCertificate::default(),
         allow_http: false,
         print_token: false,
         redis: Redis::default(),
@@ -204,6 +215,8 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
             "--resource" => options.resources.push(value()?),
             "--audience" => options.audience = Some(value()?),
             "--cacert" => options.cacert = Some(value()?),
+            "--client-cert" => options.client_certificate.cert = Some(value()?),
+            "--client-key" => options.client_certificate.key = Some(value()?),
             "--client-id" => options.client_id = value()?,
             "--client-secret" => options.client_secret = Some(value()?),
             "--auth-method" => options.auth_method = value()?,

@@ -13,7 +13,8 @@ use tower_oauth2::{
 use crate::options::{Options, Stop};
 
 /// The token endpoint: `--token-url` as given, else the one `--issuer`'s metadata names
-/// (fetched before any token request, and refused when it names another issuer).
+/// (fetched before any token request, and refused when it names another issuer; its
+/// `mtls_endpoint_aliases` in place when a client certificate is given).
 pub(crate) async fn endpoint(options: &Options, http: &HttpsClient) -> Result<TokenClient, Stop> {
     let config = |error: Error| Stop::Usage(error.to_string());
     match (&options.token_url, &options.issuer) {
@@ -22,12 +23,15 @@ pub(crate) async fn endpoint(options: &Options, http: &HttpsClient) -> Result<To
         }
         (Some(url), _) => TokenClient::new(url, http.clone()).map_err(config),
         (None, Some(issuer)) => {
-            let discovery = if options.allow_http {
+            let mut discovery = if options.allow_http {
                 Discovery::with_plain_http(issuer, http.clone())
             } else {
                 Discovery::new(issuer, http.clone())
             }
             .map_err(config)?;
+            if options.client_certificate.given() {
+                discovery = discovery.mutual_tls();
+            }
             TokenClient::discover(&discovery)
                 .await
                 .map_err(|error| Stop::Discovery(error.to_string()))
@@ -77,6 +81,17 @@ pub(crate) fn client_auth(options: &Options, key: Option<SigningKey>) -> Result<
     let needs_secret = || Stop::Usage("--client-secret or OAUTH2_CLIENT_SECRET is required".into());
     Ok(match options.auth_method.as_str() {
         "none" => ClientAuth::none(id),
+        // The certificate is the HTTP client's (`tls.rs`); without one the server refuses.
+        "tls_client_auth" | "self_signed_tls_client_auth"
+            if !options.client_certificate.given() =>
+        {
+            return Err(Stop::Usage(format!(
+                "--auth-method {} needs --client-cert and --client-key",
+                options.auth_method
+            )));
+        }
+        "tls_client_auth" => ClientAuth::tls_client_auth(id),
+        "self_signed_tls_client_auth" => ClientAuth::self_signed_tls_client_auth(id),
         "basic" => ClientAuth::basic(id, secret.ok_or_else(needs_secret)?),
         "post" => ClientAuth::post(id, secret.ok_or_else(needs_secret)?),
         "client_secret_jwt" => ClientAuth::client_secret_jwt(id, secret.ok_or_else(needs_secret)?)

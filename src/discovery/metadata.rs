@@ -51,9 +51,22 @@ pub struct ServerMetadata {
     introspection_endpoint: Option<Endpoint>,
     jwks_uri: Option<String>,
     iss_parameter_supported: bool,
+    require_pushed_authorization_requests: bool,
+    certificate_bound_access_tokens: bool,
+    mtls_endpoint_aliases: Option<Aliases>,
     grant_types_supported: Vec<String>,
     token_endpoint_auth_methods_supported: Vec<String>,
     token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+}
+
+/// The endpoints of `mtls_endpoint_aliases` (RFC 8705 section 5) that the crate uses.
+#[derive(Clone, Debug)]
+struct Aliases {
+    token_endpoint: Option<Endpoint>,
+    revocation_endpoint: Option<Endpoint>,
+    device_authorization_endpoint: Option<Endpoint>,
+    pushed_authorization_request_endpoint: Option<Endpoint>,
+    introspection_endpoint: Option<Endpoint>,
 }
 
 /// An endpoint's URL as the document wrote it, and parsed for sending.
@@ -101,16 +114,15 @@ impl ServerMetadata {
             endpoint("pushed_authorization_request_endpoint")?;
         let introspection_endpoint = endpoint("introspection_endpoint")?;
         let jwks_uri = string(&mut fields, "jwks_uri")?;
-        let iss_parameter_supported =
-            match fields.remove("authorization_response_iss_parameter_supported") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(supported)) => supported,
-                Some(_) => {
-                    return Err(invalid(
-                        "`authorization_response_iss_parameter_supported` is not a boolean",
-                    ));
-                }
-            };
+        let iss_parameter_supported = boolean(
+            &mut fields,
+            "authorization_response_iss_parameter_supported",
+        )?;
+        let require_pushed_authorization_requests =
+            boolean(&mut fields, "require_pushed_authorization_requests")?;
+        let certificate_bound_access_tokens =
+            boolean(&mut fields, "tls_client_certificate_bound_access_tokens")?;
+        let mtls_endpoint_aliases = aliases(&mut fields, plain_http)?;
         Ok(Self {
             issuer: named,
             token_endpoint,
@@ -121,6 +133,9 @@ impl ServerMetadata {
             introspection_endpoint,
             jwks_uri,
             iss_parameter_supported,
+            require_pushed_authorization_requests,
+            certificate_bound_access_tokens,
+            mtls_endpoint_aliases,
             grant_types_supported: strings(&mut fields, "grant_types_supported")?,
             token_endpoint_auth_methods_supported: strings(
                 &mut fields,
@@ -191,6 +206,82 @@ impl ServerMetadata {
         self.iss_parameter_supported
     }
 
+    /// Returns whether the server accepts authorization requests only through its pushed
+    /// authorization request endpoint (`require_pushed_authorization_requests`, RFC 9126
+    /// section 5). When it does, a grant made by
+    /// [`AuthorizationCode::discover`](crate::grant::AuthorizationCode::discover) pushes them.
+    pub fn require_pushed_authorization_requests(&self) -> bool {
+        self.require_pushed_authorization_requests
+    }
+
+    /// Returns whether the server binds access tokens to the client certificate they were
+    /// requested with (`tls_client_certificate_bound_access_tokens`, RFC 8705 section 3.3).
+    pub fn tls_client_certificate_bound_access_tokens(&self) -> bool {
+        self.certificate_bound_access_tokens
+    }
+
+    /// Returns whether the document has `mtls_endpoint_aliases` (RFC 8705 section 5): other
+    /// URLs of some endpoints, for clients that present a certificate.
+    pub fn has_mtls_endpoint_aliases(&self) -> bool {
+        self.mtls_endpoint_aliases.is_some()
+    }
+
+    /// Returns the metadata as a client that presents a TLS client certificate uses it: each
+    /// endpoint that `mtls_endpoint_aliases` names (token, revocation, device authorization,
+    /// pushed authorization request, introspection) replaces the plain one, as RFC 8705
+    /// section 5 asks of such clients. Endpoints it does not name, and the authorization
+    /// endpoint, which the user's browser visits, stay as they are.
+    ///
+    /// A [`Discovery`](crate::Discovery) set to [`mutual_tls`](crate::Discovery::mutual_tls)
+    /// hands out metadata made by this.
+    ///
+    /// ```
+    /// use tower_oauth2::ServerMetadata;
+    ///
+    /// let json = br#"{
+    ///     "issuer": "https://auth.example.com",
+    ///     "token_endpoint": "https://auth.example.com/token",
+    ///     "revocation_endpoint": "https://auth.example.com/revoke",
+    ///     "mtls_endpoint_aliases": {"token_endpoint": "https://mtls.auth.example.com/token"}
+    /// }"#;
+    /// let metadata = ServerMetadata::from_json("https://auth.example.com", json)?.for_mutual_tls();
+    /// assert_eq!(metadata.token_endpoint(), Some("https://mtls.auth.example.com/token"));
+    /// assert_eq!(metadata.revocation_endpoint(), Some("https://auth.example.com/revoke"));
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    #[must_use]
+    pub fn for_mutual_tls(&self) -> Self {
+        let mut metadata = self.clone();
+        let Some(aliases) = &self.mtls_endpoint_aliases else {
+            return metadata;
+        };
+        let pairs = [
+            (&mut metadata.token_endpoint, &aliases.token_endpoint),
+            (
+                &mut metadata.revocation_endpoint,
+                &aliases.revocation_endpoint,
+            ),
+            (
+                &mut metadata.device_authorization_endpoint,
+                &aliases.device_authorization_endpoint,
+            ),
+            (
+                &mut metadata.pushed_authorization_request_endpoint,
+                &aliases.pushed_authorization_request_endpoint,
+            ),
+            (
+                &mut metadata.introspection_endpoint,
+                &aliases.introspection_endpoint,
+            ),
+        ];
+        for (endpoint, alias) in pairs {
+            if let Some(alias) = alias {
+                *endpoint = Some(alias.clone());
+            }
+        }
+        metadata
+    }
+
     /// Returns the grant types the server supports (`grant_types_supported`), empty when the
     /// document does not say.
     pub fn grant_types_supported(&self) -> &[String] {
@@ -229,6 +320,14 @@ impl fmt::Debug for ServerMetadata {
             .field(
                 "pushed_authorization_request_endpoint",
                 &self.pushed_authorization_request_endpoint(),
+            )
+            .field(
+                "require_pushed_authorization_requests",
+                &self.require_pushed_authorization_requests,
+            )
+            .field(
+                "mtls_endpoint_aliases",
+                &self.mtls_endpoint_aliases.is_some(),
             )
             .finish_non_exhaustive()
     }
@@ -297,6 +396,34 @@ fn string(fields: &mut Map<String, Value>, name: &str) -> Result<Option<String>,
         Some(Value::String(text)) => Ok(Some(text)),
         Some(_) => Err(invalid(&format!("`{name}` is not a string"))),
     }
+}
+
+fn boolean(fields: &mut Map<String, Value>, name: &str) -> Result<bool, Error> {
+    match fields.remove(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(value)) => Ok(value),
+        Some(_) => Err(invalid(&format!("`{name}` is not a boolean"))),
+    }
+}
+
+/// Reads `mtls_endpoint_aliases`, whose URLs pass the same rule as the document's own.
+fn aliases(fields: &mut Map<String, Value>, plain_http: bool) -> Result<Option<Aliases>, Error> {
+    let mut aliases = match fields.remove("mtls_endpoint_aliases") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(aliases)) => aliases,
+        Some(_) => return Err(invalid("`mtls_endpoint_aliases` is not a JSON object")),
+    };
+    let mut alias = |name: &str| {
+        endpoint(&mut aliases, name, plain_http)
+            .map_err(|_| invalid(&format!("`mtls_endpoint_aliases` has a bad `{name}`")))
+    };
+    Ok(Some(Aliases {
+        token_endpoint: alias("token_endpoint")?,
+        revocation_endpoint: alias("revocation_endpoint")?,
+        device_authorization_endpoint: alias("device_authorization_endpoint")?,
+        pushed_authorization_request_endpoint: alias("pushed_authorization_request_endpoint")?,
+        introspection_endpoint: alias("introspection_endpoint")?,
+    }))
 }
 
 fn strings(fields: &mut Map<String, Value>, name: &str) -> Result<Vec<String>, Error> {

@@ -74,6 +74,9 @@ struct Inner {
     urls: [Endpoint; 2],
     refresh_interval: Duration,
     retry_interval: Duration,
+    /// Whether the HTTP client presents a client certificate: the metadata is then handed out
+    /// with its `mtls_endpoint_aliases` in place.
+    mutual_tls: bool,
     current: ArcSwapOption<Snapshot>,
     /// One fetch at a time; whoever waited on it finds its result in `current`.
     fetching: Mutex<Option<Instant>>,
@@ -111,6 +114,7 @@ impl Discovery {
                 urls: [endpoint(rfc8414), endpoint(oidc)],
                 refresh_interval: Duration::from_secs(3600),
                 retry_interval: Duration::from_secs(30),
+                mutual_tls: false,
                 current: ArcSwapOption::empty(),
                 fetching: Mutex::new(None),
             }),
@@ -128,6 +132,18 @@ impl Discovery {
     #[must_use]
     pub fn retry_interval(self, interval: Duration) -> Self {
         self.configure(|inner| inner.retry_interval = interval)
+    }
+
+    /// Says that the HTTP client presents a TLS client certificate (mutual TLS, RFC 8705),
+    /// as the `https` feature's client built with an `https::ClientIdentity` does: the
+    /// metadata is then handed out as [`ServerMetadata::for_mutual_tls`] makes it, with the
+    /// endpoints of its `mtls_endpoint_aliases` in place of the plain ones, so the token,
+    /// revocation, device authorization and pushed authorization request endpoints are
+    /// reached where the server asks for the certificate. A server without aliases is used
+    /// as it is.
+    #[must_use]
+    pub fn mutual_tls(self) -> Self {
+        self.configure(|inner| inner.mutual_tls = true)
     }
 
     /// How long one metadata request may take. Default: 30 seconds.
@@ -262,7 +278,11 @@ impl Discovery {
         for url in &self.inner.urls {
             if let Some(metadata) = url.get(metadata::read(issuer, plain_http)).await? {
                 tracing::debug!(issuer, url = %url.url(), "fetched the authorization server's metadata");
-                return Ok(metadata);
+                return Ok(if self.inner.mutual_tls {
+                    metadata.for_mutual_tls()
+                } else {
+                    metadata
+                });
             }
         }
         Err(Error::new(ErrorKind::UnexpectedResponse)
@@ -285,6 +305,7 @@ impl Discovery {
                     urls: shared.urls.clone(),
                     refresh_interval: shared.refresh_interval,
                     retry_interval: shared.retry_interval,
+                    mutual_tls: shared.mutual_tls,
                     current: ArcSwapOption::empty(),
                     fetching: Mutex::new(None),
                 };
@@ -307,6 +328,7 @@ impl fmt::Debug for Discovery {
             .field("issuer", &self.inner.issuer)
             .field("refresh_interval", &self.inner.refresh_interval)
             .field("retry_interval", &self.inner.retry_interval)
+            .field("mutual_tls", &self.inner.mutual_tls)
             .field(
                 "metadata",
                 &self.inner.current.load().as_ref().map(|s| &s.metadata),

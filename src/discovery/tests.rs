@@ -217,3 +217,133 @@ async fn a_token_client_follows_an_endpoint_that_moved_after_a_404() {
     // The client keeps naming the endpoint it was made with.
     assert_eq!(client.url(), "https://auth.example.com/old");
 }
+
+const WITH_ALIASES: &str = r#"{
+    "issuer": "https://auth.example.com/tenant",
+    "token_endpoint": "https://auth.example.com/token",
+    "authorization_endpoint": "https://auth.example.com/authorize",
+    "revocation_endpoint": "https://auth.example.com/revoke",
+    "device_authorization_endpoint": "https://auth.example.com/device",
+    "pushed_authorization_request_endpoint": "https://auth.example.com/par",
+    "introspection_endpoint": "https://auth.example.com/introspect",
+    "require_pushed_authorization_requests": true,
+    "tls_client_certificate_bound_access_tokens": true,
+    "mtls_endpoint_aliases": {
+        "token_endpoint": "https://mtls.auth.example.com/mtls/token",
+        "revocation_endpoint": "https://mtls.auth.example.com/mtls/revoke",
+        "device_authorization_endpoint": "https://mtls.auth.example.com/mtls/device",
+        "pushed_authorization_request_endpoint": "https://mtls.auth.example.com/mtls/par",
+        "introspection_endpoint": "https://mtls.auth.example.com/mtls/introspect",
+        "userinfo_endpoint": "https://mtls.auth.example.com/mtls/userinfo"
+    }
+}"#;
+
+#[test]
+fn for_mutual_tls_puts_every_alias_in_place_and_leaves_the_browsers_endpoint() {
+    let plain = ServerMetadata::from_json(ISSUER, WITH_ALIASES.as_bytes()).unwrap();
+    assert!(plain.has_mtls_endpoint_aliases());
+    assert!(plain.require_pushed_authorization_requests());
+    assert!(plain.tls_client_certificate_bound_access_tokens());
+    assert_eq!(
+        plain.token_endpoint(),
+        Some("https://auth.example.com/token")
+    );
+
+    let mtls = plain.for_mutual_tls();
+    let alias = |path: &str| format!("https://mtls.auth.example.com/mtls/{path}");
+    assert_eq!(mtls.token_endpoint(), Some(&*alias("token")));
+    assert_eq!(mtls.revocation_endpoint(), Some(&*alias("revoke")));
+    assert_eq!(
+        mtls.device_authorization_endpoint(),
+        Some(&*alias("device"))
+    );
+    assert_eq!(
+        mtls.pushed_authorization_request_endpoint(),
+        Some(&*alias("par"))
+    );
+    assert_eq!(mtls.introspection_endpoint(), Some(&*alias("introspect")));
+    assert_eq!(
+        mtls.authorization_endpoint(),
+        Some("https://auth.example.com/authorize")
+    );
+    assert_eq!(mtls.issuer(), ISSUER);
+}
+
+#[test]
+fn an_endpoint_without_an_alias_stays_and_a_document_without_aliases_is_unchanged() {
+    let json = r#"{"issuer":"https://auth.example.com/tenant",
+        "token_endpoint":"https://auth.example.com/token",
+        "revocation_endpoint":"https://auth.example.com/revoke",
+        "mtls_endpoint_aliases":{"token_endpoint":"https://mtls.auth.example.com/token"}}"#;
+    let mtls = ServerMetadata::from_json(ISSUER, json.as_bytes())
+        .unwrap()
+        .for_mutual_tls();
+    assert_eq!(
+        mtls.token_endpoint(),
+        Some("https://mtls.auth.example.com/token")
+    );
+    assert_eq!(
+        mtls.revocation_endpoint(),
+        Some("https://auth.example.com/revoke")
+    );
+
+    let none = ServerMetadata::from_json(ISSUER, document(ISSUER, "/t").as_bytes()).unwrap();
+    assert!(!none.has_mtls_endpoint_aliases());
+    assert!(!none.require_pushed_authorization_requests());
+    assert_eq!(
+        none.for_mutual_tls().token_endpoint(),
+        Some("https://auth.example.com/t")
+    );
+}
+
+#[test]
+fn aliases_that_could_leak_secrets_or_are_malformed_refuse_the_document() {
+    for aliases in [
+        r#"{"token_endpoint":"http://mtls.auth.example.com/token"}"#,
+        r#"{"token_endpoint":7}"#,
+        r#"["https://mtls.auth.example.com/token"]"#,
+        r#""https://mtls.auth.example.com""#,
+    ] {
+        let json = format!(r#"{{"issuer":"{ISSUER}","mtls_endpoint_aliases":{aliases}}}"#);
+        let error = ServerMetadata::from_json(ISSUER, json.as_bytes()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{aliases}");
+        assert!(
+            error.to_string().contains("mtls_endpoint_aliases"),
+            "{error}"
+        );
+    }
+    for flag in [
+        "require_pushed_authorization_requests",
+        "tls_client_certificate_bound_access_tokens",
+    ] {
+        let json = format!(r#"{{"issuer":"{ISSUER}","{flag}":"yes"}}"#);
+        let error = ServerMetadata::from_json(ISSUER, json.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains(flag), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_mutual_tls_discovery_sends_token_requests_to_the_alias() {
+    let fake = Fake::default();
+    fake.route(RFC8414, StatusCode::OK, WITH_ALIASES);
+    fake.route("/mtls/token", StatusCode::OK, TOKEN);
+    fake.route("/token", StatusCode::OK, TOKEN);
+    let request = TokenRequest::new("client_credentials");
+    let auth = ClientAuth::tls_client_auth("svc");
+
+    let discovery = Discovery::new(ISSUER, fake.http()).unwrap().mutual_tls();
+    assert!(format!("{discovery:?}").contains("mutual_tls: true"));
+    let endpoint = TokenClient::discover(&discovery).await.unwrap();
+    assert_eq!(endpoint.url(), "https://mtls.auth.example.com/mtls/token");
+    endpoint.request(&request, &auth).await.unwrap();
+    assert_eq!(fake.seen(), [RFC8414, "/mtls/token"]);
+
+    // Without it, the plain endpoint: the aliases are for clients with a certificate.
+    let fake_plain = Fake::default();
+    fake_plain.route(RFC8414, StatusCode::OK, WITH_ALIASES);
+    fake_plain.route("/token", StatusCode::OK, TOKEN);
+    let discovery = Discovery::new(ISSUER, fake_plain.http()).unwrap();
+    let endpoint = TokenClient::discover(&discovery).await.unwrap();
+    endpoint.request(&request, &auth).await.unwrap();
+    assert_eq!(fake_plain.seen(), [RFC8414, "/token"]);
+}

@@ -1,6 +1,6 @@
 //! How the client authenticates to the token endpoint and the endpoints that share its form:
 //! a secret (HTTP Basic or form fields), a signed JWT made for each request (feature `jwt`),
-//! or nothing.
+//! a TLS client certificate (RFC 8705), or nothing.
 
 use std::fmt;
 
@@ -33,7 +33,10 @@ pub(crate) const JWT_ASSERTION_TYPE: &str =
 ///
 /// With the `jwt` feature, the client can also prove itself with a signed JWT, made afresh
 /// for every request: [`client_secret_jwt`](Self::client_secret_jwt) and
-/// [`private_key_jwt`](Self::private_key_jwt) (RFC 7523 section 2.2).
+/// [`private_key_jwt`](Self::private_key_jwt) (RFC 7523 section 2.2). With mutual TLS
+/// ([`tls_client_auth`](Self::tls_client_auth),
+/// [`self_signed_tls_client_auth`](Self::self_signed_tls_client_auth), RFC 8705), the
+/// certificate the HTTP client presents is the proof.
 #[derive(Clone)]
 pub struct ClientAuth {
     client_id: String,
@@ -48,6 +51,11 @@ enum Method {
     Basic(Secret),
     Post(Secret),
     None,
+    /// `tls_client_auth` (`true`) or `self_signed_tls_client_auth` (`false`): the proof is in
+    /// the TLS handshake, the form carries the client id only.
+    MutualTls {
+        ca_issued: bool,
+    },
     /// `client_secret_jwt`: the secret, to scrub from errors, and the HMAC key made of it.
     #[cfg(feature = "jwt")]
     SecretJwt(Secret, SigningKey),
@@ -71,6 +79,37 @@ impl ClientAuth {
     /// A public client: only `client_id` is sent, as a form field.
     pub fn none(client_id: impl Into<String>) -> Self {
         Self::with_method(client_id, Method::None)
+    }
+
+    /// `tls_client_auth` (RFC 8705 section 2.1): the client proves itself with a certificate
+    /// that a certificate authority the server trusts issued for it, presented in the TLS
+    /// handshake; the server matches its subject (or a subject alternative name) with the
+    /// client's registration. Requests carry `client_id` as a form field, and no secret.
+    ///
+    /// The certificate is the HTTP client's business, not this value's: give the
+    /// [`TokenClient`](crate::TokenClient) an HTTP client that presents it, such as the `https`
+    /// feature's client built with `https::ClientIdentity`, and use the same client for the API
+    /// so that certificate-bound access tokens (RFC 8705 section 3) work there too. With a
+    /// [`Discovery`](crate::Discovery), call
+    /// [`mutual_tls`](crate::Discovery::mutual_tls) so that the server's
+    /// `mtls_endpoint_aliases` are used.
+    ///
+    /// ```
+    /// use tower_oauth2::ClientAuth;
+    ///
+    /// let auth = ClientAuth::tls_client_auth("my-service");
+    /// assert_eq!(auth.method_name(), "tls_client_auth");
+    /// ```
+    pub fn tls_client_auth(client_id: impl Into<String>) -> Self {
+        Self::with_method(client_id, Method::MutualTls { ca_issued: true })
+    }
+
+    /// `self_signed_tls_client_auth` (RFC 8705 section 2.2): like
+    /// [`tls_client_auth`](Self::tls_client_auth), with a self-signed certificate that the
+    /// server knows from the client's registration (its JWKS, `x5c`) rather than from a
+    /// certificate authority.
+    pub fn self_signed_tls_client_auth(client_id: impl Into<String>) -> Self {
+        Self::with_method(client_id, Method::MutualTls { ca_issued: false })
     }
 
     /// `client_secret_jwt` (OpenID Connect Core section 9): every request carries a new JWT,
@@ -151,13 +190,15 @@ impl ClientAuth {
     }
 
     /// Returns the method's name as registered with servers (`token_endpoint_auth_method`):
-    /// `client_secret_basic`, `client_secret_post`, `none`, `client_secret_jwt` or
-    /// `private_key_jwt`.
+    /// `client_secret_basic`, `client_secret_post`, `none`, `tls_client_auth`,
+    /// `self_signed_tls_client_auth`, `client_secret_jwt` or `private_key_jwt`.
     pub fn method_name(&self) -> &'static str {
         match self.method {
             Method::Basic(_) => "client_secret_basic",
             Method::Post(_) => "client_secret_post",
             Method::None => "none",
+            Method::MutualTls { ca_issued: true } => "tls_client_auth",
+            Method::MutualTls { ca_issued: false } => "self_signed_tls_client_auth",
             #[cfg(feature = "jwt")]
             Method::SecretJwt(..) => "client_secret_jwt",
             #[cfg(feature = "jwt")]
@@ -186,6 +227,14 @@ impl ClientAuth {
             return key.sign(&claims).map(Some);
         }
         Ok(None)
+    }
+
+    /// Whether [`write_form`](Self::write_form) adds `client_id`: every method but HTTP Basic,
+    /// which names the client in its header. A form that must name the client, such as a
+    /// pushed authorization request, adds it only when this is `false`: servers refuse a
+    /// field sent twice.
+    pub(crate) fn writes_client_id(&self) -> bool {
+        !matches!(self.method, Method::Basic(_))
     }
 
     /// The base64 credentials of HTTP Basic, `None` for the other methods.
@@ -223,7 +272,7 @@ impl ClientAuth {
                 form.append_pair("client_id", &self.client_id);
                 form.append_pair("client_secret", secret.expose());
             }
-            Method::None => {
+            Method::None | Method::MutualTls { .. } => {
                 form.append_pair("client_id", &self.client_id);
             }
             #[cfg(feature = "jwt")]
@@ -245,5 +294,42 @@ impl fmt::Debug for ClientAuth {
             .field("method", &self.method_name())
             .field("assertion_audience", &self.assertion_audience)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TokenRequest;
+
+    #[test]
+    fn mutual_tls_methods_send_the_client_id_and_no_secret() {
+        for (auth, name) in [
+            (ClientAuth::tls_client_auth("svc"), "tls_client_auth"),
+            (
+                ClientAuth::self_signed_tls_client_auth("svc"),
+                "self_signed_tls_client_auth",
+            ),
+        ] {
+            assert_eq!(auth.method_name(), name);
+            assert!(auth.header().is_none());
+            assert!(auth.secret().is_none());
+            assert!(
+                auth.assertion("https://as.example/token")
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(auth.writes_client_id());
+            let body = TokenRequest::new("client_credentials").encode(&auth, None);
+            assert_eq!(body.as_str(), "grant_type=client_credentials&client_id=svc");
+            assert!(format!("{auth:?}").contains(name));
+        }
+    }
+
+    #[test]
+    fn only_http_basic_leaves_the_client_id_out_of_the_form() {
+        assert!(!ClientAuth::basic("id", "secret").writes_client_id());
+        assert!(ClientAuth::post("id", "secret").writes_client_id());
+        assert!(ClientAuth::none("id").writes_client_id());
     }
 }

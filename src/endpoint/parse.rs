@@ -40,20 +40,33 @@ pub(crate) fn parse_bound_response(
     secrets: &[&str],
     dpop: Option<&Binding>,
 ) -> Result<Token, Error> {
-    let json = serde_json::from_slice::<Value>(body).ok();
-    if status.is_success() {
-        let Some(Value::Object(fields)) = json else {
-            let detail = format!("the body is not a JSON object; {}", excerpt(body, secrets));
-            return Err(invalid(&detail).with_status(status));
-        };
-        // Some servers answer 200 with an error body.
-        if let Some(error) = oauth_error(&fields, secrets) {
-            return Err(error.with_status(status));
-        }
-        return parse_token(fields, secrets, dpop).map_err(|error| error.with_status(status));
-    }
+    let fields = parse_object(status, headers, body, secrets)?;
+    parse_token(fields, secrets, dpop).map_err(|error| error.with_status(status))
+}
 
-    Err(failure(status, headers, body, json, secrets))
+/// Reads the answer of an endpoint that answers success with a JSON object, such as the token
+/// and pushed authorization request endpoints: the object, or the error the answer stands
+/// for (an OAuth error body, also in a 200 as some servers send it; a body that is not a JSON
+/// object; another status).
+pub(crate) fn parse_object(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<Map<String, Value>, Error> {
+    let json = serde_json::from_slice::<Value>(body).ok();
+    if !status.is_success() {
+        return Err(failure(status, headers, body, json, secrets));
+    }
+    let Some(Value::Object(fields)) = json else {
+        let detail = format!("the body is not a JSON object; {}", excerpt(body, secrets));
+        return Err(invalid(&detail).with_status(status));
+    };
+    // Some servers answer 200 with an error body.
+    if let Some(error) = oauth_error(&fields, secrets) {
+        return Err(error.with_status(status));
+    }
+    Ok(fields)
 }
 
 /// Reads the answer of an endpoint whose success is its status alone, such as revocation

@@ -7,18 +7,18 @@
 //! then renews it with its refresh token, through this same grant as its
 //! [`TokenSource`].
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use url::Url;
 
 use super::{
-    Callback,
+    Callback, PendingAuthorization, par,
     pkce::{PkceVerifier, random_token},
     refresh_token::refresh,
 };
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
-    TokenSetId, TokenSource, origin::secure_url,
+    TokenSetId, TokenSource, endpoint::Endpoint, origin::secure_url,
 };
 
 /// A [`TokenSource`] for the authorization code grant with PKCE (S256).
@@ -41,6 +41,12 @@ use crate::{
 ///
 /// Command-line and desktop apps can let
 /// [`LoopbackRedirect`](crate::grant::LoopbackRedirect) run steps 1 to 3.
+///
+/// With a [pushed authorization request endpoint](Self::pushed_authorization_request_endpoint)
+/// (RFC 9126), step 1 is [`authorization_request`](Self::authorization_request): the request's
+/// parameters go to the server first, with the client's authentication, and the URL carries
+/// only `client_id` and the `request_uri` the server answered. A grant made by
+/// [`discover`](Self::discover) for a server that requires it does this by itself.
 ///
 /// ```
 /// # use std::convert::Infallible;
@@ -92,6 +98,8 @@ pub struct AuthorizationCode {
     issuer: Option<String>,
     refresh: TokenRequest,
     subject: Option<String>,
+    /// Where authorization requests are pushed (RFC 9126), when they are.
+    pushed_to: Option<Endpoint>,
 }
 
 impl AuthorizationCode {
@@ -134,6 +142,7 @@ impl AuthorizationCode {
             issuer: None,
             refresh: TokenRequest::new("refresh_token"),
             subject: None,
+            pushed_to: None,
         })
     }
 
@@ -142,10 +151,18 @@ impl AuthorizationCode {
     /// the server sends `iss` in authorization responses (RFC 9207), the discovered issuer as
     /// the one [`exchange`](Self::exchange) expects.
     ///
+    /// When the metadata says `require_pushed_authorization_requests` (RFC 9126), the grant
+    /// pushes its requests to the server's pushed authorization request endpoint: make them
+    /// with [`authorization_request`](Self::authorization_request). A server that offers the
+    /// endpoint without requiring it is not pushed to unless you ask, by passing
+    /// [`ServerMetadata::pushed_authorization_request_endpoint`](crate::ServerMetadata::pushed_authorization_request_endpoint)
+    /// to [`pushed_authorization_request_endpoint`](Self::pushed_authorization_request_endpoint).
+    ///
     /// # Errors
     ///
     /// Those of [`Discovery::metadata`](crate::Discovery::metadata), and
-    /// [`ErrorKind::InvalidResponse`] when the metadata names no authorization endpoint;
+    /// [`ErrorKind::InvalidResponse`] when the metadata names no authorization endpoint, or
+    /// requires pushed authorization requests and names no endpoint for them;
     /// [`ErrorKind::Config`] for a bad `redirect_uri`.
     pub async fn discover(
         discovery: &crate::Discovery,
@@ -164,7 +181,20 @@ impl AuthorizationCode {
             "the authorization endpoint URL",
             discovery.plain_http(),
         )?;
-        let grant = Self::with_authorize_url(endpoint, auth, authorize, redirect_uri)?;
+        let mut grant = Self::with_authorize_url(endpoint, auth, authorize, redirect_uri)?;
+        if metadata.require_pushed_authorization_requests() {
+            let url = metadata
+                .pushed_authorization_request_endpoint()
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidResponse)
+                        .with_detail(
+                            "the metadata requires pushed authorization requests and has no \
+                             `pushed_authorization_request_endpoint`",
+                        )
+                        .at("metadata endpoint")
+                })?;
+            grant = grant.pushed_authorization_request_endpoint(url)?;
+        }
         Ok(
             if metadata.authorization_response_iss_parameter_supported() {
                 grant.issuer(metadata.issuer())
@@ -172,6 +202,56 @@ impl AuthorizationCode {
                 grant
             },
         )
+    }
+
+    /// Pushes every authorization request to the server's pushed authorization request
+    /// endpoint at `url` (RFC 9126), through the HTTP client of the grant's token endpoint,
+    /// with its timeout and body limit, no redirects, and the grant's client authentication
+    /// (any [`ClientAuth`], assertions and mutual TLS included).
+    /// [`authorization_request`](Self::authorization_request) then makes a URL that carries
+    /// only `client_id` and the `request_uri` the server answered.
+    ///
+    /// Fails with [`ErrorKind::Config`] unless `url` is `https`, or `http` to a loopback host
+    /// (or to any host when the token endpoint's client was made
+    /// [`with_plain_http`](TokenClient::with_plain_http)).
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use http::{Request, Response, StatusCode};
+    /// # use http_body_util::{BodyExt, Full};
+    /// # use tower::service_fn;
+    /// use tower_oauth2::{ClientAuth, TokenClient, grant::AuthorizationCode};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_oauth2::Error> {
+    /// # let http = service_fn(|_: Request<Full<Bytes>>| async {
+    /// #     let body = r#"{"request_uri":"urn:ietf:params:oauth:request_uri:x1","expires_in":60}"#;
+    /// #     let mut response = Response::new(Full::new(Bytes::from(body)));
+    /// #     *response.status_mut() = StatusCode::CREATED;
+    /// #     Ok::<_, std::convert::Infallible>(response)
+    /// # });
+    /// let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http)?;
+    /// let grant = AuthorizationCode::new(
+    ///     endpoint,
+    ///     ClientAuth::basic("my-web-app", "my-secret"),
+    ///     "https://auth.example.com/oauth2/authorize",
+    ///     "https://app.example.com/callback",
+    /// )?
+    /// .scopes(["openid"])
+    /// .pushed_authorization_request_endpoint("https://auth.example.com/oauth2/par")?;
+    ///
+    /// let pending = grant.authorization_request().await?;
+    /// assert_eq!(
+    ///     pending.url(),
+    ///     "https://auth.example.com/oauth2/authorize?client_id=my-web-app\
+    ///      &request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Ax1"
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pushed_authorization_request_endpoint(mut self, url: &str) -> Result<Self, Error> {
+        self.pushed_to = Some(self.endpoint.sibling(url, par::NAME)?);
+        Ok(self)
     }
 
     /// Asks for these scopes, sent space-delimited in the authorization request's `scope`.
@@ -253,42 +333,117 @@ impl AuthorizationCode {
     /// `scope`, a random `state`, the S256 `code_challenge` of a new PKCE verifier, and the
     /// [extra parameters](Self::param). Keep the returned [`PendingAuthorization`] until the
     /// callback arrives.
+    ///
+    /// It never pushes: for a grant with a
+    /// [pushed authorization request endpoint](Self::pushed_authorization_request_endpoint),
+    /// use [`authorization_request`](Self::authorization_request), or a server that requires
+    /// pushed requests refuses this URL.
     pub fn authorize_url(&self) -> PendingAuthorization {
-        self.authorize_url_to(self.redirect_uri.clone())
+        if self.pushed_to.is_some() {
+            tracing::warn!(
+                "authorize_url makes a URL that is not pushed, for a grant that pushes its \
+                 authorization requests; authorization_request pushes it"
+            );
+        }
+        self.url_with_parameters(self.redirect_uri.clone())
     }
 
-    /// Like [`authorize_url`](Self::authorize_url), with another redirect URI, such as a
-    /// loopback one with the port a listener was given.
-    pub(crate) fn authorize_url_to(&self, redirect_uri: String) -> PendingAuthorization {
-        let state = random_token();
-        let verifier = PkceVerifier::generate();
+    /// Makes the authorization request and returns the URL to send the user to, with what the
+    /// callback must be checked against.
+    ///
+    /// A grant with a [pushed authorization request
+    /// endpoint](Self::pushed_authorization_request_endpoint) first posts the request's
+    /// parameters there (RFC 9126), authenticated as at the token endpoint, and the URL it
+    /// returns carries only `client_id` and the `request_uri` the server answered, good for
+    /// [`PendingAuthorization::expires_in`]. Any other grant makes the URL of
+    /// [`authorize_url`](Self::authorize_url), and sends nothing.
+    ///
+    /// # Errors
+    ///
+    /// Only when pushing, naming the `pushed authorization request endpoint`:
+    /// - [`ErrorKind::Rejected`] when the server refuses the request with an OAuth error,
+    ///   such as `invalid_client` for a wrong client credential or `invalid_request`;
+    /// - [`ErrorKind::InvalidResponse`] when its answer has no usable `request_uri` or no
+    ///   positive `expires_in`;
+    /// - [`ErrorKind::UnexpectedResponse`] for a redirect (never followed) or another answer
+    ///   that is not an OAuth error; [`ErrorKind::BodyTooLarge`], [`ErrorKind::Timeout`] and
+    ///   [`ErrorKind::Transport`] as for token requests.
+    pub async fn authorization_request(&self) -> Result<PendingAuthorization, Error> {
+        self.authorization_request_to(self.redirect_uri.clone())
+            .await
+    }
+
+    /// Like [`authorization_request`](Self::authorization_request), with another redirect
+    /// URI, such as a loopback one with the port a listener was given.
+    pub(crate) async fn authorization_request_to(
+        &self,
+        redirect_uri: String,
+    ) -> Result<PendingAuthorization, Error> {
+        let Some(endpoint) = &self.pushed_to else {
+            return Ok(self.url_with_parameters(redirect_uri));
+        };
+        let (state, verifier) = (random_token(), PkceVerifier::generate());
+        let challenge = verifier.challenge();
+        let params = self.parameters(&redirect_uri, &state, &challenge);
+        let pushed = par::push(endpoint, &self.auth, &params).await?;
         let mut url = self.authorize_url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", self.auth.client_id())
-                .append_pair("redirect_uri", &redirect_uri);
-            if !self.scopes.is_empty() {
-                query.append_pair("scope", &self.scopes.join(" "));
-            }
-            query
-                .append_pair("state", &state)
-                .append_pair("code_challenge", &verifier.challenge())
-                .append_pair("code_challenge_method", "S256");
-            for (name, value) in &self.targets {
-                query.append_pair(name, value);
-            }
-            for (name, value) in &self.params {
-                query.append_pair(name, value);
-            }
-        }
+        url.query_pairs_mut()
+            .append_pair("client_id", self.auth.client_id())
+            .append_pair("request_uri", &pushed.request_uri);
+        Ok(PendingAuthorization {
+            url: url.into(),
+            state,
+            verifier,
+            redirect_uri: Some(redirect_uri),
+            expires_in: Some(pushed.expires_in),
+        })
+    }
+
+    /// The authorization URL with every parameter in its query.
+    fn url_with_parameters(&self, redirect_uri: String) -> PendingAuthorization {
+        let (state, verifier) = (random_token(), PkceVerifier::generate());
+        let challenge = verifier.challenge();
+        let mut params = self.parameters(&redirect_uri, &state, &challenge);
+        // After `response_type`, as this crate always sent it.
+        params.insert(1, ("client_id", self.auth.client_id().into()));
+        let mut url = self.authorize_url.clone();
+        url.query_pairs_mut().extend_pairs(&params);
         PendingAuthorization {
             url: url.into(),
             state,
             verifier,
             redirect_uri: Some(redirect_uri),
+            expires_in: None,
         }
+    }
+
+    /// The authorization request's parameters but `client_id`, `response_type` first.
+    fn parameters<'a>(
+        &'a self,
+        redirect_uri: &'a str,
+        state: &'a str,
+        challenge: &'a str,
+    ) -> Vec<(&'a str, Cow<'a, str>)> {
+        let mut params = vec![
+            ("response_type", "code".into()),
+            ("redirect_uri", redirect_uri.into()),
+        ];
+        if !self.scopes.is_empty() {
+            params.push(("scope", self.scopes.join(" ").into()));
+        }
+        params.extend([
+            ("state", state.into()),
+            ("code_challenge", challenge.into()),
+            ("code_challenge_method", "S256".into()),
+        ]);
+        let extra = self.targets.iter().map(|(name, value)| (*name, value));
+        let extra = extra.chain(
+            self.params
+                .iter()
+                .map(|(name, value)| (name.as_str(), value)),
+        );
+        params.extend(extra.map(|(name, value)| (name, value.as_str().into())));
+        params
     }
 
     /// Trades the code of `callback` for a token: checks that its `state` is `pending`'s (and
@@ -393,66 +548,7 @@ impl fmt::Debug for AuthorizationCode {
             .field("targets", &self.targets)
             .field("issuer", &self.issuer)
             .field("subject", &self.subject)
-            .finish()
-    }
-}
-
-/// An authorization request on its way: the URL to send the user to, and what the callback
-/// must be checked against. Made by [`AuthorizationCode::authorize_url`], used up by
-/// [`AuthorizationCode::exchange`].
-///
-/// Not `Clone`: one request, one exchange. A web app that handles the callback in another
-/// request keeps [`state`](Self::state) and the verifier's
-/// [`expose`](PkceVerifier::expose)d value in a server-side session, and rebuilds this with
-/// [`resume`](Self::resume).
-pub struct PendingAuthorization {
-    url: String,
-    state: String,
-    verifier: PkceVerifier,
-    /// `None` when resumed: the grant's own redirect URI.
-    redirect_uri: Option<String>,
-}
-
-impl PendingAuthorization {
-    /// Rebuilds a pending request from its `state` and PKCE verifier, for a callback handled
-    /// elsewhere than the request was made. Its redirect URI is the grant's.
-    pub fn resume(state: impl Into<String>, verifier: PkceVerifier) -> Self {
-        Self {
-            url: String::new(),
-            state: state.into(),
-            verifier,
-            redirect_uri: None,
-        }
-    }
-
-    /// Returns the URL to send the user to (empty for a [resumed](Self::resume) request).
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Returns the `state` the callback must carry.
-    pub fn state(&self) -> &str {
-        &self.state
-    }
-
-    /// Returns the PKCE verifier.
-    pub fn verifier(&self) -> &PkceVerifier {
-        &self.verifier
-    }
-
-    /// Returns the redirect URI sent, if it is not the grant's own.
-    pub fn redirect_uri(&self) -> Option<&str> {
-        self.redirect_uri.as_deref()
-    }
-}
-
-impl fmt::Debug for PendingAuthorization {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingAuthorization")
-            .field("url", &self.url)
-            .field("state", &self.state)
-            .field("verifier", &self.verifier)
-            .field("redirect_uri", &self.redirect_uri)
+            .field("pushed_to", &self.pushed_to)
             .finish()
     }
 }

@@ -134,6 +134,8 @@ impl LoopbackRedirect {
     /// # Errors
     ///
     /// - [`ErrorKind::Config`] when the grant's redirect URI is not `http` on a loopback host.
+    /// - The errors of [`AuthorizationCode::authorization_request`], for a grant that pushes
+    ///   its authorization requests (RFC 9126).
     /// - [`ErrorKind::AuthorizationFailed`] when the port cannot be opened, the server
     ///   redirects back with an error (such as `access_denied`), or no redirect arrives in time.
     /// - [`ErrorKind::StateMismatch`] when the redirect carries another `state`, or
@@ -156,7 +158,8 @@ impl LoopbackRedirect {
         let _ = redirect.set_port(Some(port));
         let path = redirect.path().to_owned();
 
-        let pending = grant.authorize_url_to(redirect.into());
+        // A grant that pushes its requests (RFC 9126) does so here, before the URL is shown.
+        let pending = grant.authorization_request_to(redirect.into()).await?;
         self.announce(pending.url());
         let expected = Arc::new(Expected {
             path,

@@ -13,6 +13,8 @@ mod client_credentials;
 mod jwt_bearer;
 #[cfg(feature = "loopback")]
 mod loopback;
+mod par;
+mod pending;
 mod pkce;
 mod refresh_token;
 
@@ -21,10 +23,7 @@ pub use self::loopback::LoopbackRedirect;
 #[cfg(feature = "jwt")]
 pub(crate) use self::pkce::random_token;
 pub use self::{
-    authorization_code::{AuthorizationCode, PendingAuthorization},
-    callback::Callback,
-    client_credentials::ClientCredentials,
-    jwt_bearer::JwtBearer,
-    pkce::PkceVerifier,
-    refresh_token::RefreshToken,
+    authorization_code::AuthorizationCode, callback::Callback,
+    client_credentials::ClientCredentials, jwt_bearer::JwtBearer, pending::PendingAuthorization,
+    pkce::PkceVerifier, refresh_token::RefreshToken,
 };

@@ -4,7 +4,9 @@
 //! The client speaks HTTP/1.1 and HTTP/2 (chosen by ALPN), checks certificates against
 //! Mozilla's root certificates ([`client`]) or the system's ([`client_with_native_roots`]),
 //! uses the `ring` crypto provider whatever other providers the program links, and never
-//! follows a redirect. It also speaks plain `http`: the token endpoint and
+//! follows a redirect. [`builder`] combines options: extra CA certificates, and a client
+//! certificate ([`ClientIdentity`]) presented to every server that asks for one, for mutual
+//! TLS (RFC 8705). It also speaks plain `http`: the token endpoint and
 //! [`OAuth2Layer`](crate::OAuth2Layer) only accept that for loopback unless told otherwise.
 //!
 //! [`client`] sends requests with `Full<Bytes>` bodies, what [`TokenClient`] and most API
@@ -30,7 +32,9 @@
 //!
 //! Requests through it need a Tokio runtime.
 
-use std::sync::Arc;
+mod identity;
+
+use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
 use http_body::Body;
@@ -40,8 +44,12 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use rustls::ClientConfig;
+use rustls::{
+    ClientConfig,
+    pki_types::{CertificateDer, pem::PemObject},
+};
 
+pub use self::identity::ClientIdentity;
 use crate::{Error, TokenClient};
 
 /// The rustls this module builds on, for [`client_with_tls_config`].
@@ -101,13 +109,7 @@ where
     B: Body + Send,
     B::Data: Send,
 {
-    let config = config_builder()?
-        .with_native_roots()
-        .map_err(|error| {
-            Error::config("no usable system root certificate").with_source(error.into())
-        })?
-        .with_no_client_auth();
-    Ok(build(config))
+    builder().native_roots().build()
 }
 
 /// Returns an HTTPS client that trusts Mozilla's root certificates and, in addition, the CA
@@ -132,27 +134,139 @@ where
     B: Body + Send,
     B::Data: Send,
 {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    builder().extra_roots(pem)?.build()
+}
 
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let mut added = 0;
-    for certificate in CertificateDer::pem_slice_iter(pem) {
-        let certificate =
-            certificate.map_err(|_| Error::config("the CA certificates are not valid PEM"))?;
-        roots
-            .add(certificate)
-            .map_err(|_| Error::config("a CA certificate cannot be used as a root certificate"))?;
-        added += 1;
+/// Starts an HTTPS client with more than one of the options the other constructors take one
+/// at a time: the system's roots or Mozilla's, extra CA certificates, and a client certificate
+/// for mutual TLS ([`ClientIdentity`]).
+///
+/// ```
+/// use tower_oauth2::{ClientAuth, TokenClient, https};
+///
+/// # fn main() -> Result<(), tower_oauth2::Error> {
+/// # use tower_oauth2_testkit::keys;
+/// # let (ca, certificate, key) = (keys::TLS_CA_PEM, keys::MTLS_CLIENT_CERT_PEM, keys::MTLS_CLIENT_KEY_PEM);
+/// // let ca = std::fs::read("corporate-ca.pem")?; and the same for the certificate and key.
+/// let identity = https::ClientIdentity::from_pem(certificate.as_bytes(), key.as_bytes())?;
+/// let http: https::HttpsClient = https::builder()
+///     .extra_roots(ca.as_bytes())?
+///     .client_identity(identity)
+///     .build()?;
+/// // The certificate is the client's proof at the token endpoint (RFC 8705), and binds the
+/// // tokens it gets to itself: use the same client for the API.
+/// let endpoint = TokenClient::new("https://auth.example.com/oauth2/token", http.clone())?;
+/// let auth = ClientAuth::tls_client_auth("my-service");
+/// # Ok(())
+/// # }
+/// ```
+pub fn builder() -> ClientBuilder {
+    ClientBuilder {
+        native_roots: false,
+        extra_roots: Vec::new(),
+        identity: None,
     }
+}
+
+/// The options of an HTTPS client: made by [`builder`], finished by
+/// [`build`](Self::build). The client it builds is that of [`client`], with these changes.
+#[must_use]
+#[derive(Clone)]
+pub struct ClientBuilder {
+    native_roots: bool,
+    extra_roots: Vec<CertificateDer<'static>>,
+    identity: Option<ClientIdentity>,
+}
+
+impl ClientBuilder {
+    /// Trusts the system's root certificates (as found by `rustls-native-certs`) instead of
+    /// Mozilla's. [`build`](Self::build) fails when it finds none.
+    pub fn native_roots(mut self) -> Self {
+        self.native_roots = true;
+        self
+    }
+
+    /// Also trusts the CA certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----`
+    /// blocks), beside Mozilla's or the system's.
+    ///
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) when `pem` holds no
+    /// certificate or one that is not valid PEM.
+    pub fn extra_roots(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let before = self.extra_roots.len();
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            let certificate =
+                certificate.map_err(|_| Error::config("the CA certificates are not valid PEM"))?;
+            self.extra_roots.push(certificate);
+        }
+        if self.extra_roots.len() == before {
+            return Err(Error::config("no CA certificate in the PEM"));
+        }
+        Ok(self)
+    }
+
+    /// Presents `identity`'s certificate on every TLS connection whose server asks for one
+    /// (mutual TLS): the token endpoint, for [`ClientAuth::tls_client_auth`] and
+    /// [`ClientAuth::self_signed_tls_client_auth`](crate::ClientAuth::self_signed_tls_client_auth),
+    /// and the APIs, which check that a certificate-bound token (RFC 8705 section 3) comes
+    /// with the certificate it was issued to.
+    ///
+    /// [`ClientAuth::tls_client_auth`]: crate::ClientAuth::tls_client_auth
+    pub fn client_identity(mut self, identity: ClientIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Builds the client, for requests with bodies of type `B` (`Full<Bytes>` by default
+    /// through the [`HttpsClient`] alias).
+    ///
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) when no root certificate is
+    /// usable (with [`native_roots`](Self::native_roots), none was found), or an extra one
+    /// cannot be used as a root.
+    pub fn build<B>(self) -> Result<HttpsClient<B>, Error>
+    where
+        B: Body + Send,
+        B::Data: Send,
+    {
+        let mut roots = if self.native_roots {
+            native_roots()?
+        } else {
+            rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            }
+        };
+        for certificate in self.extra_roots {
+            roots.add(certificate).map_err(|_| {
+                Error::config("a CA certificate cannot be used as a root certificate")
+            })?;
+        }
+        let config = config_builder()?.with_root_certificates(roots);
+        let config = match self.identity {
+            Some(identity) => config.with_client_cert_resolver(identity.resolver()),
+            None => config.with_no_client_auth(),
+        };
+        Ok(build(config))
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("native_roots", &self.native_roots)
+            .field("extra_roots", &self.extra_roots.len())
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+/// The system's root certificates; those rustls cannot use are skipped, as browsers do.
+fn native_roots() -> Result<rustls::RootCertStore, Error> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
     if added == 0 {
-        return Err(Error::config("no CA certificate in the PEM"));
+        return Err(Error::config("no usable system root certificate"));
     }
-    let config = config_builder()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(build(config))
+    Ok(roots)
 }
 
 /// Returns an HTTPS client with your own rustls configuration: a private certificate

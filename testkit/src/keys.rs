@@ -39,3 +39,24 @@ pub const OTHER_RSA_PRIVATE_PEM: &str = include_str!("../keys/rsa-other.pem");
 
 /// A self-signed CA certificate, PEM (its key was thrown away): for code that reads CA files.
 pub const TEST_CA_PEM: &str = include_str!("../keys/ca.pem");
+
+/// A CA certificate, PEM, that issued [`TLS_SERVER_CERT_PEM`], [`MTLS_CLIENT_CERT_PEM`] and
+/// [`MTLS_OTHER_CERT_PEM`] (its key was thrown away; `keys/make-tls.sh` made them all).
+pub const TLS_CA_PEM: &str = include_str!("../keys/tls-ca.pem");
+/// A server certificate for `127.0.0.1`, `::1` and `localhost`, PEM.
+pub const TLS_SERVER_CERT_PEM: &str = include_str!("../keys/tls-server.pem");
+/// Its private key (EC P-256), PKCS#8 PEM.
+pub const TLS_SERVER_KEY_PEM: &str = include_str!("../keys/tls-server-key.pem");
+/// A client certificate for mutual TLS, subject `CN=interop-mtls-client`, PEM.
+pub const MTLS_CLIENT_CERT_PEM: &str = include_str!("../keys/mtls-client.pem");
+/// Its private key (EC P-256), PKCS#8 PEM.
+pub const MTLS_CLIENT_KEY_PEM: &str = include_str!("../keys/mtls-client-key.pem");
+/// Another client certificate from the same CA, subject `CN=interop-other-client`: the wrong
+/// one.
+pub const MTLS_OTHER_CERT_PEM: &str = include_str!("../keys/mtls-other.pem");
+/// Its private key (EC P-256), PKCS#8 PEM.
+pub const MTLS_OTHER_KEY_PEM: &str = include_str!("../keys/mtls-other-key.pem");
+/// A self-signed client certificate, subject `CN=interop-self-signed-client`, PEM.
+pub const MTLS_SELF_SIGNED_CERT_PEM: &str = include_str!("../keys/mtls-self-signed.pem");
+/// Its private key (RSA 2048), PKCS#8 PEM.
+pub const MTLS_SELF_SIGNED_KEY_PEM: &str = include_str!("../keys/mtls-self-signed-key.pem");

@@ -1,12 +1,13 @@
 //! The `curl` example, run as a user would run it, against the demo server on loopback:
 //! requests and exit statuses (`basics`), discovery and JWT client authentication
-//! (`identity`), DPoP (`dpop`), and the Redis options (`fleet`).
+//! (`identity`), client certificates (`mtls`), DPoP (`dpop`), and the Redis options (`fleet`).
 #![cfg(all(feature = "https", feature = "dpop"))]
 
 mod basics;
 mod dpop;
 mod fleet;
 mod identity;
+mod mtls;
 
 use std::{path::PathBuf, process::Output, time::Duration};
 
