@@ -193,11 +193,19 @@ impl TokenClient {
     /// # }
     /// ```
     pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
+        self.request_with(request, auth, parse::parse_response)
+            .await
+    }
+
+    /// Like [`request`](Self::request), with `read` making sense of the answer.
+    pub(crate) async fn request_with<T>(
+        &self,
+        request: &TokenRequest,
+        auth: &ClientAuth,
+        read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let Some(discovery) = &self.discovery else {
-            return self
-                .endpoint
-                .post(request, auth, parse::parse_response)
-                .await;
+            return self.endpoint.post(request, auth, read).await;
         };
         let metadata = discovery.metadata().await?;
         let moved = match metadata.token_uri() {
@@ -205,7 +213,7 @@ impl TokenClient {
             _ => None,
         };
         let endpoint = moved.as_ref().unwrap_or(&self.endpoint);
-        let outcome = endpoint.post(request, auth, parse::parse_response).await;
+        let outcome = endpoint.post(request, auth, read).await;
         if let Err(error) = &outcome
             && endpoint_may_have_moved(error)
         {

@@ -14,6 +14,10 @@ use crate::{
     error::{sanitize, scrub},
 };
 
+/// The `token_type` of a token exchange's answer whose token is not an access token (RFC 8693
+/// section 2.2.1), as the parsed token's extra fields keep it.
+pub(crate) const NOT_APPLICABLE: &str = "N_A";
+
 /// How much of a server's text an error quotes.
 const EXCERPT_CHARS: usize = 160;
 /// How much of an OAuth error's description an error keeps.
@@ -26,19 +30,45 @@ pub(crate) fn parse_response(
     body: &[u8],
     secrets: &[&str],
 ) -> Result<Token, Error> {
+    let fields = parse_object(status, headers, body, secrets)?;
+    parse_token(fields, secrets, false).map_err(|error| error.with_status(status))
+}
+
+/// Parses the answer to a token exchange request (RFC 8693 section 2.2): a token response
+/// whose `token_type` may also be `N_A` (the issued token is not an access token). Such a
+/// token keeps `"token_type": "N_A"` among its [extra](Token::extra) fields, for the grant
+/// to judge against its `issued_token_type`.
+pub(crate) fn parse_exchange_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<Token, Error> {
+    let fields = parse_object(status, headers, body, secrets)?;
+    parse_token(fields, secrets, true).map_err(|error| error.with_status(status))
+}
+
+/// The JSON object of a successful answer, or the error the answer stands for: an OAuth
+/// error body (in any status, as some servers answer 200 with one), or the status and an
+/// excerpt of whatever came instead. For endpoints whose success is not a token, such as
+/// device authorization (RFC 8628 section 3.2).
+pub(crate) fn parse_object(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<Map<String, Value>, Error> {
     let json = serde_json::from_slice::<Value>(body).ok();
     if status.is_success() {
         let Some(Value::Object(fields)) = json else {
             let detail = format!("the body is not a JSON object; {}", excerpt(body, secrets));
             return Err(invalid(&detail).with_status(status));
         };
-        // Some servers answer 200 with an error body.
         if let Some(error) = oauth_error(&fields, secrets) {
             return Err(error.with_status(status));
         }
-        return parse_token(fields, secrets).map_err(|error| error.with_status(status));
+        return Ok(fields);
     }
-
     Err(failure(status, headers, body, json, secrets))
 }
 
@@ -104,7 +134,11 @@ fn oauth_error(fields: &Map<String, Value>, secrets: &[&str]) -> Option<Error> {
     Some(Error::new(ErrorKind::Rejected).with_oauth(None, Some(description), None))
 }
 
-fn parse_token(mut fields: Map<String, Value>, secrets: &[&str]) -> Result<Token, Error> {
+fn parse_token(
+    mut fields: Map<String, Value>,
+    secrets: &[&str],
+    not_applicable: bool,
+) -> Result<Token, Error> {
     let access_token = match fields.remove("access_token") {
         Some(Value::String(token)) if token.is_empty() => {
             return Err(invalid("`access_token` is empty"));
@@ -123,6 +157,9 @@ fn parse_token(mut fields: Map<String, Value>, secrets: &[&str]) -> Result<Token
     match fields.remove("token_type") {
         None | Some(Value::Null) => {}
         Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
+        Some(Value::String(kind)) if not_applicable && kind.eq_ignore_ascii_case("n_a") => {
+            fields.insert("token_type".into(), Value::from(NOT_APPLICABLE));
+        }
         Some(Value::String(kind)) => {
             let kind = sanitize(&kind, secrets, 32);
             return Err(invalid(&format!("unsupported `token_type` `{kind}`")));
@@ -146,8 +183,9 @@ fn parse_token(mut fields: Map<String, Value>, secrets: &[&str]) -> Result<Token
     Ok(token.with_extra(fields))
 }
 
-/// Seconds as a number or a numeric string; zero or negative means the token is already stale.
-fn expires_in(value: Option<Value>) -> Result<Option<Duration>, Error> {
+/// Seconds as a number or a numeric string; zero or negative is zero (for a token: already
+/// stale).
+pub(crate) fn expires_in(value: Option<Value>) -> Result<Option<Duration>, Error> {
     let seconds = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(number)) => number.as_f64(),

@@ -3,10 +3,13 @@
 
 mod api;
 mod assertion;
+mod device;
+mod exchange;
 mod loopback;
 mod service;
 mod token;
 
+pub use device::DeviceUser;
 pub use loopback::Loopback;
 pub use service::Endpoint;
 
@@ -64,6 +67,10 @@ struct Model {
     seen_jtis: HashSet<String>,
     /// The metadata document, at the path it is served at.
     metadata: Option<(String, String)>,
+    /// The device authorization grant (RFC 8628): its settings and the codes issued.
+    devices: device::Devices,
+    /// What token exchange (RFC 8693) answers say about the token they issue.
+    exchange: exchange::Exchange,
 }
 
 /// Where a request goes: in process, the service it was sent to; over HTTP, its path.
@@ -71,6 +78,7 @@ struct Model {
 enum Route {
     Token,
     Revocation,
+    Device,
     Api,
 }
 
@@ -105,6 +113,8 @@ impl AuthServer {
             assertion_issuers: HashMap::new(),
             seen_jtis: HashSet::new(),
             metadata: None,
+            devices: device::Devices::default(),
+            exchange: exchange::Exchange::default(),
         };
         Self {
             model: Arc::new(Mutex::new(model)),
@@ -237,6 +247,7 @@ impl AuthServer {
         match route {
             Route::Token => self.answer_token_request(request).await,
             Route::Revocation => self.answer_revocation(request).await,
+            Route::Device => self.answer_device_authorization(request).await,
             Route::Api => self.answer_api(request).await,
         }
     }
