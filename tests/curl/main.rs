@@ -4,6 +4,7 @@
 #![cfg(all(feature = "https", feature = "jwt"))]
 
 mod basics;
+mod delegation;
 mod fleet;
 mod identity;
 
