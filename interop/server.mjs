@@ -20,13 +20,17 @@
 // - two resource servers: the API answers `/b/...` only for tokens whose audience is
 //   RESOURCE_B, everything else only for RESOURCE;
 // - at `<api>/.well-known/oauth-authorization-server/evil`, a copy of the provider's metadata:
-//   an issuer URL (`<api>/evil`) whose metadata names another issuer.
+//   an issuer URL (`<api>/evil`) whose metadata names another issuer;
+// - the device flow (device.mjs) and token exchange (exchange.mjs).
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
 import { importJWK, jwtVerify } from 'jose';
 import Provider, { errors } from 'oidc-provider';
+
+import { deviceClients, deviceFlow } from './device.mjs';
+import { exchangeClients, registerTokenExchange } from './exchange.mjs';
 
 const RESOURCE = 'urn:interop:api';
 const RESOURCE_B = 'urn:interop:api-b';
@@ -98,6 +102,8 @@ const clients = [
   native('native-refresh'),
   native('native-discovery'),
   native('native-fleet'),
+  ...deviceClients(`openid ${API_SCOPES.join(' ')}`),
+  ...exchangeClients(API_SCOPES.join(' ')),
 ];
 const registered = new Map(clients.map((client) => [client.client_id, client]));
 
@@ -135,6 +141,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    deviceFlow,
     introspection: { enabled: true },
     revocation: { enabled: true },
     resourceIndicators: {
@@ -296,6 +303,8 @@ provider.registerGrantType(JWT_BEARER, async (ctx) => {
     scope: token.scope,
   };
 }, ['assertion', 'scope', 'resource']);
+
+registerTokenExchange(provider, errors, { resources: [RESOURCE, RESOURCE_B], resourceInfo, count });
 
 authServer.on('request', provider.callback());
 

@@ -15,9 +15,11 @@
 mod assertions;
 mod authorization_code;
 mod client_credentials;
+mod device;
 mod discovery;
 mod jwt_bearer;
 mod refresh;
 mod resources;
 mod revocation;
 mod support;
+mod token_exchange;
