@@ -33,6 +33,9 @@ use crate::{Body, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN};
 /// `refresh-n`, and a refresh token is good for one use (rotation). The API accepts the access
 /// tokens the server issued, until they expire or are revoked.
 ///
+/// It also runs the device authorization grant (RFC 8628: a device endpoint, and polls as
+/// [`DeviceUser`] scripts) and token exchange (RFC 8693), each in a file of its own.
+///
 /// Clones share one server. See the [crate docs](crate) for the ways to reach it.
 #[derive(Clone, Debug)]
 pub struct AuthServer {
@@ -183,7 +186,8 @@ impl AuthServer {
         self
     }
 
-    /// Answers every token and revocation request with `status` and `body` until
+    /// Answers every token, revocation and device authorization request with `status` and
+    /// `body` until
     /// [`heal`](Self::heal) is called.
     pub fn fail_with(&self, status: StatusCode, body: &str) {
         self.model().failure = Some((status, body.to_owned()));
@@ -194,8 +198,8 @@ impl AuthServer {
         self.model().failure = None;
     }
 
-    /// Answers the next token or revocation request with `status` and `body`, before anything
-    /// else; calls queue up.
+    /// Answers the next token, revocation or device authorization request with `status` and
+    /// `body`, before anything else; calls queue up.
     pub fn answer_next(&self, status: StatusCode, body: &str) {
         self.model().script.push_back((status, body.to_owned()));
     }
