@@ -55,7 +55,9 @@ fn main() {
     let bearer = support::warm_cache(&runtime, TOKEN_40);
     let key = DpopKey::generate().expect("a P-256 key");
     let bound = TokenCache::new(Bound(key));
-    runtime.block_on(bound.token()).expect("a fixed source always answers");
+    runtime
+        .block_on(bound.token())
+        .expect("a fixed source always answers");
 
     // The signature alone: ES256 over a message as long as a proof's signing input (header
     // with the JWK, claims with jti, htm, htu, iat and ath), about 420 bytes.
@@ -74,7 +76,10 @@ fn main() {
     let mut variants: [(&str, &mut dyn FnMut()); 4] = [
         ("bearer", &mut support::sending(&mut bearer_client, plain)),
         ("dpop", &mut support::sending(&mut dpop_client, plain)),
-        ("dpop_no_replay", &mut support::sending(&mut dpop_no_replay, plain)),
+        (
+            "dpop_no_replay",
+            &mut support::sending(&mut dpop_no_replay, plain),
+        ),
         ("es256_signature", &mut sign),
     ];
     let timings = support::paired(&mut variants, 300, 20);
@@ -100,8 +105,14 @@ fn main() {
     );
 
     let counts = [
-        ("bearer", allocations(OAuth2Layer::new(bearer.clone()).layer(noop()))),
-        ("dpop", allocations(OAuth2Layer::new(bound.clone()).layer(noop()))),
+        (
+            "bearer",
+            allocations(OAuth2Layer::new(bearer.clone()).layer(noop())),
+        ),
+        (
+            "dpop",
+            allocations(OAuth2Layer::new(bound.clone()).layer(noop())),
+        ),
         (
             "bearer_no_replay",
             allocations(OAuth2Layer::new(bearer).replay(NoReplay).layer(noop())),

@@ -25,7 +25,8 @@
 // - at `<api>/.well-known/oauth-authorization-server/evil`, a copy of the provider's metadata:
 //   an issuer URL (`<api>/evil`) whose metadata names another issuer;
 // - mutual TLS (HTTPS listeners, `mtls_endpoint_aliases`, certificate-bound tokens checked by
-//   the API) and pushed authorization requests: see mtls.mjs.
+//   the API) and pushed authorization requests: see mtls.mjs;
+// - the device flow (device.mjs) and token exchange (exchange.mjs).
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -38,6 +39,8 @@ import {
   rotateApiNonce,
 } from './dpop.mjs';
 import * as mtls from './mtls.mjs';
+import { deviceClients, deviceFlow } from './device.mjs';
+import { exchangeClients, registerTokenExchange } from './exchange.mjs';
 
 const RESOURCE = 'urn:interop:api';
 const RESOURCE_B = 'urn:interop:api-b';
@@ -111,6 +114,8 @@ const clients = [
   native('native-fleet'),
   ...dpopClients(confidential, native),
   ...mtls.clients({ confidential, native }),
+  ...deviceClients(`openid ${API_SCOPES.join(' ')}`),
+  ...exchangeClients(API_SCOPES.join(' ')),
 ];
 const registered = new Map(clients.map((client) => [client.client_id, client]));
 
@@ -150,6 +155,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    deviceFlow,
     introspection: { enabled: true },
     revocation: { enabled: true },
     dPoP: dpopFeature,
@@ -317,6 +323,7 @@ provider.registerGrantType(JWT_BEARER, async (ctx) => {
 }, ['assertion', 'scope', 'resource']);
 
 provider.use(mtls.aliases(tls.authOrigin));
+registerTokenExchange(provider, errors, { resources: [RESOURCE, RESOURCE_B], resourceInfo, count });
 
 authServer.on('request', provider.callback());
 tls.authServer.on('request', provider.callback());

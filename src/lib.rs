@@ -58,8 +58,9 @@
 //!   no allocation; runs one fetch at a time and shares its result with every waiter.
 //! - [`TokenSource`]: how a token is obtained. [`grant::ClientCredentials`],
 //!   [`grant::AuthorizationCode`] (with PKCE, and [`grant::LoopbackRedirect`] for command-line
-//!   apps), [`grant::RefreshToken`] and [`grant::JwtBearer`] (RFC 7523) ship; each asks for
-//!   scopes, resources (RFC 8707) and audiences; writing your own takes a few lines.
+//!   apps), [`grant::RefreshToken`], [`grant::JwtBearer`] (RFC 7523),
+//!   [`grant::TokenExchange`] (RFC 8693) and [`grant::DeviceCode`] (RFC 8628) ship; each asks
+//!   for scopes, resources (RFC 8707) and audiences; writing your own takes a few lines.
 //! - [`TokenStore`]: where the cache keeps its token across restarts, so a rotated refresh
 //!   token is never lost: [`FileStore`] (one private JSON file, replaced atomically) or
 //!   [`MemoryStore`].

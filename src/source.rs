@@ -124,7 +124,6 @@ pub(crate) trait DynTokenSource: Send + Sync + 'static {
 
     fn grant_type(&self) -> &'static str;
 
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn identity(&self) -> Option<TokenSetId>;
 }
 
@@ -223,5 +222,37 @@ impl TokenSetId {
     pub fn param(mut self, name: &str, value: &str) -> Self {
         self.params.push(format!("{name}={value}"));
         self
+    }
+
+    /// A short name of this identity, equal for equal identities: the hex SHA-256 of its
+    /// parts, each length-prefixed, lists sorted. Another identity can name it as its subject
+    /// (a token exchanged for a cache's token acts for whoever that cache's tokens act for).
+    pub(crate) fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        fn put(hasher: &mut Sha256, field: &str) {
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field.as_bytes());
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(b"tower-oauth2 token set id v1");
+        for field in [&self.token_endpoint, &self.client_id, &self.grant_type] {
+            put(&mut hasher, field);
+        }
+        put(&mut hasher, self.subject.as_deref().unwrap_or_default());
+        hasher.update([u8::from(self.subject.is_some())]);
+        for list in [&self.scopes, &self.resources, &self.audiences, &self.params] {
+            let mut sorted: Vec<&str> = list.iter().map(String::as_str).collect();
+            sorted.sort_unstable();
+            sorted.dedup();
+            hasher.update((sorted.len() as u64).to_be_bytes());
+            for item in sorted {
+                put(&mut hasher, item);
+            }
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 }

@@ -1,5 +1,6 @@
 //! A curl for OAuth 2.0 APIs, in the spirit of Google's `oauth2l curl`: gets a token with the
-//! client-credentials, refresh-token or JWT bearer grant, then sends requests with it through
+//! client-credentials, refresh-token, JWT bearer, token exchange or device authorization
+//! grant, then sends requests with it through
 //! `OAuth2Layer`, which refreshes the token and retries once when the API answers 401. The
 //! token endpoint is given or discovered from the issuer; the client authenticates with a
 //! secret, a signed JWT (`client_secret_jwt`, `private_key_jwt`), a TLS client certificate
@@ -25,6 +26,7 @@
 //! refused with a message that says so, and the example needs only `https` and `jwt`, so the command
 //! above keeps working. `tests/fleet/` runs many of these processes against real Redis servers.
 
+mod delegation;
 mod fleet;
 mod options;
 mod tls;
@@ -134,9 +136,16 @@ async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
     }
     let key = token::signing_key(options)?;
     let auth = token::client_auth(options, key.clone())?;
-    let builder = token::cache_builder(options, endpoint, auth, key)?;
+    let (builder, device) = if delegation::handles(&options.grant) {
+        delegation::cache_builder(options, &http, endpoint, auth).await?
+    } else {
+        (token::cache_builder(options, endpoint, auth, key)?, None)
+    };
     let cache = fleet::join(builder, counts.fleet.as_ref())?.build();
     counts.cache = Some(cache.clone());
+    if let Some(device) = device {
+        delegation::sign_in(&device, &cache).await?;
+    }
 
     if options.print_token {
         let token = cache

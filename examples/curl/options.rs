@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
 
-use crate::tls::ClientCertificate;
+use crate::{delegation::Delegation, tls::ClientCertificate};
 
 pub(crate) const USAGE: &str = "\
 usage: curl [options] URL...
@@ -35,8 +35,8 @@ Token options:
   --key-id KID                 the key's id, sent as the JWTs' `kid`
   --signing-alg ALG            RS256 | PS256 | ES256 | EdDSA (default by key type: RS256,
                                ES256, EdDSA); one the key cannot make is an error
-  --grant GRANT                client_credentials | refresh_token | jwt_bearer
-                               (default: client_credentials)
+  --grant GRANT                client_credentials | refresh_token | jwt_bearer |
+                               token_exchange | device_code (default: client_credentials)
   --refresh-token TOKEN        the refresh token (required with --grant refresh_token);
                                a token the server rotates replaces it
   --assertion-file FILE        for --grant jwt_bearer: a file holding the assertion, read
@@ -47,6 +47,13 @@ Token options:
                                id), and with --grant refresh_token and a Redis option, which
                                processes share tokens (only those with the same --subject;
                                required there)
+  --subject-token-file FILE    for --grant token_exchange (RFC 8693): the file holding the
+                               subject token, read again for every token request
+  --subject-token-type TYPE    its type (default: urn:ietf:params:oauth:token-type:access_token)
+  --actor-token-file FILE      an actor token to send too, read like the subject token
+  --actor-token-type TYPE      its type (default: urn:ietf:params:oauth:token-type:access_token)
+  --requested-token-type TYPE  the type of token to ask for; the answer's issued_token_type
+                               must then be exactly this (it must be there in any case)
   --scope SCOPE                a scope to ask for (repeatable, or space-separated)
   --resource URI               a resource indicator (RFC 8707), sent in every token
                                request (repeatable)
@@ -67,6 +74,13 @@ Token options:
                                issuer, the token endpoint and the URLs
   --print-token                print the access token and exit (no URL needed); with a
                                Redis option, the token the processes share
+
+  --grant device_code (RFC 8628) needs --issuer: the device authorization request goes to the
+  metadata's device_authorization_endpoint with the client's authentication, scopes,
+  resources and audience. Before the first poll, one line on stderr:
+  `device_authorization verification_uri=URI user_code=CODE` (plus
+  ` verification_uri_complete=URI` when the server sends one). Polls every `interval`
+  (default 5 s), 5 s more after each slow_down, until the user decides or the code expires.
 
 Sharing tokens between processes through Redis (one grant per token lifetime for all the
 processes that run with the same options; needs the `redis` feature):
@@ -98,7 +112,9 @@ Request options:
 Exit status:
   0  every response was 2xx (with --print-token: the token was printed)
   1  a response was not 2xx, or a request got no response; the other requests still run
-  2  no token could be had (the message names the server's OAuth error code), discovery
+  2  no token could be had (the message names the server's OAuth error code, such as
+     access_denied or expired_token for device_code, or the issued_token_type that is
+     missing or not the one asked for with token_exchange), discovery
      failed (such as metadata naming another issuer), a URL may not get the token (plain
      http beyond loopback without --allow-http), or the options are wrong (a Redis option
      without a usable --redis-key-file included); stops at once. No message ever shows a
@@ -128,6 +144,7 @@ pub(crate) struct Options {
     pub(crate) allow_http: bool,
     pub(crate) print_token: bool,
     pub(crate) redis: Redis,
+    pub(crate) delegation: Delegation,
     pub(crate) verbose: bool,
     pub(crate) method: Option<Method>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
@@ -190,6 +207,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
         allow_http: false,
         print_token: false,
         redis: Redis::default(),
+        delegation: Delegation::default(),
         verbose: false,
         method: None,
         headers: Vec::new(),
@@ -241,6 +259,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
             "--redis-cluster" => options.redis.cluster.push(value()?),
             "--redis-key-file" => options.redis.key_file = Some(PathBuf::from(value()?)),
             "--redis-plaintext" => options.redis.plaintext = true,
+            flag if Delegation::takes(flag) => options.delegation.set(flag, value()?),
             "-v" | "--verbose" => options.verbose = true,
             "-X" => {
                 let method = value()?;
@@ -316,6 +335,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
             "--subject is for --grant refresh_token or jwt_bearer".into(),
         ));
     }
+    options.delegation.check(&options.grant)?;
     Ok(Some(options))
 }
 

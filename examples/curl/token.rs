@@ -124,6 +124,7 @@ macro_rules! asking {
         grant
     }};
 }
+pub(crate) use asking;
 
 /// The cache over the grant of `--grant`.
 pub(crate) fn cache_builder(

@@ -215,6 +215,11 @@ impl TokenCache {
         self.core.persistence.error()
     }
 
+    /// What the cache's source says its tokens are for ([`TokenSource::identity`]).
+    pub(crate) fn identity(&self) -> Option<crate::TokenSetId> {
+        self.core.source.identity()
+    }
+
     /// Returns counts of what the cache has done since it was built.
     pub fn stats(&self) -> CacheStats {
         self.core.stats.snapshot()
@@ -435,6 +440,12 @@ impl CachedToken {
     /// Returns the `Authorization` header value, `Bearer <token>`, marked sensitive.
     pub fn header_value(&self) -> &HeaderValue {
         &self.0.header
+    }
+
+    /// How long the token stays valid from now, if it expires: zero once it has.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        let at = self.0.expires_at()?;
+        Some(at.saturating_duration_since(tokio::time::Instant::now()))
     }
 }
 

@@ -167,6 +167,11 @@ impl Entry {
         })
     }
 
+    /// When the token expires, if it does.
+    pub(crate) fn expires_at(&self) -> Option<Instant> {
+        self.expires_at
+    }
+
     /// The phase the token is in now, by the clock.
     fn phase_now(&self) -> Phase {
         let now = Instant::now();

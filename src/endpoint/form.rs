@@ -11,14 +11,14 @@ use crate::{Secret, TokenSetId};
 /// The form of one token request: a `grant_type` and its fields.
 ///
 /// The grants in this crate build it for you; use it to speak a grant this crate does not ship,
-/// such as token exchange (RFC 8693), through [`TokenClient::request`](crate::TokenClient::request).
+/// such as a vendor's own, through [`TokenClient::request`](crate::TokenClient::request).
 ///
 /// ```
 /// use tower_oauth2::TokenRequest;
 ///
-/// let request = TokenRequest::new("urn:ietf:params:oauth:grant-type:token-exchange")
+/// let request = TokenRequest::new("urn:example:params:oauth:grant-type:api-key")
 ///     .param("audience", "https://api.example.com")
-///     .secret_param("subject_token", "eyJ...");
+///     .secret_param("api_key", "k3y...");
 /// ```
 #[derive(Clone)]
 pub struct TokenRequest {

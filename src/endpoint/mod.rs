@@ -232,8 +232,20 @@ impl TokenClient {
     /// # }
     /// ```
     pub async fn request(&self, request: &TokenRequest, auth: &ClientAuth) -> Result<Token, Error> {
+        self.request_with(request, auth, parse::parse_bound_response)
+            .await
+    }
+
+    /// Like [`request`](Self::request), with `read` parsing the answer (token exchange
+    /// accepts more token types).
+    pub(crate) async fn request_with(
+        &self,
+        request: &TokenRequest,
+        auth: &ClientAuth,
+        read: ReadToken,
+    ) -> Result<Token, Error> {
         let Some(discovery) = &self.discovery else {
-            return self.endpoint.post_for_token(request, auth).await;
+            return self.endpoint.post_for_token(request, auth, read).await;
         };
         let metadata = discovery.metadata().await?;
         let moved = match metadata.token_uri() {
@@ -241,7 +253,7 @@ impl TokenClient {
             _ => None,
         };
         let endpoint = moved.as_ref().unwrap_or(&self.endpoint);
-        let outcome = endpoint.post_for_token(request, auth).await;
+        let outcome = endpoint.post_for_token(request, auth, read).await;
         if let Err(error) = &outcome
             && endpoint_may_have_moved(error)
         {
@@ -263,6 +275,11 @@ impl TokenClient {
         })
     }
 }
+
+/// Parses a token endpoint's answer: its status, headers, body, the secrets to scrub from any
+/// text an error quotes, and the DPoP key the request was signed with.
+pub(crate) type ReadToken =
+    fn(StatusCode, &HeaderMap, &[u8], &[&str], Option<&Binding>) -> Result<Token, Error>;
 
 /// Whether a failed request hints that the server's metadata changed: the endpoint could not
 /// be reached or is not there any more.
@@ -330,10 +347,11 @@ impl Endpoint {
         &self,
         request: &TokenRequest,
         auth: &ClientAuth,
+        read: ReadToken,
     ) -> Result<Token, Error> {
         let dpop = self.dpop.as_ref();
         self.post(request, auth, |status, headers, body, secrets| {
-            parse::parse_bound_response(status, headers, body, secrets, dpop)
+            read(status, headers, body, secrets, dpop)
         })
         .await
     }

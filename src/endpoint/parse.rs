@@ -15,6 +15,10 @@ use crate::{
     error::{sanitize, scrub},
 };
 
+/// The `token_type` of a token exchange's answer whose token is not an access token (RFC 8693
+/// section 2.2.1), as the parsed token's extra fields keep it.
+pub(crate) const NOT_APPLICABLE: &str = "N_A";
+
 /// How much of a server's text an error quotes.
 const EXCERPT_CHARS: usize = 160;
 /// How much of an OAuth error's description an error keeps.
@@ -41,13 +45,28 @@ pub(crate) fn parse_bound_response(
     dpop: Option<&Binding>,
 ) -> Result<Token, Error> {
     let fields = parse_object(status, headers, body, secrets)?;
-    parse_token(fields, secrets, dpop).map_err(|error| error.with_status(status))
+    parse_token(fields, secrets, dpop, false).map_err(|error| error.with_status(status))
 }
 
-/// Reads the answer of an endpoint that answers success with a JSON object, such as the token
-/// and pushed authorization request endpoints: the object, or the error the answer stands
-/// for (an OAuth error body, also in a 200 as some servers send it; a body that is not a JSON
-/// object; another status).
+/// Parses the answer to a token exchange request (RFC 8693 section 2.2): a token response
+/// whose `token_type` may also be `N_A` (the issued token is not an access token). Such a
+/// token keeps `"token_type": "N_A"` among its [extra](Token::extra) fields, for the grant
+/// to judge against its `issued_token_type`.
+pub(crate) fn parse_exchange_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+    dpop: Option<&Binding>,
+) -> Result<Token, Error> {
+    let fields = parse_object(status, headers, body, secrets)?;
+    parse_token(fields, secrets, dpop, true).map_err(|error| error.with_status(status))
+}
+
+/// The JSON object of a successful answer, or the error the answer stands for: an OAuth
+/// error body (in any status, as some servers answer 200 with one), or the status and an
+/// excerpt of whatever came instead. For endpoints whose success is not a token, such as
+/// pushed authorization requests (RFC 9126) and device authorization (RFC 8628 section 3.2).
 pub(crate) fn parse_object(
     status: StatusCode,
     headers: &HeaderMap,
@@ -149,6 +168,7 @@ fn parse_token(
     mut fields: Map<String, Value>,
     secrets: &[&str],
     dpop: Option<&Binding>,
+    not_applicable: bool,
 ) -> Result<Token, Error> {
     let access_token = match fields.remove("access_token") {
         Some(Value::String(token)) if token.is_empty() => {
@@ -178,6 +198,9 @@ fn parse_token(
                 ));
             }
         },
+        Some(Value::String(kind)) if not_applicable && kind.eq_ignore_ascii_case("n_a") => {
+            fields.insert("token_type".into(), Value::from(NOT_APPLICABLE));
+        }
         Some(Value::String(kind)) => {
             let kind = sanitize(&kind, secrets, 32);
             return Err(invalid(&format!("unsupported `token_type` `{kind}`")));
@@ -201,8 +224,9 @@ fn parse_token(
     Ok(token.with_extra(fields))
 }
 
-/// Seconds as a number or a numeric string; zero or negative means the token is already stale.
-fn expires_in(value: Option<Value>) -> Result<Option<Duration>, Error> {
+/// Seconds as a number or a numeric string; zero or negative is zero (for a token: already
+/// stale).
+pub(crate) fn expires_in(value: Option<Value>) -> Result<Option<Duration>, Error> {
     let seconds = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(number)) => number.as_f64(),

@@ -14,7 +14,7 @@ use url::Url;
 use super::{
     Callback, PendingAuthorization, par,
     pkce::{PkceVerifier, random_token},
-    refresh_token::refresh,
+    refresh_token::renew,
 };
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
@@ -501,15 +501,8 @@ impl AuthorizationCode {
 impl TokenSource for AuthorizationCode {
     /// Renews the token with the refresh token of the one it replaces.
     async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, Error> {
-        let Some(refresh_token) = cx.previous().and_then(Token::refresh_token) else {
-            let detail = if cx.previous().is_some() {
-                "the token has no refresh token; the user must authorize again"
-            } else {
-                "no token yet; exchange an authorization code and seed the cache with its token"
-            };
-            return Err(Error::new(ErrorKind::ReauthorizationRequired).with_detail(detail));
-        };
-        refresh(&self.endpoint, &self.auth, &self.refresh, refresh_token).await
+        let sign_in = "exchange an authorization code";
+        renew(cx, &self.endpoint, &self.auth, &self.refresh, sign_in).await
     }
 
     fn grant_type(&self) -> &'static str {

@@ -6,10 +6,15 @@
 //! - [`RefreshToken`]: starts from a refresh token obtained elsewhere.
 //! - [`JwtBearer`]: a signed JWT stands for the authorization (RFC 7523 section 2.1), from a
 //!   file a platform rotates, a function, or signed by the client itself.
+//! - [`TokenExchange`]: trades a token the client holds (its caller's, its own workload
+//!   identity token) for one another API accepts (RFC 8693), optionally naming an actor.
+//! - [`DeviceCode`]: a user signs in on another device with a URL and a short code, while a
+//!   command-line tool or a TV polls (RFC 8628); then refreshed like the authorization code.
 
 mod authorization_code;
 mod callback;
 mod client_credentials;
+mod device_code;
 mod jwt_bearer;
 #[cfg(feature = "loopback")]
 mod loopback;
@@ -17,13 +22,20 @@ mod par;
 mod pending;
 mod pkce;
 mod refresh_token;
+mod token_exchange;
 
 #[cfg(feature = "loopback")]
 pub use self::loopback::LoopbackRedirect;
 #[cfg(feature = "jwt")]
 pub(crate) use self::pkce::random_token;
 pub use self::{
-    authorization_code::AuthorizationCode, callback::Callback,
-    client_credentials::ClientCredentials, jwt_bearer::JwtBearer, pending::PendingAuthorization,
-    pkce::PkceVerifier, refresh_token::RefreshToken,
+    authorization_code::AuthorizationCode,
+    callback::Callback,
+    client_credentials::ClientCredentials,
+    device_code::{DeviceAuthorization, DeviceCode},
+    jwt_bearer::JwtBearer,
+    pending::PendingAuthorization,
+    pkce::PkceVerifier,
+    refresh_token::RefreshToken,
+    token_exchange::{SecurityToken, TokenExchange},
 };

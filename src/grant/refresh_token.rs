@@ -145,6 +145,27 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
+/// Renews the token of a grant whose first token came from a user's sign-in (the authorization
+/// code and device grants): with the refresh token of the token it replaces, never by running
+/// the sign-in again. `base` is the grant's `refresh_token` request.
+pub(crate) async fn renew(
+    cx: FetchContext<'_>,
+    endpoint: &TokenClient,
+    auth: &ClientAuth,
+    base: &TokenRequest,
+    sign_in: &str,
+) -> Result<Token, Error> {
+    let Some(refresh_token) = cx.previous().and_then(Token::refresh_token) else {
+        let detail = if cx.previous().is_some() {
+            "the token has no refresh token; the user must authorize again".to_owned()
+        } else {
+            format!("no token yet; {sign_in} and seed the cache with its token")
+        };
+        return Err(Error::new(ErrorKind::ReauthorizationRequired).with_detail(detail));
+    };
+    refresh(endpoint, auth, base, refresh_token).await
+}
+
 /// Sends one refresh request: `base` (a `refresh_token` request with any scopes and fields)
 /// plus `refresh_token`. `invalid_grant` becomes [`ErrorKind::ReauthorizationRequired`].
 pub(crate) async fn refresh(

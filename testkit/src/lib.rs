@@ -34,7 +34,7 @@ pub mod keys;
 mod server;
 
 pub use fault::{Fault, FaultServer};
-pub use server::{AuthServer, Endpoint, Loopback, Received};
+pub use server::{AuthServer, DeviceUser, Endpoint, Loopback, Received};
 
 use bytes::Bytes;
 use http::{Request, Response};

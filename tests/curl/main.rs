@@ -1,9 +1,11 @@
 //! The `curl` example, run as a user would run it, against the demo server on loopback:
 //! requests and exit statuses (`basics`), discovery and JWT client authentication
-//! (`identity`), client certificates (`mtls`), DPoP (`dpop`), and the Redis options (`fleet`).
+//! (`identity`), client certificates (`mtls`), DPoP (`dpop`), token exchange and the device
+//! grant (`delegation`), and the Redis options (`fleet`).
 #![cfg(all(feature = "https", feature = "dpop"))]
 
 mod basics;
+mod delegation;
 mod dpop;
 mod fleet;
 mod identity;

@@ -15,6 +15,7 @@
 mod assertions;
 mod authorization_code;
 mod client_credentials;
+mod device;
 mod discovery;
 mod dpop;
 mod jwt_bearer;
@@ -25,3 +26,4 @@ mod refresh;
 mod resources;
 mod revocation;
 mod support;
+mod token_exchange;

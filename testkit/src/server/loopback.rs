@@ -17,7 +17,8 @@ use crate::Body;
 /// An [`AuthServer`] listening on a port of 127.0.0.1 the system picked, until this is
 /// dropped.
 ///
-/// It serves `POST /token`, `POST /revoke`, the API under `/api`, and the metadata document
+/// It serves `POST /token`, `POST /revoke`, `POST /device` (device authorization, RFC 8628),
+/// the API under `/api`, and the metadata document
 /// an [`AuthServer::metadata`] sets at its well-known path; any other path is 404.
 #[derive(Debug)]
 #[must_use = "the server stops listening when this is dropped"]
@@ -86,6 +87,7 @@ async fn route(server: &AuthServer, request: Request<Incoming>) -> Response<Body
     let route = match (request.method(), request.uri().path()) {
         (&Method::POST, "/token") => Route::Token,
         (&Method::POST, "/revoke") => Route::Revocation,
+        (&Method::POST, "/device") => Route::Device,
         (_, path) if path.starts_with("/api") => Route::Api,
         (&Method::GET, path) if path.starts_with("/.well-known/") => {
             return server.answer_metadata(path);

@@ -3,11 +3,14 @@
 
 mod api;
 mod assertion;
+mod device;
 mod dpop;
+mod exchange;
 mod loopback;
 mod service;
 mod token;
 
+pub use device::DeviceUser;
 pub use loopback::Loopback;
 pub use service::Endpoint;
 
@@ -30,6 +33,9 @@ use crate::{Body, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN};
 /// that failed uses a number up. The authorization-code and refresh-token grants also get
 /// `refresh-n`, and a refresh token is good for one use (rotation). The API accepts the access
 /// tokens the server issued, until they expire or are revoked.
+///
+/// It also runs the device authorization grant (RFC 8628: a device endpoint, and polls as
+/// [`DeviceUser`] scripts) and token exchange (RFC 8693), each in a file of its own.
 ///
 /// Clones share one server. See the [crate docs](crate) for the ways to reach it.
 #[derive(Clone, Debug)]
@@ -67,6 +73,10 @@ struct Model {
     metadata: Option<(String, String)>,
     /// DPoP's rules and state, when it is on.
     dpop: Option<dpop::Rules>,
+    /// The device authorization grant (RFC 8628): its settings and the codes issued.
+    devices: device::Devices,
+    /// What token exchange (RFC 8693) answers say about the token they issue.
+    exchange: exchange::Exchange,
 }
 
 /// Where a request goes: in process, the service it was sent to; over HTTP, its path.
@@ -74,6 +84,7 @@ struct Model {
 enum Route {
     Token,
     Revocation,
+    Device,
     Api,
 }
 
@@ -111,6 +122,8 @@ impl AuthServer {
             seen_jtis: HashSet::new(),
             metadata: None,
             dpop: None,
+            devices: device::Devices::default(),
+            exchange: exchange::Exchange::default(),
         };
         Self {
             model: Arc::new(Mutex::new(model)),
@@ -179,7 +192,8 @@ impl AuthServer {
         self
     }
 
-    /// Answers every token and revocation request with `status` and `body` until
+    /// Answers every token, revocation and device authorization request with `status` and
+    /// `body` until
     /// [`heal`](Self::heal) is called.
     pub fn fail_with(&self, status: StatusCode, body: &str) {
         self.model().failure = Some((status, body.to_owned()));
@@ -190,8 +204,8 @@ impl AuthServer {
         self.model().failure = None;
     }
 
-    /// Answers the next token or revocation request with `status` and `body`, before anything
-    /// else; calls queue up.
+    /// Answers the next token, revocation or device authorization request with `status` and
+    /// `body`, before anything else; calls queue up.
     pub fn answer_next(&self, status: StatusCode, body: &str) {
         self.model().script.push_back((status, body.to_owned()));
     }
@@ -243,6 +257,7 @@ impl AuthServer {
         match route {
             Route::Token => self.answer_token_request(request).await,
             Route::Revocation => self.answer_revocation(request).await,
+            Route::Device => self.answer_device_authorization(request).await,
             Route::Api => self.answer_api(request).await,
         }
     }

@@ -17,7 +17,7 @@ use crate::Body;
 
 type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-/// An endpoint of an [`AuthServer`] (token, revocation or API) as a tower `Service` for
+/// An endpoint of an [`AuthServer`] (token, revocation, device authorization or API) as a tower `Service` for
 /// requests with a body of type `B`.
 ///
 /// Every request it gets is one for its endpoint, whatever the URI.
@@ -38,6 +38,11 @@ impl AuthServer {
     /// The revocation endpoint, in process.
     pub fn revocation_endpoint(&self) -> Endpoint {
         self.endpoint(Route::Revocation)
+    }
+
+    /// The device authorization endpoint (RFC 8628 section 3.1), in process.
+    pub fn device_endpoint(&self) -> Endpoint {
+        self.endpoint(Route::Device)
     }
 
     /// The protected API, in process, for requests with a body of type `B`.

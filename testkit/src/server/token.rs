@@ -8,7 +8,10 @@ use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use super::{AuthServer, Model, Received, assertion::JWT_BEARER, json, respond};
+use super::{
+    AuthServer, Model, Received, assertion::JWT_BEARER, device::DEVICE_CODE,
+    exchange::TOKEN_EXCHANGE, json, respond,
+};
 use crate::Body;
 
 /// What an unknown refresh token gets: a vendor's error envelope rather than an RFC 6749 body,
@@ -56,7 +59,7 @@ impl AuthServer {
     }
 }
 
-async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
+pub(super) async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
     // Over HTTP the URI is a path and the host is in `Host`; in process it is what the
     // client asked for, which may be a path alone.
     let host = request
@@ -89,7 +92,7 @@ async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
 
 impl Model {
     /// Records `request`, and returns the script's answer or the failure, if there is one.
-    fn record(&mut self, request: &Received) -> Option<Response<Body>> {
+    pub(super) fn record(&mut self, request: &Received) -> Option<Response<Body>> {
         self.received.push(request.clone());
         let (status, body) = self.script.pop_front().or(self.failure.clone())?;
         Some(respond(status, body))
@@ -97,16 +100,20 @@ impl Model {
 
     /// Runs the grant of the `n`th token request, `n` being `self.grants`.
     fn grant(&mut self, request: &Received) -> Response<Body> {
-        let n = self.grants;
         let grant_type = request.form.get("grant_type").map(String::as_str);
         // RFC 6749 4.4.3: no refresh token for the client-credentials grant.
         let with_refresh_token = match grant_type {
-            Some("client_credentials" | JWT_BEARER) => false,
-            Some("authorization_code" | "refresh_token") => true,
+            Some("client_credentials" | JWT_BEARER | TOKEN_EXCHANGE) => false,
+            Some("authorization_code" | "refresh_token" | DEVICE_CODE) => true,
             _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
         };
         if let Err(why) = self.authenticate(request) {
             return described(StatusCode::UNAUTHORIZED, "invalid_client", &why);
+        }
+        match grant_type {
+            Some(TOKEN_EXCHANGE) => return self.exchange(request),
+            Some(DEVICE_CODE) => return self.poll_device(request),
+            _ => {}
         }
         if grant_type == Some(JWT_BEARER)
             && let Err(why) = self.check_bearer_assertion(request)
@@ -120,10 +127,28 @@ impl Model {
             }
         }
 
+        self.issue(with_refresh_token, "Bearer", "")
+    }
+
+    /// Issues `token-n` (and `refresh-n`), `n` being `self.grants`, saying `token_type`
+    /// (a `Bearer` token is `DPoP` when the request bound it); `extra` is more JSON members for
+    /// the answer, each with a leading comma.
+    pub(super) fn issue(
+        &mut self,
+        with_refresh_token: bool,
+        token_type: &str,
+        extra: &str,
+    ) -> Response<Body> {
+        let n = self.grants;
         let access = format!("token-{n}");
         self.access
             .insert(access.clone(), Instant::now() + self.lifetime);
-        let token_type = self.bind_issued(&access);
+        let bound = self.bind_issued(&access);
+        let token_type = if token_type == "Bearer" {
+            bound
+        } else {
+            token_type
+        };
         let mut body = format!(
             r#"{{"access_token":"{access}","token_type":"{token_type}","expires_in":{}"#,
             self.lifetime.as_secs()
@@ -133,6 +158,7 @@ impl Model {
             let _ = write!(body, r#","refresh_token":"{refresh}""#);
             self.refresh.insert(refresh);
         }
+        body.push_str(extra);
         body.push('}');
         json(StatusCode::OK, body)
     }
@@ -150,7 +176,7 @@ impl Model {
 
     /// Checks the client's credentials: a client assertion when the request carries one,
     /// else the secret.
-    fn authenticate(&mut self, request: &Received) -> Result<(), String> {
+    pub(super) fn authenticate(&mut self, request: &Received) -> Result<(), String> {
         if request.form.contains_key("client_assertion") {
             return self.check_client_assertion(request);
         }
@@ -180,11 +206,11 @@ impl Model {
     }
 }
 
-fn oauth_error(status: StatusCode, code: &str) -> Response<Body> {
+pub(super) fn oauth_error(status: StatusCode, code: &str) -> Response<Body> {
     json(status, format!(r#"{{"error":"{code}"}}"#))
 }
 
-fn described(status: StatusCode, code: &str, description: &str) -> Response<Body> {
+pub(super) fn described(status: StatusCode, code: &str, description: &str) -> Response<Body> {
     let body = serde_json::json!({"error": code, "error_description": description});
     json(status, body.to_string())
 }
