@@ -17,7 +17,7 @@ use tower_oauth2::{
     DpopKey, Error, FetchContext, NoReplay, OAuth2Layer, Token, TokenCache, TokenSource,
 };
 
-use support::{Body, TOKEN_40, noop, plain, send};
+use support::{Body, TOKEN_40, noop, plain, send, six_headers};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -33,18 +33,18 @@ impl TokenSource for Bound {
     }
 }
 
-/// Allocations (and reallocations) per request through `service`.
-fn allocations<S>(mut service: S) -> f64
+/// Allocations (and reallocations) per request through `service`, of requests `build` makes.
+fn allocations<S>(mut service: S, build: fn() -> Request<Body>) -> f64
 where
     S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
 {
     for _ in 0..2 {
-        black_box(send(&mut service, plain()));
+        black_box(send(&mut service, build()));
     }
     let region = Region::new(GLOBAL);
     for _ in 0..1000 {
-        black_box(send(&mut service, plain()));
+        black_box(send(&mut service, build()));
     }
     let change = region.change();
     (change.allocations + change.reallocations) as f64 / 1000.0
@@ -104,27 +104,22 @@ fn main() {
         share(no_replay_t.min_ns, signature_t.min_ns),
     );
 
-    let counts = [
-        (
-            "bearer",
-            allocations(OAuth2Layer::new(bearer.clone()).layer(noop())),
-        ),
-        (
-            "dpop",
-            allocations(OAuth2Layer::new(bound.clone()).layer(noop())),
-        ),
-        (
-            "bearer_no_replay",
-            allocations(OAuth2Layer::new(bearer).replay(NoReplay).layer(noop())),
-        ),
-        (
-            "dpop_no_replay",
-            allocations(OAuth2Layer::new(bound).replay(NoReplay).layer(noop())),
-        ),
+    let layers = [
+        ("bearer", OAuth2Layer::new(bearer.clone())),
+        ("dpop", OAuth2Layer::new(bound.clone())),
     ];
+    let mut counts = Vec::new();
+    for (request, build) in [("plain", plain as fn() -> _), ("six_headers", six_headers)] {
+        for (token, layer) in &layers {
+            let replaying = allocations(layer.clone().layer(noop()), build);
+            let no_replay = allocations(layer.clone().replay(NoReplay).layer(noop()), build);
+            counts.push((format!("{token}_{request}"), replaying));
+            counts.push((format!("{token}_{request}_no_replay"), no_replay));
+        }
+    }
     println!("\nheap allocations per request (building the request included):");
-    for (name, count) in counts {
-        println!("  {name:16} {count:.1}");
+    for (name, count) in &counts {
+        println!("  {name:28} {count:.1}");
     }
     let json = format!(
         r#"{{"bearer_ns":{},"dpop_ns":{},"dpop_no_replay_ns":{},"signature_ns":{},"allocations":{{{}}}}}"#,

@@ -73,6 +73,8 @@
 //!   OpenID Connect's), refused when the metadata names another issuer; cached and refreshed;
 //!   with [`Discovery::mutual_tls`], the server's `mtls_endpoint_aliases`.
 //!   [`TokenClient::discover`] and [`grant::AuthorizationCode::discover`] build on it.
+//! - `DpopKey` (feature `dpop`): binds tokens to a key the client holds (RFC 9449); give it
+//!   to `TokenClient::dpop` and the layer signs a proof for every request.
 //! - [`Revocation`]: revokes tokens at the server's revocation endpoint (RFC 7009) when a user
 //!   signs out.
 //! - `fleet::RedisFleet` (feature `redis`): caches in many processes share one token set
