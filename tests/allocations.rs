@@ -1,6 +1,7 @@
 //! Heap allocations per request with a cached token, counted by a global allocator: the layer
 //! adds none to what inserting the header costs anyway, except one buffer for the retry copy
-//! of a request that carries headers of its own.
+//! of a request that carries headers of its own. A DPoP-bound token adds its proof, and, for
+//! the copy a nonce resend needs, one box and that copy's buffers.
 //!
 //! One test only in this binary: the count is global, and a test running beside it would add
 //! its own allocations.
@@ -130,5 +131,39 @@ fn a_cached_token_request_allocates_nothing_beyond_the_header_insert_but_one_buf
             "{shape}: default replay policy"
         );
         assert_eq!(no_replay, floor, "{shape}: no replay");
+
+        #[cfg(feature = "dpop")]
+        {
+            let bound = TokenCache::new(Bound(tower_oauth2::DpopKey::generate().unwrap()));
+            runtime.block_on(bound.token()).unwrap();
+            let layer = OAuth2Layer::new(bound);
+            let proof = 1;
+            let spare = 1 + replay_buffers;
+            let layered_dpop = per_request(layer.clone().layer(noop()), build);
+            let no_replay_dpop = per_request(layer.replay(NoReplay).layer(noop()), build);
+            assert_eq!(
+                layered_dpop,
+                layered + proof + spare,
+                "{shape}: DPoP, default replay policy"
+            );
+            assert_eq!(
+                no_replay_dpop,
+                no_replay + proof,
+                "{shape}: DPoP, no replay"
+            );
+        }
+    }
+}
+
+/// A source of one DPoP-bound token.
+#[cfg(feature = "dpop")]
+struct Bound(tower_oauth2::DpopKey);
+
+#[cfg(feature = "dpop")]
+impl TokenSource for Bound {
+    async fn fetch(&self, _: FetchContext<'_>) -> Result<Token, Error> {
+        Ok(Token::bearer("tok_4f1c2a9e7b3d5f60a8c1e2d3b4a5968778695a")
+            .with_expires_in(Duration::from_secs(3600))
+            .with_dpop(&self.0))
     }
 }

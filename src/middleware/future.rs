@@ -60,13 +60,13 @@ pin_project! {
             answer: S::Future,
             ticket: Option<Ticket>,
             replay: Option<Replay<S, R::Copy>>,
-            dpop: Option<Box<Dpop<S, R::Copy>>>,
+            dpop: Option<Dpop<S, R::Copy>>,
         },
         // The answer was 401: the copy waits for a new token.
         AwaitingNewToken {
             token: Waiting,
             copy: Option<Box<(S, R)>>,
-            dpop: Option<Box<Dpop<S, R::Copy>>>,
+            dpop: Option<Dpop<S, R::Copy>>,
         },
         // Sent again, after a 401 with a new token or with a DPoP nonce. Its answer is final
         // unless what is left here allows the other kind of resend.
@@ -74,7 +74,7 @@ pin_project! {
             answer: Pin<Box<Oneshot<S, R>>>,
             ticket: Option<Ticket>,
             replay: Option<Replay<S, R::Copy>>,
-            dpop: Option<Box<Dpop<S, R::Copy>>>,
+            dpop: Option<Dpop<S, R::Copy>>,
         },
         // Failed before anything was sent.
         Failed {
@@ -92,11 +92,12 @@ pub(super) struct Replay<S, C> {
 
 /// A request that carries a DPoP-bound token: the nonces of its origin, and a second copy,
 /// for sending it once more when the server demands a nonce. That resend is apart from the
-/// one after a 401 with a new token, so each happens at most once.
+/// one after a 401 with a new token, so each happens at most once. Held in the future itself
+/// (four words) and its copy boxed, so a bound request with no copy allocates only its proof.
 pub(super) struct Dpop<S, C> {
     pub(super) slot: Arc<Slot>,
     pub(super) ticket: Ticket,
-    pub(super) spare: Option<Replay<S, C>>,
+    pub(super) spare: Option<Box<Replay<S, C>>>,
 }
 
 /// A request waiting to be sent: the service it goes through, its copies for a retry, and
@@ -141,7 +142,7 @@ where
             answer,
             ticket: Some(ticket),
             replay,
-            dpop: Some(Box::new(dpop)),
+            dpop: Some(dpop),
         })
     }
 
@@ -209,7 +210,7 @@ where
 struct Follow<S, R: Request> {
     ticket: Option<Ticket>,
     replay: Option<Replay<S, R::Copy>>,
-    dpop: Option<Box<Dpop<S, R::Copy>>>,
+    dpop: Option<Dpop<S, R::Copy>>,
 }
 
 /// After an answer that is a 401 or carries a DPoP nonce: moves on to sending the request
@@ -324,12 +325,10 @@ where
             };
             let answer = service.call(request);
             let replay = copy.map(|copy| Replay { service, copy });
-            let dpop = slot.zip(ticket.clone()).map(|(slot, ticket)| {
-                Box::new(Dpop {
-                    slot,
-                    ticket,
-                    spare,
-                })
+            let dpop = slot.zip(ticket.clone()).map(|(slot, ticket)| Dpop {
+                slot,
+                ticket,
+                spare: spare.map(Box::new),
             });
             state.set(State::Sent {
                 answer,
@@ -379,7 +378,7 @@ fn retried<S, R>(
     service: S,
     request: R,
     ticket: &Ticket,
-    dpop: Option<Box<Dpop<S, R::Copy>>>,
+    dpop: Option<Dpop<S, R::Copy>>,
 ) -> State<S, R>
 where
     S: Service<R>,
@@ -401,7 +400,7 @@ fn resend<S, R>(
     service: S,
     mut request: R,
     ticket: &Ticket,
-    dpop: Option<Box<Dpop<S, R::Copy>>>,
+    dpop: Option<Dpop<S, R::Copy>>,
     then: impl FnOnce(OnTheWay<S, R>) -> State<S, R>,
 ) -> State<S, R>
 where
@@ -414,12 +413,10 @@ where
     };
     // A token that is not bound needs nothing more; one that is carries the spare copy on,
     // if it is still there.
-    let dpop = slot.map(|slot| {
-        Box::new(Dpop {
-            slot,
-            ticket: ticket.clone(),
-            spare: dpop.and_then(|dpop| dpop.spare),
-        })
+    let dpop = slot.map(|slot| Dpop {
+        slot,
+        ticket: ticket.clone(),
+        spare: dpop.and_then(|dpop| dpop.spare),
     });
     then((Box::pin(Oneshot::new(service, request)), dpop))
 }
@@ -427,7 +424,7 @@ where
 /// A request sent again, and what its answer may still lead to.
 type OnTheWay<S, R> = (
     Pin<Box<Oneshot<S, R>>>,
-    Option<Box<Dpop<S, <R as Request>::Copy>>>,
+    Option<Dpop<S, <R as Request>::Copy>>,
 );
 
 fn polled_after_completion_error() -> Error {
