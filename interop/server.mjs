@@ -26,7 +26,8 @@
 //   an issuer URL (`<api>/evil`) whose metadata names another issuer;
 // - mutual TLS (HTTPS listeners, `mtls_endpoint_aliases`, certificate-bound tokens checked by
 //   the API) and pushed authorization requests: see mtls.mjs;
-// - the device flow (device.mjs) and token exchange (exchange.mjs).
+// - the device flow (device.mjs) and token exchange (exchange.mjs);
+// - the FAPI 2.0 profile, for the `fapi-*` clients only (fapi.mjs).
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -41,6 +42,7 @@ import {
 import * as mtls from './mtls.mjs';
 import { deviceClients, deviceFlow } from './device.mjs';
 import { exchangeClients, registerTokenExchange } from './exchange.mjs';
+import { fapiClients, fapiFeature, fapiShortLived } from './fapi.mjs';
 
 const RESOURCE = 'urn:interop:api';
 const RESOURCE_B = 'urn:interop:api-b';
@@ -55,7 +57,9 @@ const REDIRECT = 'http://127.0.0.1/callback';
 
 // Clients whose access tokens live two seconds, to cross many expiries in a short test.
 // `native-fleet` is the one fleet/run.sh's processes share through Redis.
-const SHORT_LIVED = new Set(['native-rotation', 'native-persist', 'native-fleet', ...dpopShortLived]);
+const SHORT_LIVED = new Set([
+  'native-rotation', 'native-persist', 'native-fleet', ...dpopShortLived, ...fapiShortLived,
+]);
 
 const confidential = (id, method, grantTypes) => ({
   client_id: id,
@@ -116,6 +120,7 @@ const clients = [
   ...mtls.clients({ confidential, native }),
   ...deviceClients(`openid ${API_SCOPES.join(' ')}`),
   ...exchangeClients(API_SCOPES.join(' ')),
+  ...fapiClients({ confidential, publicJwk }),
 ];
 const registered = new Map(clients.map((client) => [client.client_id, client]));
 
@@ -159,6 +164,7 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     dPoP: dpopFeature,
+    fapi: fapiFeature,
     ...mtls.features,
     resourceIndicators: {
       enabled: true,
@@ -199,6 +205,10 @@ provider.on('grant.error', (ctx, error) => {
   count(clientId, error.error);
   // The answer's description is generic on purpose; the real reason is only here.
   console.error(`grant.error client=${clientId} ${error.error}: ${error.error_detail ?? error.message}`);
+});
+provider.on('pushed_authorization_request.error', (ctx, error) => {
+  const clientId = ctx.oidc?.client?.clientId ?? 'unknown';
+  console.error(`par.error client=${clientId} ${error.error}: ${error.error_detail ?? error.error_description}`);
 });
 provider.on('grant.revoked', (ctx) => {
   count(ctx.oidc?.client?.clientId ?? 'unknown', 'grant_revoked');

@@ -18,6 +18,7 @@ mod client_credentials;
 mod device;
 mod discovery;
 mod dpop;
+mod fapi;
 mod jwt_bearer;
 mod mtls;
 mod mtls_cli;
