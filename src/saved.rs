@@ -33,6 +33,9 @@ pub(crate) struct Saving<'a> {
     refresh_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id_token: Option<&'a str>,
+    /// `DPoP` for a bound token; absent for a bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "no_fields")]
     extra: &'a Map<String, Value>,
 }
@@ -54,6 +57,7 @@ impl<'a> Saving<'a> {
             scope: token.scopes(),
             refresh_token: token.refresh_token().map(|secret| secret.expose()),
             id_token: token.id_token().map(|secret| secret.expose()),
+            token_type: token.binding().map(|_| "DPoP"),
             extra: token.extra(),
         }
     }
@@ -68,6 +72,7 @@ struct Saved {
     scope: Option<Vec<String>>,
     refresh_token: Option<String>,
     id_token: Option<String>,
+    token_type: Option<String>,
     #[serde(default)]
     extra: Map<String, Value>,
 }
@@ -122,6 +127,14 @@ pub(crate) fn decode_with_lifetime(
     if let Some(id_token) = saved.id_token {
         token = token.with_id_token(id_token);
     }
+    // A DPoP-bound token is good only with its key, which is not saved: it loads as expired,
+    // so the cache refreshes it, with a proof, before anything is sent with it.
+    if saved
+        .token_type
+        .is_some_and(|kind| kind.eq_ignore_ascii_case("dpop"))
+    {
+        token = token.with_expires_in(Duration::ZERO);
+    }
     Ok((token, lifetime))
 }
 
@@ -149,5 +162,22 @@ mod tests {
         let (token, lifetime) = decode_with_lifetime(&json, UNIX_EPOCH).unwrap();
         assert_eq!((token.expires_in(), lifetime), (None, None));
         assert!(!String::from_utf8(json).unwrap().contains("issued_at"));
+    }
+
+    #[cfg(feature = "dpop")]
+    #[test]
+    fn a_bound_token_is_saved_as_dpop_and_loads_expired_with_its_refresh_token() {
+        let key = crate::DpopKey::generate().unwrap();
+        let token = Token::bearer("a")
+            .with_refresh_token("r")
+            .with_expires_in(Duration::from_secs(300))
+            .with_dpop(&key);
+        let json = serde_json::to_vec(&Saving::new(&token, UNIX_EPOCH)).unwrap();
+        assert!(String::from_utf8_lossy(&json).contains(r#""token_type":"DPoP""#));
+
+        let loaded = decode(&json, UNIX_EPOCH).unwrap();
+        assert_eq!(loaded.expires_in(), Some(Duration::ZERO));
+        assert_eq!(loaded.refresh_token().unwrap().expose(), "r");
+        assert_eq!(loaded.scheme(), "Bearer");
     }
 }

@@ -403,3 +403,62 @@ async fn the_method_of_the_proof_is_the_requests_own() {
         "DELETE"
     );
 }
+
+/// Bound tokens with refresh tokens, each fetch noting the refresh token it was given.
+struct Refreshing {
+    key: DpopKey,
+    given: std::sync::Mutex<Vec<Option<String>>>,
+}
+
+impl tower_oauth2::TokenSource for Refreshing {
+    async fn fetch(
+        &self,
+        cx: tower_oauth2::FetchContext<'_>,
+    ) -> Result<tower_oauth2::Token, tower_oauth2::Error> {
+        let mut given = self.given.lock().unwrap();
+        let previous = cx
+            .previous()
+            .and_then(|token| token.refresh_token())
+            .map(|secret| secret.expose().to_owned());
+        given.push(previous);
+        let n = given.len();
+        Ok(tower_oauth2::Token::bearer(format!("bound-{n}"))
+            .with_refresh_token(format!("refresh-{n}"))
+            .with_expires_in(std::time::Duration::from_secs(3600))
+            .with_dpop(&self.key))
+    }
+}
+
+#[tokio::test]
+async fn a_saved_bound_token_is_refreshed_with_a_proof_after_a_restart_not_sent_as_bearer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token.json");
+    let key = DpopKey::generate().unwrap();
+    let source = |key: &DpopKey| {
+        std::sync::Arc::new(Refreshing {
+            key: key.clone(),
+            given: Default::default(),
+        })
+    };
+    let first = source(&key);
+    let cache = TokenCache::builder(std::sync::Arc::clone(&first))
+        .store(tower_oauth2::FileStore::new(&path))
+        .build();
+    assert_eq!(cache.token().await.unwrap().header_value(), "DPoP bound-1");
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.contains(r#""token_type": "DPoP""#), "{saved}");
+
+    // After a restart the saved access token is not used, as it would go out as a bearer
+    // token; its refresh token gets a bound one.
+    let restarted = source(&key);
+    let cache = TokenCache::builder(std::sync::Arc::clone(&restarted))
+        .store(tower_oauth2::FileStore::new(&path))
+        .build();
+    let token = cache.token().await.unwrap();
+    assert_eq!(token.header_value(), "DPoP bound-1");
+    assert_eq!(token.token().scheme(), "DPoP");
+    assert_eq!(
+        *restarted.given.lock().unwrap(),
+        [Some("refresh-1".to_owned())]
+    );
+}

@@ -194,17 +194,17 @@ async fn the_push_carries_every_parameter_and_the_url_only_the_client_id_and_req
 
 #[tokio::test]
 async fn client_id_is_sent_once_whatever_the_method() {
-    let mut methods = vec![
+    let methods = [
         ClientAuth::post("web", "secret"),
         ClientAuth::none("web"),
         ClientAuth::tls_client_auth("web"),
+        #[cfg(feature = "jwt")]
+        ClientAuth::private_key_jwt(
+            "web",
+            tower_oauth2::SigningKey::from_pkcs8_pem(tower_oauth2_testkit::keys::EC_PRIVATE_PEM)
+                .unwrap(),
+        ),
     ];
-    #[cfg(feature = "jwt")]
-    methods.push(ClientAuth::private_key_jwt(
-        "web",
-        tower_oauth2::SigningKey::from_pkcs8_pem(tower_oauth2_testkit::keys::EC_PRIVATE_PEM)
-            .unwrap(),
-    ));
     for auth in methods {
         let fake = Fake::new();
         let name = auth.method_name();
