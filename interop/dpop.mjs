@@ -2,8 +2,8 @@
 // the clients that ask for them), and the check the protected API makes of DPoP-bound tokens,
 // which oidc-provider leaves to resource servers.
 //
-// The API demands a nonce of its own (not the provider's) for every DPoP request, changes it
-// on `POST <api>/dpop/rotate-nonce`, and sends the current one with every answer to a DPoP
+// The API demands a nonce of its own (not the provider's), one per client, for every DPoP
+// request, changes a client's on `POST <api>/dpop/rotate-nonce?client=ID`, and sends the current one with every answer to a DPoP
 // request, as RFC 9449 section 9 allows.
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -33,11 +33,19 @@ export const dpopFeature = {
 
 export const dpopSigningAlgValues = ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256'];
 
-let apiNonce = randomBytes(16).toString('base64url');
+// The API's nonce, one per client, so that a test rotating its own disturbs no other test
+// running at the same time.
+const apiNonces = new Map();
+const apiNonce = (client) => {
+  if (!apiNonces.has(client)) {
+    apiNonces.set(client, randomBytes(16).toString('base64url'));
+  }
+  return apiNonces.get(client);
+};
 const seenJtis = new Set();
 
-export const rotateApiNonce = () => {
-  apiNonce = randomBytes(16).toString('base64url');
+export const rotateApiNonce = (client) => {
+  apiNonces.set(client, randomBytes(16).toString('base64url'));
 };
 
 // The API's verdict on a request whose token `token` (the provider's record of `value`) was
@@ -77,8 +85,9 @@ export async function checkDpop(req, url, scheme, value, token) {
   if (problem) {
     return refusal(`DPoP error="invalid_dpop_proof", error_description="${problem[1]} mismatch"`);
   }
-  if (payload.nonce !== apiNonce) {
-    return { ...refusal('DPoP error="use_dpop_nonce"'), headers: nonceHeaders('DPoP error="use_dpop_nonce"') };
+  if (payload.nonce !== apiNonce(token.clientId)) {
+    const headers = nonceHeaders('DPoP error="use_dpop_nonce"', token.clientId);
+    return { ...refusal('DPoP error="use_dpop_nonce"'), headers };
   }
   if (typeof payload.jti !== 'string' || seenJtis.has(payload.jti)) {
     return refusal('DPoP error="invalid_dpop_proof", error_description="jti replayed"');
@@ -88,9 +97,9 @@ export async function checkDpop(req, url, scheme, value, token) {
 }
 
 // Headers for an answer that serves a DPoP request: the nonce of the next one.
-export const dpopAnswerHeaders = (scheme) => (scheme === 'dpop' ? { 'dpop-nonce': apiNonce } : {});
+export const dpopAnswerHeaders = (scheme, client) => (scheme === 'dpop' ? { 'dpop-nonce': apiNonce(client) } : {});
 
-const nonceHeaders = (challenge) => ({ 'www-authenticate': challenge, 'dpop-nonce': apiNonce });
+const nonceHeaders = (challenge, client) => ({ 'www-authenticate': challenge, 'dpop-nonce': apiNonce(client) });
 
 const refusal = (challenge) => ({
   status: 401,

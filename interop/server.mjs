@@ -21,7 +21,7 @@
 //   RESOURCE_B, everything else only for RESOURCE;
 // - DPoP (`dpop.mjs`): clients that must bind their tokens, one whose token requests need the
 //   provider's nonce, and an API that checks the proofs of bound tokens and demands a nonce
-//   of its own (`POST <api>/dpop/rotate-nonce` changes it);
+//   of its own per client (`POST <api>/dpop/rotate-nonce?client=ID` changes it);
 // - at `<api>/.well-known/oauth-authorization-server/evil`, a copy of the provider's metadata:
 //   an issuer URL (`<api>/evil`) whose metadata names another issuer;
 // - mutual TLS (HTTPS listeners, `mtls_endpoint_aliases`, certificate-bound tokens checked by
@@ -376,7 +376,12 @@ const serveApi = async (req, res) => {
       return;
     }
     if (req.method === 'POST' && url.pathname === '/dpop/rotate-nonce') {
-      rotateApiNonce();
+      const client = url.searchParams.get('client');
+      if (!client) {
+        json(res, 400, { error: 'which client? (?client=)' });
+        return;
+      }
+      rotateApiNonce(client);
       json(res, 200, {});
       return;
     }
@@ -419,7 +424,7 @@ const serveApi = async (req, res) => {
       sub: token.accountId ?? bearerSubjects.get(value) ?? null,
       scope: token.scope,
       aud: token.aud,
-    }, dpopAnswerHeaders(scheme.toLowerCase()));
+    }, dpopAnswerHeaders(scheme.toLowerCase(), token.clientId));
   } catch (error) {
     console.error(`api error: ${error.stack}`);
     json(res, 500, { error: 'server_error' });

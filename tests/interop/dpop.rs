@@ -75,8 +75,9 @@ async fn get_recorded(api: &Api, path: &str) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-async fn rotate_api_nonce() {
-    let request = Request::post(api_url("/dpop/rotate-nonce"))
+/// Gives the API a new nonce for `client`'s requests.
+async fn rotate_api_nonce(client: &str) {
+    let request = Request::post(api_url(&format!("/dpop/rotate-nonce?client={client}")))
         .body(Full::default())
         .unwrap();
     assert_eq!(
@@ -147,7 +148,7 @@ async fn bound_tokens_are_renewed_across_expiry_and_after_a_401() {
 
     let current = cache.token().await.unwrap();
     expire(current.token().access_token().expose()).await;
-    rotate_api_nonce().await;
+    rotate_api_nonce("cc-dpop-short").await;
     let (status, body) = get(&api, "/read").await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     let stats = cache.stats();

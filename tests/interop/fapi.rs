@@ -83,7 +83,7 @@ async fn a_fapi_client_signs_in_calls_a_dpop_api_across_expiry_and_refresh_and_s
     cache.seed(token).await.unwrap();
     let api = api(&cache);
     let (status, body) = get(&api, "/read").await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::OK, "{body} {:?}", cache.stats());
     assert!(body.contains(r#""token_type":"DPoP""#), "{body}");
     assert!(body.contains(r#""client_id":"fapi-dpop""#), "{body}");
     assert!(body.contains(r#""sub":"user-1""#), "{body}");
