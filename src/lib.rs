@@ -2,7 +2,8 @@
 //!
 //! [`OAuth2Layer`] wraps any tower [`Service`](tower_service::Service) that sends
 //! `http::Request`s: hyper-util's client, a tower-http stack, the client an axum app uses for
-//! outbound calls. Every request gets `Authorization: Bearer <token>`. Tokens come from a
+//! outbound calls. Every request gets `Authorization: Bearer <token>` (or, for a DPoP-bound
+//! token, `DPoP <token>` and a proof). Tokens come from a
 //! [`TokenCache`] shared by all clones of the client: one grant runs at a time however many
 //! requests need a token, tokens are refreshed in the background before they expire, and a
 //! 401 answer makes the layer fetch a new token and retry the request once.
@@ -119,6 +120,7 @@
 //! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots (`https::client_with_extra_roots`), no redirects; `TokenClient::https`; a client certificate for mutual TLS (`https::builder`, `https::ClientIdentity`, RFC 8705) |
 //! | `jwt` | client assertions, `ClientAuth::client_secret_jwt` and `ClientAuth::private_key_jwt` with a `SigningKey` (RS256, PS256, ES256, EdDSA; PKCS#8 PEM or JWK), and self-signed JWT bearer assertions, `grant::JwtBearer::signed` (RFC 7523), signed by jsonwebtoken's pure-Rust backend |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
+//! | `dpop` | `DpopKey` and `TokenClient::dpop`: tokens bound to a key the client holds, and a proof signed for every token and API request, with the server's nonces (RFC 9449) |
 //! | `redis` | `fleet::RedisFleet` and [`TokenCacheBuilder::fleet`]: replicas share one token set through Redis or Redis Cluster, sealed with AES-256-GCM, so a fleet runs one grant per token lifetime; a failing Redis never fails a request |
 //!
 //! Only `loopback` is on by default, and the core depends on no HTTP client; a server that

@@ -163,6 +163,8 @@ pub struct TokenSetId {
     pub(crate) audiences: Vec<String>,
     pub(crate) subject: Option<String>,
     pub(crate) params: Vec<String>,
+    /// Whether the tokens are DPoP-bound to a key of this process, which no fleet can share.
+    pub(crate) dpop_bound: bool,
 }
 
 impl TokenSetId {
@@ -181,7 +183,14 @@ impl TokenSetId {
             audiences: Vec::new(),
             subject: None,
             params: Vec::new(),
+            dpop_bound: false,
         }
+    }
+
+    /// Marks the tokens as DPoP-bound when `client` signs its token requests with a key.
+    pub(crate) fn bound_by(mut self, client: &crate::TokenClient) -> Self {
+        self.dpop_bound = client.binds_tokens();
+        self
     }
 
     /// The scopes asked for, in any order.

@@ -462,3 +462,43 @@ async fn a_saved_bound_token_is_refreshed_with_a_proof_after_a_restart_not_sent_
         [Some("refresh-1".to_owned())]
     );
 }
+
+#[tokio::test]
+async fn an_authorization_code_grant_given_a_key_exchanges_and_refreshes_with_proofs() {
+    let issuer = AuthServer::new().dpop();
+    let key = DpopKey::generate().unwrap();
+    let grant = tower_oauth2::grant::AuthorizationCode::new(
+        TokenClient::new(TOKEN_URL, issuer.token_endpoint()).unwrap(),
+        ClientAuth::none("app"),
+        "https://auth.test/authorize",
+        "https://app.test/callback",
+    )
+    .unwrap()
+    .dpop(&key);
+    let pending = grant.authorize_url();
+    let callback = tower_oauth2::grant::Callback::new("c0de", pending.state());
+    let token = grant.exchange(pending, callback).await.unwrap();
+    assert_eq!(token.scheme(), "DPoP");
+
+    let cache = TokenCache::new(grant);
+    cache.seed(token).await.unwrap();
+    cache.invalidate(&cache.token().await.unwrap());
+    let renewed = cache.token().await.unwrap();
+    assert_eq!(renewed.token().scheme(), "DPoP");
+    let proofs = proofs_to(&issuer, TOKEN_URL);
+    assert_eq!(proofs.len(), 2, "the exchange and the refresh");
+    assert!(proofs.iter().all(|proof| proof["_jkt"] == key.thumbprint()));
+}
+
+#[tokio::test]
+async fn htu_names_the_host_in_lowercase_without_the_default_port() {
+    let issuer = AuthServer::new().dpop();
+    let key = DpopKey::generate().unwrap();
+    let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(issuer.api::<Body>());
+    let response = client
+        .oneshot(get("https://API.Test:443/orders?page=2"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(proofs_to(&issuer, "https://api.test/orders").len(), 1);
+}

@@ -130,7 +130,7 @@ async fn a_cache_whose_redis_cannot_be_reached_serves_every_request() {
 
 #[cfg(feature = "dpop")]
 #[tokio::test]
-async fn a_dpop_bound_token_is_never_shared_through_a_fleet() {
+async fn a_fleet_refuses_a_grant_whose_token_client_has_a_dpop_key_before_any_grant_runs() {
     use tower_oauth2::{DpopKey, TokenClient, grant::ClientCredentials};
 
     let issuer = AuthServer::new().dpop();
@@ -139,12 +139,10 @@ async fn a_dpop_bound_token_is_never_shared_through_a_fleet() {
         .unwrap()
         .dpop(&key);
     let grant = ClientCredentials::new(endpoint, ClientAuth::basic("client", "secret"));
-    let cache = TokenCache::builder(grant)
+    let error = TokenCache::builder(grant)
         .fleet(unreachable_fleet())
-        .unwrap()
-        .build();
-
-    let error = cache.token().await.unwrap_err();
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Config);
     assert!(error.to_string().contains("DPoP"), "{error}");
+    assert_eq!(issuer.grants(), 0);
 }

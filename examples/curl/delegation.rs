@@ -3,14 +3,14 @@
 //! `--grant device_code`), with their options.
 
 use tower_oauth2::{
-    ClientAuth, Discovery, Error, TokenCache, TokenCacheBuilder, TokenClient,
+    ClientAuth, Error, TokenCache, TokenCacheBuilder, TokenClient,
     grant::{DeviceAuthorization, DeviceCode, SecurityToken, TokenExchange},
     https::HttpsClient,
 };
 
 use crate::{
     options::{Options, Stop},
-    token::asking,
+    token::{self, asking},
 };
 
 /// The options of token exchange.
@@ -124,13 +124,7 @@ async fn device_grant(
         return Err(Stop::Usage("--grant device_code needs --issuer".into()));
     };
     let config = |error: Error| Stop::Usage(error.to_string());
-    let discovery = if options.allow_http {
-        Discovery::with_plain_http(issuer, http.clone())
-    } else {
-        Discovery::new(issuer, http.clone())
-    }
-    .map_err(config)?;
-    let metadata = discovery
+    let metadata = token::discovery(options, http, issuer)?
         .metadata()
         .await
         .map_err(|error| Stop::Discovery(error.to_string()))?;

@@ -17,14 +17,14 @@
 //! `requests=N ok=K token_fetches=F retries_after_401=R`. Exit status: 0 if every response
 //! was 2xx, 1 if any was not (or a request failed), 2 if no token could be had or the options
 //! are wrong, with a one-line reason that carries the server's OAuth error code or message
-//! and never the secret. `tests/curl.rs` runs it against the demo server.
+//! and never the secret. `tests/curl/` runs it against the demo server.
 //!
 //! Processes started with the same `--redis` (or `--redis-cluster`) and `--redis-key-file`
 //! share their tokens through Redis, so that all of them together run one grant per token
 //! lifetime; the summary line then also says ` fleet_reads=S`. The Redis options need the
 //! `redis` feature (`cargo run --features https,dpop,redis --example curl`); without it they are
-//! refused with a message that says so, and the example needs only `https` and `jwt`, so the command
-//! above keeps working. `tests/fleet/` runs many of these processes against real Redis servers.
+//! refused with a message that says so, and the example needs only `https` and `dpop`, so the
+//! command above keeps working. `tests/fleet/` runs many of these processes against real Redis servers.
 
 mod delegation;
 mod fleet;

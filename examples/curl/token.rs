@@ -22,22 +22,31 @@ pub(crate) async fn endpoint(options: &Options, http: &HttpsClient) -> Result<To
             TokenClient::with_plain_http(url, http.clone()).map_err(config)
         }
         (Some(url), _) => TokenClient::new(url, http.clone()).map_err(config),
-        (None, Some(issuer)) => {
-            let mut discovery = if options.allow_http {
-                Discovery::with_plain_http(issuer, http.clone())
-            } else {
-                Discovery::new(issuer, http.clone())
-            }
-            .map_err(config)?;
-            if options.client_certificate.given() {
-                discovery = discovery.mutual_tls();
-            }
-            TokenClient::discover(&discovery)
-                .await
-                .map_err(|error| Stop::Discovery(error.to_string()))
-        }
+        (None, Some(issuer)) => TokenClient::discover(&discovery(options, http, issuer)?)
+            .await
+            .map_err(|error| Stop::Discovery(error.to_string())),
         (None, None) => Err(Stop::Usage("--token-url or --issuer is required".into())),
     }
+}
+
+/// The metadata of `issuer`: with a client certificate, its `mtls_endpoint_aliases`, where
+/// the server asks for the certificate.
+pub(crate) fn discovery(
+    options: &Options,
+    http: &HttpsClient,
+    issuer: &str,
+) -> Result<Discovery, Stop> {
+    let discovery = if options.allow_http {
+        Discovery::with_plain_http(issuer, http.clone())
+    } else {
+        Discovery::new(issuer, http.clone())
+    }
+    .map_err(|error| Stop::Usage(error.to_string()))?;
+    Ok(if options.client_certificate.given() {
+        discovery.mutual_tls()
+    } else {
+        discovery
+    })
 }
 
 /// The key of `--private-key`, with `--key-id` and `--signing-alg`.

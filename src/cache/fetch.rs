@@ -138,7 +138,9 @@ async fn ask(
             .map_err(timed_out)??;
         token.inherit_refresh_token(previous.as_ref());
         check_header(&token)?;
-        // A bound token is good only with its key, which other replicas do not hold.
+        // A bound token is good only with its key, which other replicas do not hold. The
+        // crate's grants are refused up front (`TokenCacheBuilder::fleet`); a source of one's
+        // own may bind tokens without saying so.
         #[cfg(feature = "redis")]
         if core.fleet.is_some() && token.binding().is_some() {
             return Err(Error::config(

@@ -384,7 +384,8 @@ impl TokenCacheBuilder {
     /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) when the source does not say
     /// what its tokens are for ([`TokenSource::identity`]): a grant that acts for a user needs
     /// a subject first, such as [`RefreshToken::subject`](crate::grant::RefreshToken::subject),
-    /// so that no replica is ever handed another user's tokens.
+    /// so that no replica is ever handed another user's tokens; or when its token client has a
+    /// DPoP key, as bound tokens are good only in the process that holds the key.
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn fleet(mut self, fleet: impl Into<Arc<crate::fleet::RedisFleet>>) -> Result<Self, Error> {
@@ -394,6 +395,12 @@ impl TokenCacheBuilder {
                  a grant that acts for a user shares tokens only once given a subject",
             )
         })?;
+        if id.dpop_bound {
+            return Err(Error::config(
+                "a DPoP-bound token cannot be shared through a fleet: build this cache without \
+                 TokenCacheBuilder::fleet, or its token client without a DPoP key",
+            ));
+        }
         self.fleet = Some((fleet.into(), id));
         Ok(self)
     }
@@ -437,7 +444,9 @@ impl CachedToken {
         &self.0.token
     }
 
-    /// Returns the `Authorization` header value, `Bearer <token>`, marked sensitive.
+    /// Returns the `Authorization` header value, `Bearer <token>`, marked sensitive; for a
+    /// DPoP-bound token `DPoP <token>`, which a server accepts only beside a proof that
+    /// [`OAuth2Layer`](crate::OAuth2Layer) signs for each request.
     pub fn header_value(&self) -> &HeaderValue {
         &self.0.header
     }

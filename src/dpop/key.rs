@@ -97,13 +97,25 @@ pub(crate) struct Htu<'a> {
 
 impl Serialize for Htu<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // User info never goes into `htu`: servers compare it with the URL they were asked.
-        let host = self
-            .authority
-            .rsplit_once('@')
-            .map_or(self.authority, |(_, host)| host);
+        // Normalised as RFC 9449 section 4.3 has servers compare (RFC 3986 sections 6.2.2 and
+        // 6.2.3): no user info, the host in lowercase, no default port, `/` for no path.
+        let host = Lowercase(super::origin_authority(self.scheme, self.authority));
         let path = if self.path.is_empty() { "/" } else { self.path };
         serializer.collect_str(&format_args!("{}://{host}{path}", self.scheme))
+    }
+}
+
+/// Writes a string in ASCII lowercase, without a copy of it.
+struct Lowercase<'a>(&'a str);
+
+impl fmt::Display for Lowercase<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            return f.write_str(self.0);
+        }
+        self.0
+            .chars()
+            .try_for_each(|c| fmt::Write::write_char(f, c.to_ascii_lowercase()))
     }
 }
 
@@ -296,7 +308,10 @@ impl DpopKey {
         proof.push('.');
         URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut proof);
         debug_assert_eq!(proof.len(), proof_len, "a proof fills its buffer exactly");
-        HeaderValue::try_from(proof).map_err(|_| signing_failed())
+        let mut proof = HeaderValue::try_from(proof).map_err(|_| signing_failed())?;
+        // A proof for the token endpoint names no token: kept out of logs and HPACK tables.
+        proof.set_sensitive(true);
+        Ok(proof)
     }
 }
 

@@ -21,6 +21,20 @@ pub use self::key::DpopKey;
 pub(crate) use self::nonces::Slot;
 use crate::{Error, ErrorKind, origin::Destination};
 
+/// `authority` without user info and without the scheme's default port: how proofs name an
+/// origin (`htu`), and how nonces are kept per origin.
+pub(crate) fn origin_authority<'a>(scheme: &str, authority: &'a str) -> &'a str {
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return host,
+    };
+    host.strip_suffix(default_port).unwrap_or(host)
+}
+
 /// The request header that carries a proof.
 pub(crate) const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
 

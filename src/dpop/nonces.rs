@@ -23,17 +23,15 @@ pub(crate) struct Nonces {
 /// answer's nonce lands without another lookup.
 pub(crate) struct Slot {
     scheme: Box<str>,
-    /// `host[:port]`, lowercase, as the request wrote it.
+    /// `host[:port]`, lowercase, without the scheme's default port.
     authority: Box<str>,
     nonce: ArcSwapOption<String>,
 }
 
 impl Nonces {
-    /// The slot of the origin `scheme://authority` (user info ignored).
+    /// The slot of the origin `scheme://authority` (user info and a default port ignored).
     pub(crate) fn slot(&self, scheme: &str, authority: &str) -> Arc<Slot> {
-        let authority = authority
-            .rsplit_once('@')
-            .map_or(authority, |(_, host)| host);
+        let authority = super::origin_authority(scheme, authority);
         let find = |origins: &[Arc<Slot>]| {
             origins
                 .iter()

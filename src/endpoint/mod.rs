@@ -198,6 +198,11 @@ impl TokenClient {
         self
     }
 
+    /// Whether token requests carry DPoP proofs, so that the tokens may be bound to the key.
+    pub(crate) fn binds_tokens(&self) -> bool {
+        self.endpoint.dpop.is_some()
+    }
+
     /// Returns the DPoP key of the token requests, if one is set.
     #[cfg(feature = "dpop")]
     pub fn dpop_key(&self) -> Option<&crate::DpopKey> {

@@ -315,6 +315,17 @@ impl AuthorizationCode {
         self
     }
 
+    /// Binds the tokens to `key` (DPoP, RFC 9449): the code exchange and every refresh carry a
+    /// proof, as with [`TokenClient::dpop`], which this sets on the grant's token client. For
+    /// a grant made with [`discover`](Self::discover), whose token client is its own.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+    #[must_use]
+    pub fn dpop(mut self, key: &crate::DpopKey) -> Self {
+        self.endpoint = self.endpoint.dpop(key);
+        self
+    }
+
     /// Names the user these tokens are for, so that caches in other processes may share them
     /// through a fleet (`TokenCacheBuilder::fleet`). Tokens of different subjects are never
     /// shared; without a subject, they are never shared at all.
@@ -524,7 +535,8 @@ impl TokenSource for AuthorizationCode {
         Some(
             self.params
                 .iter()
-                .fold(id, |id, (name, value)| id.param(name, value)),
+                .fold(id, |id, (name, value)| id.param(name, value))
+                .bound_by(&self.endpoint),
         )
     }
 }

@@ -92,7 +92,11 @@ impl TokenSource for ClientCredentials {
 
     fn identity(&self) -> Option<TokenSetId> {
         let url = self.endpoint.url().to_string();
-        Some(self.request.identity(&url, self.auth.client_id()))
+        Some(
+            self.request
+                .identity(&url, self.auth.client_id())
+                .bound_by(&self.endpoint),
+        )
     }
 }
 

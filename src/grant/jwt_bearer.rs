@@ -249,7 +249,8 @@ impl TokenSource for JwtBearer {
         Some(
             self.request
                 .identity(&url, self.auth.client_id())
-                .subject(subject),
+                .subject(subject)
+                .bound_by(&self.endpoint),
         )
     }
 }

@@ -129,7 +129,8 @@ impl TokenSource for RefreshToken {
         Some(
             self.request
                 .identity(&url, self.auth.client_id())
-                .subject(subject),
+                .subject(subject)
+                .bound_by(&self.endpoint),
         )
     }
 }

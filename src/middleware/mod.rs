@@ -32,7 +32,8 @@ use self::{
 use crate::{BoxError, Error, TokenCache, cache::Ticket, origin::Origins};
 
 /// Wraps a service in [`OAuth2`]: every request gets `Authorization: Bearer <token>` from a
-/// shared [`TokenCache`], and a 401 answer is retried once with a refreshed token.
+/// shared [`TokenCache`] (`DPoP <token>` and a proof for a DPoP-bound token), and a 401 answer
+/// is retried once with a refreshed token.
 ///
 /// By default the token goes to every `https` origin, and to `http` on loopback; see
 /// [`allow_origin`](Self::allow_origin) to name the origins instead. A request the token may

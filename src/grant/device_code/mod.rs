@@ -163,6 +163,17 @@ impl DeviceCode {
         Self::new(endpoint, auth, url)
     }
 
+    /// Binds the tokens to `key` (DPoP, RFC 9449): every poll and every refresh carry a proof,
+    /// as with [`TokenClient::dpop`], which this sets on the grant's token client. For a grant
+    /// made with [`discover`](Self::discover), whose token client is its own.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+    #[must_use]
+    pub fn dpop(mut self, key: &crate::DpopKey) -> Self {
+        self.endpoint = self.endpoint.dpop(key);
+        self
+    }
+
     /// Asks for these scopes, sent space-delimited in the device authorization request's
     /// `scope`. Renewals ask for the scopes of the original grant.
     #[must_use]
@@ -348,7 +359,8 @@ impl TokenSource for DeviceCode {
         Some(
             self.params
                 .iter()
-                .fold(id, |id, (name, value)| id.param(name, value)),
+                .fold(id, |id, (name, value)| id.param(name, value))
+                .bound_by(&self.endpoint),
         )
     }
 }

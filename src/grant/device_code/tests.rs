@@ -276,3 +276,23 @@ fn only_a_grant_with_a_subject_has_an_identity() {
         .subject("user-1");
     assert_eq!(id, expected);
 }
+
+#[cfg(feature = "dpop")]
+#[tokio::test(start_paused = true)]
+async fn a_grant_given_a_dpop_key_polls_with_proofs_and_gets_a_bound_token() {
+    let server = AuthServer::new()
+        .dpop()
+        .device_user(DeviceUser::ApprovesAfter(0));
+    let fixture = Fixture::new(server);
+    let key = crate::DpopKey::generate().unwrap();
+    let token = fixture.grant().dpop(&key).authorize().await.unwrap();
+    assert_eq!(token.scheme(), "DPoP");
+    let proofs = fixture.server.dpop_proofs();
+    assert_eq!(
+        proofs.len(),
+        1,
+        "the poll carries a proof, the device request none"
+    );
+    assert_eq!(proofs[0]["htu"], "https://auth.test/token");
+    assert_eq!(proofs[0]["_jkt"], key.thumbprint());
+}

@@ -163,17 +163,19 @@ impl Model {
         }
     }
 
-    /// Binds `access` as [`dpop_binding`](Self::dpop_binding) said; returns its `token_type`.
-    pub(super) fn bind_issued(&mut self, access: &str) -> &'static str {
+    /// Binds `access` as [`dpop_binding`](Self::dpop_binding) said, when the answer may call it
+    /// DPoP (`bindable`: it would otherwise say `Bearer`); returns its `token_type` for that
+    /// case. A binding not used is dropped all the same.
+    pub(super) fn bind_issued(&mut self, access: &str, bindable: bool) -> &'static str {
         let Some(rules) = self.dpop.as_mut() else {
             return "Bearer";
         };
         match rules.binding_next.take() {
-            Some(jkt) => {
+            Some(jkt) if bindable => {
                 rules.bound.insert(access.to_owned(), jkt);
                 "DPoP"
             }
-            None => "Bearer",
+            _ => "Bearer",
         }
     }
 
@@ -229,7 +231,10 @@ impl Rules {
         if claims["htm"] != method {
             return Err(invalid("htm is not the request's method"));
         }
-        if claims["htu"] != url {
+        // Compared after RFC 3986's normalisation, as RFC 9449 section 4.3 asks of servers:
+        // the host in lowercase, no default port.
+        let url = url::Url::parse(url).map_or_else(|_| url.to_owned(), String::from);
+        if claims["htu"] != url.as_str() {
             return Err(Refusal::Invalid(format!("htu is not {url}")));
         }
         let now = SystemTime::now()

@@ -143,12 +143,9 @@ impl Model {
         let access = format!("token-{n}");
         self.access
             .insert(access.clone(), Instant::now() + self.lifetime);
-        let bound = self.bind_issued(&access);
-        let token_type = if token_type == "Bearer" {
-            bound
-        } else {
-            token_type
-        };
+        let bearer = token_type == "Bearer";
+        let bound = self.bind_issued(&access, bearer);
+        let token_type = if bearer { bound } else { token_type };
         let mut body = format!(
             r#"{{"access_token":"{access}","token_type":"{token_type}","expires_in":{}"#,
             self.lifetime.as_secs()
