@@ -11,7 +11,10 @@ use http::{
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use super::{AuthServer, json, respond};
+use super::{
+    AuthServer,
+    wire::{json, respond},
+};
 use crate::{ACCEPTED_TOKEN, Body};
 
 impl AuthServer {

@@ -9,8 +9,8 @@ use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::{
-    AuthServer, Model, Received, json, respond,
-    token::{described, oauth_error, read},
+    AuthServer, Model, Received,
+    wire::{described, json, oauth_error, read, respond},
 };
 use crate::Body;
 

@@ -15,7 +15,10 @@ use jsonwebtoken::{DecodingKey, Validation, jwk::ThumbprintHash};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{AuthServer, Model, json, respond};
+use super::{
+    AuthServer, Model,
+    wire::{json, respond},
+};
 use crate::Body;
 
 /// How far a proof's `iat` may be from the server's clock.

@@ -6,7 +6,7 @@
 use http::{Response, StatusCode};
 use tokio::time::Instant;
 
-use super::{AuthServer, Model, Received, token::described};
+use super::{AuthServer, Model, Received, wire::described};
 use crate::Body;
 
 /// The `grant_type` of token exchange.

@@ -11,7 +11,7 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, task::AbortHandle};
 
-use super::{AuthServer, Route, respond};
+use super::{AuthServer, Route, wire::respond};
 use crate::Body;
 
 /// An [`AuthServer`] listening on a port of 127.0.0.1 the system picked, until this is

@@ -9,6 +9,7 @@ mod exchange;
 mod loopback;
 mod service;
 mod token;
+mod wire;
 
 pub use device::DeviceUser;
 pub use loopback::Loopback;
@@ -20,10 +21,10 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
+use self::wire::{json, respond};
 use crate::{Body, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN};
 
 /// An authorization server and the API it protects.
@@ -286,18 +287,4 @@ impl Model {
         self.access.remove(token);
         self.refresh.remove(token);
     }
-}
-
-fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(Body::new(body.into()));
-    *response.status_mut() = status;
-    response
-}
-
-fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = respond(status, body);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

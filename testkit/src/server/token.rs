@@ -4,13 +4,15 @@
 use std::fmt::Write as _;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use http::{Request, Response, StatusCode, header::AUTHORIZATION};
-use http_body_util::BodyExt;
+use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::{
-    AuthServer, Model, Received, assertion::JWT_BEARER, device::DEVICE_CODE,
-    exchange::TOKEN_EXCHANGE, json, respond,
+    AuthServer, Model, Received,
+    assertion::JWT_BEARER,
+    device::DEVICE_CODE,
+    exchange::TOKEN_EXCHANGE,
+    wire::{described, json, oauth_error, read, respond},
 };
 use crate::Body;
 
@@ -57,37 +59,6 @@ impl AuthServer {
         }
         model.revocation(&received)
     }
-}
-
-pub(super) async fn read<B: http_body::Body>(request: Request<B>) -> Option<Received> {
-    // Over HTTP the URI is a path and the host is in `Host`; in process it is what the
-    // client asked for, which may be a path alone.
-    let host = request
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|host| host.to_str().ok());
-    let url = match (request.uri().scheme(), host) {
-        (None, Some(host)) => format!("http://{host}{}", request.uri().path()),
-        _ => request.uri().to_string(),
-    };
-    let authorization = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let dpop = request
-        .headers()
-        .get("dpop")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let body = request.into_body().collect().await.ok()?.to_bytes();
-    let form = form_urlencoded::parse(&body).into_owned().collect();
-    Some(Received {
-        url,
-        authorization,
-        form,
-        dpop,
-    })
 }
 
 impl Model {
@@ -201,13 +172,4 @@ impl Model {
             .map(|(id, secret)| format!("{id}:{secret}"));
         basic.or(posted).as_ref() == Some(client)
     }
-}
-
-pub(super) fn oauth_error(status: StatusCode, code: &str) -> Response<Body> {
-    json(status, format!(r#"{{"error":"{code}"}}"#))
-}
-
-pub(super) fn described(status: StatusCode, code: &str, description: &str) -> Response<Body> {
-    let body = serde_json::json!({"error": code, "error_description": description});
-    json(status, body.to_string())
 }
