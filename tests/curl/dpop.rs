@@ -46,6 +46,36 @@ async fn dpop_binds_the_token_and_meets_both_servers_nonces_with_one_fetch() {
 }
 
 #[tokio::test]
+async fn an_api_nonce_demand_costs_one_resend_with_the_same_token_not_a_401_retry() {
+    // Only the API demands a nonce: the token request goes without one, the first API
+    // request is refused with the nonce and sent once more with it.
+    let server = AuthServer::demo().dpop().dpop_nonces(false, true);
+    let loopback = server.serve().await.unwrap();
+    let url = loopback.api_url("/orders");
+    let output = curl(
+        &loopback,
+        &["--client-secret", CLIENT_SECRET, "--dpop", &url],
+    )
+    .await;
+
+    assert_eq!(output.status.code(), Some(0), "{}", all_output(&output));
+    assert_eq!(
+        last_stderr_line(&output),
+        "requests=1 ok=1 token_fetches=1 retries_after_401=0"
+    );
+    let proofs = server.dpop_proofs();
+    let to_api: Vec<_> = proofs.iter().filter(|proof| proof["htu"] == url).collect();
+    assert_eq!(to_api.len(), 2, "{proofs:?}");
+    assert!(to_api[0].get("nonce").is_none(), "{proofs:?}");
+    assert_eq!(to_api[1]["nonce"], "nonce-0");
+    assert_eq!(
+        to_api[0]["ath"], to_api[1]["ath"],
+        "the same token both times"
+    );
+    assert_eq!(server.grants(), 1);
+}
+
+#[tokio::test]
 async fn dpop_with_redis_is_refused_before_anything_is_sent() {
     let server = AuthServer::demo().dpop();
     let loopback = server.serve().await.unwrap();
