@@ -1,7 +1,7 @@
 //! Heap allocations per request with a cached token, counted by a global allocator: the layer
 //! adds none to what inserting the header costs anyway, except one buffer for the retry copy
-//! of a request that carries headers of its own. A DPoP-bound token adds its proof, and, for
-//! the copy a nonce resend needs, one box and that copy's buffers.
+//! of a request that carries headers of its own. A DPoP-bound token adds its proof, and the
+//! buffers of the second copy a nonce resend needs.
 //!
 //! One test only in this binary: the count is global, and a test running beside it would add
 //! its own allocations.
@@ -138,7 +138,7 @@ fn a_cached_token_request_allocates_nothing_beyond_the_header_insert_but_one_buf
             runtime.block_on(bound.token()).unwrap();
             let layer = OAuth2Layer::new(bound);
             let proof = 1;
-            let spare = 1 + replay_buffers;
+            let spare = replay_buffers;
             let layered_dpop = per_request(layer.clone().layer(noop()), build);
             let no_replay_dpop = per_request(layer.replay(NoReplay).layer(noop()), build);
             assert_eq!(

@@ -92,12 +92,12 @@ pub(super) struct Replay<S, C> {
 
 /// A request that carries a DPoP-bound token: the nonces of its origin, and a second copy,
 /// for sending it once more when the server demands a nonce. That resend is apart from the
-/// one after a 401 with a new token, so each happens at most once. Held in the future itself
-/// (four words) and its copy boxed, so a bound request with no copy allocates only its proof.
+/// one after a 401 with a new token, so each happens at most once. Held in the future itself,
+/// so that a bound request allocates nothing beyond its proof and its copies' buffers.
 pub(super) struct Dpop<S, C> {
     pub(super) slot: Arc<Slot>,
     pub(super) ticket: Ticket,
-    pub(super) spare: Option<Box<Replay<S, C>>>,
+    pub(super) spare: Option<Replay<S, C>>,
 }
 
 /// A request waiting to be sent: the service it goes through, its copies for a retry, and
@@ -328,7 +328,7 @@ where
             let dpop = slot.zip(ticket.clone()).map(|(slot, ticket)| Dpop {
                 slot,
                 ticket,
-                spare: spare.map(Box::new),
+                spare,
             });
             state.set(State::Sent {
                 answer,

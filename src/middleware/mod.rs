@@ -377,7 +377,7 @@ impl<S, P> OAuth2<S, P> {
                 copy,
             })
         };
-        let (replay, spare) = (copy(), copy().map(Box::new));
+        let (replay, spare) = (copy(), copy());
         let slot = match protocol::authorize(&mut request, &ticket) {
             Ok(slot) => slot,
             Err(error) => return ResponseFuture::failed(error),
