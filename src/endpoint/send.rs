@@ -1,0 +1,402 @@
+//! One request to one endpoint of the authorization server: the form or `GET` it sends, the
+//! DPoP proof and nonce resend, the timeout and body limit, and the errors that name the
+//! endpoint.
+
+use std::{fmt, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use http::{
+    HeaderMap, HeaderValue, Method, Request, StatusCode, Uri,
+    header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE},
+};
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
+use tower::ServiceExt;
+use zeroize::Zeroizing;
+
+use super::{ClientAuth, ReadToken, TokenRequest, parse};
+use crate::{
+    BoxError, Error, ErrorKind, Secret, Token,
+    dpop::{Binding, DPOP},
+    origin::Destination,
+    transport::HttpService,
+};
+
+/// One endpoint of the authorization server, and the HTTP client and limits it is reached
+/// with.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    /// What errors call it, such as "token endpoint".
+    pub(super) name: &'static str,
+    pub(super) url: Uri,
+    /// The token endpoint of the same server: the `aud` of client assertions sent here.
+    token_url: Uri,
+    http: HttpService,
+    pub(super) timeout: Duration,
+    pub(super) max_body_size: usize,
+    pub(super) plain_http: bool,
+    /// The key of the DPoP proofs sent with each request, and bound tokens come back for.
+    pub(super) dpop: Option<Binding>,
+}
+
+impl Endpoint {
+    /// The endpoint `name` at `url`, itself the token endpoint unless
+    /// [`TokenClient::sibling`](super::TokenClient::sibling) makes it another, with the default limits.
+    pub(crate) fn new(name: &'static str, url: Uri, http: HttpService, plain_http: bool) -> Self {
+        Self {
+            name,
+            token_url: url.clone(),
+            url,
+            http,
+            timeout: Duration::from_secs(30),
+            max_body_size: 1024 * 1024,
+            plain_http,
+            dpop: None,
+        }
+    }
+
+    /// This endpoint, moved to `url` by the server's metadata.
+    pub(super) fn moved_to(&self, url: &Uri) -> Self {
+        Self {
+            url: url.clone(),
+            token_url: url.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// Another endpoint of the same server, reached the same way, without DPoP proofs (they
+    /// are for token requests).
+    pub(super) fn sibling(&self, name: &'static str, url: Uri) -> Self {
+        Self {
+            name,
+            url,
+            dpop: None,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn url(&self) -> &Uri {
+        &self.url
+    }
+
+    pub(crate) fn plain_http(&self) -> bool {
+        self.plain_http
+    }
+
+    pub(crate) fn http(&self) -> HttpService {
+        self.http.clone()
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn max_body_size(&self) -> usize {
+        self.max_body_size
+    }
+
+    pub(crate) fn set_limits(&mut self, timeout: Duration, max_body_size: usize) {
+        self.timeout = timeout;
+        self.max_body_size = max_body_size;
+    }
+
+    /// Sends a token request and parses the token, bound to the DPoP key if it is one.
+    pub(super) async fn post_for_token(
+        &self,
+        request: &TokenRequest,
+        auth: &ClientAuth,
+        read: ReadToken,
+    ) -> Result<Token, Error> {
+        let dpop = self.dpop.as_ref();
+        self.post(request, auth, |status, headers, body, secrets| {
+            read(status, headers, body, secrets, dpop)
+        })
+        .await
+    }
+
+    /// Sends `request`, authenticated by `auth`, and lets `read` make sense of the answer: its
+    /// status, headers, body (within the size limit) and the secrets to scrub from any text it
+    /// quotes. Every error names this endpoint.
+    ///
+    /// With a DPoP key, the request carries a proof, and is sent once more when the server
+    /// demands a nonce it has just given.
+    pub(crate) async fn post<T>(
+        &self,
+        request: &TokenRequest,
+        auth: &ClientAuth,
+        read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut nonce_resent = false;
+        loop {
+            // A new assertion for every request, a resend too: its `jti` is good for one.
+            let assertion = auth
+                .assertion(&self.token_url.to_string())
+                .map_err(|error| error.at(self.name))?;
+            let secrets = request.secrets(auth, assertion.as_ref());
+            let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
+            let mut http_request = self
+                .http_request(request, auth, assertion.as_ref())
+                .map_err(|error| error.at(self.name))?;
+            let slot = match &self.dpop {
+                Some(key) => {
+                    let destination = Destination::of(&self.url);
+                    let (proof, slot) = key
+                        .sign("POST", &destination, None)
+                        .map_err(|error| error.at(self.name))?;
+                    http_request.headers_mut().insert(DPOP, proof);
+                    Some(slot)
+                }
+                None => None,
+            };
+            let (status, headers, body) = self.exchange(http_request).await?;
+            if let Some(slot) = slot {
+                slot.record(&headers);
+                if !nonce_resent && parse::demands_dpop_nonce(status, &headers, &body) {
+                    nonce_resent = true;
+                    tracing::debug!(endpoint = self.name, "DPoP nonce demanded; sending again");
+                    continue;
+                }
+            }
+            return read(status, &headers, &body, &secrets).map_err(|error| error.at(self.name));
+        }
+    }
+
+    /// Sends a `GET` with `Accept: application/json` and lets `read` make sense of the
+    /// answer, with the limits and the error naming of [`post`](Self::post).
+    pub(crate) async fn get<T>(
+        &self,
+        read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let http_request = Request::builder()
+            .method(Method::GET)
+            .uri(self.url.clone())
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .body(Bytes::new())
+            .map_err(|error| {
+                Error::new(ErrorKind::Config)
+                    .with_source(Box::new(error))
+                    .at(self.name)
+            })?;
+        let (status, headers, body) = self.exchange(http_request).await?;
+        read(status, &headers, &body, &[]).map_err(|error| error.at(self.name))
+    }
+
+    /// Sends `http_request` and reads the answer within the timeout and the size limit.
+    async fn exchange(
+        &self,
+        http_request: Request<Bytes>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Error> {
+        let exchange = async {
+            let response = self
+                .http
+                .clone()
+                .oneshot(http_request)
+                .await
+                .map_err(unreachable)?;
+            let (parts, body) = response.into_parts();
+            let body = read_body(body, &parts.headers, self.max_body_size).await?;
+            Ok((parts.status, parts.headers, body))
+        };
+        let outcome = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::new(ErrorKind::Timeout)),
+        };
+        outcome.map_err(|error| error.at(self.name))
+    }
+
+    fn http_request(
+        &self,
+        request: &TokenRequest,
+        auth: &ClientAuth,
+        assertion: Option<&Secret>,
+    ) -> Result<Request<Bytes>, Error> {
+        // The body carries the client secret and grant secrets: its bytes are zeroed once the
+        // HTTP client drops it.
+        let mut form = request.encode(auth, assertion);
+        let body = Bytes::from_owner(Zeroizing::new(std::mem::take(&mut *form).into_bytes()));
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(self.url.clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(CONTENT_LENGTH, body.len());
+        if let Some(header) = auth.header() {
+            builder = builder.header(AUTHORIZATION, header);
+        }
+        builder
+            .body(body)
+            .map_err(|error| Error::new(ErrorKind::Config).with_source(Box::new(error)))
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // User info and query may carry credentials; the origin and path say which endpoint.
+        let url = &self.url;
+        let port = url
+            .port_u16()
+            .map(|port| format!(":{port}"))
+            .unwrap_or_default();
+        let url = format!(
+            "{}://{}{port}{}",
+            url.scheme_str().unwrap_or_default(),
+            url.host().unwrap_or_default(),
+            url.path()
+        );
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("url", &url)
+            .field("timeout", &self.timeout)
+            .field("max_body_size", &self.max_body_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of an HTTP client that could not reach an endpoint, saying why in a few words
+/// found along the error's chain. The chain's own text is kept as the source, never shown: some
+/// clients quote the URL, query and all.
+fn unreachable(error: BoxError) -> Error {
+    let reason = reason_unreachable(&*error);
+    Error::new(ErrorKind::Transport)
+        .with_detail(reason)
+        .with_source(error)
+}
+
+fn reason_unreachable(error: &(dyn std::error::Error + 'static)) -> &'static str {
+    use std::io::ErrorKind as Io;
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                Io::ConnectionRefused => return "connection refused",
+                Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
+                    return "connection reset";
+                }
+                Io::TimedOut => return "connection timed out",
+                _ => {}
+            }
+        }
+        // Read, never shown: the clients' errors say "dns error" or "failed to lookup address",
+        // and name certificates or TLS when the handshake fails.
+        let text = error.to_string().to_ascii_lowercase();
+        if text.contains("dns error") || text.contains("lookup address") {
+            return "DNS lookup failed";
+        }
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return "TLS handshake failed";
+        }
+        next = error.source();
+    }
+    "the connection failed"
+}
+
+/// Reads the whole body, refusing more than `max` bytes.
+async fn read_body(
+    mut body: UnsyncBoxBody<Bytes, BoxError>,
+    headers: &http::HeaderMap,
+    max: usize,
+) -> Result<Bytes, Error> {
+    let too_large = || {
+        Error::new(ErrorKind::BodyTooLarge)
+            .with_detail(format!("the body is larger than {max} bytes"))
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(too_large());
+    }
+    // A loop rather than `http_body_util::Limited`: the `Send` check of an async caller holding
+    // `Limited` over a boxed-error body trips a rustc limitation (rust-lang/rust#110338).
+    let mut collected = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            Error::new(ErrorKind::Transport)
+                .with_detail("the answer broke off")
+                .with_source(error)
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > max {
+                return Err(too_large());
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose own text is `text`, caused by `source`.
+    #[derive(Debug)]
+    struct Wrapped(
+        &'static str,
+        Option<Box<dyn std::error::Error + Send + Sync>>,
+    );
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|source| source as _)
+        }
+    }
+
+    fn reason(error: Wrapped) -> String {
+        unreachable(Box::new(error)).to_string()
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_says_why_from_anywhere_in_the_chain() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let chain = Wrapped("client error (Connect)", Some(Box::new(refused)));
+        assert_eq!(
+            reason(chain),
+            "could not reach token endpoint: connection refused"
+        );
+
+        let dns = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        let chain = Wrapped(
+            "client error (Connect)",
+            Some(Box::new(Wrapped("dns error", Some(Box::new(dns))))),
+        );
+        assert_eq!(
+            reason(chain),
+            "could not reach token endpoint: DNS lookup failed"
+        );
+
+        let tls = Wrapped("invalid peer certificate: UnknownIssuer", None);
+        assert_eq!(
+            reason(Wrapped("client error (Connect)", Some(Box::new(tls)))),
+            "could not reach token endpoint: TLS handshake failed"
+        );
+        assert_eq!(
+            reason(Wrapped("error sending request", None)),
+            "could not reach token endpoint: the connection failed"
+        );
+    }
+
+    #[test]
+    fn the_reason_never_repeats_the_clients_text() {
+        let chain = Wrapped(
+            "error sending request for url (https://auth.example.com/token?key=sentinel)",
+            Some(Box::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
+        );
+        let shown = reason(chain);
+        assert!(!shown.contains("sentinel"), "{shown}");
+        assert!(!shown.contains("auth.example.com"), "{shown}");
+    }
+}
