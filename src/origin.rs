@@ -159,11 +159,10 @@ impl Place {
     /// loopback or when `plain_http` allows it.
     pub(crate) fn parse(destination: &str, plain_http: bool) -> Result<Self, Error> {
         let what = "a destination with a token of its own";
-        let invalid =
-            || Error::new(ErrorKind::Config).with_detail(format!("{what} is not a valid URL"));
-        let url = secure_url(destination, what, plain_http)?;
-        let uri: Uri = url.as_str().parse().map_err(|_| invalid())?;
-        Self::new(&uri, uri.path()).ok_or_else(invalid)
+        let uri = secure_uri(destination, what, plain_http)?;
+        Self::new(&uri, uri.path()).ok_or_else(|| {
+            Error::new(ErrorKind::Config).with_detail(format!("{what} is not a valid URL"))
+        })
     }
 
     /// Whether a request to `to` goes here: its scheme, path and authority as the request

@@ -325,9 +325,9 @@ where
             };
             let answer = service.call(request);
             let replay = copy.map(|copy| Replay { service, copy });
-            let dpop = slot.zip(ticket.clone()).map(|(slot, ticket)| Dpop {
+            let dpop = slot.zip(ticket.as_ref()).map(|(slot, ticket)| Dpop {
                 slot,
-                ticket,
+                ticket: ticket.clone(),
                 spare,
             });
             state.set(State::Sent {

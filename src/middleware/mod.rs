@@ -338,11 +338,14 @@ where
             Start::Wait(wait) => {
                 let copy = request.replay(&self.policy);
                 // Whether the token will be DPoP-bound is not known yet; a nonce resend needs
-                // a copy of its own.
-                let spare = request.replay(&self.policy).map(|copy| Replay {
-                    service: self.inner.clone(),
-                    copy,
-                });
+                // a copy of its own. Without the feature no token is bound.
+                let spare = cfg!(feature = "dpop")
+                    .then(|| request.replay(&self.policy))
+                    .flatten()
+                    .map(|copy| Replay {
+                        service: self.inner.clone(),
+                        copy,
+                    });
                 // The wait can be long and the fetch may go through this very service: give
                 // back what `poll_ready` reserved (a concurrency permit, a buffer slot), and
                 // make the parked clone ready once the token is here.
