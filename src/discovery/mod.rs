@@ -151,8 +151,7 @@ impl Discovery {
     pub fn timeout(self, timeout: Duration) -> Self {
         self.configure(|inner| {
             for url in &mut inner.urls {
-                let max = url.max_body_size();
-                url.set_limits(timeout, max);
+                url.set_timeout(timeout);
             }
         })
     }
@@ -162,8 +161,7 @@ impl Discovery {
     pub fn max_body_size(self, bytes: usize) -> Self {
         self.configure(|inner| {
             for url in &mut inner.urls {
-                let timeout = url.timeout();
-                url.set_limits(timeout, bytes);
+                url.set_max_body_size(bytes);
             }
         })
     }
@@ -255,7 +253,9 @@ impl Discovery {
             template.http(),
             template.plain_http(),
         );
-        endpoint.set_limits(template.timeout(), endpoint.max_body_size());
+        // The discovery's timeout; the body limit stays the token endpoint's own, as
+        // `max_body_size` here is for metadata documents.
+        endpoint.set_timeout(template.timeout());
         Ok(endpoint)
     }
 

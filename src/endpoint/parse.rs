@@ -260,7 +260,8 @@ fn scopes(value: Option<Value>) -> Result<Option<Vec<String>>, Error> {
     }
 }
 
-fn optional_string(value: Option<Value>, name: &str) -> Result<Option<String>, Error> {
+/// A string member that may be absent; empty counts as absent.
+pub(crate) fn optional_string(value: Option<Value>, name: &str) -> Result<Option<String>, Error> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) if text.is_empty() => Ok(None),
@@ -269,7 +270,7 @@ fn optional_string(value: Option<Value>, name: &str) -> Result<Option<String>, E
     }
 }
 
-fn invalid(detail: &str) -> Error {
+pub(crate) fn invalid(detail: &str) -> Error {
     Error::new(ErrorKind::InvalidResponse).with_detail(detail)
 }
 

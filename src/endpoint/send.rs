@@ -90,13 +90,12 @@ impl Endpoint {
         self.timeout
     }
 
-    pub(crate) fn max_body_size(&self) -> usize {
-        self.max_body_size
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
-    pub(crate) fn set_limits(&mut self, timeout: Duration, max_body_size: usize) {
-        self.timeout = timeout;
-        self.max_body_size = max_body_size;
+    pub(crate) fn set_max_body_size(&mut self, bytes: usize) {
+        self.max_body_size = bytes;
     }
 
     /// Sends a token request and parses the token, bound to the DPoP key if it is one.

@@ -93,7 +93,9 @@ impl JwtBearer {
     /// token request (surrounding whitespace is dropped), so a rotated file is picked up.
     pub fn from_file(endpoint: TokenClient, auth: ClientAuth, path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        Self::new(endpoint, auth, move || read_assertion(&path))
+        Self::new(endpoint, auth, move || {
+            Secret::read_file(&path, "assertion")
+        })
     }
 
     /// Creates the grant with assertions the client signs with `key`, a new one for every
@@ -273,20 +275,6 @@ impl fmt::Debug for JwtBearer {
 }
 
 /// Reads an assertion file; the error names the file but never its content.
-fn read_assertion(path: &std::path::Path) -> Result<Secret, BoxError> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
-        format!(
-            "the assertion file {} could not be read: {error}",
-            path.display()
-        )
-    })?);
-    let assertion = text.trim();
-    if assertion.is_empty() {
-        return Err(format!("the assertion file {} is empty", path.display()).into());
-    }
-    Ok(Secret::new(assertion))
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

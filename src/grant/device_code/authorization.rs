@@ -13,7 +13,10 @@ use std::{
 use serde_json::{Map, Value};
 use tokio::{sync::Notify, time::Instant};
 
-use crate::{Error, ErrorKind, Secret, endpoint::parse::expires_in};
+use crate::{
+    Error, ErrorKind, Secret,
+    endpoint::parse::{expires_in, invalid, optional_string},
+};
 
 /// The interval when the server names none (RFC 8628 section 3.2).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -49,11 +52,7 @@ struct Cancel {
 impl DeviceAuthorization {
     /// Reads the endpoint's answer, sent at `started`.
     pub(super) fn read(mut fields: Map<String, Value>, started: Instant) -> Result<Self, Error> {
-        let mut text = |name: &str| match fields.remove(name) {
-            Some(Value::String(text)) if !text.is_empty() => Ok(Some(text)),
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => Err(invalid(&format!("`{name}` is not a string"))),
-        };
+        let mut text = |name: &str| optional_string(fields.remove(name), name);
         let missing = |name: &str| invalid(&format!("`{name}` is missing"));
         let device_code = text("device_code")?.ok_or_else(|| missing("device_code"))?;
         let user_code = text("user_code")?.ok_or_else(|| missing("user_code"))?;
@@ -63,10 +62,9 @@ impl DeviceAuthorization {
             None => text("verification_url")?.ok_or_else(|| missing("verification_uri"))?,
         };
         let verification_uri_complete = text("verification_uri_complete")?;
-        let expires_in = expires_in(fields.remove("expires_in"))
-            .map_err(|_| invalid("`expires_in` is not a number of seconds"))?
-            .ok_or_else(|| missing("expires_in"))?;
-        let interval = expires_in_seconds(fields.remove("interval"))?
+        let expires_in =
+            expires_in(fields.remove("expires_in"))?.ok_or_else(|| missing("expires_in"))?;
+        let interval = interval_seconds(fields.remove("interval"))?
             .map_or(DEFAULT_INTERVAL, |interval| interval.max(MIN_INTERVAL));
         Ok(Self {
             device_code: Secret::new(device_code),
@@ -146,17 +144,13 @@ impl DeviceAuthorization {
     }
 }
 
-/// `interval` as seconds, like `expires_in`.
-fn expires_in_seconds(value: Option<Value>) -> Result<Option<Duration>, Error> {
+/// `interval` as seconds, read as `expires_in` is.
+fn interval_seconds(value: Option<Value>) -> Result<Option<Duration>, Error> {
     expires_in(value).map_err(|_| invalid("`interval` is not a number of seconds"))
 }
 
 fn cancelled() -> Error {
     Error::new(ErrorKind::AuthorizationFailed).with_detail("the device sign-in was cancelled")
-}
-
-fn invalid(detail: &str) -> Error {
-    Error::new(ErrorKind::InvalidResponse).with_detail(detail)
 }
 
 impl fmt::Debug for DeviceAuthorization {

@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -133,7 +133,10 @@ impl SecurityToken {
                     cached: Some((cache.clone(), token)),
                 });
             }
-            Supply::File(path) => (read(path).map_err(Error::source_failed)?, None),
+            Supply::File(path) => (
+                Secret::read_file(path, "token").map_err(Error::source_failed)?,
+                None,
+            ),
             Supply::Function(token) => (token()?, None),
         };
         let remaining = jwt_remaining(value.expose());
@@ -156,20 +159,6 @@ impl SecurityToken {
 }
 
 /// Reads a token file; the error names the file but never its content.
-fn read(path: &Path) -> Result<Secret, BoxError> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
-        format!(
-            "the token file {} could not be read: {error}",
-            path.display()
-        )
-    })?);
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(format!("the token file {} is empty", path.display()).into());
-    }
-    Ok(Secret::new(token))
-}
-
 /// The time left until the `exp` of `token`, when it is a JWT that has one. Read, not
 /// verified: it only bounds how long an exchanged token is kept, which the server that
 /// verifies the JWT decides anyway.
