@@ -12,7 +12,9 @@ use std::{borrow::Cow, fmt};
 use url::Url;
 
 use super::{
-    Callback, PendingAuthorization, par,
+    Callback, PendingAuthorization,
+    asks::Asks,
+    par,
     pkce::{PkceVerifier, random_token},
     refresh_token::renew,
 };
@@ -90,13 +92,9 @@ pub struct AuthorizationCode {
     auth: ClientAuth,
     authorize_url: Url,
     redirect_uri: String,
-    scopes: Vec<String>,
-    params: Vec<(String, String)>,
-    /// RFC 8707 `resource`s and `audience`s: in the authorization request and in every token
-    /// request.
-    targets: Vec<(&'static str, String)>,
+    /// Scopes, resources and audiences, and the authorization URL's extra parameters.
+    asks: Asks,
     issuer: Option<String>,
-    refresh: TokenRequest,
     subject: Option<String>,
     /// Where authorization requests are pushed (RFC 9126), when they are.
     pushed_to: Option<Endpoint>,
@@ -136,11 +134,8 @@ impl AuthorizationCode {
             auth,
             authorize_url: authorize,
             redirect_uri: redirect_uri.to_owned(),
-            scopes: Vec::new(),
-            params: Vec::new(),
-            targets: Vec::new(),
+            asks: Asks::default(),
             issuer: None,
-            refresh: TokenRequest::new("refresh_token"),
             subject: None,
             pushed_to: None,
         })
@@ -262,10 +257,7 @@ impl AuthorizationCode {
         I: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
-        self.scopes = scopes
-            .into_iter()
-            .map(|scope| scope.as_ref().to_owned())
-            .collect();
+        self.asks.set_scopes(scopes);
         self
     }
 
@@ -273,7 +265,7 @@ impl AuthorizationCode {
     /// `resource`.
     #[must_use]
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
+        self.asks.params.push((name.into(), value.into()));
         self
     }
 
@@ -281,9 +273,7 @@ impl AuthorizationCode {
     /// in the authorization request, the code exchange and every refresh. Repeatable.
     #[must_use]
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        let resource = resource.into();
-        self.refresh = self.refresh.resource(resource.clone());
-        self.targets.push(("resource", resource));
+        self.asks.targets.push(("resource", resource.into()));
         self
     }
 
@@ -291,9 +281,7 @@ impl AuthorizationCode {
     /// code exchange and every refresh. Repeatable.
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        let audience = audience.into();
-        self.refresh = self.refresh.audience(audience.clone());
-        self.targets.push(("audience", audience));
+        self.asks.targets.push(("audience", audience.into()));
         self
     }
 
@@ -439,17 +427,18 @@ impl AuthorizationCode {
             ("response_type", "code".into()),
             ("redirect_uri", redirect_uri.into()),
         ];
-        if !self.scopes.is_empty() {
-            params.push(("scope", self.scopes.join(" ").into()));
+        if !self.asks.scopes.is_empty() {
+            params.push(("scope", self.asks.scopes.join(" ").into()));
         }
         params.extend([
             ("state", state.into()),
             ("code_challenge", challenge.into()),
             ("code_challenge_method", "S256".into()),
         ]);
-        let extra = self.targets.iter().map(|(name, value)| (*name, value));
+        let extra = self.asks.targets.iter().map(|(name, value)| (*name, value));
         let extra = extra.chain(
-            self.params
+            self.asks
+                .params
                 .iter()
                 .map(|(name, value)| (name.as_str(), value)),
         );
@@ -502,9 +491,7 @@ impl AuthorizationCode {
             .secret_param("code", code)
             .param("redirect_uri", redirect_uri)
             .secret_param("code_verifier", pending.verifier.expose());
-        let request = self.targets.iter().fold(request, |request, (name, value)| {
-            request.param(*name, value)
-        });
+        let request = self.asks.with_targets(request);
         self.endpoint.request(&request, &self.auth).await
     }
 }
@@ -513,7 +500,14 @@ impl TokenSource for AuthorizationCode {
     /// Renews the token with the refresh token of the one it replaces.
     async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, Error> {
         let sign_in = "exchange an authorization code";
-        renew(cx, &self.endpoint, &self.auth, &self.refresh, sign_in).await
+        renew(
+            cx,
+            &self.endpoint,
+            &self.auth,
+            &self.asks.refresh(),
+            sign_in,
+        )
+        .await
     }
 
     fn grant_type(&self) -> &'static str {
@@ -522,21 +516,10 @@ impl TokenSource for AuthorizationCode {
 
     fn identity(&self) -> Option<TokenSetId> {
         let subject = self.subject.as_deref()?;
-        let url = self.endpoint.url().to_string();
-        let mut id = TokenSetId::new(url, self.auth.client_id(), "authorization_code")
-            .scopes(self.scopes.iter().cloned())
-            .subject(subject);
-        for (name, value) in &self.targets {
-            id = match *name {
-                "resource" => id.resource(value),
-                _ => id.audience(value),
-            };
-        }
+        let client_id = self.auth.client_id();
         Some(
-            self.params
-                .iter()
-                .fold(id, |id, (name, value)| id.param(name, value))
-                .bound_by(&self.endpoint),
+            self.asks
+                .token_set(&self.endpoint, client_id, "authorization_code", subject),
         )
     }
 }
@@ -548,9 +531,9 @@ impl fmt::Debug for AuthorizationCode {
             .field("auth", &self.auth)
             .field("authorize_url", &self.authorize_url.as_str())
             .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
-            .field("params", &self.params)
-            .field("targets", &self.targets)
+            .field("scopes", &self.asks.scopes)
+            .field("params", &self.asks.params)
+            .field("targets", &self.asks.targets)
             .field("issuer", &self.issuer)
             .field("subject", &self.subject)
             .field("pushed_to", &self.pushed_to)

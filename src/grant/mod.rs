@@ -11,6 +11,7 @@
 //! - [`DeviceCode`]: a user signs in on another device with a URL and a short code, while a
 //!   command-line tool or a TV polls (RFC 8628); then refreshed like the authorization code.
 
+mod asks;
 mod authorization_code;
 mod callback;
 mod client_credentials;

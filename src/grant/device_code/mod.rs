@@ -15,7 +15,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 pub use self::authorization::DeviceAuthorization;
-use super::refresh_token::renew;
+use super::{asks::Asks, refresh_token::renew};
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Token, TokenClient, TokenRequest, TokenSetId,
     TokenSource,
@@ -105,13 +105,8 @@ pub struct DeviceCode {
     endpoint: TokenClient,
     device: Endpoint,
     auth: ClientAuth,
-    scopes: Vec<String>,
-    /// `resource`s and `audience`s: in the device authorization request, every poll and every
-    /// refresh.
-    targets: Vec<(&'static str, String)>,
-    /// More fields of the device authorization request.
-    params: Vec<(String, String)>,
-    refresh: TokenRequest,
+    /// Scopes, resources and audiences, and more fields of the device authorization request.
+    asks: Asks,
     subject: Option<String>,
     prompt: Option<Prompt>,
 }
@@ -135,10 +130,7 @@ impl DeviceCode {
             endpoint,
             device,
             auth,
-            scopes: Vec::new(),
-            targets: Vec::new(),
-            params: Vec::new(),
-            refresh: TokenRequest::new("refresh_token"),
+            asks: Asks::default(),
             subject: None,
             prompt: None,
         })
@@ -182,7 +174,7 @@ impl DeviceCode {
         I: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
-        self.scopes = scopes.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        self.asks.set_scopes(scopes);
         self
     }
 
@@ -190,9 +182,7 @@ impl DeviceCode {
     /// request, every poll and every refresh. Repeatable.
     #[must_use]
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        let resource = resource.into();
-        self.refresh = self.refresh.resource(resource.clone());
-        self.targets.push(("resource", resource));
+        self.asks.targets.push(("resource", resource.into()));
         self
     }
 
@@ -200,9 +190,7 @@ impl DeviceCode {
     /// request, every poll and every refresh. Repeatable.
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        let audience = audience.into();
-        self.refresh = self.refresh.audience(audience.clone());
-        self.targets.push(("audience", audience));
+        self.asks.targets.push(("audience", audience.into()));
         self
     }
 
@@ -210,7 +198,7 @@ impl DeviceCode {
     /// grant's [identity](TokenSource::identity).
     #[must_use]
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
+        self.asks.params.push((name.into(), value.into()));
         self
     }
 
@@ -265,11 +253,10 @@ impl DeviceCode {
     /// lacks `device_code`, `user_code`, `verification_uri` or `expires_in`, and the other
     /// kinds of [`TokenClient::request`]; each names the device authorization endpoint.
     pub async fn start(&self) -> Result<DeviceAuthorization, Error> {
-        let mut request = TokenRequest::without_grant_type().scopes(&self.scopes);
-        for (name, value) in &self.targets {
-            request = request.param(*name, value);
-        }
-        for (name, value) in &self.params {
+        let mut request = self
+            .asks
+            .with_targets(TokenRequest::without_grant_type().scopes(&self.asks.scopes));
+        for (name, value) in &self.asks.params {
             request = request.param(name, value);
         }
         let started = Instant::now();
@@ -292,11 +279,10 @@ impl DeviceCode {
     ///   when cancelled.
     /// - [`ErrorKind::Rejected`] for any other refusal, such as `invalid_client`.
     pub async fn wait_for_user(&self, authorization: &DeviceAuthorization) -> Result<Token, Error> {
-        let mut request = TokenRequest::new(GRANT_TYPE)
-            .secret_param("device_code", authorization.device_code().clone());
-        for (name, value) in &self.targets {
-            request = request.param(*name, value);
-        }
+        let request = self.asks.with_targets(
+            TokenRequest::new(GRANT_TYPE)
+                .secret_param("device_code", authorization.device_code().clone()),
+        );
         let deadline = authorization.deadline();
         let mut interval = authorization.interval();
         loop {
@@ -337,7 +323,14 @@ impl TokenSource for DeviceCode {
     /// Renews the token with the refresh token of the one it replaces.
     async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, Error> {
         let sign_in = "run the device sign-in (DeviceCode::authorize)";
-        renew(cx, &self.endpoint, &self.auth, &self.refresh, sign_in).await
+        renew(
+            cx,
+            &self.endpoint,
+            &self.auth,
+            &self.asks.refresh(),
+            sign_in,
+        )
+        .await
     }
 
     fn grant_type(&self) -> &'static str {
@@ -346,21 +339,10 @@ impl TokenSource for DeviceCode {
 
     fn identity(&self) -> Option<TokenSetId> {
         let subject = self.subject.as_deref()?;
-        let url = self.endpoint.url().to_string();
-        let mut id = TokenSetId::new(url, self.auth.client_id(), GRANT_TYPE)
-            .scopes(self.scopes.iter().cloned())
-            .subject(subject);
-        for (name, value) in &self.targets {
-            id = match *name {
-                "resource" => id.resource(value),
-                _ => id.audience(value),
-            };
-        }
+        let client_id = self.auth.client_id();
         Some(
-            self.params
-                .iter()
-                .fold(id, |id, (name, value)| id.param(name, value))
-                .bound_by(&self.endpoint),
+            self.asks
+                .token_set(&self.endpoint, client_id, GRANT_TYPE, subject),
         )
     }
 }
@@ -371,9 +353,9 @@ impl fmt::Debug for DeviceCode {
             .field("endpoint", &self.endpoint)
             .field("device", &self.device)
             .field("auth", &self.auth)
-            .field("scopes", &self.scopes)
-            .field("targets", &self.targets)
-            .field("params", &self.params)
+            .field("scopes", &self.asks.scopes)
+            .field("targets", &self.asks.targets)
+            .field("params", &self.asks.params)
             .field("subject", &self.subject)
             .finish_non_exhaustive()
     }
