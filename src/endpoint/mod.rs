@@ -59,7 +59,7 @@ impl TokenClient {
     /// Fails unless `url` is an absolute `https` URL, or an `http` URL whose host is a loopback
     /// address or `localhost`: credentials must not cross a network in clear text.
     ///
-    /// The client's request body must be buildable from [`Bytes`] ([`HttpClient`] lists every
+    /// The client's request body must be buildable from [`Bytes`](bytes::Bytes) ([`HttpClient`] lists every
     /// bound): hyper-util's `Client<_, Full<Bytes>>` works, a `Client<_, Empty<Bytes>>` cannot
     /// carry a form.
     pub fn new<B>(url: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
