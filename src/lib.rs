@@ -158,6 +158,7 @@ mod discovery;
 mod dpop;
 mod endpoint;
 mod error;
+mod lineage;
 #[doc = include_str!("../docs/failures.md")]
 pub mod failures {}
 #[cfg(feature = "redis")]
@@ -187,6 +188,7 @@ pub use self::{
     discovery::{Discovery, ServerMetadata},
     endpoint::{ClientAuth, TokenClient, TokenRequest},
     error::{BoxError, Error, ErrorKind},
+    lineage::Lineage,
     middleware::{
         CloneBodies, EmptyBodies, HttpRequest, HttpResponse, NoReplay, OAuth2, OAuth2Layer,
         ReplayPolicy, ResponseFuture,

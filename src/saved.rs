@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::Token;
+use crate::{Lineage, Token};
 
 /// The layout; a saved token with a later version is refused rather than misread.
 pub(crate) const VERSION: u32 = 1;
@@ -38,6 +38,10 @@ pub(crate) struct Saving<'a> {
     token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "no_fields")]
     extra: &'a Map<String, Value>,
+    /// The set's [`Lineage`], so that no reader takes it over a newer one; absent in sets
+    /// saved before lineages, which load as the oldest.
+    #[serde(skip_serializing_if = "is_unknown")]
+    lineage: u64,
 }
 
 impl<'a> Saving<'a> {
@@ -59,6 +63,7 @@ impl<'a> Saving<'a> {
             id_token: token.id_token().map(|secret| secret.expose()),
             token_type: token.binding().map(|_| "DPoP"),
             extra: token.extra(),
+            lineage: token.lineage().as_u64(),
         }
     }
 }
@@ -75,10 +80,16 @@ struct Saved {
     token_type: Option<String>,
     #[serde(default)]
     extra: Map<String, Value>,
+    #[serde(default)]
+    lineage: u64,
 }
 
 fn no_fields(extra: &&Map<String, Value>) -> bool {
     extra.is_empty()
+}
+
+fn is_unknown(lineage: &u64) -> bool {
+    *lineage == Lineage::UNKNOWN.as_u64()
 }
 
 /// Why saved bytes are not a token. Never quotes the bytes, which hold secrets.
@@ -113,7 +124,9 @@ pub(crate) fn decode_with_lifetime(
         .expires_at
         .zip(saved.issued_at)
         .map(|(expires_at, issued_at)| Duration::from_secs(expires_at.saturating_sub(issued_at)));
-    let mut token = Token::bearer(saved.access_token).with_extra(saved.extra);
+    let mut token = Token::bearer(saved.access_token)
+        .with_extra(saved.extra)
+        .with_lineage(Lineage::from_u64(saved.lineage));
     if let Some(expires_at) = saved.expires_at {
         let at = UNIX_EPOCH + Duration::from_secs(expires_at);
         token = token.with_expires_in(at.duration_since(now).unwrap_or(Duration::ZERO));
@@ -162,6 +175,21 @@ mod tests {
         let (token, lifetime) = decode_with_lifetime(&json, UNIX_EPOCH).unwrap();
         assert_eq!((token.expires_in(), lifetime), (None, None));
         assert!(!String::from_utf8(json).unwrap().contains("issued_at"));
+    }
+
+    #[test]
+    fn the_lineage_is_saved_and_read_back_and_a_set_saved_without_one_is_the_oldest() {
+        let token = Token::bearer("a").with_lineage(Lineage::from_u64(42));
+        let json = serde_json::to_vec(&Saving::new(&token, UNIX_EPOCH)).unwrap();
+        assert_eq!(
+            decode(&json, UNIX_EPOCH).unwrap().lineage(),
+            token.lineage()
+        );
+        let older = br#"{"version":1,"access_token":"a"}"#;
+        assert_eq!(
+            decode(older, UNIX_EPOCH).unwrap().lineage(),
+            Lineage::UNKNOWN
+        );
     }
 
     #[cfg(feature = "dpop")]

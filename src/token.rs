@@ -4,7 +4,7 @@ use std::{fmt, time::Duration};
 
 use serde_json::{Map, Value};
 
-use crate::{Secret, dpop::Binding};
+use crate::{Lineage, Secret, dpop::Binding};
 
 /// An access token and what came with it: lifetime, scopes, refresh and id tokens, and any other
 /// fields of the token response.
@@ -30,6 +30,7 @@ pub struct Token {
     extra: Map<String, Value>,
     /// The DPoP key the token is bound to; `None` for a bearer token.
     binding: Option<Binding>,
+    lineage: Lineage,
 }
 
 impl Token {
@@ -44,6 +45,7 @@ impl Token {
             id_token: None,
             extra: Map::new(),
             binding: None,
+            lineage: Lineage::UNKNOWN,
         }
     }
 
@@ -87,6 +89,30 @@ impl Token {
     pub fn with_extra(mut self, extra: Map<String, Value>) -> Self {
         self.extra = extra;
         self
+    }
+
+    /// Sets where the token set stands among the sets of its grant: for a
+    /// [`TokenStore`](crate::TokenStore) of one's own that loads a set it saved. The cache
+    /// gives every set it gets a lineage of its own; see [`Lineage`].
+    #[must_use]
+    pub fn with_lineage(mut self, lineage: Lineage) -> Self {
+        self.lineage = lineage;
+        self
+    }
+
+    /// Returns where the token set stands among the sets of its grant: a set that replaced
+    /// another has a higher lineage. See [`Lineage`].
+    pub fn lineage(&self) -> Lineage {
+        self.lineage
+    }
+
+    /// Gives the token set a lineage above `previous`'s and above its own: the cache does this
+    /// for every set it gets before anyone keeps it.
+    pub(crate) fn descend_from(&mut self, previous: Option<&Token>) {
+        let above = previous
+            .map_or(Lineage::UNKNOWN, Token::lineage)
+            .max(self.lineage);
+        self.lineage = Lineage::after(above);
     }
 
     /// Binds the token to `key`: the server issued it with `token_type` `DPoP`, so requests
@@ -175,6 +201,7 @@ impl fmt::Debug for Token {
             .field("id_token", &self.id_token)
             .field("extra", &extra)
             .field("scheme", &self.scheme())
+            .field("lineage", &self.lineage.as_u64())
             .finish()
     }
 }

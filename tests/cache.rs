@@ -444,3 +444,15 @@ async fn a_saved_token_that_cannot_be_sent_falls_through_to_the_source() {
     let cache = TokenCache::builder(issuer.grant()).store(store).build();
     assert_eq!(access(&cache).await, "token-1");
 }
+
+#[tokio::test]
+async fn every_new_token_set_descends_from_the_one_it_replaces() {
+    let issuer = AuthServer::new();
+    let cache = issuer.cache();
+    let first = cache.token().await.unwrap();
+    let second = cache.refresh().await.unwrap();
+    let seeded = cache.seed(Token::bearer("seeded")).await.unwrap();
+    assert!(first.token().lineage() > tower_oauth2::Lineage::UNKNOWN);
+    assert!(second.token().lineage() > first.token().lineage());
+    assert!(seeded.token().lineage() > second.token().lineage());
+}

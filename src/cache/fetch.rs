@@ -137,6 +137,7 @@ async fn ask(
             .await
             .map_err(timed_out)??;
         token.inherit_refresh_token(previous.as_ref());
+        token.descend_from(previous.as_ref());
         check_header(&token)?;
         // A bound token is good only with its key, which other replicas do not hold. The
         // crate's grants are refused up front (`TokenCacheBuilder::fleet`); a source of one's
@@ -159,7 +160,7 @@ async fn ask(
         {
             fleet.retire(refused).await;
         }
-        return match fleet.obtain(previous, grant).await? {
+        return match fleet.obtain(previous, deadline, grant).await? {
             crate::fleet::Obtained::Fleet(token) => {
                 core.stats.shared();
                 Ok((token, Obtained::Shared))

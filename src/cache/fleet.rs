@@ -24,17 +24,20 @@ impl Fleet {
     }
 
     /// A token to replace `previous`: the fleet's, or one from `grant` run for the fleet (or
-    /// alone, when Redis fails).
+    /// alone, when Redis fails), waiting for other replicas no later than `deadline`.
     pub(super) async fn obtain<G, F>(
         &self,
         previous: Option<&Token>,
+        deadline: tokio::time::Instant,
         grant: G,
     ) -> Result<Obtained, Error>
     where
         G: FnOnce(Option<Token>) -> F,
         F: Future<Output = Result<Token, Error>>,
     {
-        self.fleet.obtain(&self.scope, previous, grant).await
+        self.fleet
+            .obtain(&self.scope, previous, deadline, grant)
+            .await
     }
 
     /// Removes the shared token set if it still holds `refused`, so that one grant replaces it

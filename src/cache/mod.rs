@@ -15,6 +15,9 @@
 //!   retries and backoff (`fetch.rs`); saving to the store is `persist.rs`.
 //! - **ticket**: the header a request carries and the generation it names, so that a 401 answer
 //!   retires that token and no other (`ticket.rs`).
+//! - **lineage**: where a token set stands among the sets of its grant ([`Lineage`](crate::Lineage)): the
+//!   fetch gives each new set one above the set it replaces. The rule, for every keeper of
+//!   sets (this cache, its store, the fleet): a set never replaces one of higher lineage.
 
 mod fetch;
 #[cfg(feature = "redis")]
@@ -64,6 +67,10 @@ use crate::{
 /// sooner than [`min_refresh_interval`](TokenCacheBuilder::min_refresh_interval) after the
 /// previous one, so a server that issues tokens with tiny lifetimes cannot make the cache
 /// busy-loop.
+///
+/// Every token set the cache gets has a [`Lineage`](crate::Lineage) above the set it
+/// replaces, and whoever keeps sets ([`TokenStore`]s, the [fleet](crate::fleet)) never lets an
+/// older set replace a newer one: a refresh token the server has rotated away never comes back.
 ///
 /// Fetches are spawned on the Tokio runtime of the request that starts them.
 ///
@@ -198,8 +205,10 @@ impl TokenCache {
     /// Its lifetime counts from now.
     ///
     /// Fails when the access token cannot be sent in an HTTP header.
-    pub async fn seed(&self, token: Token) -> Result<CachedToken, Error> {
+    pub async fn seed(&self, mut token: Token) -> Result<CachedToken, Error> {
         let now = tokio::time::Instant::now();
+        let current = self.core.state.current();
+        token.descend_from(current.as_deref().map(|entry| &entry.token));
         let entry = Arc::new(Entry::new(token, now, self.core.rules.refresh_margin)?);
         self.core
             .persistence

@@ -135,12 +135,13 @@
 //! `tower-oauth2:*`. A Redis that refuses the subscription still works: waiters poll.
 
 mod key;
+mod lineage;
 mod protocol;
 mod redis;
 mod seal;
 mod stats;
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 pub(crate) use self::{key::FleetScope, protocol::Obtained};
 use self::{
@@ -173,6 +174,8 @@ pub struct RedisFleet {
     refresh_retention: Duration,
     health: Health,
     counters: Counters,
+    /// Shared with the tasks that write token sets back.
+    marks: Arc<lineage::Marks>,
 }
 
 impl RedisFleet {
@@ -218,6 +221,7 @@ impl RedisFleet {
             refresh_retention: DEFAULT_REFRESH_RETENTION,
             health: Health::default(),
             counters: Counters::default(),
+            marks: Arc::default(),
         }
     }
 
@@ -323,7 +327,8 @@ pub mod __seam {
         fleet.scope(id)
     }
 
-    /// `RedisFleet::obtain`.
+    /// `RedisFleet::obtain`, waiting for other replicas at most a minute, the cache's default
+    /// fetch timeout.
     pub async fn obtain<G, F>(
         fleet: &RedisFleet,
         scope: &FleetScope,
@@ -334,7 +339,23 @@ pub mod __seam {
         G: FnOnce(Option<Token>) -> F,
         F: Future<Output = Result<Token, Error>>,
     {
-        fleet.obtain(scope, local, grant).await
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        fleet.obtain(scope, local, deadline, grant).await
+    }
+
+    /// `RedisFleet::obtain`, waiting for other replicas no later than `deadline`.
+    pub async fn obtain_by<G, F>(
+        fleet: &RedisFleet,
+        scope: &FleetScope,
+        local: Option<&Token>,
+        deadline: tokio::time::Instant,
+        grant: G,
+    ) -> Result<Obtained, Error>
+    where
+        G: FnOnce(Option<Token>) -> F,
+        F: Future<Output = Result<Token, Error>>,
+    {
+        fleet.obtain(scope, local, deadline, grant).await
     }
 
     /// `RedisFleet::retire`.

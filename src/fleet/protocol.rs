@@ -6,15 +6,17 @@
 
 use std::{future::Future, pin::pin, time::Duration, time::SystemTime};
 
+use tokio::time::Instant;
 use tracing::Instrument;
 use zeroize::Zeroizing;
 
 use super::{
     FleetScope, RedisFleet,
+    lineage::{Refused, open_with_lifetime},
     redis::{Acquired, Failure, Redis},
     stats::Event,
 };
-use crate::{Error, Token, saved};
+use crate::{Error, ErrorKind, Lineage, Token, saved};
 
 /// How long a token set whose token came without `expires_in` stays in Redis: such a token
 /// is used until a request with it gets a 401 answer, and a replica that joins later should
@@ -76,10 +78,12 @@ pub enum Retired {
 enum Plan<'a> {
     /// Take this shared token.
     Take(Token),
-    /// Run the grant under `lease`, with the newest token set known as the previous one.
+    /// Run the grant under `lease`, with the newest token set known as the previous one, and
+    /// write its set where the token key holds `expected` still.
     Lead {
         lease: Lease<'a>,
         previous: Option<Token>,
+        expected: Option<Vec<u8>>,
     },
 }
 
@@ -91,20 +95,31 @@ struct Shared {
     value: Vec<u8>,
 }
 
+/// What the token key held when read: its exact bytes, and the token set in them when this
+/// replica takes it (one it can open, and no older than one it has seen).
+struct Read {
+    bytes: Option<Vec<u8>>,
+    shared: Option<Shared>,
+}
+
 impl RedisFleet {
     /// Returns a token for `scope`: the fleet's shared one if it is usable, else one from a
     /// grant that this replica runs for the whole fleet, or on its own when Redis fails.
     ///
     /// `local` is the token this replica holds and wants replaced (stale, expired or refused),
     /// if any: a shared token equal to it is not usable. `grant` runs at most once, with the
-    /// newest token set known (the shared one, even expired, else `local`): its refresh token
-    /// is the one to use. A token it returns without a refresh token keeps that one.
+    /// newest token set known (of the shared one, even expired, and `local`, the one of higher
+    /// [`Lineage`]): its refresh token is the one to use. A token it returns without a refresh
+    /// token keeps that one.
     ///
-    /// Fails only with the grant's error; Redis failures are logged and fall back.
+    /// Everything but the grant (which the caller bounds) ends by `deadline`: waiting for
+    /// another replica's grant past it fails with [`ErrorKind::Timeout`]. Otherwise fails only
+    /// with the grant's error; Redis failures are logged and fall back.
     pub(crate) async fn obtain<G, F>(
         &self,
         scope: &FleetScope,
         local: Option<&Token>,
+        deadline: Instant,
         grant: G,
     ) -> Result<Obtained, Error>
     where
@@ -118,22 +133,39 @@ impl RedisFleet {
         );
         let obtained = async {
             if !self.health.worth_trying(self.redis.timeout) {
-                return self.fallback(local, grant).await;
+                return self.fallback(scope, local, grant).await;
             }
-            match self.coordinate(scope, local).await {
+            let Ok(planned) =
+                tokio::time::timeout_at(deadline, self.coordinate(scope, local)).await
+            else {
+                tracing::warn!(
+                    "another replica's grant did not end within the fetch timeout; \
+                     giving up on this fetch"
+                );
+                return Err(Error::new(ErrorKind::Timeout).with_detail(
+                    "waited for another replica's grant until the fetch timeout \
+                     (TokenCacheBuilder::fetch_timeout)",
+                ));
+            };
+            match planned {
                 Ok(Plan::Take(token)) => {
                     self.health.succeeded();
                     self.counters.count(Event::Read);
+                    self.marks.saw(&scope.token, token.lineage());
                     tracing::debug!("token taken from the fleet");
                     Ok(Obtained::Fleet(token))
                 }
-                Ok(Plan::Lead { lease, previous }) => {
+                Ok(Plan::Lead {
+                    lease,
+                    previous,
+                    expected,
+                }) => {
                     self.health.succeeded();
-                    self.lead(scope, lease, previous, grant).await
+                    self.lead(scope, lease, previous, expected, grant).await
                 }
                 Err((operation, failure)) => {
                     self.health.failed(operation, &failure);
-                    self.fallback(local, grant).await
+                    self.fallback(scope, local, grant).await
                 }
             }
         }
@@ -160,11 +192,11 @@ impl RedisFleet {
         let mut waited = false;
         loop {
             wake.borrow_and_update();
-            let shared = self
+            let read = self
                 .read(scope)
                 .await
                 .map_err(|failure| ("read", failure))?;
-            if let Some(token) = usable(scope, shared, local) {
+            if let Some(token) = usable(scope, read.shared, local) {
                 return Ok(Plan::Take(token));
             }
             let acquired = self
@@ -174,6 +206,12 @@ impl RedisFleet {
                 .map_err(|failure| ("lease", failure))?;
             let left = match acquired {
                 Acquired::Won => break,
+                // Replicas of one fleet renew leases to their length and no further: a longer
+                // one was not set by them, and waiting it out would wedge the fleet.
+                Acquired::Held(left) if left > self.lease => {
+                    self.take_over_foreign(scope, left).await?;
+                    continue;
+                }
                 Acquired::Held(left) => left,
             };
             if !waited {
@@ -204,7 +242,7 @@ impl RedisFleet {
         };
         // Someone may have written between the first read and the lease: a holder that
         // commits deletes its lease in the same step as it writes.
-        let shared = self
+        let Read { bytes, shared } = self
             .read(scope)
             .await
             .map_err(|failure| ("read", failure))?;
@@ -220,9 +258,39 @@ impl RedisFleet {
             self.counters.count(Event::Takeover);
             tracing::info!("took the lease over from a replica that stopped or failed");
         }
-        // The shared token set wins over the local one: it has the newest refresh token.
-        let previous = previous.or_else(|| local.cloned());
-        Ok(Plan::Lead { lease, previous })
+        // The newer of the shared and the local set has the refresh token the server honours.
+        let previous = Lineage::newest(previous.as_ref(), local).cloned();
+        Ok(Plan::Lead {
+            lease,
+            previous,
+            expected: bytes,
+        })
+    }
+
+    /// Deletes a lease that no replica of this fleet can have set (one that outlasts the lease
+    /// length), if it still holds the value read, so that the next attempt can take it.
+    async fn take_over_foreign(
+        &self,
+        scope: &FleetScope,
+        left: Duration,
+    ) -> Result<(), (&'static str, Failure)> {
+        let held = self
+            .redis
+            .get(&scope.lease)
+            .await
+            .map_err(|failure| ("lease", failure))?;
+        if let Some(held) = held {
+            tracing::warn!(
+                set = %scope.hash,
+                lease_left_ms = millis(left),
+                "a lease longer than this fleet's lease length is not a replica's; taking it over"
+            );
+            self.redis
+                .compare_and_delete(&scope.lease, &held)
+                .await
+                .map_err(|failure| ("lease", failure))?;
+        }
+        Ok(())
     }
 
     /// Runs the grant for the fleet under `lease`, then shares its token set.
@@ -231,6 +299,7 @@ impl RedisFleet {
         scope: &FleetScope,
         mut lease: Lease<'_>,
         previous: Option<Token>,
+        expected: Option<Vec<u8>>,
         grant: G,
     ) -> Result<Obtained, Error>
     where
@@ -242,7 +311,9 @@ impl RedisFleet {
         match granted {
             Ok(mut token) => {
                 token.inherit_refresh_token(previous.as_ref());
-                self.share(scope, &mut lease, &token).await;
+                self.marks.saw(&scope.token, token.lineage());
+                self.share(scope, &mut lease, expected.as_deref(), &token)
+                    .await;
                 Ok(Obtained::Granted(token))
             }
             Err(error) => {
@@ -287,8 +358,16 @@ impl RedisFleet {
         grant.await
     }
 
-    /// Writes `token`'s set sealed, releases the lease in the same step, and wakes the waiters.
-    async fn share(&self, scope: &FleetScope, lease: &mut Lease<'_>, token: &Token) {
+    /// Writes `token`'s set sealed where the token key still holds `expected`, releases the
+    /// lease in the same step, and wakes the waiters. A set that could not be written is
+    /// written back in the background.
+    async fn share(
+        &self,
+        scope: &FleetScope,
+        lease: &mut Lease<'_>,
+        expected: Option<&[u8]>,
+        token: &Token,
+    ) {
         let sealed = self
             .ttl(token)
             .and_then(|ttl| Some((self.seal(scope, token)?, ttl)));
@@ -302,22 +381,35 @@ impl RedisFleet {
         };
         let committed = self
             .redis
-            .commit(&scope.token, lease.key, &value, ttl, &lease.holder)
+            .commit(
+                &scope.token,
+                lease.key,
+                expected,
+                &value,
+                ttl,
+                &lease.holder,
+            )
             .await;
         match committed {
-            Ok(held) => {
+            Ok(committed) => {
                 lease.open = false;
-                if !held {
+                if !committed.lease_held {
                     tracing::warn!(
                         "the lease expired before the token set was written; \
                          another replica may have run a grant too"
                     );
                 }
-                tracing::debug!(ttl_s = ttl.as_secs(), "token set shared");
+                if committed.written {
+                    tracing::debug!(ttl_s = ttl.as_secs(), "token set shared");
+                } else {
+                    // Someone wrote meanwhile: their set stays if newer, else this one goes in.
+                    self.write_back(scope, token);
+                }
             }
             Err(failure) => {
                 // Dropping the lease releases it in the background, if Redis answers by then.
                 self.health.failed("write", &failure);
+                self.write_back(scope, token);
                 return;
             }
         }
@@ -325,7 +417,7 @@ impl RedisFleet {
     }
 
     /// How long the token set of `token` stays in Redis; `None` when it is not worth sharing.
-    fn ttl(&self, token: &Token) -> Option<Duration> {
+    pub(super) fn ttl(&self, token: &Token) -> Option<Duration> {
         let lifetime = token.expires_in().unwrap_or(UNKNOWN_LIFETIME);
         if lifetime < SHORTEST_SHARED {
             return None;
@@ -343,7 +435,14 @@ impl RedisFleet {
         }
     }
 
-    async fn fallback<G, F>(&self, local: Option<&Token>, grant: G) -> Result<Obtained, Error>
+    /// Runs the grant without the fleet, then writes its set back once Redis answers: a
+    /// refresh token rotated meanwhile must reach the other replicas.
+    async fn fallback<G, F>(
+        &self,
+        scope: &FleetScope,
+        local: Option<&Token>,
+        grant: G,
+    ) -> Result<Obtained, Error>
     where
         G: FnOnce(Option<Token>) -> F,
         F: Future<Output = Result<Token, Error>>,
@@ -353,6 +452,8 @@ impl RedisFleet {
         let previous = local.cloned();
         let mut token = grant(previous.clone()).await?;
         token.inherit_refresh_token(previous.as_ref());
+        self.marks.saw(&scope.token, token.lineage());
+        self.write_back(scope, &token);
         Ok(Obtained::Fallback(token))
     }
 
@@ -373,7 +474,7 @@ impl RedisFleet {
                 return Retired::Unavailable;
             }
             let shared = match self.read(scope).await {
-                Ok(shared) => shared,
+                Ok(read) => read.shared,
                 Err(failure) => {
                     self.health.failed("read", &failure);
                     return Retired::Unavailable;
@@ -425,38 +526,52 @@ impl RedisFleet {
     }
 
     /// `token`'s set as the value to store at `scope`'s token key.
-    fn seal(&self, scope: &FleetScope, token: &Token) -> Option<Vec<u8>> {
+    pub(super) fn seal(&self, scope: &FleetScope, token: &Token) -> Option<Vec<u8>> {
         let mut json = Zeroizing::new(Vec::with_capacity(4096));
         serde_json::to_writer(&mut *json, &saved::Saving::new(token, SystemTime::now())).ok()?;
         self.keyring.seal(&scope.token, &json)
     }
 
-    /// The shared token set, if there is one this fleet can open and parse. Any other value
-    /// is logged, counted and treated as absent.
-    async fn read(&self, scope: &FleetScope) -> Result<Option<Shared>, Failure> {
+    /// What the token key holds, with the shared token set if there is one this fleet can
+    /// open and parse and that is no older than one this replica has seen. Any other value is
+    /// logged, counted and treated as absent, but its bytes are kept: a commit replaces it.
+    async fn read(&self, scope: &FleetScope) -> Result<Read, Failure> {
         let Some(value) = self.redis.get(&scope.token).await? else {
-            return Ok(None);
+            return Ok(Read {
+                bytes: None,
+                shared: None,
+            });
         };
-        let json = match self.keyring.open(&scope.token, &value) {
-            Ok(json) => json,
-            Err(refused) => {
+        let shared = match open_with_lifetime(&self.keyring, &scope.token, &value) {
+            Ok((token, _)) if token.lineage() < self.marks.seen(&scope.token) => {
                 self.counters.count(Event::Discarded);
-                tracing::warn!(reason = %refused, "ignoring a shared token set");
-                return Ok(None);
+                tracing::warn!(
+                    set = %scope.hash,
+                    "ignoring a shared token set older than one this replica has seen \
+                     (rolled back, or left by a write that failed)"
+                );
+                None
             }
-        };
-        match saved::decode_with_lifetime(&json, SystemTime::now()) {
-            Ok((token, lifetime)) => Ok(Some(Shared {
+            Ok((token, lifetime)) => Some(Shared {
                 token,
                 lifetime,
-                value,
-            })),
-            Err(unreadable) => {
+                value: value.clone(),
+            }),
+            Err(Refused::Seal(refused)) => {
+                self.counters.count(Event::Discarded);
+                tracing::warn!(reason = %refused, "ignoring a shared token set");
+                None
+            }
+            Err(Refused::Unreadable(unreadable)) => {
                 self.counters.count(Event::Discarded);
                 tracing::warn!(reason = ?unreadable, "ignoring a shared token set that is not one");
-                Ok(None)
+                None
             }
-        }
+        };
+        Ok(Read {
+            bytes: Some(value),
+            shared,
+        })
     }
 
     /// How often a waiter looks again when no wake-up comes: a twentieth of the lease, between
@@ -468,14 +583,16 @@ impl RedisFleet {
 }
 
 /// The token of `shared`, if a replica replacing `local` should take it: not the token being
-/// replaced, and outside the refresh margin, capped at half its lifetime as the cache caps it
+/// replaced, nor older than it, and outside the refresh margin, capped at half its lifetime as the cache caps it
 /// (else tokens that live less than two margins would never be taken, and every waiter would
 /// run a grant in turn).
 fn usable(scope: &FleetScope, shared: Option<Shared>, local: Option<&Token>) -> Option<Token> {
     let Shared {
         token, lifetime, ..
     } = shared?;
-    let replacing = local.is_some_and(|local| local.access_token() == token.access_token());
+    let replacing = local.is_some_and(|local| {
+        local.access_token() == token.access_token() || local.lineage() > token.lineage()
+    });
     let margin = lifetime.map_or(scope.refresh_margin, |lifetime| {
         scope.refresh_margin.min(lifetime / 2)
     });

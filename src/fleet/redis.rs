@@ -62,17 +62,42 @@ end
 return 0
 ";
 
-/// Writes the token set `ARGV[1]` for `ARGV[2]` ms and releases the lease if `ARGV[3]` still
-/// holds it, in one step: a replica that sees the lease gone finds the token set there. 1 if
-/// the lease was still held, else 0.
+/// Writes the token set `ARGV[1]` for `ARGV[2]` ms if the token key still holds `ARGV[4]`
+/// (nothing, when `ARGV[4]` is empty: a sealed value never is), and releases the lease if
+/// `ARGV[3]` still holds it, in one step: a replica that sees the lease gone finds the token
+/// set there. Answers 2 if it wrote, plus 1 if the lease was still held.
 const COMMIT: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local written = 0
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[4] == '') or current == ARGV[4] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    written = 2
+end
 if redis.call('GET', KEYS[2]) == ARGV[3] then
     redis.call('DEL', KEYS[2])
+    return written + 1
+end
+return written
+";
+
+/// Writes the token set `ARGV[1]` for `ARGV[2]` ms if the key still holds `ARGV[3]` (nothing,
+/// when `ARGV[3]` is empty): 1 if it did, else 0. Writes back a token set whose commit failed.
+const WRITE_IF: &str = r"
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[3] == '') or current == ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
     return 1
 end
 return 0
 ";
+
+/// What a commit did: whether the token set was written (the key still held what the
+/// committer had read), and whether the committer's lease was still held.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Committed {
+    pub(crate) written: bool,
+    pub(crate) lease_held: bool,
+}
 
 /// Why a Redis operation did not complete. Neither variant carries a value or a key's content.
 #[derive(Debug)]
@@ -170,13 +195,15 @@ impl Wakes {
     }
 }
 
-/// The Redis of one fleet, connected on first use.
+/// The Redis of one fleet, connected on first use. Clones share the connection: a task that
+/// writes a token set back after a failure holds one.
+#[derive(Clone)]
 pub(crate) struct Redis {
-    target: Target,
+    target: Arc<Target>,
     pub(crate) timeout: Duration,
-    connection: tokio::sync::Mutex<Option<Connection>>,
+    connection: Arc<tokio::sync::Mutex<Option<Connection>>>,
     wakes: Arc<Wakes>,
-    subscribed: Mutex<HashSet<String>>,
+    subscribed: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Redis {
@@ -195,21 +222,21 @@ impl Redis {
 
     fn new(target: Target, timeout: Duration) -> Self {
         Self {
-            target,
+            target: Arc::new(target),
             timeout,
-            connection: tokio::sync::Mutex::new(None),
+            connection: Arc::default(),
             wakes: Arc::default(),
-            subscribed: Mutex::default(),
+            subscribed: Arc::default(),
         }
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self.target, Target::Cluster(_))
+        matches!(*self.target, Target::Cluster(_))
     }
 
     /// The servers, as `host:port`, without credentials: for `Debug`.
     pub(crate) fn addresses(&self) -> Vec<String> {
-        let infos = match &self.target {
+        let infos = match &*self.target {
             Target::Standalone(info) => std::slice::from_ref(&**info),
             Target::Cluster(infos) => infos.as_slice(),
         };
@@ -239,7 +266,7 @@ impl Redis {
             wakes.deliver(info);
             Ok::<(), SendError>(())
         };
-        match &self.target {
+        match &*self.target {
             Target::Standalone(info) => {
                 use_tls_provider(std::slice::from_ref(&**info));
                 let client = redis::Client::open((**info).clone())?;
@@ -377,18 +404,42 @@ impl Redis {
         });
     }
 
-    /// Writes `value` at `token` for `ttl` and releases `lease` if `holder` still holds it;
-    /// `true` when it did.
+    /// Writes `value` at `token` for `ttl` if `token` still holds `expected` (nothing, when
+    /// `None`), and releases `lease` if `holder` still holds it.
     pub(crate) async fn commit(
         &self,
         token: &str,
         lease: &str,
+        expected: Option<&[u8]>,
         value: &[u8],
         ttl: Duration,
         holder: &str,
-    ) -> Result<bool, Failure> {
+    ) -> Result<Committed, Failure> {
         let mut cmd = script(COMMIT, &[token, lease]);
-        cmd.arg(value).arg(millis(ttl)).arg(holder);
+        cmd.arg(value)
+            .arg(millis(ttl))
+            .arg(holder)
+            .arg(expected.unwrap_or_default());
+        let answer = self.query::<i64>(&cmd).await?;
+        Ok(Committed {
+            written: answer & 2 != 0,
+            lease_held: answer & 1 != 0,
+        })
+    }
+
+    /// Writes `value` at `key` for `ttl` if `key` still holds `expected` (nothing, when
+    /// `None`); `true` when it did.
+    pub(crate) async fn write_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Failure> {
+        let mut cmd = script(WRITE_IF, &[key]);
+        cmd.arg(value)
+            .arg(millis(ttl))
+            .arg(expected.unwrap_or_default());
         Ok(self.query::<i64>(&cmd).await? == 1)
     }
 

@@ -5,13 +5,14 @@ use std::{
     fs::{self, File},
     io::{self, Write},
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
     time::SystemTime,
 };
 
 use zeroize::Zeroizing;
 
 use crate::{
-    Error, ErrorKind, Token, TokenStore,
+    Error, ErrorKind, Lineage, Token, TokenStore,
     saved::{self, Saving, Unreadable},
 };
 
@@ -27,6 +28,10 @@ use crate::{
 /// - **Wall-clock expiry.** The file records when the access token expires as a Unix time;
 ///   [`load`](TokenStore::load) gives back the time left, zero once it has passed, and the
 ///   cache then renews the token with the saved refresh token.
+///
+/// - **Newest wins.** Saves run one at a time, and a save of a set older than one this store
+///   has written (a lower [`lineage`](Token::lineage)) is skipped: a save that timed out may
+///   still finish on a blocking thread, but never over a newer one.
 ///
 /// The file holds the access, refresh and id tokens in clear text; protect it as you would a
 /// password. File I/O runs on Tokio's blocking threads.
@@ -45,13 +50,18 @@ use crate::{
 /// ```
 pub struct FileStore {
     path: PathBuf,
+    /// Held by the save that is writing; the newest lineage written so far.
+    written: Arc<Mutex<Lineage>>,
 }
 
 impl FileStore {
     /// Creates a store that keeps the token in the file at `path`. Nothing is read or written
     /// until the cache needs it.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            written: Arc::default(),
+        }
     }
 
     /// Returns the path of the file.
@@ -69,9 +79,20 @@ impl TokenStore for FileStore {
     async fn save(&self, token: &Token) -> Result<(), Error> {
         let bytes = encode(token, SystemTime::now())?;
         let path = self.path.clone();
+        let written = Arc::clone(&self.written);
+        let lineage = token.lineage();
         blocking(move || {
+            // Checked and written under one lock, inside the blocking task: a caller that gave
+            // up waiting does not stop the write, so the order is kept here.
+            let mut newest = written.lock().unwrap_or_else(PoisonError::into_inner);
+            if lineage < *newest {
+                tracing::debug!(path = %path.display(), "a newer token set is saved already");
+                return Ok(());
+            }
             write_atomically(&path, &bytes)
-                .map_err(|error| io_error("could not write", &path, error))
+                .map_err(|error| io_error("could not write", &path, error))?;
+            *newest = lineage;
+            Ok(())
         })
         .await
     }
@@ -257,6 +278,23 @@ mod tests {
         let shown = format!("{error} {error:?}");
         assert!(shown.contains("t.json"), "{shown}");
         assert!(!shown.contains("sentinel"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn an_older_set_saved_after_a_newer_one_leaves_the_newer_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("token.json"));
+        let newer = Token::bearer("new")
+            .with_refresh_token("r2")
+            .with_lineage(Lineage::from_u64(2));
+        let older = Token::bearer("old")
+            .with_refresh_token("r1")
+            .with_lineage(Lineage::from_u64(1));
+        store.save(&newer).await.unwrap();
+        store.save(&older).await.unwrap();
+        let loaded = store.load().await.unwrap().unwrap();
+        assert_eq!(loaded.refresh_token().unwrap().expose(), "r2");
+        assert_eq!(loaded.lineage(), Lineage::from_u64(2));
     }
 
     #[test]

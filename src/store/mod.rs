@@ -30,7 +30,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// gives back the time left (zero once it has passed).
     fn load(&self) -> impl Future<Output = Result<Option<Token>, Error>> + Send;
 
-    /// Saves `token`, replacing the saved one.
+    /// Saves `token`, replacing the saved one, unless the saved one is newer (of a higher
+    /// [`lineage`](Token::lineage)): a save that comes late, after a newer one, must not bring
+    /// back a refresh token the server has already replaced.
     fn save(&self, token: &Token) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
@@ -78,7 +80,13 @@ impl TokenStore for MemoryStore {
     }
 
     async fn save(&self, token: &Token) -> Result<(), Error> {
-        *self.token.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+        let mut saved = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        if saved
+            .as_ref()
+            .is_none_or(|saved| saved.lineage() <= token.lineage())
+        {
+            *saved = Some(token.clone());
+        }
         Ok(())
     }
 }
@@ -98,5 +106,21 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("token", &self.get())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Lineage;
+
+    #[tokio::test]
+    async fn a_memory_store_keeps_the_newer_of_two_sets_whatever_order_they_are_saved_in() {
+        let store = MemoryStore::new();
+        let newer = Token::bearer("b").with_lineage(Lineage::from_u64(2));
+        let older = Token::bearer("a").with_lineage(Lineage::from_u64(1));
+        store.save(&newer).await.unwrap();
+        store.save(&older).await.unwrap();
+        assert_eq!(store.get().unwrap().access_token().expose(), "b");
     }
 }

@@ -18,7 +18,7 @@ use std::{
 use redis::{AsyncCommands, Cmd, FromRedisValue};
 use tokio::sync::Barrier;
 use tower_oauth2::{
-    Error, Token,
+    Error, Lineage, Token,
     fleet::{
         __seam::{self, FleetScope, Obtained, TokenSetId},
         FleetKey, RedisFleet,
@@ -176,7 +176,9 @@ impl Issuer {
         Ok(Token::bearer(access)
             .with_expires_in(self.lifetime)
             .with_refresh_token(refresh)
-            .with_id_token(id))
+            .with_id_token(id)
+            // A cache gives each set a lineage above the one it replaces; grant order does.
+            .with_lineage(Lineage::from_u64(n as u64)))
     }
 }
 
