@@ -4,6 +4,8 @@ use std::{error::Error as StdError, fmt, sync::Arc, time::Duration};
 
 use http::StatusCode;
 
+use crate::Token;
+
 /// A type-erased error, as tower services return.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -34,6 +36,9 @@ struct Inner {
     detail: Option<Box<str>>,
     retry_after: Option<Duration>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
+    /// What a 2xx token answer that could not be used still carried: its refresh token, with
+    /// an access token that cannot be sent. Boxed, so errors without one stay small.
+    salvaged: Option<Box<Token>>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +60,9 @@ pub enum ErrorKind {
     /// HTML error page or an empty 502.
     UnexpectedResponse,
     /// The token endpoint answered 200 but the body is not a usable bearer token: not JSON, no
-    /// `access_token`, a `token_type` other than `bearer`, or a field of the wrong type.
+    /// usable `access_token`, a `token_type` other than `bearer` (or `DPoP` with a DPoP key),
+    /// or a `refresh_token` that is not a string. A malformed `expires_in`, `scope` or
+    /// `id_token` is left out with a warning instead.
     InvalidResponse,
     /// The response body was larger than the configured limit.
     BodyTooLarge,
@@ -105,6 +112,7 @@ impl Error {
             detail: None,
             retry_after: None,
             source: None,
+            salvaged: None,
         })
     }
 
@@ -176,6 +184,24 @@ impl Error {
         })
     }
 
+    /// Attaches what an unusable 2xx token answer still carried, so that a rotated refresh
+    /// token is not lost with the answer: `token` has an empty access token, which the cache
+    /// never sends, and a refresh token to save.
+    pub(crate) fn with_salvaged(self, token: Token) -> Self {
+        self.map(|inner| inner.salvaged = Some(Box::new(token)))
+    }
+
+    /// Returns the token [salvaged](Self::with_salvaged) from an unusable 2xx token answer:
+    /// its refresh token (and id token) are the server's; its access token is empty and its
+    /// lifetime zero.
+    #[allow(
+        dead_code,
+        reason = "read by the cache, which saves the salvaged refresh token; wired separately"
+    )]
+    pub(crate) fn salvaged(&self) -> Option<&Token> {
+        self.inner.salvaged.as_deref()
+    }
+
     fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             kind: shared.kind,
@@ -185,6 +211,7 @@ impl Error {
             detail: shared.detail.clone(),
             retry_after: shared.retry_after,
             source: shared.source.clone(),
+            salvaged: shared.salvaged.clone(),
         });
         f(&mut inner);
         Self::from_inner(inner)
@@ -328,6 +355,10 @@ impl fmt::Debug for Error {
         if let Some(source) = &inner.source {
             debug.field("source", source);
         }
+        // The token's secrets are redacted by its own `Debug`, but even their shape stays out.
+        if inner.salvaged.is_some() {
+            debug.field("salvaged", &true);
+        }
         debug.finish()
     }
 }
@@ -457,6 +488,34 @@ mod tests {
     fn a_secret_that_contains_another_is_scrubbed_whole() {
         let clean = sanitize("token=XYZsecret", &["secret", "XYZsecret"], 200);
         assert_eq!(clean, "token=[redacted]");
+    }
+
+    #[test]
+    fn a_salvaged_token_survives_changes_to_the_error_and_never_shows() {
+        let token = Token::bearer("")
+            .with_expires_in(Duration::ZERO)
+            .with_refresh_token("sentinel-refresh");
+        let error = Error::new(ErrorKind::InvalidResponse)
+            .with_detail("unsupported `token_type` `mac`")
+            .with_salvaged(token);
+        // A shared error is copied by the next change; the copy keeps the token.
+        let shared = error.clone();
+        let changed = error.with_status(StatusCode::OK).at("token endpoint");
+        for error in [&shared, &changed] {
+            let salvaged = error.salvaged().unwrap();
+            assert_eq!(
+                salvaged.refresh_token().map(crate::Secret::expose),
+                Some("sentinel-refresh")
+            );
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("sentinel"), "{shown}");
+            assert!(format!("{error:?}").contains("salvaged: true"), "{error:?}");
+        }
+        assert_eq!(
+            changed.to_string(),
+            "invalid token response (HTTP 200): unsupported `token_type` `mac`"
+        );
+        assert!(Error::new(ErrorKind::Timeout).salvaged().is_none());
     }
 
     #[test]

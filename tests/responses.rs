@@ -101,13 +101,29 @@ async fn expires_in_may_be_a_number_or_a_numeric_string() {
 }
 
 #[tokio::test]
-async fn expires_in_that_is_not_a_number_is_an_invalid_response() {
-    for value in [r#""soon""#, "true", "[]", "{}", "1e400"] {
-        let body = format!(r#"{{"access_token":"a","expires_in":{value}}}"#);
-        let error = answer(200, &body).await.unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{value}");
-        assert!(error.to_string().contains("expires_in"), "{error}");
+async fn an_expires_in_that_cannot_be_read_leaves_the_lifetime_unknown_and_keeps_the_refresh_token()
+{
+    for value in [r#""3600s""#, r#""soon""#, "true", "[]", "{}", r#""1e400""#] {
+        let body = format!(
+            r#"{{"access_token":"a","token_type":"bearer","expires_in":{value},"refresh_token":"rt-sentinel"}}"#
+        );
+        let token = answer(200, &body).await.unwrap();
+        assert_eq!(token.expires_in(), None, "{value}");
+        assert_eq!(
+            token.refresh_token().map(|secret| secret.expose()),
+            Some("rt-sentinel"),
+            "{value}"
+        );
     }
+}
+
+#[tokio::test]
+async fn a_number_too_large_for_json_is_still_an_invalid_response() {
+    // serde_json cannot read the body at all, so nothing in it can be kept.
+    let body = r#"{"access_token":"a","expires_in":1e400}"#;
+    let error = answer(200, body).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidResponse);
+    assert!(error.to_string().contains("not a JSON object"), "{error}");
 }
 
 #[tokio::test]
@@ -120,13 +136,52 @@ async fn scope_may_be_a_string_or_a_list() {
         .await
         .unwrap();
     assert_eq!(token.scopes().unwrap(), ["read", "write"]);
-    for bad in [
-        r#"{"access_token":"a","scope":7}"#,
-        r#"{"access_token":"a","scope":[1]}"#,
-    ] {
-        let error = answer(200, bad).await.unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidResponse);
+}
+
+#[tokio::test]
+async fn a_scope_that_is_not_a_string_or_a_list_of_strings_is_dropped_and_the_refresh_token_kept() {
+    for value in ["5", "[1]", r#"["read",2]"#, "true", r#"{"read":true}"#] {
+        let body =
+            format!(r#"{{"access_token":"a","scope":{value},"refresh_token":"rt-sentinel"}}"#);
+        let token = answer(200, &body).await.unwrap();
+        assert_eq!(token.scopes(), None, "{value}");
+        assert_eq!(
+            token.refresh_token().map(|secret| secret.expose()),
+            Some("rt-sentinel"),
+            "{value}"
+        );
     }
+}
+
+#[tokio::test]
+async fn an_id_token_that_is_not_a_string_is_dropped_and_the_refresh_token_kept() {
+    for value in ["5", "true", r#"{"sub":"x"}"#, r#"["it"]"#] {
+        let body =
+            format!(r#"{{"access_token":"a","id_token":{value},"refresh_token":"rt-sentinel"}}"#);
+        let token = answer(200, &body).await.unwrap();
+        assert!(token.id_token().is_none(), "{value}");
+        assert_eq!(
+            token.refresh_token().map(|secret| secret.expose()),
+            Some("rt-sentinel"),
+            "{value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn extra_fields_of_any_shape_are_kept() {
+    let token = answer(
+        200,
+        r#"{"access_token":"a","refresh_token":"rt","nested":{"a":[1,true,null]},"list":[{}],"n":1.5,"flag":false,"none":null}"#,
+    )
+    .await
+    .unwrap();
+    let extra = token.extra();
+    assert_eq!(extra["nested"], serde_json::json!({"a": [1, true, null]}));
+    assert_eq!(extra["list"], serde_json::json!([{}]));
+    assert_eq!(extra["n"], serde_json::json!(1.5));
+    assert_eq!(extra["flag"], serde_json::json!(false));
+    assert_eq!(extra["none"], serde_json::Value::Null);
 }
 
 #[tokio::test]

@@ -122,9 +122,13 @@ async fn no_error_shows_a_secret_in_display_or_debug() {
             200,
             format!(r#"{{"access_token":"{TOKEN}","token_type":"{SECRET}"}}"#),
         ),
+        // A malformed `expires_in` alone is tolerated; with an unknown `token_type` the answer
+        // fails, and its error keeps the refresh token, unshown.
         (
             200,
-            format!(r#"{{"access_token":"{TOKEN}","expires_in":"{TOKEN}"}}"#),
+            format!(
+                r#"{{"access_token":"{TOKEN}","token_type":"mac","expires_in":"{TOKEN}","refresh_token":"{REFRESH}"}}"#
+            ),
         ),
         (200, format!(r#"{{"access_token":"{TOKEN}\n"}}"#)),
     ];
