@@ -194,10 +194,6 @@ impl Error {
     /// Returns the token [salvaged](Self::with_salvaged) from an unusable 2xx token answer:
     /// its refresh token (and id token) are the server's; its access token is empty and its
     /// lifetime zero.
-    #[allow(
-        dead_code,
-        reason = "read by the cache, which saves the salvaged refresh token; wired separately"
-    )]
     pub(crate) fn salvaged(&self) -> Option<&Token> {
         self.inner.salvaged.as_deref()
     }

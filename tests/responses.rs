@@ -397,3 +397,74 @@ async fn requests_are_form_posts_that_accept_json() {
         "grant_type=client_credentials&scope=a+b&audience=https%3A%2F%2Fapi.test"
     );
 }
+
+/// A token endpoint for the refresh grant that answers each request by the refresh token it
+/// presents, and records which ones were presented.
+fn rotating_endpoint(
+    answers: &'static [(&'static str, &'static str)],
+    presented: Arc<Mutex<Vec<String>>>,
+) -> TokenClient {
+    let http = service_fn(move |request: Request<Body>| {
+        let presented = Arc::clone(&presented);
+        async move {
+            let form = request.into_body().collect().await.unwrap().to_bytes();
+            let refresh = form_urlencoded::parse(&form)
+                .find(|(name, _)| name == "refresh_token")
+                .map(|(_, value)| value.into_owned())
+                .unwrap_or_default();
+            presented.lock().unwrap().push(refresh.clone());
+            let body = answers
+                .iter()
+                .find(|(expected, _)| *expected == refresh)
+                .map_or(r#"{"error":"invalid_grant"}"#, |(_, body)| *body);
+            let status = if body.contains("invalid_grant") {
+                400
+            } else {
+                200
+            };
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            Ok::<_, Infallible>(response)
+        }
+    });
+    TokenClient::new("https://auth.test/token", http).unwrap()
+}
+
+#[tokio::test]
+async fn the_refresh_token_of_an_unusable_answer_is_saved_and_presented_by_the_next_fetch() {
+    // The answer to r1 rotates the refresh token but names a token type no client can send.
+    const ANSWERS: &[(&str, &str)] = &[
+        (
+            "r1",
+            r#"{"access_token":"a1","token_type":"mac","refresh_token":"r2"}"#,
+        ),
+        (
+            "r2",
+            r#"{"access_token":"a2","token_type":"bearer","expires_in":3600,"refresh_token":"r3"}"#,
+        ),
+    ];
+    let presented = Arc::new(Mutex::new(Vec::new()));
+    let store = Arc::new(tower_oauth2::MemoryStore::new());
+    let grant = tower_oauth2::grant::RefreshToken::new(
+        rotating_endpoint(ANSWERS, Arc::clone(&presented)),
+        ClientAuth::post("client", "s3cret-sentinel"),
+        "r1",
+    );
+    let cache = tower_oauth2::TokenCache::builder(grant)
+        .store(Arc::clone(&store))
+        .attempts_per_fetch(1)
+        .backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .build();
+
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidResponse);
+    let saved = store.get().expect("the salvaged set was saved");
+    assert_eq!(saved.refresh_token().unwrap().expose(), "r2");
+    assert_eq!(saved.expires_in(), Some(Duration::ZERO));
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let token = cache.token().await.unwrap();
+    assert_eq!(token.token().access_token().expose(), "a2");
+    assert_eq!(*presented.lock().unwrap(), ["r1", "r2"]);
+    assert_eq!(store.get().unwrap().refresh_token().unwrap().expose(), "r3");
+}

@@ -2,7 +2,10 @@
 //! source (through the fleet, when there is one), retrying transient errors with a jittered,
 //! growing backoff, all within the cache's fetch timeout, and save the new token.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, PoisonError},
+    time::Duration,
+};
 
 use tokio::time::Instant;
 
@@ -10,7 +13,7 @@ use super::{
     Core,
     state::{Entry, check_header},
 };
-use crate::{Error, ErrorKind, FetchContext, FetchReason, Token};
+use crate::{Error, ErrorKind, FetchContext, FetchReason, Lineage, Token};
 
 /// A `Retry-After` longer than this is taken as this: a server cannot switch clients off.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -110,13 +113,17 @@ async fn once(
         core.stats.loaded();
         return Ok((Arc::new(entry), Obtained::Loaded));
     }
-    // An expired saved token still lends its refresh token.
-    let previous = current
+    // An expired saved token still lends its refresh token, and so does one salvaged from an
+    // unusable answer, when it is the newer.
+    let salvaged = core.salvaged().clone();
+    let held = current
         .as_deref()
         .map(|entry| &entry.token)
         .or(loaded.as_ref());
+    let previous = Lineage::newest(held, salvaged.as_ref());
     let (token, obtained) = ask(core, reason, previous, deadline).await?;
     let entry = Entry::new(token, issued, core.rules.refresh_margin)?;
+    *core.salvaged() = None;
     Ok((Arc::new(entry), obtained))
 }
 
@@ -133,9 +140,13 @@ async fn ask(
     // rotates refresh tokens has already retired the one before.
     let grant = |previous: Option<Token>| async move {
         let cx = FetchContext::new(previous.as_ref(), reason);
-        let mut token = tokio::time::timeout_at(deadline, core.source.fetch_boxed(cx))
+        let fetched = tokio::time::timeout_at(deadline, core.source.fetch_boxed(cx))
             .await
-            .map_err(timed_out)??;
+            .map_err(timed_out)?;
+        let mut token = match fetched {
+            Ok(token) => token,
+            Err(error) => return Err(keep_salvaged(core, error, previous.as_ref()).await),
+        };
         token.inherit_refresh_token(previous.as_ref());
         token.descend_from(previous.as_ref());
         check_header(&token)?;
@@ -169,6 +180,30 @@ async fn ask(
         };
     }
     Ok((grant(previous.cloned()).await?, Obtained::Fetched))
+}
+
+impl Core {
+    fn salvaged(&self) -> std::sync::MutexGuard<'_, Option<Token>> {
+        self.salvaged.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Keeps what an unusable answer carried, if anything: its set descends from `previous`, is
+/// saved, and lends its refresh token to the next fetch. Returns `error` with that set, so a
+/// fleet shares it too.
+async fn keep_salvaged(core: &Core, error: Error, previous: Option<&Token>) -> Error {
+    let Some(salvaged) = error.salvaged() else {
+        return error;
+    };
+    let mut salvaged = salvaged.clone();
+    salvaged.descend_from(previous);
+    tracing::warn!(
+        grant_type = core.source.grant_type(),
+        "the token answer could not be used; its refresh token is kept for the next fetch"
+    );
+    core.persistence.save(&salvaged, &core.stats).await;
+    *core.salvaged() = Some(salvaged.clone());
+    error.with_salvaged(salvaged)
 }
 
 fn log_success(

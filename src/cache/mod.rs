@@ -110,6 +110,9 @@ struct Core {
     fleet: Option<fleet::Fleet>,
     rules: Rules,
     stats: Stats,
+    /// The set an unusable token answer carried (its refresh token, with an access token that
+    /// cannot be sent): the next fetch presents its refresh token, the server's newest.
+    salvaged: Mutex<Option<Token>>,
 }
 
 /// A value aligned to a cache line of its own (128 bytes covers adjacent-line prefetching).
@@ -429,6 +432,7 @@ impl TokenCacheBuilder {
                     .map(|(fleet, id)| fleet::Fleet::new(fleet, &id, rules.refresh_margin)),
                 rules,
                 stats: Stats::default(),
+                salvaged: Mutex::new(None),
             }),
         }
     }

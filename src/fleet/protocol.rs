@@ -317,6 +317,14 @@ impl RedisFleet {
                 Ok(Obtained::Granted(token))
             }
             Err(error) => {
+                // An unusable answer's refresh token is the server's newest: share it, with
+                // its access token expired, so that no replica presents the one before.
+                if let Some(salvaged) = error.salvaged() {
+                    self.marks.saw(&scope.token, salvaged.lineage());
+                    self.share(scope, &mut lease, expected.as_deref(), salvaged)
+                        .await;
+                    return Err(error);
+                }
                 // The waiters take the lease over at once and try for themselves.
                 if let Err(failure) = lease.release().await {
                     self.health.failed("release", &failure);
@@ -420,7 +428,11 @@ impl RedisFleet {
     pub(super) fn ttl(&self, token: &Token) -> Option<Duration> {
         let lifetime = token.expires_in().unwrap_or(UNKNOWN_LIFETIME);
         if lifetime < SHORTEST_SHARED {
-            return None;
+            // Its access token is stale on arrival, but a refresh token is worth sharing.
+            return token
+                .refresh_token()
+                .and(Some(self.refresh_retention))
+                .filter(|retention| !retention.is_zero());
         }
         Some(match token.refresh_token() {
             Some(_) => lifetime.saturating_add(self.refresh_retention),
@@ -450,7 +462,16 @@ impl RedisFleet {
         self.counters.count(Event::Fallback);
         tracing::debug!("running the grant locally");
         let previous = local.cloned();
-        let mut token = grant(previous.clone()).await?;
+        let mut token = match grant(previous.clone()).await {
+            Ok(token) => token,
+            Err(error) => {
+                if let Some(salvaged) = error.salvaged() {
+                    self.marks.saw(&scope.token, salvaged.lineage());
+                    self.write_back(scope, salvaged);
+                }
+                return Err(error);
+            }
+        };
         token.inherit_refresh_token(previous.as_ref());
         self.marks.saw(&scope.token, token.lineage());
         self.write_back(scope, &token);
@@ -706,5 +727,7 @@ mod tests {
         assert_eq!(fleet.ttl(&Token::bearer("a")), Some(UNKNOWN_LIFETIME));
         let brief = Token::bearer("a").with_expires_in(Duration::from_millis(500));
         assert_eq!(fleet.ttl(&brief), None);
+        let spent = brief.with_refresh_token("r");
+        assert_eq!(fleet.ttl(&spent), Some(Duration::from_secs(100)));
     }
 }
