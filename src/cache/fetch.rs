@@ -102,7 +102,7 @@ async fn once(
         Some(_) => None,
         None => tokio::time::timeout_at(deadline, core.persistence.load())
             .await
-            .map_err(timed_out)?,
+            .map_err(timed_out(core))?,
     };
     if let Some(token) = &loaded
         && token.expires_in() != Some(Duration::ZERO)
@@ -142,7 +142,7 @@ async fn ask(
         let cx = FetchContext::new(previous.as_ref(), reason);
         let fetched = tokio::time::timeout_at(deadline, core.source.fetch_boxed(cx))
             .await
-            .map_err(timed_out)?;
+            .map_err(timed_out(core))?;
         let mut token = match fetched {
             Ok(token) => token,
             Err(error) => return Err(keep_salvaged(core, error, previous.as_ref()).await),
@@ -269,8 +269,13 @@ pub(super) fn later(at: Instant, duration: Duration) -> Instant {
         .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
 }
 
-fn timed_out(_: tokio::time::error::Elapsed) -> Error {
-    Error::new(ErrorKind::Timeout).with_detail("the token source did not finish in time")
+fn timed_out(core: &Core) -> impl Fn(tokio::time::error::Elapsed) -> Error + '_ {
+    move |_| {
+        Error::new(ErrorKind::Timeout).with_detail(format!(
+            "the token source did not finish within {} (TokenCacheBuilder::fetch_timeout)",
+            crate::error::seconds(core.rules.fetch_timeout)
+        ))
+    }
 }
 
 #[cfg(test)]

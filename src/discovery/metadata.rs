@@ -105,7 +105,13 @@ impl ServerMetadata {
                 sanitize(issuer, &[], 200),
             )));
         }
-        let mut endpoint = |name: &str| endpoint(&mut fields, name, plain_http);
+        // A remote issuer naming a plain-http loopback endpoint would have the client post its
+        // credentials to whatever listens on this machine.
+        let http = Http {
+            anywhere: plain_http,
+            loopback: plain_http || issuer_is_loopback(issuer),
+        };
+        let mut endpoint = |name: &str| endpoint(&mut fields, name, http);
         let token_endpoint = endpoint("token_endpoint")?;
         let authorization_endpoint = endpoint("authorization_endpoint")?;
         let revocation_endpoint = endpoint("revocation_endpoint")?;
@@ -122,7 +128,7 @@ impl ServerMetadata {
             boolean(&mut fields, "require_pushed_authorization_requests")?;
         let certificate_bound_access_tokens =
             boolean(&mut fields, "tls_client_certificate_bound_access_tokens")?;
-        let mtls_endpoint_aliases = aliases(&mut fields, plain_http)?;
+        let mtls_endpoint_aliases = aliases(&mut fields, http)?;
         Ok(Self {
             issuer: named,
             token_endpoint,
@@ -407,14 +413,14 @@ fn boolean(fields: &mut Map<String, Value>, name: &str) -> Result<bool, Error> {
 }
 
 /// Reads `mtls_endpoint_aliases`, whose URLs pass the same rule as the document's own.
-fn aliases(fields: &mut Map<String, Value>, plain_http: bool) -> Result<Option<Aliases>, Error> {
+fn aliases(fields: &mut Map<String, Value>, http: Http) -> Result<Option<Aliases>, Error> {
     let mut aliases = match fields.remove("mtls_endpoint_aliases") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(aliases)) => aliases,
         Some(_) => return Err(invalid("`mtls_endpoint_aliases` is not a JSON object")),
     };
     let mut alias = |name: &str| {
-        endpoint(&mut aliases, name, plain_http)
+        endpoint(&mut aliases, name, http)
             .map_err(|_| invalid(&format!("`mtls_endpoint_aliases` has a bad `{name}`")))
     };
     Ok(Some(Aliases {
@@ -442,19 +448,39 @@ fn strings(fields: &mut Map<String, Value>, name: &str) -> Result<Vec<String>, E
     }
 }
 
+/// Where a document's endpoints may be plain `http`.
+#[derive(Clone, Copy)]
+struct Http {
+    /// Anywhere: the user opted in to plain http.
+    anywhere: bool,
+    /// On loopback: the issuer itself is on this machine.
+    loopback: bool,
+}
+
+fn issuer_is_loopback(issuer: &str) -> bool {
+    url::Url::parse(issuer)
+        .ok()
+        .and_then(|url| url.host_str().map(crate::origin::is_loopback))
+        .unwrap_or(false)
+}
+
 fn endpoint(
     fields: &mut Map<String, Value>,
     name: &str,
-    plain_http: bool,
+    http: Http,
 ) -> Result<Option<Endpoint>, Error> {
     let Some(text) = string(fields, name)? else {
         return Ok(None);
     };
-    let uri = secure_uri(&text, name, plain_http).map_err(|_| {
+    let refused = || {
         invalid(&format!(
-            "`{name}` is not an https URL (or http on loopback)"
+            "`{name}` is not an https URL (or http on loopback, for an issuer on loopback)"
         ))
-    })?;
+    };
+    let uri = secure_uri(&text, name, http.anywhere).map_err(|_| refused())?;
+    if uri.scheme_str() == Some("http") && !http.loopback {
+        return Err(refused());
+    }
     Ok(Some(Endpoint { text, uri }))
 }
 
@@ -524,6 +550,32 @@ mod tests {
         let error = ServerMetadata::from_json("https://as.example", json).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidResponse);
         assert!(error.to_string().contains("token_endpoint"), "{error}");
+    }
+
+    #[test]
+    fn a_remote_issuer_may_not_name_a_plain_http_endpoint_on_loopback() {
+        for endpoint in ["http://127.0.0.1:6379/token", "http://localhost/token"] {
+            let json =
+                format!(r#"{{"issuer":"https://as.example","token_endpoint":"{endpoint}"}}"#);
+            let error =
+                ServerMetadata::from_json("https://as.example", json.as_bytes()).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{endpoint}");
+            assert!(error.to_string().contains("token_endpoint"), "{error}");
+        }
+        let aliased = br#"{"issuer":"https://as.example","mtls_endpoint_aliases":
+            {"token_endpoint":"http://127.0.0.1/token"}}"#;
+        assert!(ServerMetadata::from_json("https://as.example", aliased).is_err());
+    }
+
+    #[test]
+    fn an_issuer_on_loopback_may_name_plain_http_endpoints_on_loopback() {
+        let json =
+            br#"{"issuer":"http://127.0.0.1:4000","token_endpoint":"http://127.0.0.1:4000/token"}"#;
+        let metadata = ServerMetadata::from_json("http://127.0.0.1:4000", json).unwrap();
+        assert_eq!(
+            metadata.token_endpoint(),
+            Some("http://127.0.0.1:4000/token")
+        );
     }
 
     #[test]

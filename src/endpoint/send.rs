@@ -197,7 +197,10 @@ impl Endpoint {
         };
         let outcome = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(Error::new(ErrorKind::Timeout)),
+            Err(_) => Err(Error::new(ErrorKind::Timeout).with_detail(format!(
+                "no answer within {} (TokenClient::timeout)",
+                crate::error::seconds(self.timeout)
+            ))),
         };
         outcome.map_err(|error| error.at(self.name))
     }
@@ -257,23 +260,42 @@ impl fmt::Debug for Endpoint {
 /// found along the error's chain. The chain's own text is kept as the source, never shown: some
 /// clients quote the URL, query and all.
 fn unreachable(error: BoxError) -> Error {
-    let reason = reason_unreachable(&*error);
+    let reason = match reason_unreachable(&*error) {
+        Some(reason) => reason.to_owned(),
+        None => match root_cause(&*error) {
+            Some(cause) => format!("the connection failed: {cause}"),
+            None => "the connection failed".to_owned(),
+        },
+    };
     Error::new(ErrorKind::Transport)
         .with_detail(reason)
         .with_source(error)
 }
 
-fn reason_unreachable(error: &(dyn std::error::Error + 'static)) -> &'static str {
+/// The innermost error's own words, such as hyper-util's `invalid URL, scheme is not http`:
+/// what a user needs to mend a client. Left out when it names a URL (which may carry a query)
+/// or is long enough to be a quoted body.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut innermost = error;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let text = innermost.to_string();
+    let plain = !text.contains("://") && text.len() <= 200 && !text.is_empty();
+    plain.then_some(text)
+}
+
+fn reason_unreachable(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     use std::io::ErrorKind as Io;
     let mut next = Some(error);
     while let Some(error) = next {
         if let Some(io) = error.downcast_ref::<std::io::Error>() {
             match io.kind() {
-                Io::ConnectionRefused => return "connection refused",
+                Io::ConnectionRefused => return Some("connection refused"),
                 Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
-                    return "connection reset";
+                    return Some("connection reset");
                 }
-                Io::TimedOut => return "connection timed out",
+                Io::TimedOut => return Some("connection timed out"),
                 _ => {}
             }
         }
@@ -281,14 +303,14 @@ fn reason_unreachable(error: &(dyn std::error::Error + 'static)) -> &'static str
         // and name certificates or TLS when the handshake fails.
         let text = error.to_string().to_ascii_lowercase();
         if text.contains("dns error") || text.contains("lookup address") {
-            return "DNS lookup failed";
+            return Some("DNS lookup failed");
         }
         if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
-            return "TLS handshake failed";
+            return Some("TLS handshake failed");
         }
         next = error.source();
     }
-    "the connection failed"
+    None
 }
 
 /// Reads the whole body, refusing more than `max` bytes.
@@ -381,7 +403,30 @@ mod tests {
             "could not reach token endpoint: TLS handshake failed"
         );
         assert_eq!(
-            reason(Wrapped("error sending request", None)),
+            reason(Wrapped(
+                "client error (Connect)",
+                Some(Box::new(Wrapped("invalid URL, scheme is not http", None)))
+            )),
+            "could not reach token endpoint: the connection failed: invalid URL, scheme is not http"
+        );
+    }
+
+    #[test]
+    fn a_root_cause_that_names_a_url_or_is_long_is_left_out() {
+        let url = Wrapped(
+            "client error",
+            Some(Box::new(Wrapped(
+                "error sending request for url (https://auth.example.com/token?key=sentinel)",
+                None,
+            ))),
+        );
+        assert_eq!(
+            reason(url),
+            "could not reach token endpoint: the connection failed"
+        );
+        let long: &'static str = Box::leak("x".repeat(201).into_boxed_str());
+        assert_eq!(
+            reason(Wrapped(long, None)),
             "could not reach token endpoint: the connection failed"
         );
     }
