@@ -7,8 +7,8 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::HeaderMap;
 
-/// How many origins a key remembers nonces for. Beyond it, proofs to new origins carry no
-/// nonce until one is demanded again: the cost of a server that demands one is a resend.
+/// How many origins a key remembers nonces for. A new origin beyond it takes the place of the
+/// one first seen longest ago, which then costs a resend if it demands a nonce again.
 const MAX_ORIGINS: usize = 256;
 /// The longest nonce kept; RFC 9449 sets no limit, and servers send a few dozen characters.
 const MAX_NONCE: usize = 1024;
@@ -52,7 +52,10 @@ impl Nonces {
         self.origins.rcu(|origins| {
             found = find(origins);
             let mut origins = Vec::clone(origins);
-            if found.is_none() && origins.len() < MAX_ORIGINS {
+            if found.is_none() {
+                if origins.len() >= MAX_ORIGINS {
+                    origins.remove(0);
+                }
                 origins.push(Arc::clone(&new));
             }
             origins
@@ -129,6 +132,24 @@ mod tests {
             Some("a1")
         );
         assert_eq!(nonces.slot("http", "api.example.com").nonce(), None);
+    }
+
+    #[test]
+    fn an_origin_first_seen_after_the_table_is_full_keeps_its_nonce() {
+        let nonces = Nonces::default();
+        for n in 0..MAX_ORIGINS {
+            nonces.slot("https", &format!("api{n}.example.com"));
+        }
+        let late = nonces.slot("https", "late.example.com");
+        late.record(&with_nonce("kept"));
+        let again = nonces.slot("https", "late.example.com");
+        assert_eq!(again.nonce().as_deref().map(String::as_str), Some("kept"));
+        // The origin first seen made room; the rest stay.
+        assert_eq!(nonces.origins.load().len(), MAX_ORIGINS);
+        assert!(Arc::ptr_eq(
+            &nonces.slot("https", "api1.example.com"),
+            &nonces.slot("https", "api1.example.com")
+        ));
     }
 
     #[test]
