@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::{Lineage, Token};
 
@@ -65,6 +66,47 @@ impl<'a> Saving<'a> {
             extra: token.extra(),
             lineage: token.lineage().as_u64(),
         }
+    }
+}
+
+impl Saving<'_> {
+    /// The saved form as JSON (indented when `pretty`) in a buffer sized to it first and
+    /// zeroed when dropped: a buffer that grew while the tokens were written into it would
+    /// leave copies of them behind in freed memory.
+    pub(crate) fn to_json(
+        &self,
+        pretty: bool,
+        trailing_newline: bool,
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let write = |writer: &mut dyn std::io::Write| {
+            if pretty {
+                serde_json::to_writer_pretty(writer, self)
+            } else {
+                serde_json::to_writer(writer, self)
+            }
+        };
+        let mut counter = Counter(0);
+        write(&mut counter).ok()?;
+        let mut json = Zeroizing::new(Vec::with_capacity(counter.0 + 1));
+        write(&mut *json).ok()?;
+        if trailing_newline {
+            json.push(b'\n');
+        }
+        Some(json)
+    }
+}
+
+/// Counts the bytes written to it, and keeps none.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -164,6 +206,26 @@ mod tests {
         let (token, lifetime) = decode_with_lifetime(&json, later).unwrap();
         assert_eq!(token.expires_in(), Some(Duration::from_secs(200)));
         assert_eq!(lifetime, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn a_large_token_set_is_written_into_a_buffer_that_never_grows() {
+        let token = Token::bearer("a".repeat(40_000)).with_refresh_token("r".repeat(20_000));
+        for pretty in [false, true] {
+            let json = Saving::new(&token, UNIX_EPOCH)
+                .to_json(pretty, true)
+                .unwrap();
+            // Sized first: room for the newline and nothing more was ever needed.
+            assert_eq!(json.capacity(), json.len(), "pretty: {pretty}");
+            assert_eq!(
+                decode(&json, UNIX_EPOCH)
+                    .unwrap()
+                    .access_token()
+                    .expose()
+                    .len(),
+                40_000
+            );
+        }
     }
 
     #[test]

@@ -469,4 +469,5 @@ fn no_secret_shows_in_debug_output() {
     let debug = format!("{grant:?} {pending:?} {refresh:?} {callback:?}");
     assert!(!debug.contains("sentinel"), "{debug}");
     assert!(!debug.contains(&verifier), "{debug}");
+    assert!(!debug.contains(pending.state()), "{debug}");
 }

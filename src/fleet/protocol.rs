@@ -8,7 +8,6 @@ use std::{future::Future, pin::pin, time::Duration, time::SystemTime};
 
 use tokio::time::Instant;
 use tracing::Instrument;
-use zeroize::Zeroizing;
 
 use super::{
     FleetScope, RedisFleet,
@@ -548,8 +547,7 @@ impl RedisFleet {
 
     /// `token`'s set as the value to store at `scope`'s token key.
     pub(super) fn seal(&self, scope: &FleetScope, token: &Token) -> Option<Vec<u8>> {
-        let mut json = Zeroizing::new(Vec::with_capacity(4096));
-        serde_json::to_writer(&mut *json, &saved::Saving::new(token, SystemTime::now())).ok()?;
+        let json = saved::Saving::new(token, SystemTime::now()).to_json(false, false)?;
         self.keyring.seal(&scope.token, &json)
     }
 

@@ -312,8 +312,9 @@ async fn serve(mut stream: TcpStream, expected: Arc<Expected>) -> Option<Result<
 /// Reads a request head; returns its method and target. The target holds the code, so the
 /// buffers are zeroed when dropped.
 async fn read_head(stream: &mut TcpStream) -> Option<(String, Zeroizing<String>)> {
-    let mut buffer = Zeroizing::new(Vec::with_capacity(2048));
     let mut chunk = Zeroizing::new([0u8; 2048]);
+    // Room for the longest head read, so the buffer never grows and leaves a copy behind.
+    let mut buffer = Zeroizing::new(Vec::with_capacity(MAX_HEAD + chunk.len()));
     loop {
         let read = stream.read(&mut chunk[..]).await.ok()?;
         if read == 0 {

@@ -68,9 +68,15 @@ impl PendingAuthorization {
 
 impl fmt::Debug for PendingAuthorization {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The state guards the callback like a password for its few minutes, and the URL
+        // carries it: only the URL's part before its query is shown.
+        let url = match self.url.split_once('?') {
+            Some((before, _)) => format!("{before}?[redacted]"),
+            None => self.url.clone(),
+        };
         f.debug_struct("PendingAuthorization")
-            .field("url", &self.url)
-            .field("state", &self.state)
+            .field("url", &url)
+            .field("state", &"[redacted]")
             .field("verifier", &self.verifier)
             .field("redirect_uri", &self.redirect_uri)
             .field("expires_in", &self.expires_in)

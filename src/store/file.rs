@@ -121,13 +121,9 @@ async fn blocking<T: Send + 'static>(
 
 /// The file's content for `token`, saved at `now`.
 fn encode(token: &Token, now: SystemTime) -> Result<Zeroizing<Vec<u8>>, Error> {
-    // One allocation large enough for any usual token set, so no copy is left behind by growth.
-    let mut bytes = Zeroizing::new(Vec::with_capacity(16 * 1024));
-    serde_json::to_writer_pretty(&mut *bytes, &Saving::new(token, now)).map_err(|_| {
+    Saving::new(token, now).to_json(true, true).ok_or_else(|| {
         Error::new(ErrorKind::Store).with_detail("the token could not be written as JSON")
-    })?;
-    bytes.push(b'\n');
-    Ok(bytes)
+    })
 }
 
 /// The token in the file at `path`, with its lifetime counted from `now`.
