@@ -97,7 +97,9 @@
 //! # Security
 //!
 //! - Keys are a SHA-256 of the token set's identity and never contain a secret.
-//! - Values are sealed with AES-256-GCM under a [`FleetKey`], with its key id in the value
+//! - Values are sealed with AES-256-GCM-SIV under a [`FleetKey`], with a nonce from the
+//!   operating system for each value (never from a generator in the process, which a forked
+//!   or snapshot-restored replica would share), with its key id in the value
 //!   (so keys can be rotated) and the Redis key as associated data (so a value copied under
 //!   another key does not open). Tokens reach Redis in clear only after
 //!   [`plaintext`](RedisFleet::plaintext); wake-up messages carry nothing.
