@@ -175,6 +175,8 @@ impl RedisFleet {
             let left = match acquired {
                 Acquired::Won => break,
                 Acquired::Held(left) => left,
+                // Someone set it without an expiry: wait as for a lease just taken.
+                Acquired::HeldWithoutExpiry => self.lease,
             };
             if !waited {
                 waited = true;
