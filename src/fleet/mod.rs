@@ -156,6 +156,10 @@ use crate::{Error, TokenSetId};
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_REFRESH_RETENTION: Duration = Duration::from_secs(24 * 3600);
+const SHORTEST_LEASE: Duration = Duration::from_millis(100);
+/// A lease is how long a dead holder makes the others wait; longer than this is a setting
+/// meant as "forever", which would stall the fleet behind one crash.
+const LONGEST_LEASE: Duration = Duration::from_secs(3600);
 
 /// A fleet of replicas sharing token sets through Redis or Redis Cluster: one grant per
 /// fleet per token lifetime. See the [module docs](self) for the protocol and its guarantees.
@@ -234,10 +238,11 @@ impl RedisFleet {
 
     /// Sets how long a lease lasts unless its holder renews it (it does, every third of it,
     /// while its grant runs): how long a replica that dies during a grant makes the others
-    /// wait before one of them takes over. Default: 10 seconds; at least 100 ms.
+    /// wait before one of them takes over. Default: 10 seconds; at least 100 ms, at most an
+    /// hour (`Duration::MAX` is an hour).
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(100));
+        self.lease = lease.clamp(SHORTEST_LEASE, LONGEST_LEASE);
         self
     }
 
@@ -269,10 +274,14 @@ impl RedisFleet {
     /// Sets how long a token set with a refresh token stays in Redis after its access token
     /// expires, so a replica that wakes up later still finds the newest refresh token (a
     /// server that rotates refresh tokens accepts only the newest). Default: one day; zero
-    /// keeps every token set only as long as its access token.
+    /// keeps every token set only as long as its access token; at most a year
+    /// (`Duration::MAX` is a year).
+    ///
+    /// No token set stays in Redis longer than a year after it is written, however long its
+    /// access token lives and whatever the retention: Redis refuses longer expiries.
     #[must_use]
     pub fn refresh_token_retention(mut self, retention: Duration) -> Self {
-        self.refresh_retention = retention;
+        self.refresh_retention = retention.min(redis::LONGEST_EXPIRY);
         self
     }
 
@@ -369,6 +378,19 @@ mod tests {
         assert!(!error.to_string().contains("sentinel"), "{error}");
         let none: [&str; 0] = [];
         assert!(RedisFleet::cluster(none, FleetKey::new(1, [0; 32])).is_err());
+    }
+
+    #[test]
+    fn settings_too_long_for_redis_are_clamped() {
+        let fleet = RedisFleet::new("redis://127.0.0.1:1", FleetKey::new(1, [0; 32]))
+            .unwrap()
+            .lease(Duration::MAX)
+            .refresh_token_retention(Duration::MAX);
+        assert_eq!(fleet.lease, Duration::from_secs(3600));
+        assert_eq!(fleet.refresh_retention, Duration::from_secs(365 * 24 * 3600));
+        let short = fleet.lease(Duration::ZERO).refresh_token_retention(Duration::ZERO);
+        assert_eq!(short.lease, Duration::from_millis(100));
+        assert_eq!(short.refresh_retention, Duration::ZERO);
     }
 
     #[test]

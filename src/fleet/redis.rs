@@ -479,10 +479,15 @@ fn resp3(info: ConnectionInfo) -> ConnectionInfo {
     info.set_redis_settings(settings)
 }
 
+/// The longest expiry the fleet sets in Redis, for a token set or a lease, whatever the token's
+/// lifetime and the fleet's settings: Redis refuses a `PX` past `i64::MAX` milliseconds from
+/// now, and would fail every write of a fleet built with `Duration::MAX`.
+pub(crate) const LONGEST_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `duration` as the milliseconds of a `PX`: at least 1, at most [`LONGEST_EXPIRY`].
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
+    let clamped = duration.min(LONGEST_EXPIRY);
+    u64::try_from(clamped.as_millis()).map_or(1, |ms| ms.max(1))
 }
 
 fn address(addr: &ConnectionAddr) -> String {
@@ -535,5 +540,15 @@ mod tests {
         ] {
             assert!(Acquired::parse(&other).is_err(), "{other:?}");
         }
+    }
+
+    #[test]
+    fn every_expiry_sent_to_redis_is_between_a_millisecond_and_a_year() {
+        let year_ms = 365 * 24 * 3600 * 1000;
+        assert_eq!(millis(Duration::MAX), year_ms);
+        assert_eq!(millis(LONGEST_EXPIRY + Duration::from_secs(1)), year_ms);
+        assert_eq!(millis(Duration::from_secs(10)), 10_000);
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(10)), 1);
     }
 }

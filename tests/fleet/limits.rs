@@ -3,8 +3,11 @@
 
 use std::{sync::Arc, time::Duration};
 
+use tower_oauth2::fleet::RedisFleet;
+
 use crate::support::{
-    Issuer, Mode, distinct_tokens, herd, query, random_hex, replicas, scope, sources, unique_set,
+    Issuer, Mode, distinct_tokens, herd, key, query, random_hex, replica, replicas, scope,
+    sources, unique_set,
 };
 
 /// A lease key someone wrote without `PX` (by hand, or a tool that copied keys without their
@@ -44,4 +47,45 @@ async fn a_lease_without_expiry_makes_no_replica_a_leader_on_a_standalone_server
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_without_expiry_makes_no_replica_a_leader_on_a_cluster() {
     a_lease_without_expiry_makes_no_replica_a_leader(Mode::Cluster).await;
+}
+
+/// `Duration::MAX` for the lease and the retention: as `PX` milliseconds Redis refuses them,
+/// so the fleet clamps them before they reach it, and the fleet still shares.
+async fn a_fleet_with_the_longest_settings_shares_a_token(mode: Mode) {
+    let longest = |fleet: RedisFleet| {
+        Arc::new(
+            fleet
+                .lease(Duration::MAX)
+                .refresh_token_retention(Duration::MAX),
+        )
+    };
+    let fleets: Vec<_> = (0..4).map(|_| longest(replica(mode, key()))).collect();
+    let set = unique_set();
+    let issuer = Issuer::new(Duration::from_millis(100));
+
+    let obtained = herd(&fleets, &set, 5, None, &issuer).await;
+
+    assert_eq!(issuer.grants(), 1);
+    assert_eq!(sources(&obtained), (19, 1, 0));
+    let scope = scope(&fleets[0], &set);
+    let ttl: i64 = query(mode, redis::cmd("PTTL").arg(scope.token_key())).await;
+    let year = i64::try_from(Duration::from_secs(365 * 86_400).as_millis()).unwrap();
+    // The token set with its refresh token stays for the longest retention, a year.
+    assert!(ttl > year - 60_000 && ttl <= year, "PTTL {ttl}");
+    let lease: i64 = query(mode, redis::cmd("EXISTS").arg(scope.lease_key())).await;
+    assert_eq!(lease, 0, "the lease was released");
+
+    let later = herd(&[longest(replica(mode, key()))], &set, 3, None, &issuer).await;
+    assert_eq!(sources(&later), (3, 0, 0));
+    assert_eq!(issuer.grants(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_with_the_longest_settings_shares_a_token_on_a_standalone_server() {
+    a_fleet_with_the_longest_settings_shares_a_token(Mode::Standalone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_with_the_longest_settings_shares_a_token_on_a_cluster() {
+    a_fleet_with_the_longest_settings_shares_a_token(Mode::Cluster).await;
 }
