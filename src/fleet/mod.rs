@@ -387,8 +387,13 @@ mod tests {
             .lease(Duration::MAX)
             .refresh_token_retention(Duration::MAX);
         assert_eq!(fleet.lease, Duration::from_secs(3600));
-        assert_eq!(fleet.refresh_retention, Duration::from_secs(365 * 24 * 3600));
-        let short = fleet.lease(Duration::ZERO).refresh_token_retention(Duration::ZERO);
+        assert_eq!(
+            fleet.refresh_retention,
+            Duration::from_secs(365 * 24 * 3600)
+        );
+        let short = fleet
+            .lease(Duration::ZERO)
+            .refresh_token_retention(Duration::ZERO);
         assert_eq!(short.lease, Duration::from_millis(100));
         assert_eq!(short.refresh_retention, Duration::ZERO);
     }

@@ -112,9 +112,9 @@ impl Acquired {
             Value::SimpleString(status) if status == "WON" => Self::Won,
             Value::Int(-1) => Self::HeldWithoutExpiry,
             // -2 (gone since) or another negative: try again soon.
-            Value::Int(left) => Self::Held(
-                u64::try_from(*left).map_or(Duration::ZERO, Duration::from_millis),
-            ),
+            Value::Int(left) => {
+                Self::Held(u64::try_from(*left).map_or(Duration::ZERO, Duration::from_millis))
+            }
             _ => {
                 return Err(RedisError::from((
                     redis::ErrorKind::UnexpectedReturnType,

@@ -6,8 +6,8 @@ use std::{sync::Arc, time::Duration};
 use tower_oauth2::fleet::RedisFleet;
 
 use crate::support::{
-    Issuer, Mode, distinct_tokens, herd, key, query, random_hex, replica, replicas, scope,
-    sources, unique_set,
+    Issuer, Mode, distinct_tokens, herd, key, query, random_hex, replica, replicas, scope, sources,
+    unique_set,
 };
 
 /// A lease key someone wrote without `PX` (by hand, or a tool that copied keys without their
@@ -33,7 +33,10 @@ async fn a_lease_without_expiry_makes_no_replica_a_leader(mode: Mode) {
     query::<()>(mode, redis::cmd("DEL").arg(&lease_key)).await;
     let obtained = running.await.unwrap();
 
-    assert_eq!(grants_while_held, 0, "replicas took a lease without expiry for theirs");
+    assert_eq!(
+        grants_while_held, 0,
+        "replicas took a lease without expiry for theirs"
+    );
     assert_eq!(issuer.grants(), 1);
     assert_eq!(distinct_tokens(&obtained).len(), 1);
     assert_eq!(sources(&obtained), (79, 1, 0));
