@@ -238,6 +238,24 @@ pub fn form(data: &[u8]) {
     }
 }
 
+/// Reads `data` as a saved token (a `FileStore` file, an opened fleet value); what it reads,
+/// saved again, must read back the same.
+pub fn saved(data: &[u8]) {
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let Ok(token) = crate::saved::decode(data, now) else {
+        return;
+    };
+    let json = serde_json::to_vec(&crate::saved::Saving::new(&token, now)).unwrap();
+    let again = crate::saved::decode(&json, now).unwrap();
+    assert_eq!(again.access_token().expose(), token.access_token().expose());
+    assert_eq!(again.expires_in(), token.expires_in());
+    assert_eq!(again.scopes(), token.scopes());
+    assert_eq!(
+        again.refresh_token().map(|secret| secret.expose()),
+        token.refresh_token().map(|secret| secret.expose())
+    );
+}
+
 /// Splits a Basic `Authorization` header into the client id and secret it carries.
 pub(crate) fn decode_basic(header: &HeaderValue) -> (String, String) {
     let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
@@ -289,6 +307,11 @@ mod tests {
     #[test]
     fn www_authenticate_seeds_hold_every_invariant() {
         run_seeds("www_authenticate", www_authenticate);
+    }
+
+    #[test]
+    fn saved_seeds_hold_every_invariant() {
+        run_seeds("saved", saved);
     }
 
     #[test]

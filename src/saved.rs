@@ -143,7 +143,9 @@ pub(crate) enum Unreadable {
     Version(u32),
 }
 
-/// The token saved in `bytes`, with its lifetime counted from `now` (zero once it has passed).
+/// The token saved in `bytes`, with its lifetime counted from `now` (zero once it has passed;
+/// none when `expires_at` lies beyond what the system's clock represents). Never panics,
+/// whatever the bytes.
 pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<Token, Unreadable> {
     decode_with_lifetime(bytes, now).map(|(token, _)| token)
 }
@@ -162,15 +164,20 @@ pub(crate) fn decode_with_lifetime(
     if saved.version != VERSION {
         return Err(Unreadable::Version(saved.version));
     }
-    let lifetime = saved
+    // An expiry past what this system's clock can represent (`u64::MAX` seconds, say) is no
+    // expiry, as the cache takes a lifetime too long for an `Instant`: the token is used until
+    // a request with it gets a 401 answer.
+    let expires_at = saved
         .expires_at
+        .filter(|&secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)).is_some());
+    let lifetime = expires_at
         .zip(saved.issued_at)
         .map(|(expires_at, issued_at)| Duration::from_secs(expires_at.saturating_sub(issued_at)));
     let mut token = Token::bearer(saved.access_token)
         .with_extra(saved.extra)
         .with_lineage(Lineage::from_u64(saved.lineage));
-    if let Some(expires_at) = saved.expires_at {
-        let at = UNIX_EPOCH + Duration::from_secs(expires_at);
+    if let Some(at) = expires_at.and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+    {
         token = token.with_expires_in(at.duration_since(now).unwrap_or(Duration::ZERO));
     }
     if let Some(scopes) = saved.scope {

@@ -97,7 +97,9 @@
 //! # Security
 //!
 //! - Keys are a SHA-256 of the token set's identity and never contain a secret.
-//! - Values are sealed with AES-256-GCM under a [`FleetKey`], with its key id in the value
+//! - Values are sealed with AES-256-GCM-SIV under a [`FleetKey`], with a nonce from the
+//!   operating system for each value (never from a generator in the process, which a forked
+//!   or snapshot-restored replica would share), with its key id in the value
 //!   (so keys can be rotated) and the Redis key as associated data (so a value copied under
 //!   another key does not open). Tokens reach Redis in clear only after
 //!   [`plaintext`](RedisFleet::plaintext); wake-up messages carry nothing.
@@ -155,6 +157,10 @@ use crate::{Error, TokenSetId};
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_REFRESH_RETENTION: Duration = Duration::from_secs(24 * 3600);
+const SHORTEST_LEASE: Duration = Duration::from_millis(100);
+/// A lease is how long a dead holder makes the others wait; longer than this is a setting
+/// meant as "forever", which would stall the fleet behind one crash.
+const LONGEST_LEASE: Duration = Duration::from_secs(3600);
 
 /// A fleet of replicas sharing token sets through Redis or Redis Cluster: one grant per
 /// fleet per token lifetime. See the [module docs](self) for the protocol and its guarantees.
@@ -236,10 +242,11 @@ impl RedisFleet {
 
     /// Sets how long a lease lasts unless its holder renews it (it does, every third of it,
     /// while its grant runs): how long a replica that dies during a grant makes the others
-    /// wait before one of them takes over. Default: 10 seconds; at least 100 ms.
+    /// wait before one of them takes over. Default: 10 seconds; at least 100 ms, at most an
+    /// hour (`Duration::MAX` is an hour).
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(100));
+        self.lease = lease.clamp(SHORTEST_LEASE, LONGEST_LEASE);
         self
     }
 
@@ -271,10 +278,14 @@ impl RedisFleet {
     /// Sets how long a token set with a refresh token stays in Redis after its access token
     /// expires, so a replica that wakes up later still finds the newest refresh token (a
     /// server that rotates refresh tokens accepts only the newest). Default: one day; zero
-    /// keeps every token set only as long as its access token.
+    /// keeps every token set only as long as its access token; at most a year
+    /// (`Duration::MAX` is a year).
+    ///
+    /// No token set stays in Redis longer than a year after it is written, however long its
+    /// access token lives and whatever the retention: Redis refuses longer expiries.
     #[must_use]
     pub fn refresh_token_retention(mut self, retention: Duration) -> Self {
-        self.refresh_retention = retention;
+        self.refresh_retention = retention.min(redis::LONGEST_EXPIRY);
         self
     }
 
@@ -388,6 +399,24 @@ mod tests {
         assert!(!error.to_string().contains("sentinel"), "{error}");
         let none: [&str; 0] = [];
         assert!(RedisFleet::cluster(none, FleetKey::new(1, [0; 32])).is_err());
+    }
+
+    #[test]
+    fn settings_too_long_for_redis_are_clamped() {
+        let fleet = RedisFleet::new("redis://127.0.0.1:1", FleetKey::new(1, [0; 32]))
+            .unwrap()
+            .lease(Duration::MAX)
+            .refresh_token_retention(Duration::MAX);
+        assert_eq!(fleet.lease, Duration::from_secs(3600));
+        assert_eq!(
+            fleet.refresh_retention,
+            Duration::from_secs(365 * 24 * 3600)
+        );
+        let short = fleet
+            .lease(Duration::ZERO)
+            .refresh_token_retention(Duration::ZERO);
+        assert_eq!(short.lease, Duration::from_millis(100));
+        assert_eq!(short.refresh_retention, Duration::ZERO);
     }
 
     #[test]

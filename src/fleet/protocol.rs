@@ -211,6 +211,10 @@ impl RedisFleet {
                     self.take_over_foreign(scope, left).await?;
                     continue;
                 }
+                Acquired::HeldWithoutExpiry => {
+                    self.take_over_foreign(scope, Duration::MAX).await?;
+                    continue;
+                }
                 Acquired::Held(left) => left,
             };
             if !waited {
@@ -282,7 +286,8 @@ impl RedisFleet {
             tracing::warn!(
                 set = %scope.hash,
                 lease_left_ms = millis(left),
-                "a lease longer than this fleet's lease length is not a replica's; taking it over"
+                "a lease longer than this fleet's lease length, or without expiry, is not a \
+                 replica's; taking it over"
             );
             self.redis
                 .compare_and_delete(&scope.lease, &held)
@@ -622,9 +627,13 @@ fn usable(scope: &FleetScope, shared: Option<Shared>, local: Option<&Token>) -> 
 }
 
 /// A random value that names this lease holder and no other.
+/// From the operating system: a replica forked from another must not draw its holder id.
 fn holder_id() -> String {
+    use rand::TryRng;
     let mut bytes = [0_u8; 16];
-    rand::fill(&mut bytes[..]);
+    if rand::rngs::SysRng.try_fill_bytes(&mut bytes).is_err() {
+        rand::fill(&mut bytes[..]);
+    }
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

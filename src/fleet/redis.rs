@@ -26,11 +26,13 @@ use redis::{
 };
 use tokio::sync::watch;
 
-/// Sets the lease to `ARGV[1]` for `ARGV[2]` ms if nobody holds it: -1 when this caller won,
-/// otherwise the milliseconds the holder's lease has left.
+/// Sets the lease to `ARGV[1]` for `ARGV[2]` ms if nobody holds it: the status `WON` when
+/// this caller won, otherwise the holder's `PTTL` (ms left; -1 for a lease without expiry, -2
+/// for one gone since). Won is a reply of another type than any `PTTL` answer: a lease written
+/// without `PX` answers -1, and must never look won.
 const ACQUIRE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    return -1
+    return {ok = 'WON'}
 end
 return redis.call('PTTL', KEYS[1])
 ";
@@ -123,6 +125,29 @@ pub(crate) enum Acquired {
     Won,
     /// Another replica holds it, for this long at most unless it renews it.
     Held(Duration),
+    /// Another holder has it, and it has no expiry: no replica of this crate writes such a
+    /// lease (each sets `PX`), so a person or a tool did, and it will not go away by itself.
+    HeldWithoutExpiry,
+}
+
+impl Acquired {
+    /// Reads the answer of the [`ACQUIRE`] script.
+    fn parse(answer: &Value) -> Result<Self, RedisError> {
+        Ok(match answer {
+            Value::SimpleString(status) if status == "WON" => Self::Won,
+            Value::Int(-1) => Self::HeldWithoutExpiry,
+            // -2 (gone since) or another negative: try again soon.
+            Value::Int(left) => {
+                Self::Held(u64::try_from(*left).map_or(Duration::ZERO, Duration::from_millis))
+            }
+            _ => {
+                return Err(RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "the lease script answered neither WON nor a PTTL",
+                )));
+            }
+        })
+    }
 }
 
 /// Where the fleet's Redis is.
@@ -336,13 +361,8 @@ impl Redis {
     ) -> Result<Acquired, Failure> {
         let mut cmd = script(ACQUIRE, &[lease]);
         cmd.arg(holder).arg(millis(length));
-        let answer: i64 = self.query(&cmd).await?;
-        Ok(match u64::try_from(answer) {
-            Err(_) if answer == -1 => Acquired::Won,
-            // -2 (gone since) or another negative: try again soon.
-            Err(_) => Acquired::Held(Duration::ZERO),
-            Ok(left) => Acquired::Held(Duration::from_millis(left)),
-        })
+        let answer: Value = self.query(&cmd).await?;
+        Acquired::parse(&answer).map_err(Failure::Redis)
     }
 
     /// Extends the lease if `holder` still holds it; `false` when it does not.
@@ -510,10 +530,15 @@ fn resp3(info: ConnectionInfo) -> ConnectionInfo {
     info.set_redis_settings(settings)
 }
 
+/// The longest expiry the fleet sets in Redis, for a token set or a lease, whatever the token's
+/// lifetime and the fleet's settings: Redis refuses a `PX` past `i64::MAX` milliseconds from
+/// now, and would fail every write of a fleet built with `Duration::MAX`.
+pub(crate) const LONGEST_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `duration` as the milliseconds of a `PX`: at least 1, at most [`LONGEST_EXPIRY`].
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
+    let clamped = duration.min(LONGEST_EXPIRY);
+    u64::try_from(clamped.as_millis()).map_or(1, |ms| ms.max(1))
 }
 
 fn address(addr: &ConnectionAddr) -> String {
@@ -534,5 +559,47 @@ fn use_tls_provider(infos: &[ConnectionInfo]) {
         .any(|info| matches!(info.addr(), ConnectionAddr::TcpTls { .. }));
     if tls && rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_won_status_is_a_won_lease() {
+        let won = Value::SimpleString("WON".to_owned());
+        assert_eq!(Acquired::parse(&won).unwrap(), Acquired::Won);
+        // What PTTL answers for a lease someone set without PX: held, not won.
+        assert_eq!(
+            Acquired::parse(&Value::Int(-1)).unwrap(),
+            Acquired::HeldWithoutExpiry
+        );
+        assert_eq!(
+            Acquired::parse(&Value::Int(-2)).unwrap(),
+            Acquired::Held(Duration::ZERO)
+        );
+        assert_eq!(
+            Acquired::parse(&Value::Int(1500)).unwrap(),
+            Acquired::Held(Duration::from_millis(1500))
+        );
+        for other in [
+            Value::Nil,
+            Value::Okay,
+            Value::SimpleString("OK".to_owned()),
+            Value::BulkString(b"WON".to_vec()),
+        ] {
+            assert!(Acquired::parse(&other).is_err(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn every_expiry_sent_to_redis_is_between_a_millisecond_and_a_year() {
+        let year_ms = 365 * 24 * 3600 * 1000;
+        assert_eq!(millis(Duration::MAX), year_ms);
+        assert_eq!(millis(LONGEST_EXPIRY + Duration::from_secs(1)), year_ms);
+        assert_eq!(millis(Duration::from_secs(10)), 10_000);
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(10)), 1);
     }
 }

@@ -1,29 +1,45 @@
-//! What a fleet writes to Redis: a token set sealed with AES-256-GCM under a key the user
+//! What a fleet writes to Redis: a token set sealed with AES-256-GCM-SIV under a key the user
 //! gives, named by a key id so keys can be rotated, and bound to the Redis key it is stored
 //! under.
 //!
 //! A value is one of:
 //!
 //! ```text
-//! sealed:     0x01 | key id (u32, big-endian) | nonce (12 bytes) | ciphertext | tag (16 bytes)
+//! sealed:     0x02 | key id (u32, big-endian) | nonce (12 bytes) | ciphertext | tag (16 bytes)
+//! sealed v1:  0x01 | the same, with AES-256-GCM       (read, never written)
 //! plaintext:  0x00 | the saved JSON form          (only with RedisFleet::plaintext)
 //! ```
 //!
 //! The associated data of a sealed value is its first five bytes followed by the Redis key, so
-//! a value copied under another key, or given another key id, fails to open.
+//! a value copied under another key, or given another key id or format, fails to open.
+//!
+//! Every replica of a fleet seals under the one key they share, so nonces must never repeat
+//! across replicas. They come from the operating system for each value, never from a
+//! generator in the process: a process forked from a replica, or a VM restored from a
+//! snapshot of one, holds a copy of such a generator and would draw the same nonces as its
+//! origin. AES-GCM-SIV (RFC 8452) covers what the operating system cannot: on a hypervisor
+//! that restores snapshots without telling the guest, even its generator may repeat, and
+//! with GCM-SIV a repeated nonce reveals only whether two values are equal, where with
+//! AES-GCM it would reveal their XOR and the key that forges tags.
 
 use std::fmt;
 
-use aes_gcm::{
-    Aes256Gcm, KeyInit, Nonce,
+use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm_siv::{
+    Aes256GcmSiv, KeyInit,
     aead::{Aead, Payload},
 };
 use base64::Engine;
+use rand::TryRng;
 use zeroize::Zeroizing;
 
 use crate::Error;
 
-const SEALED: u8 = 1;
+/// The format this program writes: AES-256-GCM-SIV.
+const SEALED: u8 = 2;
+/// The format of values sealed before: AES-256-GCM, with nonces from a generator in the
+/// process. Still opened, so a fleet keeps its token sets across the upgrade.
+const SEALED_GCM: u8 = 1;
 const PLAINTEXT: u8 = 0;
 const HEADER: usize = 1 + 4;
 const NONCE: usize = 12;
@@ -96,8 +112,12 @@ impl FleetKey {
         self.id
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        // A 32-byte slice is always a valid AES-256 key.
+    // A 32-byte slice is always a valid AES-256 key.
+    fn cipher(&self) -> Aes256GcmSiv {
+        Aes256GcmSiv::new(&(*self.bytes).into())
+    }
+
+    fn gcm_cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&(*self.bytes).into())
     }
 }
@@ -176,8 +196,9 @@ impl Keyring {
         std::iter::once(self.current.id).chain(self.others.iter().map(|key| key.id))
     }
 
-    /// The value to store under `redis_key` for the saved form `json`; `None` only for inputs
-    /// of gigabytes, which AES-GCM cannot seal.
+    /// The value to store under `redis_key` for the saved form `json`; `None` when the
+    /// operating system gives no random bytes for the nonce, or for inputs of gigabytes,
+    /// which AES-GCM-SIV cannot seal.
     pub(crate) fn seal(&self, redis_key: &str, json: &[u8]) -> Option<Vec<u8>> {
         if self.plaintext {
             let mut value = Vec::with_capacity(1 + json.len());
@@ -186,14 +207,14 @@ impl Keyring {
             return Some(value);
         }
         let mut nonce = [0; NONCE];
-        rand::fill(&mut nonce[..]);
-        let header = header(self.current.id);
+        rand::rngs::SysRng.try_fill_bytes(&mut nonce).ok()?;
+        let header = header(SEALED, self.current.id);
         let aad = associated_data(&header, redis_key);
         let ciphertext = self
             .current
             .cipher()
             .encrypt(
-                &Nonce::from(nonce),
+                &aes_gcm_siv::Nonce::from(nonce),
                 Payload {
                     msg: json,
                     aad: &aad,
@@ -217,12 +238,17 @@ impl Keyring {
             None => Err(Refused::Truncated),
             Some(&PLAINTEXT) if self.plaintext => Ok(Zeroizing::new(value[1..].to_vec())),
             Some(&PLAINTEXT) => Err(Refused::Plaintext),
-            Some(&SEALED) => self.open_sealed(redis_key, value),
+            Some(&format @ (SEALED | SEALED_GCM)) => self.open_sealed(format, redis_key, value),
             Some(&other) => Err(Refused::UnknownFormat(other)),
         }
     }
 
-    fn open_sealed(&self, redis_key: &str, value: &[u8]) -> Result<Zeroizing<Vec<u8>>, Refused> {
+    fn open_sealed(
+        &self,
+        format: u8,
+        redis_key: &str,
+        value: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Refused> {
         if value.len() < HEADER + NONCE + TAG {
             return Err(Refused::Truncated);
         }
@@ -236,16 +262,17 @@ impl Keyring {
         let mut nonce_bytes = [0; NONCE];
         nonce_bytes.copy_from_slice(nonce);
         let aad = associated_data(header, redis_key);
-        key.cipher()
-            .decrypt(
-                &Nonce::from(nonce_bytes),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| Refused::Forged)
+        let payload = Payload {
+            msg: ciphertext,
+            aad: &aad,
+        };
+        let opened = if format == SEALED {
+            key.cipher()
+                .decrypt(&aes_gcm_siv::Nonce::from(nonce_bytes), payload)
+        } else {
+            key.gcm_cipher().decrypt(&Nonce::from(nonce_bytes), payload)
+        };
+        opened.map(Zeroizing::new).map_err(|_| Refused::Forged)
     }
 }
 
@@ -260,9 +287,9 @@ impl fmt::Debug for Keyring {
     }
 }
 
-fn header(id: u32) -> [u8; HEADER] {
+fn header(format: u8, id: u32) -> [u8; HEADER] {
     let id = id.to_be_bytes();
-    [SEALED, id[0], id[1], id[2], id[3]]
+    [format, id[0], id[1], id[2], id[3]]
 }
 
 fn associated_data(header: &[u8], redis_key: &str) -> Vec<u8> {
@@ -306,6 +333,63 @@ mod tests {
         assert_ne!(keys.seal(KEY, JSON).unwrap(), keys.seal(KEY, JSON).unwrap());
     }
 
+    /// Set in the copy of this test binary that `a_forked_replica_draws_other_nonces` starts:
+    /// the file the forked child writes its value to.
+    #[cfg(unix)]
+    const FORK_CHILD_OUTPUT: &str = "TOWER_OAUTH2_FORK_NONCE_OUTPUT";
+
+    /// A replica cloned from a running one (a `fork`, or a VM restored from a warm snapshot)
+    /// starts with the memory of its origin, a user-space generator's state included: it must
+    /// still seal with other nonces than its origin does.
+    ///
+    /// Forking a multi-threaded test harness could leave the child waiting on a lock another
+    /// test thread held, so the test runs itself again, alone, in a process of its own, and
+    /// forks there.
+    #[cfg(unix)]
+    #[test]
+    fn a_forked_replica_draws_other_nonces() {
+        let Ok(output) = std::env::var(FORK_CHILD_OUTPUT) else {
+            let dir = tempfile::tempdir().unwrap();
+            let output = dir.path().join("child");
+            let run = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "fleet::seal::tests::a_forked_replica_draws_other_nonces",
+                    "--exact",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
+                .env(FORK_CHILD_OUTPUT, &output)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(run.status.success(), "{stdout}\n{stderr}");
+            assert!(stdout.contains("1 passed"), "{stdout}");
+            return;
+        };
+        let keys = ring(1, 1);
+        // The origin has sealed before, as a warm replica has.
+        keys.seal(KEY, JSON).unwrap();
+        match fork::fork().unwrap() {
+            fork::Fork::Child => {
+                let value = keys.seal(KEY, JSON).unwrap();
+                std::fs::write(&output, value).unwrap();
+                std::process::exit(0);
+            }
+            fork::Fork::Parent(child) => {
+                let value = keys.seal(KEY, JSON).unwrap();
+                fork::waitpid(child).unwrap();
+                let theirs = std::fs::read(&output).unwrap();
+                let nonce = |value: &[u8]| value[HEADER..HEADER + NONCE].to_vec();
+                assert_ne!(
+                    nonce(&value),
+                    nonce(&theirs),
+                    "the forked child sealed with its parent's nonce"
+                );
+            }
+        }
+    }
+
     #[test]
     fn any_flipped_bit_is_refused() {
         let keys = ring(1, 1);
@@ -319,6 +403,39 @@ mod tests {
                 "byte {index}"
             );
         }
+    }
+
+    /// A value as this crate sealed it before AES-GCM-SIV: format 1, AES-256-GCM.
+    fn sealed_with_gcm(key: &FleetKey, nonce: [u8; NONCE]) -> Vec<u8> {
+        let header = header(SEALED_GCM, key.id);
+        let aad = associated_data(&header, KEY);
+        let payload = Payload {
+            msg: JSON,
+            aad: &aad,
+        };
+        let ciphertext = key
+            .gcm_cipher()
+            .encrypt(&Nonce::from(nonce), payload)
+            .unwrap();
+        [&header[..], &nonce, &ciphertext].concat()
+    }
+
+    #[test]
+    fn values_sealed_with_aes_gcm_before_still_open() {
+        let keys = ring(4, 9);
+        let old = sealed_with_gcm(&FleetKey::new(4, [9; 32]), [3; NONCE]);
+        assert_eq!(keys.open(KEY, &old).unwrap().as_slice(), JSON);
+        // The format byte is authenticated: neither cipher opens the other's value.
+        let mut relabelled = old.clone();
+        relabelled[0] = SEALED;
+        assert_eq!(keys.open(KEY, &relabelled), Err(Refused::Forged));
+        let mut new = keys.seal(KEY, JSON).unwrap();
+        assert_eq!(new[0], SEALED);
+        new[0] = SEALED_GCM;
+        assert_eq!(keys.open(KEY, &new), Err(Refused::Forged));
+        let mut tampered = old;
+        tampered[HEADER] ^= 1;
+        assert_eq!(keys.open(KEY, &tampered), Err(Refused::Forged));
     }
 
     #[test]

@@ -294,6 +294,22 @@ mod tests {
     }
 
     #[test]
+    fn a_file_with_expires_at_u64_max_loads_without_panicking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.json");
+        let json = format!(
+            r#"{{"version":1,"access_token":"a","refresh_token":"r","expires_at":{},"issued_at":1}}"#,
+            u64::MAX
+        );
+        fs::write(&path, json).unwrap();
+        // Past the end of what the clock can tell: no expiry, as the cache takes a lifetime
+        // too long for an `Instant`.
+        let token = load(&path).unwrap().unwrap();
+        assert_eq!(token.expires_in(), None);
+        assert_eq!(token.refresh_token().unwrap().expose(), "r");
+    }
+
+    #[test]
     fn a_file_from_a_later_layout_is_refused() {
         let bytes = br#"{"version":2,"access_token":"a"}"#;
         let error = decode(bytes, SystemTime::now(), Path::new("t.json")).unwrap_err();

@@ -22,6 +22,7 @@ mod failures;
 )]
 #[path = "../interop/support.rs"]
 mod interop;
+mod limits;
 mod lineage;
 mod process;
 mod process_secrets;

@@ -123,7 +123,7 @@ async fn a_rotated_key_opens_old_values_and_seals_new_ones() {
     .await;
     assert_eq!(sources(&replaced), (0, 1, 0));
     let value = get(mode, scope(&rotated, &set).token_key()).await.unwrap();
-    assert_eq!(&value[..5], &[1, 0, 0, 0, 2], "sealed with key id 2");
+    assert_eq!(&value[..5], &[2, 0, 0, 0, 2], "sealed with key id 2");
 }
 
 /// Runs grants, reads, a retirement and a second grant with `fleets`, listening to every
