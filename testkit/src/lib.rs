@@ -31,6 +31,7 @@
 
 mod fault;
 pub mod keys;
+pub mod redis_proxy;
 mod server;
 
 pub use fault::{Fault, FaultServer};
