@@ -59,8 +59,9 @@ const REDIRECT = 'http://127.0.0.1/callback';
 // `native-fleet` is the one fleet/run.sh's processes share through Redis; the fault tests of
 // tests/fleet/faults.rs have one each, so that each test reads counters of its own.
 const FLEET_FAULTS = [
-  'fleet-fault-commit', 'fleet-fault-delayed-commit', 'fleet-fault-rollback',
-  'fleet-fault-lease-no-ttl', 'fleet-fault-foreign-lease', 'fleet-fault-latency',
+  'fleet-fault-none', 'fleet-fault-commit', 'fleet-fault-delayed-commit',
+  'fleet-fault-rollback', 'fleet-fault-lease-no-ttl', 'fleet-fault-foreign-lease',
+  'fleet-fault-latency',
 ];
 const SHORT_LIVED = new Set([
   'native-rotation', 'native-persist', 'native-fleet', ...FLEET_FAULTS, ...dpopShortLived,
