@@ -115,7 +115,6 @@ impl fmt::Debug for Command {
     }
 }
 
-
 /// One whole request at the start of `buffer` and its length in bytes, `None` if it is not all
 /// there yet. Requests are RESP arrays of bulk strings, or inline commands (a line of words).
 pub(super) fn parse(buffer: &[u8]) -> std::io::Result<Option<(Command, usize)>> {
