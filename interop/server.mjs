@@ -56,9 +56,16 @@ const USER = 'user-1';
 const REDIRECT = 'http://127.0.0.1/callback';
 
 // Clients whose access tokens live two seconds, to cross many expiries in a short test.
-// `native-fleet` is the one fleet/run.sh's processes share through Redis.
+// `native-fleet` is the one fleet/run.sh's processes share through Redis; the fault tests of
+// tests/fleet/faults.rs have one each, so that each test reads counters of its own.
+const FLEET_FAULTS = [
+  'fleet-fault-none', 'fleet-fault-commit', 'fleet-fault-delayed-commit',
+  'fleet-fault-rollback', 'fleet-fault-lease-no-ttl', 'fleet-fault-foreign-lease',
+  'fleet-fault-latency',
+];
 const SHORT_LIVED = new Set([
-  'native-rotation', 'native-persist', 'native-fleet', ...dpopShortLived, ...fapiShortLived,
+  'native-rotation', 'native-persist', 'native-fleet', ...FLEET_FAULTS, ...dpopShortLived,
+  ...fapiShortLived,
 ]);
 
 const confidential = (id, method, grantTypes) => ({
@@ -116,6 +123,7 @@ const clients = [
   native('native-refresh'),
   native('native-discovery'),
   native('native-fleet'),
+  ...FLEET_FAULTS.map(native),
   ...dpopClients(confidential, native),
   ...mtls.clients({ confidential, native }),
   ...deviceClients(`openid ${API_SCOPES.join(' ')}`),

@@ -43,11 +43,17 @@ mod enabled {
             };
             // The error does not repeat the URL, which may hold a password.
             let fleet = fleet.map_err(|error| Stop::Usage(format!("{option}: {error}")))?;
-            let fleet = if redis.plaintext {
+            let mut fleet = if redis.plaintext {
                 fleet.plaintext()
             } else {
                 fleet
             };
+            if let Some(lease) = redis.lease {
+                fleet = fleet.lease(lease);
+            }
+            if let Some(timeout) = redis.timeout {
+                fleet = fleet.timeout(timeout);
+            }
             Ok(Some(Self(Arc::new(fleet))))
         }
 

@@ -141,6 +141,10 @@ async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
     } else {
         (token::cache_builder(options, endpoint, auth, key)?, None)
     };
+    let builder = match options.fetch_timeout {
+        Some(timeout) => builder.fetch_timeout(timeout),
+        None => builder,
+    };
     let cache = fleet::join(builder, counts.fleet.as_ref())?.build();
     counts.cache = Some(cache.clone());
     if let Some(device) = device {

@@ -94,6 +94,10 @@ processes that run with the same options; needs the `redis` feature):
                                --redis-cluster unless --redis-plaintext
   --redis-plaintext            store tokens in Redis unencrypted (anyone who can read the
                                Redis can use them)
+  --redis-lease-ms MS          how long a process that died while getting a token delays
+                               the others (default: 10000)
+  --redis-timeout-ms MS        how long each Redis operation may take before this process
+                               gets its own token (default: 1000)
   When Redis cannot be reached or fails, this process gets its own tokens: requests still
   succeed, and the exit status is unaffected (a line on stderr says so).
 
@@ -105,6 +109,8 @@ Request options:
   --repeat N                   send every URL N times (default: 1)
   --concurrency C              at most C requests at once (default: 1)
   --interval-ms MS             pause between requests when --concurrency is 1 (default: 0)
+  --fetch-timeout-ms MS        how long one token fetch may take, retries included, before
+                               the requests waiting for it fail (default: 60000)
   -v, --verbose                log what the token cache and the Redis fleet do to stderr
                                (never a token or a secret)
   -h, --help                   print this help and exit
@@ -152,6 +158,7 @@ pub(crate) struct Options {
     pub(crate) repeat: usize,
     pub(crate) concurrency: usize,
     pub(crate) interval: Duration,
+    pub(crate) fetch_timeout: Option<Duration>,
     pub(crate) urls: Vec<Uri>,
 }
 
@@ -162,6 +169,8 @@ pub(crate) struct Redis {
     pub(crate) cluster: Vec<String>,
     pub(crate) key_file: Option<PathBuf>,
     pub(crate) plaintext: bool,
+    pub(crate) lease: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Redis {
@@ -215,6 +224,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
         repeat: 1,
         concurrency: 1,
         interval: Duration::ZERO,
+        fetch_timeout: None,
         urls: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -259,6 +269,8 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
             "--redis-cluster" => options.redis.cluster.push(value()?),
             "--redis-key-file" => options.redis.key_file = Some(PathBuf::from(value()?)),
             "--redis-plaintext" => options.redis.plaintext = true,
+            "--redis-lease-ms" => options.redis.lease = Some(millis(&arg, &value()?)?),
+            "--redis-timeout-ms" => options.redis.timeout = Some(millis(&arg, &value()?)?),
             flag if Delegation::takes(flag) => options.delegation.set(flag, value()?),
             "-v" | "--verbose" => options.verbose = true,
             "-X" => {
@@ -283,6 +295,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
             "-d" => options.data = Some(Bytes::from(value()?)),
             "--repeat" => options.repeat = number(&arg, &value()?)?,
             "--concurrency" => options.concurrency = number(&arg, &value()?)?.max(1),
+            "--fetch-timeout-ms" => options.fetch_timeout = Some(millis(&arg, &value()?)?),
             "--interval-ms" => {
                 options.interval = Duration::from_millis(number(&arg, &value()?)? as u64);
             }
@@ -314,6 +327,8 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
     let fleet_only = [
         (options.redis.key_file.is_some(), "--redis-key-file"),
         (options.redis.plaintext, "--redis-plaintext"),
+        (options.redis.lease.is_some(), "--redis-lease-ms"),
+        (options.redis.timeout.is_some(), "--redis-timeout-ms"),
     ];
     if !options.redis.wanted()
         && let Some((_, flag)) = fleet_only.iter().find(|(given, _)| *given)
@@ -343,4 +358,8 @@ fn number(option: &str, value: &str) -> Result<usize, Stop> {
     value
         .parse()
         .map_err(|_| Stop::Usage(format!("{option} {value}: not a number")))
+}
+
+fn millis(option: &str, value: &str) -> Result<Duration, Stop> {
+    Ok(Duration::from_millis(number(option, value)? as u64))
 }

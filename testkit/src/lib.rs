@@ -11,6 +11,9 @@
 //! [`FaultServer`] is the token endpoint at the socket level instead: raw HTTP/1.1 written by
 //! hand, so that hangs, resets and refused connections are real.
 //!
+//! [`redis_proxy::RedisProxy`] does the same for Redis: a proxy in front of a real
+//! redis-server that delays, fails or cuts off the commands its rules pick.
+//!
 //! The kit speaks plain `http`, `hyper`, `tokio` and `tower`; it does not depend on
 //! tower-oauth2, whose tests would otherwise see two copies of its types. Helpers that need the
 //! crate's types (a grant against this server, say) live with the tests.
@@ -31,6 +34,7 @@
 
 mod fault;
 pub mod keys;
+pub mod redis_proxy;
 mod server;
 
 pub use fault::{Fault, FaultServer};

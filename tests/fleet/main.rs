@@ -14,6 +14,7 @@
 //! running in parallel share the servers but no keys.
 
 mod failures;
+mod faults;
 // The interop suite's helpers: the rotation test signs in at its server for a refresh token.
 #[allow(
     dead_code,
