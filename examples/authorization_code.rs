@@ -83,6 +83,10 @@ fn options() -> Result<Options, String> {
 
 #[tokio::main]
 async fn main() -> Result<ExitCode, BoxError> {
+    if std::env::args().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let options = match options() {
         Ok(options) => options,
         Err(problem) => {

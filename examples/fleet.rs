@@ -122,7 +122,9 @@ async fn main() -> ExitCode {
     }
     let lifetimes = run_for.as_secs_f64() / 4.0;
     println!(
-        "{replicas} replicas {}: {} requests served, {} grants ({:.1} per token lifetime)",
+        "{replicas} replicas {}: {} requests served, {} grants ({:.1} per token lifetime; \
+         a 4-second token is replaced at half its life, so 2.0 is one grant per refresh, \
+         plus the cold start)",
         if alone { "alone" } else { "in a fleet" },
         requests.load(Ordering::Relaxed),
         server.grants(),

@@ -22,9 +22,9 @@
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_oauth2::{ClientAuth, OAuth2Layer, TokenClient, grant::ClientCredentials};
 //!
-//! // Any tower HTTP client, such as hyper-util's:
-//! let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-//!     .build_http::<Full<bytes::Bytes>>();
+//! // Any tower HTTP client; this one is hyper-util's over rustls (the `https` feature):
+//! # #[cfg(feature = "https")]
+//! let http = tower_oauth2::https::client()?;
 //! # // A fake of the authorization server and the API instead, so this example runs anywhere.
 //! # let http = service_fn(|request: Request<Full<Bytes>>| async move {
 //! #     let body = match request.uri().path() {
@@ -80,7 +80,7 @@
 //!   signs out.
 //! - `fleet::RedisFleet` (feature `redis`): caches in many processes share one token set
 //!   through Redis, so a fleet of replicas runs one grant per token lifetime; see
-//!   [`TokenCacheBuilder::fleet`].
+//!   `TokenCacheBuilder::fleet`.
 //!
 //! # Errors
 //!
@@ -121,7 +121,7 @@
 //! | `jwt` | client assertions, `ClientAuth::client_secret_jwt` and `ClientAuth::private_key_jwt` with a `SigningKey` (RS256, PS256, ES256, EdDSA; PKCS#8 PEM or JWK), and self-signed JWT bearer assertions, `grant::JwtBearer::signed` (RFC 7523), signed by jsonwebtoken's pure-Rust backend |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
 //! | `dpop` | `DpopKey` and `TokenClient::dpop`: tokens bound to a key the client holds, and a proof signed for every token and API request, with the server's nonces (RFC 9449) |
-//! | `redis` | `fleet::RedisFleet` and [`TokenCacheBuilder::fleet`]: replicas share one token set through Redis or Redis Cluster, sealed with AES-256-GCM-SIV, so a fleet runs one grant per token lifetime; a failing Redis never fails a request |
+//! | `redis` | `fleet::RedisFleet` and `TokenCacheBuilder::fleet`: replicas share one token set through Redis or Redis Cluster, sealed with AES-256-GCM-SIV, so a fleet runs one grant per token lifetime; a failing Redis never fails a request |
 //!
 //! Only `loopback` is on by default, and the core depends on no HTTP client; a server that
 //! never signs users in can turn it off with `default-features = false`.

@@ -1,7 +1,6 @@
 //! `TokenCacheBuilder::fleet` without a Redis: which sources may share their tokens, and a fleet
 //! whose Redis cannot be reached still serving every request. Hermetic: nothing here needs a
 //! Redis server (`tests/fleet/`, run by `fleet/run.sh`, proves the sharing itself).
-#![cfg(feature = "redis")]
 
 mod common;
 

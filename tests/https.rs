@@ -1,6 +1,5 @@
 //! The `https` feature's client over real TLS on loopback: HTTP/2 or HTTP/1.1 by ALPN, a token
 //! endpoint and an API behind a certificate the client trusts, and one it does not trust.
-#![cfg(feature = "https")]
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 

@@ -1,6 +1,5 @@
 //! The `metrics` feature: token fetches (by outcome), loads from the store and retries after a
 //! 401 reach the `metrics` facade, and agree with `TokenCache::stats`.
-#![cfg(feature = "metrics")]
 
 mod common;
 

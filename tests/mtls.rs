@@ -2,7 +2,6 @@
 //! loopback that asks every client for a certificate from the test CA: the certificate goes to
 //! the token endpoint and to the API alike, `tls_client_auth` sends the client id and no
 //! secret, and identities that cannot work are refused with errors that show no key.
-#![cfg(feature = "https")]
 
 use std::{
     convert::Infallible,

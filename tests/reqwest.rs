@@ -1,6 +1,5 @@
 //! `OAuth2Layer` over `reqwest::Client`, and the token endpoint reached through reqwest, against
 //! servers on loopback.
-#![cfg(feature = "reqwest")]
 
 use std::sync::{
     Arc,

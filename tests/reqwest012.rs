@@ -1,6 +1,5 @@
 //! reqwest 0.12 and reqwest-middleware 0.4 (features `reqwest012` and `reqwest-middleware04`):
 //! the same layer over the older client, against the fake server on loopback.
-#![cfg(all(feature = "reqwest012", feature = "reqwest-middleware04"))]
 
 use reqwest_middleware04 as reqwest_middleware;
 use reqwest012 as reqwest;

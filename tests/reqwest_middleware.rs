@@ -1,6 +1,5 @@
 //! `OAuth2Layer` as a `reqwest_middleware::Middleware`: requests built and sent with reqwest's
 //! own builders, against servers on loopback.
-#![cfg(feature = "reqwest-middleware")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

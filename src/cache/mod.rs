@@ -69,7 +69,7 @@ use crate::{
 /// busy-loop.
 ///
 /// Every token set the cache gets has a [`Lineage`](crate::Lineage) above the set it
-/// replaces, and whoever keeps sets ([`TokenStore`]s, the [fleet](crate::fleet)) never lets an
+/// replaces, and whoever keeps sets ([`TokenStore`]s, the fleet) never lets an
 /// older set replace a newer one: a refresh token the server has rotated away never comes back.
 ///
 /// Fetches are spawned on the Tokio runtime of the request that starts them.

@@ -32,8 +32,8 @@ pub(crate) const JWT_ASSERTION_TYPE: &str =
 /// ```
 ///
 /// With the `jwt` feature, the client can also prove itself with a signed JWT, made afresh
-/// for every request: [`client_secret_jwt`](Self::client_secret_jwt) and
-/// [`private_key_jwt`](Self::private_key_jwt) (RFC 7523 section 2.2). With mutual TLS
+/// for every request: `client_secret_jwt` and
+/// `private_key_jwt` (RFC 7523 section 2.2). With mutual TLS
 /// ([`tls_client_auth`](Self::tls_client_auth),
 /// [`self_signed_tls_client_auth`](Self::self_signed_tls_client_auth), RFC 8705), the
 /// certificate the HTTP client presents is the proof.
@@ -142,7 +142,7 @@ impl ClientAuth {
 
     /// `private_key_jwt` (OpenID Connect Core section 9, RFC 7523 section 2.2): every request
     /// carries a new JWT signed with `key` (RS256, PS256, ES256 or EdDSA; see [`SigningKey`]),
-    /// with the claims of [`client_secret_jwt`](Self::client_secret_jwt). The server holds
+    /// with the claims of `client_secret_jwt`. The server holds
     /// the public key, registered or from the client's JWKS URL. Available with the `jwt`
     /// feature.
     ///

@@ -19,7 +19,7 @@ type AssertionFn = dyn Fn() -> Result<Secret, Error> + Send + Sync;
 /// A [`TokenSource`] for `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523
 /// section 2.1): every token request posts an `assertion`, a JWT that another party issued
 /// (a workload identity token, an identity provider's assertion) or that the client signs
-/// itself ([`signed`](Self::signed), with the `jwt` feature).
+/// itself (`signed`, with the `jwt` feature).
 ///
 /// The assertion is asked for anew for every token request, so a file that the platform
 /// rotates (Kubernetes projected service account tokens, cloud workload identity) is read

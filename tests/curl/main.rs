@@ -2,7 +2,6 @@
 //! requests and exit statuses (`basics`), discovery and JWT client authentication
 //! (`identity`), client certificates (`mtls`), DPoP (`dpop`), token exchange and the device
 //! grant (`delegation`), and the Redis options (`fleet`).
-#![cfg(all(feature = "https", feature = "dpop"))]
 
 mod basics;
 mod delegation;
