@@ -141,6 +141,7 @@ mod lineage;
 mod protocol;
 mod redis;
 mod seal;
+mod shared;
 mod stats;
 
 use std::{fmt, sync::Arc, time::Duration};
