@@ -431,3 +431,157 @@ async fn an_api_that_rejects_every_new_token_is_given_new_ones_less_and_less_oft
     assert!(waits[3] >= Duration::from_millis(500), "{waits:?}");
     assert_eq!(issuer.grants(), 5);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_used_as_the_last_handle_still_retries_after_a_401() {
+    let issuer = AuthServer::new();
+    let client = OAuth2Layer::new(issuer.grant()).layer(issuer.api::<Body>());
+    client.clone().oneshot(get("/")).await.unwrap();
+    issuer.revoke("token-1");
+
+    // A task that owns its clone: once the request is out, `oneshot` drops the last handle.
+    let owned = client.clone();
+    drop(client);
+    let response = owned.oneshot(get("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(accepted_token(&response), Some("token-2"));
+    assert_eq!(issuer.grants(), 2);
+}
+
+/// An API that refuses `/refused` whatever the token, and takes any token elsewhere; its
+/// answers name the token they saw.
+fn refusing_api()
+-> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = impl Send>
++ Clone
++ Send {
+    service_fn(|request: Request<Body>| async move {
+        let token = request.headers().get(AUTHORIZATION).cloned();
+        let mut response = if request.uri().path() == "/refused" {
+            status(StatusCode::UNAUTHORIZED)
+        } else {
+            status(StatusCode::OK)
+        };
+        if let Some(token) = token {
+            response.headers_mut().insert("x-token", token);
+        }
+        Ok::<_, Infallible>(response)
+    })
+}
+
+fn carried(response: &Response<Body>) -> &str {
+    response.headers()["x-token"].to_str().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn repeated_401s_for_one_token_never_make_a_request_that_was_not_refused_wait() {
+    let issuer = AuthServer::new();
+    let cache = issuer.cache();
+    let client = OAuth2Layer::new(cache.clone()).layer(refusing_api());
+    client.clone().oneshot(get("/")).await.unwrap();
+    // Every round refuses the token it carries and the new one of its retry: from the second
+    // on, the API looks as if it rejects every new token, and each refresh is held back longer.
+    for _ in 0..4 {
+        let response = client.clone().oneshot(get("/refused")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = tokio::spawn(client.clone().oneshot(get("/refused")));
+    // The refused request now waits for a refresh that is held back.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(!refused.is_finished());
+    let (fetches, current) = (cache.stats().fetches, cache.current());
+    assert!(current.is_none(), "the token was refused");
+
+    let unrelated =
+        tokio::time::timeout(Duration::from_millis(1), client.clone().oneshot(get("/")))
+            .await
+            .expect("a request that was not refused waits for no refresh")
+            .unwrap();
+    assert_eq!(unrelated.status(), StatusCode::OK);
+    assert_eq!(cache.stats().fetches, fetches, "and starts none");
+    let (previous, last) = (format!("Bearer token-{fetches}"), carried(&unrelated));
+    assert_eq!(
+        last, previous,
+        "it carried the token the others were refused with"
+    );
+
+    // The refused request still gets its refresh and its retry, once the delay has passed.
+    let response = refused.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(cache.stats().fetches, fetches + 1);
+}
+
+#[cfg(feature = "tower-http")]
+mod redirected {
+    use super::*;
+    use tower_http::follow_redirect::RequestUri;
+
+    /// An API whose 401 answers say, as tower-http's `FollowRedirect` does, that they came
+    /// from `landed_at`.
+    fn redirected_to(
+        landed_at: &'static str,
+    ) -> impl Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone
+    + Send {
+        service_fn(move |request: Request<Body>| async move {
+            let mut response = if request.uri().path() == "/away" {
+                status(StatusCode::UNAUTHORIZED)
+            } else {
+                status(StatusCode::OK)
+            };
+            let uri = match request.uri().path() {
+                "/away" => landed_at.parse().unwrap(),
+                _ => request.uri().clone(),
+            };
+            response.extensions_mut().insert(RequestUri(uri));
+            Ok::<_, Infallible>(response)
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_401_from_another_uri_than_the_token_went_to_keeps_the_token_and_fetches_nothing() {
+        let issuer = AuthServer::new();
+        let cache = issuer.cache();
+        let client =
+            OAuth2Layer::new(cache.clone()).layer(redirected_to("https://elsewhere.test/landing"));
+        client
+            .clone()
+            .oneshot(get("https://api.test/"))
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            let response = client
+                .clone()
+                .oneshot(get("https://api.test/away"))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(cache.stats().fetches, 1);
+        assert_eq!(cache.stats().retries_after_401, 0);
+        assert!(cache.current().is_some(), "the token was never refused");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_401_from_the_uri_the_token_went_to_still_retires_it() {
+        let issuer = AuthServer::new();
+        let cache = issuer.cache();
+        let client = OAuth2Layer::new(cache.clone()).layer(redirected_to("https://api.test/away"));
+        client
+            .clone()
+            .oneshot(get("https://api.test/"))
+            .await
+            .unwrap();
+        let response = client
+            .clone()
+            .oneshot(get("https://api.test/away"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(cache.stats().fetches, 2);
+        assert_eq!(cache.stats().retries_after_401, 1);
+    }
+}

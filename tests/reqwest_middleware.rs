@@ -179,3 +179,25 @@ async fn when_no_new_token_can_be_had_after_a_401_the_error_says_why_and_nothing
     assert_eq!(token_error(error).kind(), ErrorKind::Source);
     assert_eq!(server.api_tokens().len(), 1);
 }
+
+#[tokio::test]
+async fn a_clone_used_as_the_last_handle_still_retries_after_a_401() {
+    let (server, loopback) = demo().await;
+    let cache = cache(&loopback);
+    let client = client(OAuth2Layer::new(cache.clone()));
+    let warm = client.get(loopback.api_url("/orders")).send().await;
+    assert_eq!(warm.unwrap().status(), 200);
+    server.revoke_all();
+    drop(cache);
+
+    // A task that owns its clone, and nothing else that holds the layer.
+    let sent = {
+        let owned = client.clone();
+        drop(client);
+        owned.get(loopback.api_url("/orders")).send()
+    };
+    let response = tokio::spawn(sent).await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.rejected(), 1);
+    assert_eq!(server.grants(), 2);
+}

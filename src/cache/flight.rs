@@ -7,6 +7,11 @@
 //!
 //! After a failed fetch, requests that need a token fail at once with its error until the
 //! backoff step ends, so a failing endpoint sees one request per step, not one per caller.
+//!
+//! The first fetch after a 401 runs at once, and requests wait for it; fetches after 401s to
+//! one new token after another are held back by a growing delay, during which only the
+//! requests that were refused wait: the others keep sending the token, which may be refused
+//! by one endpoint and accepted by the rest.
 
 use std::{
     sync::{Arc, MutexGuard, PoisonError, Weak},
@@ -20,7 +25,7 @@ use tracing::Instrument;
 use super::{
     Core,
     fetch::{Outcome, attempts, later},
-    state::{Entry, Phase},
+    state::{Entry, Phase, Stamp},
 };
 use crate::{Error, ErrorKind, FetchReason};
 
@@ -80,6 +85,27 @@ impl Core {
             return Some(Err(error));
         }
         Some(self.start(flight, reason))
+    }
+
+    /// The token `stamp` names, refused by a 401 answer, while the fetch that replaces it waits
+    /// out the delay that repeated 401s hold it back by, or a backoff step, and the token has
+    /// not expired: requests that were not refused keep sending it rather than wait. A request
+    /// that was refused waits for the fetch (`TokenCache::ticket_after`).
+    pub(super) fn held_back(&self, stamp: Stamp) -> Option<Arc<Entry>> {
+        if stamp.phase() != Phase::Unauthorized {
+            return None;
+        }
+        let now = Instant::now();
+        let flight = self.flight();
+        let sleeping =
+            flight.running.is_some() && flight.running_from.is_some_and(|from| now < from);
+        drop(flight);
+        if !sleeping {
+            return None;
+        }
+        self.state
+            .entry_for(stamp)
+            .filter(|entry| entry.expires_at().is_none_or(|at| now < at))
     }
 
     /// Joins the fetch in flight, or starts one even though the current token is usable.

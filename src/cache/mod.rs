@@ -173,6 +173,9 @@ impl TokenCache {
                 }
                 continue;
             }
+            if let Some(entry) = self.core.held_back(stamp) {
+                return Ok(CachedToken(entry));
+            }
             if let Some(fetch) = self.core.join(FetchReason::for_phase(stamp.phase())) {
                 return flight::wait(fetch?).await.map(CachedToken);
             }
@@ -261,6 +264,9 @@ impl TokenCache {
                     return Ok(self.ticket_for(stamp, &entry));
                 }
                 continue;
+            }
+            if let Some(entry) = self.core.held_back(stamp) {
+                return Ok(self.ticket_for(stamp, &entry));
             }
             let reason = FetchReason::for_phase(stamp.phase());
             if let Some(fetch) = self.core.join(reason) {

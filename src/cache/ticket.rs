@@ -22,11 +22,13 @@ use super::{
 };
 use crate::{Error, dpop::Bound, secret::sensitive_header};
 
-/// The token a request carries. Cloning it touches only this thread's reference count.
+/// The token a request carries. Cloning it touches only this thread's reference count, and
+/// the cache's when the ticket [holds it for a retry](Self::hold_for_retry).
 #[derive(Clone)]
 pub(crate) struct Ticket {
     copy: Arc<Copy>,
-    /// The cache itself, held by a request that may outlive every other handle to it.
+    /// The cache itself, held by a request that can be sent again after a 401: it may outlive
+    /// every other handle to the cache.
     keep: Option<TokenCache>,
 }
 
@@ -55,13 +57,16 @@ impl Ticket {
         self.copy.dpop.as_deref()
     }
 
-    /// Keeps `cache`, the ticket's own, alive as long as the ticket when `cache` is its last
-    /// handle: the service that holds it may be dropped as soon as the request is sent
-    /// (`ServiceExt::oneshot` does), and a 401 answer still needs the cache. Taking a strong
-    /// handle for every request would make threads share one reference count.
-    pub(crate) fn keep_if_last(&mut self, cache: &TokenCache) {
-        if Arc::strong_count(&cache.core) == 1 {
-            self.keep = Some(cache.clone());
+    /// Keeps the ticket's cache alive as long as the ticket, for a request that can be sent
+    /// again after a 401: the service that sent it may be dropped as soon as it is out
+    /// (`ServiceExt::oneshot` does), with every other handle, and the retry needs the cache
+    /// for its new token. A request that cannot be sent again needs the cache only to retire
+    /// the token, which matters only while some handle can still hand the token out: it holds
+    /// none, and spares threads that send side by side one shared reference count.
+    #[inline]
+    pub(crate) fn hold_for_retry(&mut self) {
+        if self.keep.is_none() {
+            self.keep = self.cache();
         }
     }
 
@@ -113,6 +118,22 @@ impl Wait {
 }
 
 impl TokenCache {
+    /// A ticket for a token other than `refused`'s, which a 401 answer has just refused: the
+    /// current one if it is newer, else the fetch to wait for. While that fetch is held back,
+    /// requests that were not refused keep the token ([`Core::held_back`]); this one waits.
+    pub(crate) fn ticket_after(&self, refused: u64) -> Result<Ticket, Wait> {
+        loop {
+            match self.ticket() {
+                Ok(ticket) if ticket.generation() == refused => {}
+                other => return other,
+            }
+            // `None`: a newer token came meanwhile, which the next look finds.
+            if let Some(fetch) = self.core.join(crate::FetchReason::Unauthorized) {
+                return Err(Wait::new(fetch, self.clone()));
+            }
+        }
+    }
+
     /// A ticket for the current token from this thread's copy, if the token is settled and
     /// the copy is of it.
     #[inline]
@@ -252,7 +273,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_ticket_keeps_its_cache_alive_only_when_asked_by_its_last_handle() {
+    async fn a_ticket_held_for_a_retry_keeps_its_cache_alive_and_one_that_is_not_does_not() {
         let cache = cache();
         let waited = ticket(&cache).await;
         assert!(
@@ -260,18 +281,39 @@ mod tests {
             "a request that waited holds its cache"
         );
         drop(waited);
-        let other = cache.clone();
-        let mut shared = ticket(&cache).await;
-        shared.keep_if_last(&cache);
-        assert!(shared.keep.is_none());
-        drop(other);
-        let mut sole = ticket(&cache).await;
-        assert!(sole.keep.is_none(), "only when asked");
-        sole.keep_if_last(&cache);
-        assert!(sole.keep.is_some());
+        let mut held = ticket(&cache).await;
+        let unheld = ticket(&cache).await;
+        assert!(
+            held.keep.is_none() && unheld.keep.is_none(),
+            "only when asked"
+        );
+        held.hold_for_retry();
+        // The ticket of a clone of the cache, held the same way, once every handle is gone.
+        let clone = cache.clone();
         drop(cache);
-        assert!(sole.cache().is_some());
-        drop(sole);
-        assert!(shared.cache().is_none(), "the cache outlived every handle");
+        let mut last = ticket(&clone).await;
+        last.hold_for_retry();
+        drop(clone);
+        assert!(held.cache().is_some());
+        assert!(last.cache().is_some());
+        drop(held);
+        assert!(last.cache().is_some(), "either held ticket keeps the cache");
+        drop(last);
+        assert!(unheld.cache().is_none(), "the cache outlived every handle");
+    }
+
+    #[tokio::test]
+    async fn a_ticket_after_a_refused_token_is_never_for_that_token() {
+        let cache = cache();
+        let used = ticket(&cache).await;
+        cache.retire(used.generation());
+        let next = match cache.ticket_after(used.generation()) {
+            Ok(ticket) => ticket,
+            Err(wait) => wait.ticket().await.unwrap(),
+        };
+        assert_eq!(next.header(), "Bearer t2");
+        // A token newer than the refused one is handed out as it is.
+        let again = cache.ticket_after(used.generation()).ok().unwrap();
+        assert_eq!(again.generation(), next.generation());
     }
 }

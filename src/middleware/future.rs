@@ -16,7 +16,10 @@ use tower_service::Service;
 
 use super::{
     protocol::{self, Next},
-    request::sealed::{Request, Response as _},
+    request::{
+        Target,
+        sealed::{Request, Response as _},
+    },
 };
 use crate::{
     BoxError, Error, ErrorKind, HttpResponse, cache::Ticket, dpop::Slot, source::BoxFuture,
@@ -53,12 +56,13 @@ pin_project! {
             parked: Option<Box<Parked<S, R>>>,
         },
         // Sent; its answer is on the way. `ticket` names the token it carries (none for a
-        // request sent as it came); `replay` is what sending it again takes, if it can be;
-        // `dpop` is there when the token is DPoP-bound.
+        // request sent as it came) and `to` where it went; `replay` is what sending it again
+        // takes, if it can be; `dpop` is there when the token is DPoP-bound.
         Sent {
             #[pin]
             answer: S::Future,
             ticket: Option<Ticket>,
+            to: Target,
             replay: Option<Replay<S, R::Copy>>,
             dpop: Option<Dpop<S, R::Copy>>,
         },
@@ -66,6 +70,7 @@ pin_project! {
         AwaitingNewToken {
             token: Waiting,
             copy: Option<Box<(S, R)>>,
+            to: Target,
             dpop: Option<Dpop<S, R::Copy>>,
         },
         // Sent again, after a 401 with a new token or with a DPoP nonce. Its answer is final
@@ -73,6 +78,7 @@ pin_project! {
         Resent {
             answer: Pin<Box<Oneshot<S, R>>>,
             ticket: Option<Ticket>,
+            to: Target,
             replay: Option<Replay<S, R::Copy>>,
             dpop: Option<Dpop<S, R::Copy>>,
         },
@@ -121,11 +127,13 @@ where
     pub(super) fn sent(
         answer: S::Future,
         ticket: Option<Ticket>,
+        to: Target,
         replay: Option<Replay<S, R::Copy>>,
     ) -> Self {
         Self::with(State::Sent {
             answer,
             ticket,
+            to,
             replay,
             dpop: None,
         })
@@ -135,12 +143,14 @@ where
     pub(super) fn sent_with_proof(
         answer: S::Future,
         ticket: Ticket,
+        to: Target,
         replay: Option<Replay<S, R::Copy>>,
         dpop: Dpop<S, R::Copy>,
     ) -> Self {
         Self::with(State::Sent {
             answer,
             ticket: Some(ticket),
+            to,
             replay,
             dpop: Some(dpop),
         })
@@ -181,6 +191,7 @@ where
             if let StateProj::Sent {
                 answer,
                 ticket,
+                to,
                 replay,
                 dpop,
             } = state.as_mut().project()
@@ -191,6 +202,7 @@ where
                 }
                 let follow = Follow {
                     ticket: ticket.take(),
+                    to: *to,
                     replay: replay.take(),
                     dpop: dpop.take(),
                 };
@@ -206,9 +218,10 @@ where
 }
 
 /// What may still follow an answer: a retry with a new token after a 401 (`ticket` and
-/// `replay`), and a resend with a DPoP nonce (`dpop`).
+/// `replay`, if the answer came from `to`), and a resend with a DPoP nonce (`dpop`).
 struct Follow<S, R: Request> {
     ticket: Option<Ticket>,
+    to: Target,
     replay: Option<Replay<S, R::Copy>>,
     dpop: Option<Dpop<S, R::Copy>>,
 }
@@ -229,6 +242,7 @@ where
 {
     let Follow {
         ticket,
+        to,
         replay,
         mut dpop,
     } = follow;
@@ -252,6 +266,7 @@ where
             |(answer, dpop)| State::Resent {
                 answer,
                 ticket,
+                to,
                 replay,
                 dpop,
             },
@@ -265,17 +280,18 @@ where
         return Some(response);
     };
     let resend_copy = replay.and_then(|replay| Some((replay.service, R::restore(replay.copy)?)));
-    let next = protocol::after_unauthorized(&ticket, response.headers(), resend_copy.is_some());
+    let next = protocol::after_unauthorized(&ticket, to, &response, resend_copy.is_some());
     match (next, resend_copy) {
         (Next::Resend(ticket), Some((service, request))) => {
             protocol::resending(&ticket);
-            state.set(retried(service, request, &ticket, dpop));
+            state.set(retried(service, request, &ticket, to, dpop));
             None
         }
         (Next::Wait(wait), Some(copy)) => {
             state.set(State::AwaitingNewToken {
                 token: Box::pin(wait.ticket()),
                 copy: Some(Box::new(copy)),
+                to,
                 dpop,
             });
             None
@@ -323,6 +339,7 @@ where
                 Some(ticket) => protocol::authorize(&mut request, ticket)?,
                 None => None,
             };
+            let to = request.target();
             let answer = service.call(request);
             let replay = copy.map(|copy| Replay { service, copy });
             let dpop = slot.zip(ticket.as_ref()).map(|(slot, ticket)| Dpop {
@@ -333,23 +350,30 @@ where
             state.set(State::Sent {
                 answer,
                 ticket,
+                to,
                 replay,
                 dpop,
             });
         }
-        StateProj::AwaitingNewToken { token, copy, dpop } => {
+        StateProj::AwaitingNewToken {
+            token,
+            copy,
+            to,
+            dpop,
+        } => {
             let ticket = ready!(token.as_mut().poll(cx))?;
             let Some(copy) = copy.take() else {
                 return Poll::Ready(Err(polled_after_completion()));
             };
             let (service, request) = *copy;
             protocol::resending(&ticket);
-            let dpop = dpop.take();
-            state.set(retried(service, request, &ticket, dpop));
+            let (to, dpop) = (*to, dpop.take());
+            state.set(retried(service, request, &ticket, to, dpop));
         }
         StateProj::Resent {
             answer,
             ticket,
+            to,
             replay,
             dpop,
         } => {
@@ -359,6 +383,7 @@ where
             }
             let follow = Follow {
                 ticket: ticket.take(),
+                to: *to,
                 replay: replay.take(),
                 dpop: dpop.take(),
             };
@@ -372,12 +397,13 @@ where
     Poll::Ready(Ok(None))
 }
 
-/// The state that sends the copy after a 401 with the new token `ticket`: its answer is
-/// final, but for a DPoP nonce resend if the request still has its spare copy.
+/// The state that sends the copy to `to` after a 401 with the new token `ticket`: its answer
+/// is final, but for a DPoP nonce resend if the request still has its spare copy.
 fn retried<S, R>(
     service: S,
     request: R,
     ticket: &Ticket,
+    to: Target,
     dpop: Option<Dpop<S, R::Copy>>,
 ) -> State<S, R>
 where
@@ -388,6 +414,7 @@ where
         State::Resent {
             answer,
             ticket: None,
+            to,
             replay: None,
             dpop,
         }

@@ -173,7 +173,6 @@ impl<S, P: Clone> Layer<S> for OAuth2Layer<P> {
             policy: self.policy.clone(),
             origins: self.origins.clone(),
             routes: self.routes.clone(),
-            made_by_layer: true,
         }
     }
 }
@@ -204,6 +203,13 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 /// - A 401 answer whose `WWW-Authenticate` only names other schemes (`Basic`, `Negotiate`,
 ///   `DPoP`), or whose bearer challenge says `error="insufficient_scope"`, is returned as it
 ///   came, and the token is kept: a new bearer token cannot meet that challenge.
+/// - So is a 401 answer from another URI than the token was sent to, after redirects: with
+///   the `tower-http` feature, when tower-http's `FollowRedirect` says so (its `RequestUri`
+///   extension); over `reqwest::Client`, by the response's URL. See
+///   [middleware ordering](crate#middleware-ordering) for where redirects belong.
+/// - A request that could be copied keeps the token cache alive until its answer is final,
+///   so a clone dropped as soon as it has sent (`client.clone().oneshot(request)`, even as the
+///   last handle) still retries.
 ///
 /// Errors from the inner service pass through unchanged, as [`BoxError`]. When no token can be
 /// had, the error is a [`tower_oauth2::Error`](crate::Error).
@@ -255,11 +261,6 @@ pub struct OAuth2<S, P = EmptyBodies> {
     policy: P,
     origins: Origins,
     routes: Routes,
-    /// Made by the layer rather than cloned: the one kind of service whose requests may
-    /// outlive every other handle to the cache (`client.oneshot(request)` on the only
-    /// client), so the one that checks. A clone's requests never read the shared reference
-    /// count, which threads cloning the client for each request contend on.
-    made_by_layer: bool,
 }
 
 impl<S> OAuth2<S> {
@@ -319,21 +320,27 @@ where
             origins: &self.origins,
             routes: &self.routes,
         };
-        match protocol::start(tokens, &request, self.made_by_layer) {
+        match protocol::start(tokens, &request) {
             Start::Send(ticket) if ticket.dpop().is_some() => self.call_with_proof(request, ticket),
-            Start::Send(ticket) => {
+            Start::Send(mut ticket) => {
                 // Copied before the header goes in: the copy gets the new token, not this one.
                 let copy = request.replay(&self.policy);
                 request.headers_mut().insert(AUTHORIZATION, ticket.header());
+                let to = request.target();
                 let answer = self.inner.call(request);
                 let Some(copy) = copy else {
-                    return ResponseFuture::sent(answer, Some(ticket), None);
+                    return ResponseFuture::sent(answer, Some(ticket), to, None);
                 };
+                // The retry needs the cache, and this service may be gone by then.
+                ticket.hold_for_retry();
                 // A clone for the copy, which `Oneshot` makes ready if it is ever sent.
                 let service = self.inner.clone();
-                ResponseFuture::sent(answer, Some(ticket), Some(Replay { service, copy }))
+                ResponseFuture::sent(answer, Some(ticket), to, Some(Replay { service, copy }))
             }
-            Start::AsIs => ResponseFuture::sent(self.inner.call(request), None, None),
+            Start::AsIs => {
+                let to = request.target();
+                ResponseFuture::sent(self.inner.call(request), None, to, None)
+            }
             Start::Refuse(error) => ResponseFuture::failed(error),
             Start::Wait(wait) => {
                 let copy = request.replay(&self.policy);
@@ -369,7 +376,7 @@ impl<S, P> OAuth2<S, P> {
     /// retry after a 401, one for a resend with the nonce a server demands.
     #[cold]
     #[inline(never)]
-    fn call_with_proof<R>(&mut self, mut request: R, ticket: Ticket) -> ResponseFuture<S, R>
+    fn call_with_proof<R>(&mut self, mut request: R, mut ticket: Ticket) -> ResponseFuture<S, R>
     where
         S: Service<R> + Clone,
         R: HttpRequest<P>,
@@ -381,10 +388,14 @@ impl<S, P> OAuth2<S, P> {
             })
         };
         let (replay, spare) = (copy(), copy());
+        if replay.is_some() {
+            ticket.hold_for_retry();
+        }
         let slot = match protocol::authorize(&mut request, &ticket) {
             Ok(slot) => slot,
             Err(error) => return ResponseFuture::failed(error),
         };
+        let to = request.target();
         let answer = self.inner.call(request);
         match slot {
             Some(slot) => {
@@ -393,9 +404,9 @@ impl<S, P> OAuth2<S, P> {
                     ticket: ticket.clone(),
                     spare,
                 };
-                ResponseFuture::sent_with_proof(answer, ticket, replay, dpop)
+                ResponseFuture::sent_with_proof(answer, ticket, to, replay, dpop)
             }
-            None => ResponseFuture::sent(answer, Some(ticket), replay),
+            None => ResponseFuture::sent(answer, Some(ticket), to, replay),
         }
     }
 }
@@ -408,7 +419,6 @@ impl<S: Clone, P: Clone> Clone for OAuth2<S, P> {
             policy: self.policy.clone(),
             origins: self.origins.clone(),
             routes: self.routes.clone(),
-            made_by_layer: false,
         }
     }
 }

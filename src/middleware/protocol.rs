@@ -6,7 +6,14 @@ use std::sync::Arc;
 
 use http::{HeaderMap, header::AUTHORIZATION};
 
-use super::{challenge, request::sealed::Request, routes::Routes};
+use super::{
+    challenge,
+    request::{
+        Target,
+        sealed::{Request, Response},
+    },
+    routes::Routes,
+};
 use crate::{
     Error, TokenCache,
     cache::{Ticket, Wait},
@@ -35,14 +42,9 @@ pub(crate) struct Tokens<'a> {
     pub(crate) routes: &'a Routes,
 }
 
-/// Decides how `request` starts. `last_handle_possible` says whether the sender may hold the
-/// cache's last handle and be dropped once the request is out (see [`Ticket::keep_if_last`]).
+/// Decides how `request` starts.
 #[inline(always)]
-pub(crate) fn start(
-    tokens: Tokens<'_>,
-    request: &impl Request,
-    last_handle_possible: bool,
-) -> Start {
+pub(crate) fn start(tokens: Tokens<'_>, request: &impl Request) -> Start {
     let headers = request.headers();
     // The caller's own credentials are never replaced.
     if !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
@@ -66,12 +68,7 @@ pub(crate) fn start(
         }
     }
     match cache.ticket() {
-        Ok(mut ticket) => {
-            if last_handle_possible {
-                ticket.keep_if_last(cache);
-            }
-            Start::Send(ticket)
-        }
+        Ok(ticket) => Start::Send(ticket),
         Err(wait) => Start::Wait(wait),
     }
 }
@@ -132,10 +129,23 @@ pub(crate) enum Next {
     Wait(Wait),
 }
 
-/// Decides what follows a 401 answer with `headers` to a request that carried `used`;
+/// Decides what follows a 401 answer `response` to a request that carried `used` to `sent_to`;
 /// `replayable` says whether a copy of the request can be sent.
 #[cold]
-pub(crate) fn after_unauthorized(used: &Ticket, headers: &HeaderMap, replayable: bool) -> Next {
+pub(crate) fn after_unauthorized(
+    used: &Ticket,
+    sent_to: Target,
+    response: &impl Response,
+    replayable: bool,
+) -> Next {
+    // The answer came from elsewhere, such as the end of a cross-origin redirect that dropped
+    // the token: the token was never refused, and neither this request nor any other needs a
+    // new one.
+    if response.answered_from().is_some_and(|from| from != sent_to) {
+        tracing::debug!("401 answer from another URI than the token was sent to; not retrying");
+        return Next::Return;
+    }
+    let headers = response.headers();
     // The token stays: it was not what the server objected to.
     if !challenge::new_token_may_help(headers, used.dpop().is_some()) {
         tracing::debug!("401 answer that a new token cannot meet; not retrying");
@@ -153,7 +163,7 @@ pub(crate) fn after_unauthorized(used: &Ticket, headers: &HeaderMap, replayable:
         return Next::Return;
     }
     tracing::info!("401 answer; retrying once with a new token");
-    match cache.ticket() {
+    match cache.ticket_after(used.generation()) {
         Ok(ticket) => Next::Resend(ticket),
         Err(wait) => Next::Wait(wait),
     }

@@ -10,6 +10,55 @@ use http::{HeaderMap, StatusCode};
 use super::{replay::ReplayPolicy, snapshot::Snapshot};
 use crate::origin::Destination;
 
+/// Where a request went, as a fingerprint of its URI: a 401 answer from somewhere else (the
+/// end of a redirect that dropped the token) says nothing about the token. Equal URIs give
+/// equal fingerprints; two different URIs sharing one only make a 401 retire the token, as it
+/// would without the check.
+// Public in a private module: the sealed traits name it.
+#[allow(unreachable_pub)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target(u64);
+
+impl Target {
+    /// A request whose answer never says where it came from: nothing to compare.
+    #[cfg_attr(feature = "tower-http", allow(dead_code))]
+    pub(crate) const UNKNOWN: Self = Self(0);
+
+    /// The fingerprint of `parts`, the pieces of one URI.
+    #[inline]
+    pub(crate) fn of(parts: &[&str]) -> Self {
+        // FxHash's step, eight bytes at a time: a request pays a few instructions for it.
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(K);
+        let mut hash = 0;
+        for part in parts {
+            let mut chunks = part.as_bytes().chunks_exact(8);
+            for chunk in chunks.by_ref() {
+                let mut word = [0; 8];
+                word.copy_from_slice(chunk);
+                hash = mix(hash, u64::from_le_bytes(word));
+            }
+            let mut tail = [0; 8];
+            tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            // The length ends each part, so that `ab` + `c` and `a` + `bc` differ.
+            hash = mix(mix(hash, u64::from_le_bytes(tail)), part.len() as u64);
+        }
+        Self(hash)
+    }
+
+    /// The fingerprint of `uri`.
+    #[cfg_attr(not(feature = "tower-http"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn of_uri(uri: &http::Uri) -> Self {
+        Self::of(&[
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority().map_or("", http::uri::Authority::as_str),
+            uri.path_and_query()
+                .map_or("", http::uri::PathAndQuery::as_str),
+        ])
+    }
+}
+
 /// A request type [`OAuth2<S, P>`](super::OAuth2) can authenticate and, under its
 /// [`ReplayPolicy`] `P`, copy for a retry.
 ///
@@ -60,6 +109,9 @@ pub(crate) mod sealed {
         /// Where the request goes.
         fn destination(&self) -> Destination<'_>;
 
+        /// Where the request goes, to compare with where its answer says it came from.
+        fn target(&self) -> super::Target;
+
         /// The request to send again; `None` if the copy cannot be read back.
         fn restore(copy: Self::Copy) -> Option<Self>;
     }
@@ -76,6 +128,10 @@ pub(crate) mod sealed {
         fn status(&self) -> StatusCode;
 
         fn headers(&self) -> &HeaderMap;
+
+        /// Where the answer came from, when the client says: after redirects, that may not be
+        /// where the request was sent.
+        fn answered_from(&self) -> Option<super::Target>;
     }
 }
 
@@ -105,6 +161,19 @@ impl<B> sealed::Request for http::Request<B> {
         Destination::of(self.uri())
     }
 
+    #[inline]
+    fn target(&self) -> Target {
+        // Only an answer that tower-http's `FollowRedirect` marked says where it came from.
+        #[cfg(feature = "tower-http")]
+        {
+            Target::of_uri(self.uri())
+        }
+        #[cfg(not(feature = "tower-http"))]
+        {
+            Target::UNKNOWN
+        }
+    }
+
     fn restore(copy: Snapshot<B>) -> Option<Self> {
         copy.into_request()
     }
@@ -127,5 +196,18 @@ impl<B> sealed::Response for http::Response<B> {
 
     fn headers(&self) -> &HeaderMap {
         self.headers()
+    }
+
+    fn answered_from(&self) -> Option<Target> {
+        #[cfg(feature = "tower-http")]
+        {
+            self.extensions()
+                .get::<tower_http::follow_redirect::RequestUri>()
+                .map(|uri| Target::of_uri(&uri.0))
+        }
+        #[cfg(not(feature = "tower-http"))]
+        {
+            None
+        }
     }
 }

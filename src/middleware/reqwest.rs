@@ -37,6 +37,11 @@ macro_rules! serve_reqwest {
                 }
             }
 
+            #[inline]
+            fn target(&self) -> super::request::Target {
+                super::request::Target::of(&[self.url().as_str()])
+            }
+
             fn restore(copy: Self) -> Option<Self> {
                 Some(copy)
             }
@@ -75,6 +80,11 @@ macro_rules! serve_reqwest {
             fn headers(&self) -> &http::HeaderMap {
                 self.headers()
             }
+
+            fn answered_from(&self) -> Option<super::request::Target> {
+                // The URL of the last of the redirects reqwest followed.
+                Some(super::request::Target::of(&[self.url().as_str()]))
+            }
         }
     };
 }
@@ -101,7 +111,7 @@ macro_rules! serve_reqwest_middleware {
 
                 use crate::middleware::{
                     protocol::{self, Next, Start},
-                    request::sealed::Replay,
+                    request::sealed::{Replay, Request as _},
                 };
 
                 let failed = $middleware::Error::middleware::<crate::Error>;
@@ -111,7 +121,7 @@ macro_rules! serve_reqwest_middleware {
                     origins: &self.origins,
                     routes: &self.routes,
                 };
-                let ticket = match protocol::start(tokens, &request, false) {
+                let ticket = match protocol::start(tokens, &request) {
                     Start::AsIs => return next.run(request, extensions).await,
                     Start::Refuse(error) => return Err(failed(error)),
                     Start::Send(ticket) => ticket,
@@ -124,6 +134,8 @@ macro_rules! serve_reqwest_middleware {
                     .dpop()
                     .and_then(|_| Replay::replay(&request, &self.policy));
                 let mut slot = protocol::authorize(&mut request, &ticket).map_err(failed)?;
+                // The copy and its resends go where the request went.
+                let to = request.target();
                 let mut response = next.clone().run(request, extensions).await?;
                 let (mut used, mut copy, mut current) = (Some(ticket.clone()), copy, ticket);
                 loop {
@@ -144,7 +156,7 @@ macro_rules! serve_reqwest_middleware {
                         return Ok(response);
                     };
                     let next_step =
-                        protocol::after_unauthorized(&ticket, response.headers(), copy.is_some());
+                        protocol::after_unauthorized(&ticket, to, &response, copy.is_some());
                     let (fresh, mut again) = match (next_step, copy.take()) {
                         (Next::Resend(fresh), Some(again)) => (fresh, again),
                         (Next::Wait(wait), Some(again)) => {
