@@ -170,8 +170,7 @@ impl Place {
     /// way (with user info, say) is not this place's.
     pub(crate) fn contains(&self, to: &Destination<'_>) -> bool {
         let under = self.path.is_empty()
-            || to
-                .path
+            || normalized_path(to.path)
                 .strip_prefix(&*self.path)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         if to.https() != Some(self.https) || !under {
@@ -189,6 +188,61 @@ impl Place {
     pub(crate) fn depth(&self) -> usize {
         self.path.len()
     }
+}
+
+/// `path` as the server resolves it (RFC 3986 section 6.2.2): escapes of unreserved
+/// characters decoded (`%2e` is `.`), and dot segments removed, so that `/billing/../orders`
+/// is matched as `/orders`. Paths without `%` or a dot segment, nearly all, are used as they
+/// are.
+fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%')
+        && !path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+    {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = String::with_capacity(path.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let escaped = (bytes[at] == b'%')
+            .then(|| path.get(at + 1..at + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(byte));
+        match escaped {
+            Some(byte) => {
+                decoded.push(char::from(byte));
+                at += 3;
+            }
+            None => {
+                let len = path[at..].chars().next().map_or(1, char::len_utf8);
+                decoded.push_str(&path[at..at + len]);
+                at += len;
+            }
+        }
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    let ends_in_dir = decoded.ends_with("/.") || decoded.ends_with("/..");
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut resolved = String::with_capacity(decoded.len());
+    for segment in &segments {
+        resolved.push('/');
+        resolved.push_str(segment);
+    }
+    if ends_in_dir || resolved.is_empty() {
+        resolved.push('/');
+    }
+    std::borrow::Cow::Owned(resolved)
 }
 
 impl fmt::Debug for Place {
@@ -297,6 +351,22 @@ impl fmt::Debug for Origins {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_matched_as_the_server_resolves_it() {
+        for (path, resolved) in [
+            ("/billing/x", "/billing/x"),
+            ("/billing/../orders/42", "/orders/42"),
+            ("/billing/%2e%2e/orders", "/orders"),
+            ("/a/./b/.", "/a/b/"),
+            ("/a/..", "/"),
+            ("/%7Euser/%2Fx", "/~user/%2Fx"),
+            ("/../..", "/"),
+            ("/caf%C3%A9/%zz", "/caf%C3%A9/%zz"),
+        ] {
+            assert_eq!(normalized_path(path), resolved, "{path}");
+        }
+    }
 
     /// What the layer does with a request to `uri`: `Some(true)` attach, `Some(false)` send as
     /// it is, `None` refuse.

@@ -213,6 +213,36 @@ async fn requests_to_an_origin_not_allowed_go_without_the_token_or_are_refused()
 }
 
 #[tokio::test]
+async fn a_host_header_naming_another_authority_than_the_uri_gets_no_token() {
+    let (a, b) = two_origins().await;
+    let client = ServiceBuilder::new()
+        .layer(OAuth2Layer::new(Fixed).allow_origin(&a.origin()).unwrap())
+        .service(http());
+    // hyper-util sends this Host as it is: a front end routing by it would pick `b`.
+    let elsewhere = Request::get(a.url("/spoofed"))
+        .header(header::HOST, b.addr.to_string())
+        .body(Body::default())
+        .unwrap();
+    let error = client.clone().oneshot(elsewhere).await.unwrap_err();
+    assert_eq!(
+        error.downcast_ref::<Error>().unwrap().kind(),
+        ErrorKind::OriginNotAllowed
+    );
+    assert!(
+        a.seen().is_empty(),
+        "a request with a foreign Host went out"
+    );
+
+    // The same authority written in another case, or with the default port, is the same.
+    let same = Request::get(a.url("/same"))
+        .header(header::HOST, a.addr.to_string().to_uppercase())
+        .body(Body::default())
+        .unwrap();
+    assert_eq!(client.oneshot(same).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(a.seen(), [("/same".to_owned(), bearer())]);
+}
+
+#[tokio::test]
 async fn the_token_endpoint_must_be_https_unless_loopback_or_allowed() {
     let refused = TokenClient::new("http://auth.example.com/token", http()).unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Config);

@@ -87,6 +87,26 @@ async fn the_most_specific_destination_wins() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_path_that_climbs_out_of_a_destination_does_not_get_its_token() {
+    let (orders, billing) = (AuthServer::new(), AuthServer::new());
+    let client = OAuth2Layer::new(orders.grant())
+        .route("https://api.test/billing", billing.grant())
+        .unwrap()
+        .layer(apis(&orders, &billing));
+    for uri in [
+        "https://api.test/billing/../orders/42",
+        "https://api.test/billing/%2e%2e/orders/42",
+        "https://api.test/billing/%2E./orders/42",
+        "https://api.test/billing/./../orders/42",
+    ] {
+        client.clone().oneshot(get(uri)).await.unwrap();
+    }
+    // The fake routes by the raw path, so these reach the billing API: with the layer's token.
+    assert_eq!(billing.grants(), 0, "a climbing path got billing's token");
+    assert!(orders.grants() >= 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn each_destination_has_its_own_single_flight_and_its_own_401_refresh() {
     let (orders, billing) = (AuthServer::new(), AuthServer::new());
     let client = OAuth2Layer::new(orders.grant())

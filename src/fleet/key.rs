@@ -78,6 +78,9 @@ pub struct FleetScope {
     pub(super) lease: String,
     pub(super) wake: String,
     pub(super) refresh_margin: Duration,
+    /// Whether the set moves on by refresh tokens (the code, refresh and device grants): a
+    /// replica never grants it alone when Redis fails.
+    pub(super) refreshes: bool,
 }
 
 impl FleetScope {
@@ -89,6 +92,12 @@ impl FleetScope {
             wake: format!("tower-oauth2:{{{hash}}}:wake"),
             hash,
             refresh_margin: Duration::ZERO,
+            refreshes: matches!(
+                id.grant_type.as_str(),
+                "authorization_code"
+                    | "refresh_token"
+                    | "urn:ietf:params:oauth:grant-type:device_code"
+            ),
         }
     }
 

@@ -91,6 +91,17 @@ impl RedisFleet {
     /// it lands, Redis holds a set at least as new, this replica sees a newer one, or the set
     /// would have left Redis by its time to live anyway. Does nothing outside a runtime.
     pub(super) fn write_back(&self, scope: &FleetScope, token: &Token) {
+        self.write_back_under(scope, token, None);
+    }
+
+    /// As [`write_back`](Self::write_back), for the holder of the lease whose commit failed:
+    /// the task keeps the lease, renewing it, until the set is in, so no replica leads a grant
+    /// with the older set's refresh token meanwhile; the commit that lands releases it.
+    pub(super) fn write_back_holding(&self, scope: &FleetScope, token: &Token, holder: String) {
+        self.write_back_under(scope, token, Some(holder));
+    }
+
+    fn write_back_under(&self, scope: &FleetScope, token: &Token, holder: Option<String>) {
         let (Some(ttl), Some(value)) = (self.ttl(token), self.seal(scope, token)) else {
             return;
         };
@@ -107,6 +118,7 @@ impl RedisFleet {
             marks: Arc::clone(&self.marks),
             key: scope.token.clone(),
             wake: scope.wake.clone(),
+            lease: holder.map(|holder| (scope.lease.clone(), holder, self.lease)),
             value,
             lineage,
             until: Instant::now() + ttl,
@@ -122,6 +134,8 @@ struct WriteBack {
     marks: Arc<Marks>,
     key: String,
     wake: String,
+    /// The lease key, this replica's holder id in it, and the lease length, while it holds it.
+    lease: Option<(String, String, Duration)>,
     value: Vec<u8>,
     lineage: Lineage,
     until: Instant,
@@ -129,7 +143,12 @@ struct WriteBack {
 
 impl WriteBack {
     async fn run(self) {
-        let mut pause = FIRST_PAUSE;
+        // Holding the lease, others wait: try again soon.
+        let mut pause = if self.lease.is_some() {
+            Duration::from_millis(20)
+        } else {
+            FIRST_PAUSE
+        };
         loop {
             let left = self.until.saturating_duration_since(Instant::now());
             if left.is_zero() || !self.marks.wanted(&self.key, self.lineage) {
@@ -149,6 +168,13 @@ impl WriteBack {
             pause = (pause * 2).min(LONGEST_PAUSE);
         }
         self.marks.done(&self.key, self.lineage);
+        if let Some((lease, holder, _)) = &self.lease {
+            // Landed, the commit released it already; otherwise the others may go on.
+            let _ = self
+                .redis
+                .compare_and_delete(lease, holder.as_bytes())
+                .await;
+        }
     }
 
     async fn attempt(&self, ttl: Duration) -> Attempt {
@@ -169,11 +195,28 @@ impl WriteBack {
             self.marks.saw(&self.key, held.lineage());
             return Attempt::Superseded;
         }
-        match self
-            .redis
-            .write_if(&self.key, current.as_deref(), &self.value, ttl)
-            .await
-        {
+        let written = match &self.lease {
+            Some((lease, holder, length)) => {
+                let _ = self.redis.renew(lease, holder, *length).await;
+                self.redis
+                    .commit(
+                        &self.key,
+                        lease,
+                        current.as_deref(),
+                        &self.value,
+                        ttl,
+                        holder,
+                    )
+                    .await
+                    .map(|committed| committed.written)
+            }
+            None => {
+                self.redis
+                    .write_if(&self.key, current.as_deref(), &self.value, ttl)
+                    .await
+            }
+        };
+        match written {
             Ok(true) => Attempt::Landed,
             Ok(false) => Attempt::Again,
             Err(failure) => {

@@ -97,41 +97,59 @@ impl RedisFleet {
             outcome = tracing::field::Empty,
         );
         let obtained = async {
-            if !self.health.worth_trying(self.redis.timeout) {
-                return self.fallback(scope, local, grant).await;
-            }
-            let Ok(planned) =
-                tokio::time::timeout_at(deadline, self.coordinate(scope, local)).await
-            else {
-                tracing::warn!(
-                    "another replica's grant did not end within the fetch timeout; \
-                     giving up on this fetch"
-                );
-                return Err(Error::new(ErrorKind::Timeout).with_detail(
-                    "waited for another replica's grant until the fetch timeout \
-                     (TokenCacheBuilder::fetch_timeout)",
-                ));
-            };
-            match planned {
-                Ok(Plan::Take(token)) => {
-                    self.health.succeeded();
-                    self.counters.count(Event::Read);
-                    self.marks.saw(&scope.token, token.lineage());
-                    tracing::debug!("token taken from the fleet");
-                    Ok(Obtained::Fleet(token))
+            loop {
+                // A set that moves on by rotating refresh tokens is never granted alone: a
+                // replica that did would present a refresh token another may have replaced,
+                // and a server with reuse detection revokes the whole grant. It waits for
+                // Redis instead, until the deadline.
+                if !self.health.worth_trying(self.redis.timeout) && !scope.refreshes {
+                    return self.fallback(scope, local, grant).await;
                 }
-                Ok(Plan::Lead {
-                    lease,
-                    previous,
-                    expected,
-                }) => {
-                    self.health.succeeded();
-                    self.lead(scope, lease, previous, expected, grant).await
-                }
-                Err((operation, failure)) => {
-                    self.health.failed(operation, &failure);
-                    self.fallback(scope, local, grant).await
-                }
+                let Ok(planned) =
+                    tokio::time::timeout_at(deadline, self.coordinate(scope, local)).await
+                else {
+                    tracing::warn!(
+                        "another replica's grant did not end within the fetch timeout; \
+                         giving up on this fetch"
+                    );
+                    return Err(Error::new(ErrorKind::Timeout).with_detail(
+                        "waited for another replica's grant until the fetch timeout \
+                         (TokenCacheBuilder::fetch_timeout)",
+                    ));
+                };
+                return match planned {
+                    Ok(Plan::Take(token)) => {
+                        self.health.succeeded();
+                        self.counters.count(Event::Read);
+                        self.marks.saw(&scope.token, token.lineage());
+                        tracing::debug!("token taken from the fleet");
+                        Ok(Obtained::Fleet(token))
+                    }
+                    Ok(Plan::Lead {
+                        lease,
+                        previous,
+                        expected,
+                    }) => {
+                        self.health.succeeded();
+                        self.lead(scope, lease, previous, expected, grant).await
+                    }
+                    Err((operation, failure)) => {
+                        self.health.failed(operation, &failure);
+                        if !scope.refreshes {
+                            return self.fallback(scope, local, grant).await;
+                        }
+                        let pause = self.poll_interval();
+                        if Instant::now() + pause >= deadline {
+                            return Err(Error::new(ErrorKind::Timeout).with_detail(
+                                "the fleet's Redis did not answer before the fetch timeout \
+                                 (TokenCacheBuilder::fetch_timeout); a set with a rotating \
+                                 refresh token is never refreshed without it",
+                            ));
+                        }
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                };
             }
         }
         .instrument(span.clone())
@@ -236,29 +254,26 @@ impl RedisFleet {
         })
     }
 
-    /// Deletes a lease that no replica of this fleet can have set (one that outlasts the lease
-    /// length), if it still holds the value read, so that the next attempt can take it.
+    /// Deletes a lease that no replica of this fleet can have set (without expiry, or longer
+    /// than the lease length), so that the next attempt can take it. The check and the delete
+    /// are one script: a replica's lease taken meanwhile is never deleted.
     async fn take_over_foreign(
         &self,
         scope: &FleetScope,
         left: Duration,
     ) -> Result<(), (&'static str, Failure)> {
-        let held = self
+        let taken = self
             .redis
-            .get(&scope.lease)
+            .delete_foreign_lease(&scope.lease, self.lease)
             .await
             .map_err(|failure| ("lease", failure))?;
-        if let Some(held) = held {
+        if taken {
             tracing::warn!(
                 set = %scope.hash,
                 lease_left_ms = millis(left),
                 "a lease longer than this fleet's lease length, or without expiry, is not a \
-                 replica's; taking it over"
+                 replica's; took it over"
             );
-            self.redis
-                .compare_and_delete(&scope.lease, &held)
-                .await
-                .map_err(|failure| ("lease", failure))?;
         }
         Ok(())
     }
@@ -385,9 +400,9 @@ impl RedisFleet {
                 }
             }
             Err(failure) => {
-                // Dropping the lease releases it in the background, if Redis answers by then.
                 self.health.failed("write", &failure);
-                self.write_back(scope, token);
+                lease.open = false;
+                self.write_back_holding(scope, token, lease.holder.clone());
                 return;
             }
         }

@@ -45,6 +45,17 @@ end
 return 0
 ";
 
+/// Deletes the lease if no replica can have set it: it has no expiry, or more than `ARGV[1]`
+/// ms left (replicas set and renew leases to their length). 1 if it did, else 0.
+const DELETE_FOREIGN_LEASE: &str = r"
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 or left > tonumber(ARGV[1]) then
+    redis.call('DEL', KEYS[1])
+    return 1
+end
+return 0
+";
+
 /// Deletes the key if its value is still `ARGV[1]`: 1 if it did, else 0. Releases a lease, and
 /// retires a token set after a 401.
 const COMPARE_AND_DELETE: &str = r"
@@ -374,6 +385,18 @@ impl Redis {
     ) -> Result<bool, Failure> {
         let mut cmd = script(RENEW, &[lease]);
         cmd.arg(holder).arg(millis(length));
+        Ok(self.query::<i64>(&cmd).await? == 1)
+    }
+
+    /// Deletes the lease at `key` if no replica whose leases last `lease` can have set it;
+    /// `true` when it did.
+    pub(crate) async fn delete_foreign_lease(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> Result<bool, Failure> {
+        let mut cmd = script(DELETE_FOREIGN_LEASE, &[key]);
+        cmd.arg(millis(lease));
         Ok(self.query::<i64>(&cmd).await? == 1)
     }
 

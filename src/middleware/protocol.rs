@@ -47,8 +47,13 @@ pub(crate) struct Tokens<'a> {
 pub(crate) fn start(tokens: Tokens<'_>, request: &impl Request) -> Start {
     let headers = request.headers();
     // The caller's own credentials are never replaced.
-    if !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
-        return Start::AsIs;
+    if !headers.is_empty() {
+        if headers.contains_key(AUTHORIZATION) {
+            return Start::AsIs;
+        }
+        if let Some(refused) = host_elsewhere(headers, &request.destination()) {
+            return Start::Refuse(refused);
+        }
     }
     let Tokens {
         mut cache,
@@ -71,6 +76,25 @@ pub(crate) fn start(tokens: Tokens<'_>, request: &impl Request) -> Start {
         Ok(ticket) => Start::Send(ticket),
         Err(wait) => Start::Wait(wait),
     }
+}
+
+/// A refusal when the request's `Host` header names another authority than its URI: clients
+/// such as hyper-util's send a caller's `Host` as it is, and a front end that routes by it
+/// would take the token elsewhere than the origin rule allowed.
+#[cold]
+fn host_elsewhere(headers: &HeaderMap, to: &crate::origin::Destination<'_>) -> Option<Error> {
+    let host = headers.get(http::header::HOST)?;
+    let (Some(scheme), Some(authority)) = (to.scheme, to.authority) else {
+        return None;
+    };
+    let fold = |authority| crate::dpop::origin_authority(scheme, authority);
+    let same = host
+        .to_str()
+        .is_ok_and(|host| fold(host).eq_ignore_ascii_case(fold(authority)));
+    (!same).then(|| {
+        Error::new(crate::ErrorKind::OriginNotAllowed)
+            .with_detail("the Host header names another authority than the request's URI")
+    })
 }
 
 /// Puts `ticket`'s token on `request`: the `Authorization` header and, for a DPoP-bound

@@ -189,30 +189,6 @@ async fn a_foreign_ten_minute_lease_does_not_wedge_the_fleet() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_latency_spikes_of_twice_the_timeout_lose_no_refresh_token_and_keep_the_bound() {
-    // Every 3.5 s, for 1.5 s, every command reaches Redis twice the Redis timeout late.
-    run(
-        "fleet-fault-latency",
-        async |_| {},
-        async |fault| {
-            let mut spikes = 0;
-            let started = Instant::now();
-            while started.elapsed() < FAULT_WINDOW {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                let spike = Duration::from_millis(1500);
-                fault
-                    .proxy
-                    .add(Rule::new(Action::Delay(2 * REDIS_TIMEOUT), |_| true).for_window(spike));
-                tokio::time::sleep(spike).await;
-                spikes += 1;
-            }
-            format!("{spikes} spikes")
-        },
-    )
-    .await;
-}
-
 /// Whether `command` may write the token set: a `SET` of its key, or a script or function
 /// that names it (the commit, and the compare-and-swap of a retire).
 fn writes_token_set(command: &tower_oauth2_testkit::redis_proxy::Command) -> bool {
