@@ -165,12 +165,18 @@ impl Place {
         })
     }
 
-    /// Whether a request to `to` goes here: its scheme, path and authority as the request
-    /// wrote them, so that a request pays no parsing for it. An authority written another
-    /// way (with user info, say) is not this place's.
+    /// Whether a request to `to` goes here: its scheme and authority as the request wrote
+    /// them, so that a request pays no parsing for them (an authority written another way,
+    /// with user info say, is not this place's), and its path as the server resolves it.
     pub(crate) fn contains(&self, to: &Destination<'_>) -> bool {
+        self.contains_at(to, &normalized_path(to.path))
+    }
+
+    /// As [`contains`](Self::contains), with `to`'s path already resolved
+    /// ([`normalized_path`]): for a caller that asks many places about one request.
+    pub(crate) fn contains_at(&self, to: &Destination<'_>, path: &str) -> bool {
         let under = self.path.is_empty()
-            || normalized_path(to.path)
+            || path
                 .strip_prefix(&*self.path)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         if to.https() != Some(self.https) || !under {
@@ -194,7 +200,7 @@ impl Place {
 /// characters decoded (`%2e` is `.`), and dot segments removed, so that `/billing/../orders`
 /// is matched as `/orders`. Paths without `%` or a dot segment, nearly all, are used as they
 /// are.
-fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
     if !path.contains('%')
         && !path
             .split('/')

@@ -85,7 +85,7 @@ impl Saving<'_> {
                 serde_json::to_writer(writer, self)
             }
         };
-        let mut counter = Counter(0);
+        let mut counter = crate::secret::Counter(0);
         write(&mut counter).ok()?;
         let mut json = Zeroizing::new(Vec::with_capacity(counter.0 + 1));
         write(&mut *json).ok()?;
@@ -93,20 +93,6 @@ impl Saving<'_> {
             json.push(b'\n');
         }
         Some(json)
-    }
-}
-
-/// Counts the bytes written to it, and keeps none.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

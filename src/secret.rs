@@ -88,6 +88,21 @@ pub(crate) fn sensitive_header(value: Zeroizing<Vec<u8>>) -> Option<HeaderValue>
     Some(header)
 }
 
+/// Counts the bytes written to it and keeps none: a buffer that will hold a secret is sized
+/// with it first, so it never grows and leaves a copy behind (or is allocated twice).
+pub(crate) struct Counter(pub(crate) usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,12 +33,10 @@ pub enum Retired {
     Unavailable,
 }
 
-/// A token set read from Redis, its whole lifetime if known, and the exact bytes it was read
-/// from.
+/// A token set read from Redis, and its whole lifetime if known.
 pub(super) struct Shared {
     pub(super) token: Token,
     pub(super) lifetime: Option<Duration>,
-    pub(super) value: Vec<u8>,
 }
 
 /// What the token key held when read: its exact bytes, and the token set in them when this
@@ -81,15 +79,15 @@ impl RedisFleet {
             if !self.health.worth_trying(self.redis.timeout) {
                 return Retired::Unavailable;
             }
-            let shared = match self.read(scope).await {
-                Ok(read) => read.shared,
+            let read = match self.read(scope).await {
+                Ok(read) => read,
                 Err(failure) => {
                     self.health.failed("read", &failure);
                     return Retired::Unavailable;
                 }
             };
             self.health.succeeded();
-            let Some(shared) = shared else {
+            let (Some(value), Some(shared)) = (read.bytes, read.shared) else {
                 return Retired::NotHeld;
             };
             // An expired token set offers its token to nobody: retired already, or expired.
@@ -100,14 +98,10 @@ impl RedisFleet {
             let replaced = match self.expired_value(scope, &shared.token) {
                 Some(expired) => {
                     self.redis
-                        .compare_and_swap(&scope.token, &shared.value, &expired)
+                        .compare_and_swap(&scope.token, &value, &expired)
                         .await
                 }
-                None => {
-                    self.redis
-                        .compare_and_delete(&scope.token, &shared.value)
-                        .await
-                }
+                None => self.redis.compare_and_delete(&scope.token, &value).await,
             };
             match replaced {
                 Ok(true) => {
@@ -159,11 +153,7 @@ impl RedisFleet {
                 );
                 None
             }
-            Ok((token, lifetime)) => Some(Shared {
-                token,
-                lifetime,
-                value: value.clone(),
-            }),
+            Ok((token, lifetime)) => Some(Shared { token, lifetime }),
             Err(Refused::Seal(refused)) => {
                 self.counters.count(Event::Discarded);
                 tracing::warn!(reason = %refused, "ignoring a shared token set");
@@ -191,9 +181,7 @@ pub(super) fn usable(
     shared: Option<Shared>,
     local: Option<&Token>,
 ) -> Option<Token> {
-    let Shared {
-        token, lifetime, ..
-    } = shared?;
+    let Shared { token, lifetime } = shared?;
     let replacing = local.is_some_and(|local| {
         local.access_token() == token.access_token() || local.lineage() > token.lineage()
     });
@@ -227,7 +215,6 @@ mod tests {
         Some(Shared {
             token,
             lifetime: lifetime.map(Duration::from_secs),
-            value: Vec::new(),
         })
     }
 

@@ -27,6 +27,7 @@ pub use self::{
 use self::{
     future::{Dpop, Parked, Replay},
     protocol::{Start, Tokens},
+    request::Target,
     routes::Routes,
 };
 use crate::{BoxError, Error, TokenCache, cache::Ticket, origin::Origins};
@@ -337,9 +338,9 @@ where
                 let service = self.inner.clone();
                 ResponseFuture::sent(answer, Some(ticket), to, Some(Replay { service, copy }))
             }
+            // Without a token, a 401 retires nothing: where it came from does not matter.
             Start::AsIs => {
-                let to = request.target();
-                ResponseFuture::sent(self.inner.call(request), None, to, None)
+                ResponseFuture::sent(self.inner.call(request), None, Target::UNKNOWN, None)
             }
             Start::Refuse(error) => ResponseFuture::failed(error),
             Start::Wait(wait) => {

@@ -51,7 +51,9 @@ pub(crate) fn start(tokens: Tokens<'_>, request: &impl Request) -> Start {
         if headers.contains_key(AUTHORIZATION) {
             return Start::AsIs;
         }
-        if let Some(refused) = host_elsewhere(headers, &request.destination()) {
+        if let Some(host) = headers.get(http::header::HOST)
+            && let Some(refused) = host_elsewhere(host, &request.destination())
+        {
             return Start::Refuse(refused);
         }
     }
@@ -82,8 +84,7 @@ pub(crate) fn start(tokens: Tokens<'_>, request: &impl Request) -> Start {
 /// such as hyper-util's send a caller's `Host` as it is, and a front end that routes by it
 /// would take the token elsewhere than the origin rule allowed.
 #[cold]
-fn host_elsewhere(headers: &HeaderMap, to: &crate::origin::Destination<'_>) -> Option<Error> {
-    let host = headers.get(http::header::HOST)?;
+fn host_elsewhere(host: &http::HeaderValue, to: &crate::origin::Destination<'_>) -> Option<Error> {
     let (Some(scheme), Some(authority)) = (to.scheme, to.authority) else {
         return None;
     };

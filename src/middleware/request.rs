@@ -20,30 +20,18 @@ use crate::origin::Destination;
 pub struct Target(u64);
 
 impl Target {
-    /// A request whose answer never says where it came from: nothing to compare.
-    #[cfg_attr(feature = "tower-http", allow(dead_code))]
+    /// A request whose answer never says where it came from, or that carries no token:
+    /// nothing to compare.
     pub(crate) const UNKNOWN: Self = Self(0);
 
     /// The fingerprint of `parts`, the pieces of one URI.
     #[inline]
     pub(crate) fn of(parts: &[&str]) -> Self {
-        // FxHash's step, eight bytes at a time: a request pays a few instructions for it.
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(K);
-        let mut hash = 0;
-        for part in parts {
-            let mut chunks = part.as_bytes().chunks_exact(8);
-            for chunk in chunks.by_ref() {
-                let mut word = [0; 8];
-                word.copy_from_slice(chunk);
-                hash = mix(hash, u64::from_le_bytes(word));
-            }
-            let mut tail = [0; 8];
-            tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-            // The length ends each part, so that `ab` + `c` and `a` + `bc` differ.
-            hash = mix(mix(hash, u64::from_le_bytes(tail)), part.len() as u64);
-        }
-        Self(hash)
+        use std::hash::{Hash, Hasher};
+        // `str`'s `Hash` ends each part, so `ab` + `c` and `a` + `bc` differ.
+        let mut hasher = std::hash::DefaultHasher::new();
+        parts.hash(&mut hasher);
+        Self(hasher.finish())
     }
 
     /// The fingerprint of `uri`.

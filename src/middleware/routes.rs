@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc};
 
 use crate::{
     Error, TokenCache,
-    origin::{Destination, Place},
+    origin::{Destination, Place, normalized_path},
 };
 
 /// The destinations that get a token from a cache other than the layer's own. Empty for most
@@ -36,9 +36,10 @@ impl Routes {
     /// The cache of the destination that covers `to`, if one does.
     pub(crate) fn find(&self, to: &Destination<'_>) -> Option<&TokenCache> {
         let routes = self.0.as_deref()?;
+        let path = normalized_path(to.path);
         routes
             .iter()
-            .find(|(place, _)| place.contains(to))
+            .find(|(place, _)| place.contains_at(to, &path))
             .map(|(_, cache)| cache)
     }
 }

@@ -1,21 +1,35 @@
 //! Newest wins: no replica goes back to a token set older than one it holds or has seen, and
 //! no lease, however it was set, holds a replica past its deadline.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use tower_oauth2::{ErrorKind, fleet::__seam};
+use tower_oauth2::{
+    ErrorKind,
+    fleet::{
+        __seam::{self, FleetScope},
+        RedisFleet,
+    },
+};
 
 use crate::support::{Issuer, Mode, get, query, replicas, scope, set, unique_set};
+
+/// One replica on the standalone server, and the scope of a token set no other test uses.
+fn one_replica() -> (Arc<RedisFleet>, FleetScope) {
+    let fleet = replicas(Mode::Standalone, 1).remove(0);
+    let scope = scope(&fleet, &unique_set());
+    (fleet, scope)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_holding_a_newer_set_than_the_fleet_refreshes_with_its_own_refresh_token() {
     // What a failed commit leaves: Redis keeps set 1, whose refresh token the server has
     // replaced, while the replica that ran grant 2 holds set 2.
     let issuer = Issuer::rotating(Duration::ZERO, Duration::from_secs(2));
-    let fleets = replicas(Mode::Standalone, 1);
-    let set_id = unique_set();
-    let scope = scope(&fleets[0], &set_id);
-    let first = __seam::obtain(&fleets[0], &scope, None, issuer.grant())
+    let (fleet, scope) = one_replica();
+    let first = __seam::obtain(&fleet, &scope, None, issuer.grant())
         .await
         .unwrap();
     assert_eq!(first.as_str(), "granted");
@@ -23,7 +37,7 @@ async fn a_replica_holding_a_newer_set_than_the_fleet_refreshes_with_its_own_ref
 
     // Set 1 turns stale (half its two-second lifetime), so the replica must lead a grant.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let next = __seam::obtain(&fleets[0], &scope, Some(&newer), issuer.grant())
+    let next = __seam::obtain(&fleet, &scope, Some(&newer), issuer.grant())
         .await
         .unwrap();
 
@@ -39,21 +53,19 @@ async fn a_replica_holding_a_newer_set_than_the_fleet_refreshes_with_its_own_ref
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_set_copied_back_over_a_newer_one_is_refused_by_a_replica_that_saw_the_newer() {
     let issuer = Issuer::rotating(Duration::ZERO, Duration::from_secs(300));
-    let fleets = replicas(Mode::Standalone, 1);
-    let set_id = unique_set();
-    let scope = scope(&fleets[0], &set_id);
-    let first = __seam::obtain(&fleets[0], &scope, None, issuer.grant())
+    let (fleet, scope) = one_replica();
+    let first = __seam::obtain(&fleet, &scope, None, issuer.grant())
         .await
         .unwrap();
     let old_value = get(Mode::Standalone, scope.token_key()).await.unwrap();
-    let second = __seam::obtain(&fleets[0], &scope, Some(first.token()), issuer.grant())
+    let second = __seam::obtain(&fleet, &scope, Some(first.token()), issuer.grant())
         .await
         .unwrap();
     assert_eq!(second.as_str(), "granted");
 
     // Someone with write access to Redis puts the genuine, older value back.
     set(Mode::Standalone, scope.token_key(), &old_value).await;
-    let third = __seam::obtain(&fleets[0], &scope, Some(second.token()), issuer.grant())
+    let third = __seam::obtain(&fleet, &scope, Some(second.token()), issuer.grant())
         .await
         .unwrap();
 
@@ -73,9 +85,7 @@ async fn a_token_set_copied_back_over_a_newer_one_is_refused_by_a_replica_that_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_far_longer_than_the_fleets_own_is_taken_over_at_once() {
     let issuer = Issuer::new(Duration::ZERO);
-    let fleets = replicas(Mode::Standalone, 1);
-    let set_id = unique_set();
-    let scope = scope(&fleets[0], &set_id);
+    let (fleet, scope) = one_replica();
     query::<()>(
         Mode::Standalone,
         redis::cmd("SET")
@@ -90,7 +100,7 @@ async fn a_lease_far_longer_than_the_fleets_own_is_taken_over_at_once() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     let obtained = tokio::time::timeout(
         Duration::from_secs(5),
-        __seam::obtain_by(&fleets[0], &scope, None, deadline, issuer.grant()),
+        __seam::obtain_by(&fleet, &scope, None, deadline, issuer.grant()),
     )
     .await
     .expect("the replica waited out a ten-minute lease")
@@ -108,9 +118,7 @@ async fn a_lease_far_longer_than_the_fleets_own_is_taken_over_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_on_a_lease_that_is_kept_alive_ends_at_the_deadline_with_a_timeout() {
     let issuer = Issuer::new(Duration::ZERO);
-    let fleets = replicas(Mode::Standalone, 1);
-    let set_id = unique_set();
-    let scope = scope(&fleets[0], &set_id);
+    let (fleet, scope) = one_replica();
     let lease = scope.lease_key().to_owned();
     // A holder that looks like a replica (a lease within the fleet's length) and never ends.
     let holder = tokio::spawn(async move {
@@ -133,7 +141,7 @@ async fn waiting_on_a_lease_that_is_kept_alive_ends_at_the_deadline_with_a_timeo
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     let outcome = tokio::time::timeout(
         Duration::from_secs(5),
-        __seam::obtain_by(&fleets[0], &scope, None, deadline, issuer.grant()),
+        __seam::obtain_by(&fleet, &scope, None, deadline, issuer.grant()),
     )
     .await
     .expect("the wait outlived its deadline");
