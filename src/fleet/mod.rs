@@ -137,6 +137,7 @@
 //! `tower-oauth2:*`. A Redis that refuses the subscription still works: waiters poll.
 
 mod key;
+mod lead;
 mod lineage;
 mod protocol;
 mod redis;
