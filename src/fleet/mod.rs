@@ -142,6 +142,7 @@ mod lineage;
 mod protocol;
 mod redis;
 mod seal;
+mod sealing_key;
 mod shared;
 mod stats;
 
@@ -153,7 +154,7 @@ use self::{
     seal::Keyring,
     stats::{Counters, Health},
 };
-pub use self::{seal::FleetKey, stats::FleetStats};
+pub use self::{sealing_key::FleetKey, stats::FleetStats};
 use crate::{Error, TokenSetId};
 
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);
