@@ -51,13 +51,13 @@ pub enum ErrorKind {
     /// mix-up attack). Nothing was sent to the token endpoint.
     IssuerMismatch,
     /// The authorization step did not yield a code: the server redirected back with an error
-    /// (such as `access_denied`; see [`oauth_error`](super::Error::oauth_error)), the redirect had no
-    /// code, or no redirect arrived in time.
+    /// (such as `access_denied`; see [`oauth_error`](super::Error::oauth_error)), the redirect
+    /// had no code, or no redirect arrived in time.
     AuthorizationFailed,
 }
 
-/// The kind in a few words. An [`Error`](super::Error)'s message starts with them, naming the endpoint (such
-/// as "token endpoint timed out").
+/// The kind in a few words. An [`Error`](super::Error)'s message starts with them, naming the
+/// endpoint (such as "token endpoint timed out").
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
