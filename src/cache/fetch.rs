@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     Core,
-    state::{Entry, check_header},
+    entry::{Entry, check_header},
 };
 use crate::{Error, ErrorKind, FetchContext, FetchReason, Lineage, Token};
 

@@ -3,12 +3,13 @@
 //! Words used throughout this module:
 //!
 //! - **entry**: a token as the cache holds it, with its `Authorization` header built once and
-//!   the instants at which it turns stale and expires (`state.rs`).
+//!   the instants at which it turns stale and expires (`entry.rs`); the **state** holds the
+//!   current entry and moves its stamp as the entry ages (`state.rs`).
 //! - **generation**: a number unique in the process that names one entry.
 //! - **phase**: where the current entry is in its life: empty, fresh, stale, refreshing,
 //!   unwatched, expired, or unauthorized (a request with it got a 401 answer).
 //! - **stamp**: the generation and phase in one atomic word; the one read of a request's fast
-//!   path. Equal stamps mean the same token in the same phase.
+//!   path. Equal stamps mean the same token in the same phase (`stamp.rs`).
 //! - **flight**: the one fetch that may run at a time, in a task of its own (`flight.rs`);
 //!   **waiters** are the requests that wait for it.
 //! - **fetch**: what the flight's task does: read the store when cold, else ask the source, with
@@ -20,11 +21,13 @@
 //!   sets (this cache, its store, the fleet): a set never replaces one of higher lineage.
 
 mod builder;
+mod entry;
 mod fetch;
 #[cfg(feature = "redis")]
 mod fleet;
 mod flight;
 mod persist;
+mod stamp;
 mod state;
 mod stats;
 mod ticket;
@@ -40,10 +43,12 @@ use http::HeaderValue;
 pub(crate) use self::ticket::{Ticket, Wait};
 pub use self::{builder::TokenCacheBuilder, stats::CacheStats};
 use self::{
+    entry::Entry,
     fetch::Backoff,
     flight::Flight,
     persist::Persistence,
-    state::{Entry, Phase, Stamp, State, USABLE},
+    stamp::{Phase, Stamp, USABLE},
+    state::State,
     stats::Stats,
 };
 use crate::{Error, FetchReason, Token, TokenSource, source::DynTokenSource};

@@ -17,8 +17,9 @@ use zeroize::Zeroizing;
 
 use super::{
     Core, TokenCache,
+    entry::Entry,
     flight::{self, Waiter},
-    state::{Entry, Stamp},
+    stamp::Stamp,
 };
 use crate::{Error, dpop::Bound, secret::sensitive_header};
 
