@@ -1,11 +1,40 @@
 //! The response future of [`OAuth2`](super::OAuth2): wait for a token if need be, send, and
 //! after a 401 answer wait for a new token and send the copy once.
+//!
+//! The states a request's future goes through (`State` below); `call` picks the first:
+//!
+//! ```text
+//!  call ──token cached──────────────────────────────┐
+//!   │ no token yet                                  │
+//!   ▼                                               ▼
+//!  Waiting ──token here, service ready: send─────► Sent ──not a 401─────────────► done
+//!  (for the token,                                  │ 401 seen
+//!   then the service)                               ├──no copy or ticket, or the 401 came
+//!   │ fetch failed                                  │  from elsewhere─────────────► done (the 401)
+//!   ▼                                               ├──a newer token is here──────┐
+//!  done (the error)                                 ▼                             │
+//!                                           AwaitingNewToken                      │
+//!                                           (waiting for the refresh)             │
+//!                                                   │ new token: send the copy    │
+//!                                                   ▼                             │
+//!                                           Resent (retrying) ◄───────────────────┘
+//!                                                   │ answer
+//!                                                   ▼
+//!                                                 done, unless the other resend is left
+//!
+//!  Sent, Resent ──DPoP nonce demanded, spare copy left──► Resent (same token, new proof)
+//!  Failed: refused before sending, or a resend's proof failed ──► done (the error)
+//! ```
+//!
+//! Terms: the **copy** is what is kept of a request before it is first sent, to send it again
+//! after a 401; the **spare** is a second copy, for a DPoP nonce resend; the **ticket** names
+//! the token a request carries, so that a 401 retires that token and no other. Each resend
+//! happens at most once; the decisions after an answer are in `resend.rs`.
 
 use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -15,15 +44,14 @@ use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::{
-    protocol::{self, Next},
+    protocol,
     request::{
         Target,
         sealed::{Request, Response as _},
     },
+    resend::{Dpop, Follow, Replay, answered, retried},
 };
-use crate::{
-    BoxError, Error, ErrorKind, HttpResponse, cache::Ticket, dpop::Slot, source::BoxFuture,
-};
+use crate::{BoxError, Error, ErrorKind, HttpResponse, cache::Ticket, source::BoxFuture};
 
 /// A token on its way.
 type Waiting = BoxFuture<'static, Result<Ticket, Error>>;
@@ -43,7 +71,7 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, R>
+    pub(super) enum State<S, R>
     where
         S: Service<R>,
         R: Request,
@@ -87,23 +115,6 @@ pin_project! {
             error: Option<Error>,
         },
     }
-}
-
-/// What sending the copy after a 401 takes.
-pub(super) struct Replay<S, C> {
-    /// A clone of the inner service; `Oneshot` makes it ready when the copy goes out.
-    pub(super) service: S,
-    pub(super) copy: C,
-}
-
-/// A request that carries a DPoP-bound token: the nonces of its origin, and a second copy,
-/// for sending it once more when the server demands a nonce. That resend is apart from the
-/// one after a 401 with a new token, so each happens at most once. Held in the future itself,
-/// so that a bound request allocates nothing beyond its proof and its copies' buffers.
-pub(super) struct Dpop<S, C> {
-    pub(super) slot: Arc<Slot>,
-    pub(super) ticket: Ticket,
-    pub(super) spare: Option<Replay<S, C>>,
 }
 
 /// A request waiting to be sent: the service it goes through, its copies for a retry, and
@@ -217,89 +228,6 @@ where
     }
 }
 
-/// What may still follow an answer: a retry with a new token after a 401 (`ticket` and
-/// `replay`, if the answer came from `to`), and a resend with a DPoP nonce (`dpop`).
-struct Follow<S, R: Request> {
-    ticket: Option<Ticket>,
-    to: Target,
-    replay: Option<Replay<S, R::Copy>>,
-    dpop: Option<Dpop<S, R::Copy>>,
-}
-
-/// After an answer that is a 401 or carries a DPoP nonce: moves on to sending the request
-/// again, or returns the answer when it is final.
-#[cold]
-#[inline(never)]
-fn answered<S, R>(
-    mut state: Pin<&mut State<S, R>>,
-    follow: Follow<S, R>,
-    response: S::Response,
-) -> Option<S::Response>
-where
-    S: Service<R>,
-    S::Response: HttpResponse,
-    R: Request,
-{
-    let Follow {
-        ticket,
-        to,
-        replay,
-        mut dpop,
-    } = follow;
-    if let Some(bound) = dpop.as_mut()
-        && protocol::nonce_demanded(&bound.slot, response.status(), response.headers())
-    {
-        // Once only: a server that demands a nonce again gets its answer back.
-        let Some((service, request)) = bound
-            .spare
-            .take()
-            .and_then(|spare| Some((spare.service, R::restore(spare.copy)?)))
-        else {
-            return Some(response);
-        };
-        let same_token = bound.ticket.clone();
-        state.set(resend(
-            service,
-            request,
-            &same_token,
-            dpop,
-            |(answer, dpop)| State::Resent {
-                answer,
-                ticket,
-                to,
-                replay,
-                dpop,
-            },
-        ));
-        return None;
-    }
-    if response.status() != StatusCode::UNAUTHORIZED {
-        return Some(response);
-    }
-    let Some(ticket) = ticket else {
-        return Some(response);
-    };
-    let resend_copy = replay.and_then(|replay| Some((replay.service, R::restore(replay.copy)?)));
-    let next = protocol::after_unauthorized(&ticket, to, &response, resend_copy.is_some());
-    match (next, resend_copy) {
-        (Next::Resend(ticket), Some((service, request))) => {
-            protocol::resending(&ticket);
-            state.set(retried(service, request, &ticket, to, dpop));
-            None
-        }
-        (Next::Wait(wait), Some(copy)) => {
-            state.set(State::AwaitingNewToken {
-                token: Box::pin(wait.ticket()),
-                copy: Some(Box::new(copy)),
-                to,
-                dpop,
-            });
-            None
-        }
-        _ => Some(response),
-    }
-}
-
 /// Polls the states other than `Sent`: `Some` is the final answer, `None` means the state
 /// moved on and the caller polls again.
 #[cold]
@@ -396,63 +324,6 @@ where
     }
     Poll::Ready(Ok(None))
 }
-
-/// The state that sends the copy to `to` after a 401 with the new token `ticket`: its answer
-/// is final, but for a DPoP nonce resend if the request still has its spare copy.
-fn retried<S, R>(
-    service: S,
-    request: R,
-    ticket: &Ticket,
-    to: Target,
-    dpop: Option<Dpop<S, R::Copy>>,
-) -> State<S, R>
-where
-    S: Service<R>,
-    R: Request,
-{
-    resend(service, request, ticket, dpop, |(answer, dpop)| {
-        State::Resent {
-            answer,
-            ticket: None,
-            to,
-            replay: None,
-            dpop,
-        }
-    })
-}
-
-/// Sends `request` through `service` with `ticket`'s token (and a new DPoP proof), keeping
-/// what `dpop` has left for the answer; `then` makes the state from the answer's future.
-fn resend<S, R>(
-    service: S,
-    mut request: R,
-    ticket: &Ticket,
-    dpop: Option<Dpop<S, R::Copy>>,
-    then: impl FnOnce(OnTheWay<S, R>) -> State<S, R>,
-) -> State<S, R>
-where
-    S: Service<R>,
-    R: Request,
-{
-    let slot = match protocol::authorize(&mut request, ticket) {
-        Ok(slot) => slot,
-        Err(error) => return State::Failed { error: Some(error) },
-    };
-    // A token that is not bound needs nothing more; one that is carries the spare copy on,
-    // if it is still there.
-    let dpop = slot.map(|slot| Dpop {
-        slot,
-        ticket: ticket.clone(),
-        spare: dpop.and_then(|dpop| dpop.spare),
-    });
-    then((Box::pin(Oneshot::new(service, request)), dpop))
-}
-
-/// A request sent again, and what its answer may still lead to.
-type OnTheWay<S, R> = (
-    Pin<Box<Oneshot<S, R>>>,
-    Option<Dpop<S, <R as Request>::Copy>>,
-);
 
 fn polled_after_completion_error() -> Error {
     Error::new(ErrorKind::Interrupted).with_detail("response future polled after completion")

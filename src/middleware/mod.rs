@@ -7,6 +7,7 @@ mod replay;
 mod request;
 #[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 mod reqwest;
+mod resend;
 mod routes;
 mod snapshot;
 
@@ -19,16 +20,17 @@ use http::header::AUTHORIZATION;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use self::{
+    future::Parked,
+    protocol::{Start, Tokens},
+    request::Target,
+    resend::{Dpop, Replay},
+    routes::Routes,
+};
 pub use self::{
     future::ResponseFuture,
     replay::{CloneBodies, EmptyBodies, NoReplay, ReplayPolicy},
     request::{HttpRequest, HttpResponse},
-};
-use self::{
-    future::{Dpop, Parked, Replay},
-    protocol::{Start, Tokens},
-    request::Target,
-    routes::Routes,
 };
 use crate::{BoxError, Error, TokenCache, cache::Ticket, origin::Origins};
 
