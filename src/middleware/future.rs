@@ -49,12 +49,12 @@ use super::{
         Target,
         sealed::{Request, Response as _},
     },
-    resend::{Dpop, Follow, Replay, answered, retried},
+    resend::{Dpop, Follow, Retry, answered, retried},
 };
 use crate::{BoxError, Error, ErrorKind, HttpResponse, cache::Ticket, source::BoxFuture};
 
 /// A token on its way.
-type Waiting = BoxFuture<'static, Result<Ticket, Error>>;
+type TicketFuture = BoxFuture<'static, Result<Ticket, Error>>;
 
 pin_project! {
     /// Response future of [`OAuth2`](super::OAuth2).
@@ -80,26 +80,26 @@ pin_project! {
         // then for its service, which is made ready only then: a fetch can take long, and may
         // go through this very service.
         Waiting {
-            token: Option<Waiting>,
+            token: Option<TicketFuture>,
             parked: Option<Box<Parked<S, R>>>,
         },
         // Sent; its answer is on the way. `ticket` names the token it carries (none for a
-        // request sent as it came) and `to` where it went; `replay` is what sending it again
+        // request sent as it came) and `to` where it went; `retry` is what sending it again
         // takes, if it can be; `dpop` is there when the token is DPoP-bound.
         Sent {
             #[pin]
             answer: S::Future,
             ticket: Option<Ticket>,
             to: Target,
-            replay: Option<Replay<S, R::Copy>>,
-            dpop: Option<Dpop<S, R::Copy>>,
+            retry: Option<Retry<S, R::RequestCopy>>,
+            dpop: Option<Dpop<S, R::RequestCopy>>,
         },
         // The answer was 401: the copy waits for a new token.
         AwaitingNewToken {
-            token: Waiting,
+            token: TicketFuture,
             copy: Option<Box<(S, R)>>,
             to: Target,
-            dpop: Option<Dpop<S, R::Copy>>,
+            dpop: Option<Dpop<S, R::RequestCopy>>,
         },
         // Sent again, after a 401 with a new token or with a DPoP nonce. Its answer is final
         // unless what is left here allows the other kind of resend.
@@ -107,8 +107,8 @@ pin_project! {
             answer: Pin<Box<Oneshot<S, R>>>,
             ticket: Option<Ticket>,
             to: Target,
-            replay: Option<Replay<S, R::Copy>>,
-            dpop: Option<Dpop<S, R::Copy>>,
+            retry: Option<Retry<S, R::RequestCopy>>,
+            dpop: Option<Dpop<S, R::RequestCopy>>,
         },
         // Failed before anything was sent.
         Failed {
@@ -122,9 +122,9 @@ pin_project! {
 pub(super) struct Parked<S, R: Request> {
     pub(super) service: S,
     pub(super) request: R,
-    pub(super) copy: Option<R::Copy>,
+    pub(super) copy: Option<R::RequestCopy>,
     /// The copy for a DPoP nonce resend, taken in case the token turns out to be bound.
-    pub(super) spare: Option<Replay<S, R::Copy>>,
+    pub(super) spare: Option<Retry<S, R::RequestCopy>>,
     pub(super) ticket: Option<Ticket>,
 }
 
@@ -139,13 +139,13 @@ where
         answer: S::Future,
         ticket: Option<Ticket>,
         to: Target,
-        replay: Option<Replay<S, R::Copy>>,
+        retry: Option<Retry<S, R::RequestCopy>>,
     ) -> Self {
         Self::with(State::Sent {
             answer,
             ticket,
             to,
-            replay,
+            retry,
             dpop: None,
         })
     }
@@ -155,20 +155,20 @@ where
         answer: S::Future,
         ticket: Ticket,
         to: Target,
-        replay: Option<Replay<S, R::Copy>>,
-        dpop: Dpop<S, R::Copy>,
+        retry: Option<Retry<S, R::RequestCopy>>,
+        dpop: Dpop<S, R::RequestCopy>,
     ) -> Self {
         Self::with(State::Sent {
             answer,
             ticket: Some(ticket),
             to,
-            replay,
+            retry,
             dpop: Some(dpop),
         })
     }
 
     /// A request that waits for `token`, then goes out as `parked` says.
-    pub(super) fn waiting(token: Waiting, parked: Parked<S, R>) -> Self {
+    pub(super) fn waiting(token: TicketFuture, parked: Parked<S, R>) -> Self {
         Self::with(State::Waiting {
             token: Some(token),
             parked: Some(Box::new(parked)),
@@ -203,7 +203,7 @@ where
                 answer,
                 ticket,
                 to,
-                replay,
+                retry,
                 dpop,
             } = state.as_mut().project()
             {
@@ -214,7 +214,7 @@ where
                 let follow = Follow {
                     ticket: ticket.take(),
                     to: *to,
-                    replay: replay.take(),
+                    retry: retry.take(),
                     dpop: dpop.take(),
                 };
                 if let Some(response) = answered(state.as_mut(), follow, response) {
@@ -263,15 +263,15 @@ where
                 spare,
                 ticket,
             } = *parked;
-            let slot = match &ticket {
+            let nonce = match &ticket {
                 Some(ticket) => protocol::authorize(&mut request, ticket)?,
                 None => None,
             };
             let to = request.target();
             let answer = service.call(request);
-            let replay = copy.map(|copy| Replay { service, copy });
-            let dpop = slot.zip(ticket.as_ref()).map(|(slot, ticket)| Dpop {
-                slot,
+            let retry = copy.map(|copy| Retry { service, copy });
+            let dpop = nonce.zip(ticket.as_ref()).map(|(nonce, ticket)| Dpop {
+                nonce,
                 ticket: ticket.clone(),
                 spare,
             });
@@ -279,7 +279,7 @@ where
                 answer,
                 ticket,
                 to,
-                replay,
+                retry,
                 dpop,
             });
         }
@@ -302,7 +302,7 @@ where
             answer,
             ticket,
             to,
-            replay,
+            retry,
             dpop,
         } => {
             let response = ready!(answer.as_mut().poll(cx)).map_err(Into::into)?;
@@ -312,7 +312,7 @@ where
             let follow = Follow {
                 ticket: ticket.take(),
                 to: *to,
-                replay: replay.take(),
+                retry: retry.take(),
                 dpop: dpop.take(),
             };
             return Poll::Ready(Ok(answered(state.as_mut(), follow, response)));

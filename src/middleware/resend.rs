@@ -17,32 +17,32 @@ use super::{
         sealed::{Request, Response as _},
     },
 };
-use crate::{HttpResponse, cache::Ticket, dpop::Slot};
+use crate::{HttpResponse, cache::Ticket, dpop::OriginNonce};
 
 /// What sending the copy after a 401 takes.
-pub(super) struct Replay<S, C> {
+pub(super) struct Retry<S, C> {
     /// A clone of the inner service; `Oneshot` makes it ready when the copy goes out.
     pub(super) service: S,
     pub(super) copy: C,
 }
 
-/// A request that carries a DPoP-bound token: the nonces of its origin, and a second copy,
+/// A request that carries a DPoP-bound token: its origin's nonce, and a second copy,
 /// for sending it once more when the server demands a nonce. That resend is apart from the
 /// one after a 401 with a new token, so each happens at most once. Held in the future itself,
 /// so that a bound request allocates nothing beyond its proof and its copies' buffers.
 pub(super) struct Dpop<S, C> {
-    pub(super) slot: Arc<Slot>,
+    pub(super) nonce: Arc<OriginNonce>,
     pub(super) ticket: Ticket,
-    pub(super) spare: Option<Replay<S, C>>,
+    pub(super) spare: Option<Retry<S, C>>,
 }
 
 /// What may still follow an answer: a retry with a new token after a 401 (`ticket` and
-/// `replay`, if the answer came from `to`), and a resend with a DPoP nonce (`dpop`).
+/// `retry`, if the answer came from `to`), and a resend with a DPoP nonce (`dpop`).
 pub(super) struct Follow<S, R: Request> {
     pub(super) ticket: Option<Ticket>,
     pub(super) to: Target,
-    pub(super) replay: Option<Replay<S, R::Copy>>,
-    pub(super) dpop: Option<Dpop<S, R::Copy>>,
+    pub(super) retry: Option<Retry<S, R::RequestCopy>>,
+    pub(super) dpop: Option<Dpop<S, R::RequestCopy>>,
 }
 
 /// After an answer that is a 401 or carries a DPoP nonce: moves on to sending the request
@@ -62,11 +62,11 @@ where
     let Follow {
         ticket,
         to,
-        replay,
+        retry,
         mut dpop,
     } = follow;
     if let Some(bound) = dpop.as_mut()
-        && protocol::nonce_demanded(&bound.slot, response.status(), response.headers())
+        && protocol::nonce_demanded(&bound.nonce, response.status(), response.headers())
     {
         // Once only: a server that demands a nonce again gets its answer back.
         let Some((service, request)) = bound
@@ -86,7 +86,7 @@ where
                 answer,
                 ticket,
                 to,
-                replay,
+                retry,
                 dpop,
             },
         ));
@@ -98,7 +98,7 @@ where
     let Some(ticket) = ticket else {
         return Some(response);
     };
-    let resend_copy = replay.and_then(|replay| Some((replay.service, R::restore(replay.copy)?)));
+    let resend_copy = retry.and_then(|retry| Some((retry.service, R::restore(retry.copy)?)));
     let next = protocol::after_unauthorized(&ticket, to, &response, resend_copy.is_some());
     match (next, resend_copy) {
         (Next::Resend(ticket), Some((service, request))) => {
@@ -126,7 +126,7 @@ pub(super) fn retried<S, R>(
     request: R,
     ticket: &Ticket,
     to: Target,
-    dpop: Option<Dpop<S, R::Copy>>,
+    dpop: Option<Dpop<S, R::RequestCopy>>,
 ) -> State<S, R>
 where
     S: Service<R>,
@@ -137,7 +137,7 @@ where
             answer,
             ticket: None,
             to,
-            replay: None,
+            retry: None,
             dpop,
         }
     })
@@ -149,21 +149,21 @@ fn resend<S, R>(
     service: S,
     mut request: R,
     ticket: &Ticket,
-    dpop: Option<Dpop<S, R::Copy>>,
+    dpop: Option<Dpop<S, R::RequestCopy>>,
     then: impl FnOnce(OnTheWay<S, R>) -> State<S, R>,
 ) -> State<S, R>
 where
     S: Service<R>,
     R: Request,
 {
-    let slot = match protocol::authorize(&mut request, ticket) {
-        Ok(slot) => slot,
+    let nonce = match protocol::authorize(&mut request, ticket) {
+        Ok(nonce) => nonce,
         Err(error) => return State::Failed { error: Some(error) },
     };
     // A token that is not bound needs nothing more; one that is carries the spare copy on,
     // if it is still there.
-    let dpop = slot.map(|slot| Dpop {
-        slot,
+    let dpop = nonce.map(|nonce| Dpop {
+        nonce,
         ticket: ticket.clone(),
         spare: dpop.and_then(|dpop| dpop.spare),
     });
@@ -173,5 +173,5 @@ where
 /// A request sent again, and what its answer may still lead to.
 type OnTheWay<S, R> = (
     Pin<Box<Oneshot<S, R>>>,
-    Option<Dpop<S, <R as Request>::Copy>>,
+    Option<Dpop<S, <R as Request>::RequestCopy>>,
 );
