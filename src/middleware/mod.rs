@@ -10,6 +10,7 @@ mod reqwest;
 mod resend;
 mod routes;
 mod snapshot;
+mod state;
 
 use std::{
     fmt,
@@ -20,17 +21,16 @@ use http::header::AUTHORIZATION;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use self::{
-    future::Parked,
-    protocol::{Start, Tokens},
-    request::Target,
-    resend::{Dpop, Retry},
-    routes::Routes,
-};
 pub use self::{
     future::ResponseFuture,
     replay::{CloneBodies, EmptyBodies, NoReplay, ReplayPolicy},
     request::{HttpRequest, HttpResponse},
+};
+use self::{
+    protocol::{Start, Tokens},
+    request::Target,
+    routes::Routes,
+    state::{Dpop, Parked, Retry},
 };
 use crate::{BoxError, Error, TokenCache, cache::Ticket, origin::Origins};
 

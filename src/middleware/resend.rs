@@ -3,38 +3,21 @@
 //! the first send), and with the same token and a new DPoP proof when the server demands a
 //! nonce (a second copy, the spare).
 
-use std::{pin::Pin, sync::Arc};
+use std::pin::Pin;
 
 use http::StatusCode;
 use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::{
-    future::State,
     protocol::{self, Next},
     request::{
         Target,
         sealed::{Request, Response as _},
     },
+    state::{Dpop, Retry, State},
 };
-use crate::{HttpResponse, cache::Ticket, dpop::OriginNonce};
-
-/// What sending the copy after a 401 takes.
-pub(super) struct Retry<S, C> {
-    /// A clone of the inner service; `Oneshot` makes it ready when the copy goes out.
-    pub(super) service: S,
-    pub(super) copy: C,
-}
-
-/// A request that carries a DPoP-bound token: its origin's nonce, and a second copy,
-/// for sending it once more when the server demands a nonce. That resend is apart from the
-/// one after a 401 with a new token, so each happens at most once. Held in the future itself,
-/// so that a bound request allocates nothing beyond its proof and its copies' buffers.
-pub(super) struct Dpop<S, C> {
-    pub(super) nonce: Arc<OriginNonce>,
-    pub(super) ticket: Ticket,
-    pub(super) spare: Option<Retry<S, C>>,
-}
+use crate::{HttpResponse, cache::Ticket};
 
 /// What may still follow an answer: a retry with a new token after a 401 (`ticket` and
 /// `retry`, if the answer came from `to`), and a resend with a DPoP nonce (`dpop`).
