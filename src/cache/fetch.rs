@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     Core,
-    state::{Entry, check_header},
+    entry::{Entry, check_header},
 };
 use crate::{Error, ErrorKind, FetchContext, FetchReason, Lineage, Token};
 
@@ -42,7 +42,7 @@ impl Backoff {
 /// Where a token came from: a cold cache reads its store before it asks the source, and a
 /// cache in a fleet may take the token another replica fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Obtained {
+enum Provenance {
     Loaded,
     Fetched,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
@@ -60,8 +60,8 @@ pub(super) async fn attempts(core: &Core, reason: FetchReason) -> (Outcome, Opti
     let mut attempt = 1;
     loop {
         let error = match once(core, reason, deadline).await {
-            Ok((entry, obtained)) => {
-                log_success(core, reason, attempt, started, &entry, obtained);
+            Ok((entry, provenance)) => {
+                log_success(core, reason, attempt, started, &entry, provenance);
                 return (Ok(entry), None);
             }
             Err(error) => error,
@@ -95,7 +95,7 @@ async fn once(
     core: &Core,
     reason: FetchReason,
     deadline: Instant,
-) -> Result<(Arc<Entry>, Obtained), Error> {
+) -> Result<(Arc<Entry>, Provenance), Error> {
     let issued = Instant::now();
     let current = core.state.current();
     let loaded = match current {
@@ -111,7 +111,7 @@ async fn once(
         && let Ok(entry) = Entry::new(token.clone(), issued, core.rules.refresh_margin)
     {
         core.stats.loaded();
-        return Ok((Arc::new(entry), Obtained::Loaded));
+        return Ok((Arc::new(entry), Provenance::Loaded));
     }
     // An expired saved token still lends its refresh token, and so does one salvaged from an
     // unusable answer, when it is the newer.
@@ -121,10 +121,10 @@ async fn once(
         .map(|entry| &entry.token)
         .or(loaded.as_ref());
     let previous = Lineage::newest(held, salvaged.as_ref());
-    let (token, obtained) = ask(core, reason, previous, deadline).await?;
+    let (token, provenance) = ask(core, reason, previous, deadline).await?;
     let entry = Entry::new(token, issued, core.rules.refresh_margin)?;
     *core.salvaged() = None;
-    Ok((Arc::new(entry), obtained))
+    Ok((Arc::new(entry), provenance))
 }
 
 /// Gets a new token to replace `previous`: from the source, or through the fleet when the cache
@@ -134,7 +134,7 @@ async fn ask(
     reason: FetchReason,
     previous: Option<&Token>,
     deadline: Instant,
-) -> Result<(Token, Obtained), Error> {
+) -> Result<(Token, Provenance), Error> {
     // What the source is asked, with the newest token known (the fleet may know a newer one
     // than `previous`): the new token is saved before anyone can use it, since a server that
     // rotates refresh tokens has already retired the one before.
@@ -174,12 +174,12 @@ async fn ask(
         return match fleet.obtain(previous, deadline, grant).await? {
             crate::fleet::Obtained::Fleet(token) => {
                 core.stats.shared();
-                Ok((token, Obtained::Shared))
+                Ok((token, Provenance::Shared))
             }
-            other => Ok((other.into_token(), Obtained::Fetched)),
+            other => Ok((other.into_token(), Provenance::Fetched)),
         };
     }
-    Ok((grant(previous.cloned()).await?, Obtained::Fetched))
+    Ok((grant(previous.cloned()).await?, Provenance::Fetched))
 }
 
 impl Core {
@@ -212,27 +212,27 @@ fn log_success(
     attempts: u32,
     started: Instant,
     entry: &Entry,
-    obtained: Obtained,
+    provenance: Provenance,
 ) {
-    let described = match obtained {
-        Obtained::Loaded => "loaded",
-        Obtained::Fetched => "ok",
-        Obtained::Shared => "shared",
+    let described = match provenance {
+        Provenance::Loaded => "loaded",
+        Provenance::Fetched => "ok",
+        Provenance::Shared => "shared",
     };
     record_on_span(described, attempts, started);
     let grant_type = core.source.grant_type();
     let reason = reason.as_str();
     let elapsed_ms = millis(started);
     let expires_in_s = entry.token.expires_in().map(|lifetime| lifetime.as_secs());
-    match obtained {
-        Obtained::Loaded => tracing::info!(
+    match provenance {
+        Provenance::Loaded => tracing::info!(
             grant_type,
             reason,
             elapsed_ms,
             expires_in_s,
             "token loaded from the store"
         ),
-        Obtained::Fetched => tracing::info!(
+        Provenance::Fetched => tracing::info!(
             grant_type,
             reason,
             attempts,
@@ -240,7 +240,7 @@ fn log_success(
             expires_in_s,
             "token fetched"
         ),
-        Obtained::Shared => tracing::info!(
+        Provenance::Shared => tracing::info!(
             grant_type,
             reason,
             elapsed_ms,

@@ -24,8 +24,9 @@ use tracing::Instrument;
 
 use super::{
     Core,
+    entry::Entry,
     fetch::{Outcome, attempts, later},
-    state::{Entry, Phase, Stamp},
+    stamp::{Phase, Stamp},
 };
 use crate::{Error, ErrorKind, FetchReason};
 

@@ -17,8 +17,9 @@ use zeroize::Zeroizing;
 
 use super::{
     Core, TokenCache,
+    entry::Entry,
     flight::{self, Waiter},
-    state::{Entry, Stamp},
+    stamp::Stamp,
 };
 use crate::{Error, dpop::Bound, secret::sensitive_header};
 
@@ -26,14 +27,14 @@ use crate::{Error, dpop::Bound, secret::sensitive_header};
 /// the cache's when the ticket [holds it for a retry](Self::hold_for_retry).
 #[derive(Clone)]
 pub(crate) struct Ticket {
-    copy: Arc<Copy>,
+    copy: Arc<HeaderCopy>,
     /// The cache itself, held by a request that can be sent again after a 401: it may outlive
     /// every other handle to the cache.
     keep: Option<TokenCache>,
 }
 
 /// One thread's copy of a token's header.
-struct Copy {
+struct HeaderCopy {
     generation: u64,
     header: HeaderValue,
     dpop: Option<Arc<Bound>>,
@@ -167,7 +168,7 @@ impl TokenCache {
 
 /// This thread's copy of `entry`'s header, stored under `stamp`: the existing one if it is of
 /// the same token, else a new one.
-fn copy_for(cache: &TokenCache, stamp: Stamp, entry: &Entry) -> Arc<Copy> {
+fn copy_for(cache: &TokenCache, stamp: Stamp, entry: &Entry) -> Arc<HeaderCopy> {
     COPIES.with(|copies| {
         let mut copies = copies.borrow_mut();
         let slot = &mut copies[cache.core.state.slot()];
@@ -184,11 +185,11 @@ fn copy_for(cache: &TokenCache, stamp: Stamp, entry: &Entry) -> Arc<Copy> {
     })
 }
 
-fn new_copy(cache: &TokenCache, entry: &Entry) -> Arc<Copy> {
+fn new_copy(cache: &TokenCache, entry: &Entry) -> Arc<HeaderCopy> {
     // Bytes of its own, zeroed when the last request that carries them is dropped.
     let header = sensitive_header(Zeroizing::new(entry.header.as_bytes().to_vec()))
         .unwrap_or_else(|| entry.header.clone());
-    Arc::new(Copy {
+    Arc::new(HeaderCopy {
         generation: entry.generation,
         header,
         dpop: entry.dpop.clone(),
@@ -202,7 +203,7 @@ pub(super) const SLOTS: usize = 64;
 /// One cache's copy on this thread, and the stamp it is good for.
 struct Slot {
     stamp: Stamp,
-    copy: Option<Arc<Copy>>,
+    copy: Option<Arc<HeaderCopy>>,
 }
 
 thread_local! {

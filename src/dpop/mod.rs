@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 #[cfg(feature = "dpop")]
 pub use self::key::DpopKey;
-pub(crate) use self::nonces::Slot;
+pub(crate) use self::nonces::OriginNonce;
 use crate::{Error, ErrorKind, origin::Destination};
 
 /// `authority` without user info and without the scheme's default port: how proofs name an
@@ -69,21 +69,21 @@ impl Binding {
     }
 
     /// The proof for a `method` request to `destination`, with the nonce its origin last
-    /// sent, and the origin's nonce slot for the answer's nonce.
+    /// sent, and the origin's nonce, where the answer's nonce goes.
     pub(crate) fn sign(
         &self,
         method: &str,
         destination: &Destination<'_>,
         ath: Option<&str>,
-    ) -> Result<(HeaderValue, Arc<Slot>), Error> {
+    ) -> Result<(HeaderValue, Arc<OriginNonce>), Error> {
         let (Some(scheme), Some(authority)) = (destination.scheme, destination.authority) else {
             return Err(Error::new(ErrorKind::Config)
                 .with_detail("a DPoP proof needs the request's absolute URL"));
         };
         #[cfg(feature = "dpop")]
         {
-            let slot = self.0.nonces().slot(scheme, authority);
-            let nonce = slot.nonce();
+            let origin = self.0.nonces().of_origin(scheme, authority);
+            let nonce = origin.nonce();
             let htu = key::Htu {
                 scheme,
                 authority,
@@ -92,7 +92,7 @@ impl Binding {
             let proof = self
                 .0
                 .proof(method, htu, ath, nonce.as_deref().map(String::as_str))?;
-            Ok((proof, slot))
+            Ok((proof, origin))
         }
         #[cfg(not(feature = "dpop"))]
         {
@@ -116,7 +116,7 @@ impl Bound {
         &self,
         method: &str,
         destination: &Destination<'_>,
-    ) -> Result<(HeaderValue, Arc<Slot>), Error> {
+    ) -> Result<(HeaderValue, Arc<OriginNonce>), Error> {
         self.binding.sign(method, destination, Some(&self.ath))
     }
 }

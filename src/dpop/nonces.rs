@@ -16,12 +16,12 @@ const MAX_NONCE: usize = 1024;
 /// The nonces of every origin a key's proofs went to.
 #[derive(Default)]
 pub(crate) struct Nonces {
-    origins: ArcSwap<Vec<Arc<Slot>>>,
+    origins: ArcSwap<Vec<Arc<OriginNonce>>>,
 }
 
-/// One origin's newest nonce. A request holds its origin's slot while it is out, so the
+/// One origin's newest nonce. A request holds its origin's while it is out, so that the
 /// answer's nonce lands without another lookup.
-pub(crate) struct Slot {
+pub(crate) struct OriginNonce {
     scheme: Box<str>,
     /// `host[:port]`, lowercase, without the scheme's default port.
     authority: Box<str>,
@@ -29,21 +29,21 @@ pub(crate) struct Slot {
 }
 
 impl Nonces {
-    /// The slot of the origin `scheme://authority` (user info and a default port ignored).
-    pub(crate) fn slot(&self, scheme: &str, authority: &str) -> Arc<Slot> {
+    /// The nonce of the origin `scheme://authority` (user info and a default port ignored).
+    pub(crate) fn of_origin(&self, scheme: &str, authority: &str) -> Arc<OriginNonce> {
         let authority = super::origin_authority(scheme, authority);
-        let find = |origins: &[Arc<Slot>]| {
+        let find = |origins: &[Arc<OriginNonce>]| {
             origins
                 .iter()
-                .find(|slot| {
-                    *slot.scheme == *scheme && slot.authority.eq_ignore_ascii_case(authority)
+                .find(|origin| {
+                    *origin.scheme == *scheme && origin.authority.eq_ignore_ascii_case(authority)
                 })
                 .cloned()
         };
-        if let Some(slot) = find(&self.origins.load()) {
-            return slot;
+        if let Some(origin) = find(&self.origins.load()) {
+            return origin;
         }
-        let new = Arc::new(Slot {
+        let new = Arc::new(OriginNonce {
             scheme: scheme.into(),
             authority: authority.to_ascii_lowercase().into(),
             nonce: ArcSwapOption::empty(),
@@ -64,7 +64,7 @@ impl Nonces {
     }
 }
 
-impl Slot {
+impl OriginNonce {
     /// The newest nonce, if the origin sent one.
     pub(crate) fn nonce(&self) -> Option<Arc<String>> {
         self.nonce.load_full()
@@ -109,15 +109,15 @@ mod tests {
     #[test]
     fn each_origin_keeps_its_own_newest_nonce() {
         let nonces = Nonces::default();
-        let api = nonces.slot("https", "api.example.com");
+        let api = nonces.of_origin("https", "api.example.com");
         api.record(&with_nonce("n1"));
         api.record(&with_nonce("n2"));
-        let auth = nonces.slot("https", "auth.example.com");
+        let auth = nonces.of_origin("https", "auth.example.com");
         auth.record(&with_nonce("a1"));
 
         assert_eq!(
             nonces
-                .slot("https", "API.example.com")
+                .of_origin("https", "API.example.com")
                 .nonce()
                 .as_deref()
                 .map(String::as_str),
@@ -125,41 +125,41 @@ mod tests {
         );
         assert_eq!(
             nonces
-                .slot("https", "user@auth.example.com")
+                .of_origin("https", "user@auth.example.com")
                 .nonce()
                 .as_deref()
                 .map(String::as_str),
             Some("a1")
         );
-        assert_eq!(nonces.slot("http", "api.example.com").nonce(), None);
+        assert_eq!(nonces.of_origin("http", "api.example.com").nonce(), None);
     }
 
     #[test]
     fn an_origin_first_seen_after_the_table_is_full_keeps_its_nonce() {
         let nonces = Nonces::default();
         for n in 0..MAX_ORIGINS {
-            nonces.slot("https", &format!("api{n}.example.com"));
+            nonces.of_origin("https", &format!("api{n}.example.com"));
         }
-        let late = nonces.slot("https", "late.example.com");
+        let late = nonces.of_origin("https", "late.example.com");
         late.record(&with_nonce("kept"));
-        let again = nonces.slot("https", "late.example.com");
+        let again = nonces.of_origin("https", "late.example.com");
         assert_eq!(again.nonce().as_deref().map(String::as_str), Some("kept"));
         // The origin first seen made room; the rest stay.
         assert_eq!(nonces.origins.load().len(), MAX_ORIGINS);
         assert!(Arc::ptr_eq(
-            &nonces.slot("https", "api1.example.com"),
-            &nonces.slot("https", "api1.example.com")
+            &nonces.of_origin("https", "api1.example.com"),
+            &nonces.of_origin("https", "api1.example.com")
         ));
     }
 
     #[test]
     fn malformed_nonces_are_not_kept() {
-        let slot = Nonces::default().slot("https", "api.example.com");
-        slot.record(&with_nonce("good"));
+        let origin = Nonces::default().of_origin("https", "api.example.com");
+        origin.record(&with_nonce("good"));
         for bad in ["", "has space", "quo\"te", "back\\slash"] {
-            slot.record(&with_nonce(bad));
+            origin.record(&with_nonce(bad));
         }
-        slot.record(&HeaderMap::new());
-        assert_eq!(slot.nonce().as_deref().map(String::as_str), Some("good"));
+        origin.record(&HeaderMap::new());
+        assert_eq!(origin.nonce().as_deref().map(String::as_str), Some("good"));
     }
 }

@@ -137,10 +137,12 @@
 //! `tower-oauth2:*`. A Redis that refuses the subscription still works: waiters poll.
 
 mod key;
+mod lead;
 mod lineage;
 mod protocol;
 mod redis;
 mod seal;
+mod sealing_key;
 mod shared;
 mod stats;
 
@@ -152,7 +154,7 @@ use self::{
     seal::Keyring,
     stats::{Counters, Health},
 };
-pub use self::{seal::FleetKey, stats::FleetStats};
+pub use self::{sealing_key::FleetKey, stats::FleetStats};
 use crate::{Error, TokenSetId};
 
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);

@@ -3,8 +3,11 @@
 //! the lease in one script, and wake the waiters. A replica that finds the lease taken waits
 //! for the token set and takes the lease over when its holder is gone. Any Redis failure on
 //! the way makes the replica run the grant locally. The [module docs](super) draw it.
+//!
+//! This file decides (take the shared token, or lead); what a leader does, and the local
+//! fallback, are in `lead.rs`.
 
-use std::{future::Future, pin::pin, time::Duration};
+use std::{future::Future, time::Duration};
 
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -12,7 +15,8 @@ use tracing::Instrument;
 pub use super::shared::Retired;
 use super::{
     FleetScope, RedisFleet,
-    redis::{Acquired, Failure, Redis},
+    lead::Lease,
+    redis::{Acquired, Failure},
     shared::{Read, usable},
     stats::Event,
 };
@@ -221,12 +225,7 @@ impl RedisFleet {
             }
         }
 
-        let mut lease = Lease {
-            redis: &self.redis,
-            key: &scope.lease,
-            holder,
-            open: true,
-        };
+        let mut lease = Lease::new(&self.redis, &scope.lease, holder);
         // Someone may have written between the first read and the lease: a holder that
         // commits deletes its lease in the same step as it writes.
         let Read { bytes, shared } = self
@@ -278,175 +277,6 @@ impl RedisFleet {
         Ok(())
     }
 
-    /// Runs the grant for the fleet under `lease`, then shares its token set.
-    async fn lead<G, F>(
-        &self,
-        scope: &FleetScope,
-        mut lease: Lease<'_>,
-        previous: Option<Token>,
-        expected: Option<Vec<u8>>,
-        grant: G,
-    ) -> Result<Obtained, Error>
-    where
-        G: FnOnce(Option<Token>) -> F,
-        F: Future<Output = Result<Token, Error>>,
-    {
-        tracing::debug!("lease won; running the grant for the fleet");
-        let granted = self.renewing(scope, &lease, grant(previous.clone())).await;
-        match granted {
-            Ok(mut token) => {
-                token.inherit_refresh_token(previous.as_ref());
-                self.marks.saw(&scope.token, token.lineage());
-                self.share(scope, &mut lease, expected.as_deref(), &token)
-                    .await;
-                Ok(Obtained::Granted(token))
-            }
-            Err(error) => {
-                // An unusable answer's refresh token is the server's newest: share it, with
-                // its access token expired, so that no replica presents the one before.
-                if let Some(salvaged) = error.salvaged() {
-                    self.marks.saw(&scope.token, salvaged.lineage());
-                    self.share(scope, &mut lease, expected.as_deref(), salvaged)
-                        .await;
-                    return Err(error);
-                }
-                // The waiters take the lease over at once and try for themselves.
-                if let Err(failure) = lease.release().await {
-                    self.health.failed("release", &failure);
-                }
-                self.wake(scope).await;
-                Err(error)
-            }
-        }
-    }
-
-    /// Runs `grant` while renewing the lease every third of its length, until the grant ends.
-    /// A lease that is lost meanwhile is reported, and the grant goes on: a token the server
-    /// has issued (a rotated refresh token above all) must not be thrown away.
-    async fn renewing<F>(&self, scope: &FleetScope, lease: &Lease<'_>, grant: F) -> F::Output
-    where
-        F: Future,
-    {
-        let mut grant = pin!(grant);
-        let renewals = async {
-            loop {
-                tokio::time::sleep(self.lease / 3).await;
-                match self.redis.renew(lease.key, &lease.holder, self.lease).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(
-                            set = %scope.hash,
-                            "the lease expired while the grant ran; another replica may run one too"
-                        );
-                        return;
-                    }
-                    Err(failure) => self.health.failed("renew", &failure),
-                }
-            }
-        };
-        tokio::select! {
-            output = &mut grant => return output,
-            () = renewals => {}
-        }
-        grant.await
-    }
-
-    /// Writes `token`'s set sealed where the token key still holds `expected`, releases the
-    /// lease in the same step, and wakes the waiters. A set that could not be written is
-    /// written back in the background.
-    async fn share(
-        &self,
-        scope: &FleetScope,
-        lease: &mut Lease<'_>,
-        expected: Option<&[u8]>,
-        token: &Token,
-    ) {
-        let sealed = self
-            .ttl(token)
-            .and_then(|ttl| Some((self.seal(scope, token)?, ttl)));
-        let Some((value, ttl)) = sealed else {
-            tracing::debug!("token set too short-lived to share");
-            if let Err(failure) = lease.release().await {
-                self.health.failed("release", &failure);
-            }
-            self.wake(scope).await;
-            return;
-        };
-        let committed = self
-            .redis
-            .commit(
-                &scope.token,
-                lease.key,
-                expected,
-                &value,
-                ttl,
-                &lease.holder,
-            )
-            .await;
-        match committed {
-            Ok(committed) => {
-                lease.open = false;
-                if !committed.lease_held {
-                    tracing::warn!(
-                        "the lease expired before the token set was written; \
-                         another replica may have run a grant too"
-                    );
-                }
-                if committed.written {
-                    tracing::debug!(ttl_s = ttl.as_secs(), "token set shared");
-                } else {
-                    // Someone wrote meanwhile: their set stays if newer, else this one goes in.
-                    self.write_back(scope, token);
-                }
-            }
-            Err(failure) => {
-                self.health.failed("write", &failure);
-                lease.open = false;
-                self.write_back_holding(scope, token, lease.holder.clone());
-                return;
-            }
-        }
-        self.wake(scope).await;
-    }
-
-    async fn wake(&self, scope: &FleetScope) {
-        if let Err(failure) = self.redis.publish(&scope.wake).await {
-            // Waiters poll as well; a lost wake-up costs them one poll interval.
-            tracing::debug!(error = %failure, "could not wake the waiting replicas");
-        }
-    }
-
-    /// Runs the grant without the fleet, then writes its set back once Redis answers: a
-    /// refresh token rotated meanwhile must reach the other replicas.
-    async fn fallback<G, F>(
-        &self,
-        scope: &FleetScope,
-        local: Option<&Token>,
-        grant: G,
-    ) -> Result<Obtained, Error>
-    where
-        G: FnOnce(Option<Token>) -> F,
-        F: Future<Output = Result<Token, Error>>,
-    {
-        self.counters.count(Event::Fallback);
-        tracing::debug!("running the grant locally");
-        let previous = local.cloned();
-        let mut token = match grant(previous.clone()).await {
-            Ok(token) => token,
-            Err(error) => {
-                if let Some(salvaged) = error.salvaged() {
-                    self.marks.saw(&scope.token, salvaged.lineage());
-                    self.write_back(scope, salvaged);
-                }
-                return Err(error);
-            }
-        };
-        token.inherit_refresh_token(previous.as_ref());
-        self.marks.saw(&scope.token, token.lineage());
-        self.write_back(scope, &token);
-        Ok(Obtained::Fallback(token))
-    }
-
     /// How often a waiter looks again when no wake-up comes: a twentieth of the lease, between
     /// 50 and 500 ms, less up to a quarter at random so waiters do not ask in step.
     fn poll_interval(&self) -> Duration {
@@ -468,32 +298,4 @@ fn holder_id() -> String {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A lease this replica holds. Dropped while still held (its grant abandoned or cancelled), it
-/// is released in the background, so the others need not wait for it to expire.
-struct Lease<'a> {
-    redis: &'a Redis,
-    key: &'a str,
-    holder: String,
-    open: bool,
-}
-
-impl Lease<'_> {
-    async fn release(&mut self) -> Result<(), Failure> {
-        self.open = false;
-        self.redis
-            .compare_and_delete(self.key, self.holder.as_bytes())
-            .await
-            .map(drop)
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if self.open {
-            self.redis
-                .spawn_compare_and_delete(self.key, self.holder.as_bytes());
-        }
-    }
 }

@@ -24,16 +24,12 @@
 
 use std::fmt;
 
-use aes_gcm::{Aes256Gcm, Nonce};
-use aes_gcm_siv::{
-    Aes256GcmSiv, KeyInit,
-    aead::{Aead, Payload},
-};
-use base64::Engine;
+use aes_gcm::Nonce;
+use aes_gcm_siv::aead::{Aead, Payload};
 use rand::TryRng;
 use zeroize::Zeroizing;
 
-use crate::Error;
+use super::sealing_key::FleetKey;
 
 /// The format this program writes: AES-256-GCM-SIV.
 const SEALED: u8 = 2;
@@ -44,92 +40,6 @@ const PLAINTEXT: u8 = 0;
 const HEADER: usize = 1 + 4;
 const NONCE: usize = 12;
 const TAG: usize = 16;
-
-/// A 256-bit key that seals the token sets a [`RedisFleet`](super::RedisFleet) writes to Redis,
-/// with the id that names it in every value it seals.
-///
-/// Every replica of a fleet needs the same key (and id) to read what the others write. To
-/// rotate keys, give every replica the new key as an
-/// [extra key](super::RedisFleet::also_decrypt_with) first, then make it the current key
-/// everywhere, then drop the old one: a value sealed under a key id a replica does not know is
-/// treated as absent, and that replica runs a grant of its own.
-///
-/// The bytes are zeroed when the key is dropped; `Debug` shows the id only.
-///
-/// ```
-/// use tower_oauth2::fleet::FleetKey;
-///
-/// # fn main() -> Result<(), tower_oauth2::Error> {
-/// // 32 random bytes, base64-encoded, say from `openssl rand -base64 32`.
-/// let key = FleetKey::from_base64(1, "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=")?;
-/// assert_eq!(key.id(), 1);
-/// assert_eq!(format!("{key:?}"), "FleetKey { id: 1, bytes: [redacted] }");
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct FleetKey {
-    id: u32,
-    bytes: Zeroizing<[u8; 32]>,
-}
-
-impl FleetKey {
-    /// Creates a key named `id` from its 32 bytes.
-    pub fn new(id: u32, bytes: [u8; 32]) -> Self {
-        Self {
-            id,
-            bytes: Zeroizing::new(bytes),
-        }
-    }
-
-    /// Creates a key named `id` from a slice, which must be 32 bytes long.
-    pub fn from_slice(id: u32, bytes: &[u8]) -> Result<Self, Error> {
-        let mut key = Zeroizing::new([0; 32]);
-        if bytes.len() != key.len() {
-            return Err(Error::config("a fleet key must be 32 bytes long"));
-        }
-        key.copy_from_slice(bytes);
-        Ok(Self { id, bytes: key })
-    }
-
-    /// Creates a key named `id` from 32 bytes in base64 (standard or URL-safe alphabet,
-    /// padded or not), as `openssl rand -base64 32` prints them.
-    pub fn from_base64(id: u32, encoded: &str) -> Result<Self, Error> {
-        use base64::engine::general_purpose::{
-            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
-        };
-        let encoded = encoded.trim();
-        let decoded = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-            .iter()
-            .find_map(|engine| engine.decode(encoded).ok())
-            .map(Zeroizing::new)
-            .ok_or_else(|| Error::config("a fleet key must be base64"))?;
-        Self::from_slice(id, &decoded)
-    }
-
-    /// Returns the id that names this key in the values it seals.
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
-    // A 32-byte slice is always a valid AES-256 key.
-    fn cipher(&self) -> Aes256GcmSiv {
-        Aes256GcmSiv::new(&(*self.bytes).into())
-    }
-
-    fn gcm_cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&(*self.bytes).into())
-    }
-}
-
-impl fmt::Debug for FleetKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FleetKey")
-            .field("id", &self.id)
-            .field("bytes", &format_args!("[redacted]"))
-            .finish()
-    }
-}
 
 /// Why a value read from Redis was not used. Says nothing about the value's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,10 +90,10 @@ impl Keyring {
 
     /// Also opens values sealed with `key`. A key with the current key's id is ignored.
     pub(crate) fn add(&mut self, key: FleetKey) {
-        if key.id == self.current.id {
+        if key.id() == self.current.id() {
             return;
         }
-        self.others.retain(|other| other.id != key.id);
+        self.others.retain(|other| other.id() != key.id());
         self.others.push(key);
     }
 
@@ -193,7 +103,7 @@ impl Keyring {
     }
 
     fn ids(&self) -> impl Iterator<Item = u32> + '_ {
-        std::iter::once(self.current.id).chain(self.others.iter().map(|key| key.id))
+        std::iter::once(self.current.id()).chain(self.others.iter().map(|key| key.id()))
     }
 
     /// The value to store under `redis_key` for the saved form `json`; `None` when the
@@ -208,7 +118,7 @@ impl Keyring {
         }
         let mut nonce = [0; NONCE];
         rand::rngs::SysRng.try_fill_bytes(&mut nonce).ok()?;
-        let header = header(SEALED, self.current.id);
+        let header = header(SEALED, self.current.id());
         let aad = associated_data(&header, redis_key);
         let ciphertext = self
             .current
@@ -257,7 +167,7 @@ impl Keyring {
         let id = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
         let key = std::iter::once(&self.current)
             .chain(&self.others)
-            .find(|key| key.id == id)
+            .find(|key| key.id() == id)
             .ok_or(Refused::UnknownKey(id))?;
         let mut nonce_bytes = [0; NONCE];
         nonce_bytes.copy_from_slice(nonce);
@@ -280,7 +190,7 @@ impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<u32> = self.ids().collect();
         f.debug_struct("Keyring")
-            .field("current", &self.current.id)
+            .field("current", &self.current.id())
             .field("ids", &ids)
             .field("plaintext", &self.plaintext)
             .finish()
@@ -407,7 +317,7 @@ mod tests {
 
     /// A value as this crate sealed it before AES-GCM-SIV: format 1, AES-256-GCM.
     fn sealed_with_gcm(key: &FleetKey, nonce: [u8; NONCE]) -> Vec<u8> {
-        let header = header(SEALED_GCM, key.id);
+        let header = header(SEALED_GCM, key.id());
         let aad = associated_data(&header, KEY);
         let payload = Payload {
             msg: JSON,
@@ -505,25 +415,6 @@ mod tests {
         assert_eq!(
             keys.open(KEY, b"{\"json\":1}"),
             Err(Refused::UnknownFormat(b'{'))
-        );
-    }
-
-    #[test]
-    fn keys_come_from_32_bytes_only_and_never_show_them() {
-        let encoded = base64::engine::general_purpose::STANDARD.encode([0xab; 32]);
-        let key = FleetKey::from_base64(3, &encoded).unwrap();
-        assert_eq!(*key.bytes, [0xab; 32]);
-        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xfb; 32]);
-        assert_eq!(
-            *FleetKey::from_base64(3, &url_safe).unwrap().bytes,
-            [0xfb; 32]
-        );
-        assert!(FleetKey::from_slice(1, &[0; 31]).is_err());
-        assert!(FleetKey::from_base64(1, "not base64!").is_err());
-        assert_eq!(format!("{key:?}"), "FleetKey { id: 3, bytes: [redacted] }");
-        assert_eq!(
-            format!("{:?}", ring(1, 0xcd)),
-            "Keyring { current: 1, ids: [1], plaintext: false }"
         );
     }
 }

@@ -34,7 +34,7 @@ pub enum Retired {
 }
 
 /// A token set read from Redis, and its whole lifetime if known.
-pub(super) struct Shared {
+pub(super) struct SharedSet {
     pub(super) token: Token,
     pub(super) lifetime: Option<Duration>,
 }
@@ -43,7 +43,7 @@ pub(super) struct Shared {
 /// replica takes it (one it can open, and no older than one it has seen).
 pub(super) struct Read {
     pub(super) bytes: Option<Vec<u8>>,
-    pub(super) shared: Option<Shared>,
+    pub(super) shared: Option<SharedSet>,
 }
 
 impl RedisFleet {
@@ -153,7 +153,7 @@ impl RedisFleet {
                 );
                 None
             }
-            Ok((token, lifetime)) => Some(Shared { token, lifetime }),
+            Ok((token, lifetime)) => Some(SharedSet { token, lifetime }),
             Err(Refused::Seal(refused)) => {
                 self.counters.count(Event::Discarded);
                 tracing::warn!(reason = %refused, "ignoring a shared token set");
@@ -178,10 +178,10 @@ impl RedisFleet {
 /// run a grant in turn).
 pub(super) fn usable(
     scope: &FleetScope,
-    shared: Option<Shared>,
+    shared: Option<SharedSet>,
     local: Option<&Token>,
 ) -> Option<Token> {
-    let Shared { token, lifetime } = shared?;
+    let SharedSet { token, lifetime } = shared?;
     let replacing = local.is_some_and(|local| {
         local.access_token() == token.access_token() || local.lineage() > token.lineage()
     });
@@ -207,12 +207,12 @@ mod tests {
         .refresh_margin(Duration::from_secs(margin))
     }
 
-    fn shared(access: &str, left: Option<u64>, lifetime: Option<u64>) -> Option<Shared> {
+    fn shared(access: &str, left: Option<u64>, lifetime: Option<u64>) -> Option<SharedSet> {
         let mut token = Token::bearer(access);
         if let Some(left) = left {
             token = token.with_expires_in(Duration::from_secs(left));
         }
-        Some(Shared {
+        Some(SharedSet {
             token,
             lifetime: lifetime.map(Duration::from_secs),
         })

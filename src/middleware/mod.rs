@@ -7,8 +7,10 @@ mod replay;
 mod request;
 #[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 mod reqwest;
+mod resend;
 mod routes;
 mod snapshot;
+mod state;
 
 use std::{
     fmt,
@@ -25,10 +27,10 @@ pub use self::{
     request::{HttpRequest, HttpResponse},
 };
 use self::{
-    future::{Dpop, Parked, Replay},
     protocol::{Start, Tokens},
     request::Target,
     routes::Routes,
+    state::{Dpop, Parked, Retry},
 };
 use crate::{BoxError, Error, TokenCache, cache::Ticket, origin::Origins};
 
@@ -336,7 +338,7 @@ where
                 ticket.hold_for_retry();
                 // A clone for the copy, which `Oneshot` makes ready if it is ever sent.
                 let service = self.inner.clone();
-                ResponseFuture::sent(answer, Some(ticket), to, Some(Replay { service, copy }))
+                ResponseFuture::sent(answer, Some(ticket), to, Some(Retry { service, copy }))
             }
             // Without a token, a 401 retires nothing: where it came from does not matter.
             Start::AsIs => {
@@ -350,7 +352,7 @@ where
                 let spare = cfg!(feature = "dpop")
                     .then(|| request.replay(&self.policy))
                     .flatten()
-                    .map(|copy| Replay {
+                    .map(|copy| Retry {
                         service: self.inner.clone(),
                         copy,
                     });
@@ -383,31 +385,31 @@ impl<S, P> OAuth2<S, P> {
         R: HttpRequest<P>,
     {
         let copy = || {
-            request.replay(&self.policy).map(|copy| Replay {
+            request.replay(&self.policy).map(|copy| Retry {
                 service: self.inner.clone(),
                 copy,
             })
         };
-        let (replay, spare) = (copy(), copy());
-        if replay.is_some() {
+        let (retry, spare) = (copy(), copy());
+        if retry.is_some() {
             ticket.hold_for_retry();
         }
-        let slot = match protocol::authorize(&mut request, &ticket) {
-            Ok(slot) => slot,
+        let nonce = match protocol::authorize(&mut request, &ticket) {
+            Ok(nonce) => nonce,
             Err(error) => return ResponseFuture::failed(error),
         };
         let to = request.target();
         let answer = self.inner.call(request);
-        match slot {
-            Some(slot) => {
+        match nonce {
+            Some(nonce) => {
                 let dpop = Dpop {
-                    slot,
+                    nonce,
                     ticket: ticket.clone(),
                     spare,
                 };
-                ResponseFuture::sent_with_proof(answer, ticket, to, replay, dpop)
+                ResponseFuture::sent_with_proof(answer, ticket, to, retry, dpop)
             }
-            None => ResponseFuture::sent(answer, Some(ticket), to, replay),
+            None => ResponseFuture::sent(answer, Some(ticket), to, retry),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     Error, TokenCache,
     cache::{Ticket, Wait},
-    dpop::{Bound, DPOP, Slot},
+    dpop::{Bound, DPOP, OriginNonce},
     origin::{Decision, Origins},
 };
 
@@ -99,13 +99,13 @@ fn host_elsewhere(host: &http::HeaderValue, to: &crate::origin::Destination<'_>)
 }
 
 /// Puts `ticket`'s token on `request`: the `Authorization` header and, for a DPoP-bound
-/// token, a proof of its own. For a bound token, returns the nonce slot of the request's
-/// origin, which the answer's nonce goes into.
+/// token, a proof of its own. For a bound token, returns the nonce of the request's origin,
+/// which the answer's nonce goes into.
 #[inline(always)]
 pub(crate) fn authorize(
     request: &mut impl Request,
     ticket: &Ticket,
-) -> Result<Option<Arc<Slot>>, Error> {
+) -> Result<Option<Arc<OriginNonce>>, Error> {
     request.headers_mut().insert(AUTHORIZATION, ticket.header());
     match ticket.dpop() {
         None => Ok(None),
@@ -115,17 +115,21 @@ pub(crate) fn authorize(
 
 #[cold]
 #[inline(never)]
-fn prove(request: &mut impl Request, bound: &Bound) -> Result<Arc<Slot>, Error> {
-    let (proof, slot) = bound.sign(request.method(), &request.destination())?;
+fn prove(request: &mut impl Request, bound: &Bound) -> Result<Arc<OriginNonce>, Error> {
+    let (proof, nonce) = bound.sign(request.method(), &request.destination())?;
     request.headers_mut().insert(DPOP, proof);
-    Ok(slot)
+    Ok(nonce)
 }
 
-/// Whether the answer to a request with a DPoP proof, whose origin's nonces `slot` keeps,
+/// Whether the answer to a request with a DPoP proof, whose origin's nonce `nonce` keeps,
 /// asks for the request again with a nonce; the answer's nonce, if any, is kept either way.
 #[cold]
-pub(crate) fn nonce_demanded(slot: &Slot, status: http::StatusCode, headers: &HeaderMap) -> bool {
-    slot.record(headers);
+pub(crate) fn nonce_demanded(
+    nonce: &OriginNonce,
+    status: http::StatusCode,
+    headers: &HeaderMap,
+) -> bool {
+    nonce.record(headers);
     let demanded = status == http::StatusCode::UNAUTHORIZED
         && headers.contains_key("dpop-nonce")
         && challenge::demands_dpop_nonce(headers);

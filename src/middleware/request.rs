@@ -82,7 +82,7 @@ pub(crate) mod sealed {
     #[allow(unreachable_pub)]
     pub trait Request: Sized {
         /// What is kept of a request, before it is first sent, to send it again after a 401.
-        type Copy;
+        type RequestCopy;
 
         fn headers(&self) -> &HeaderMap;
 
@@ -101,14 +101,14 @@ pub(crate) mod sealed {
         fn target(&self) -> super::Target;
 
         /// The request to send again; `None` if the copy cannot be read back.
-        fn restore(copy: Self::Copy) -> Option<Self>;
+        fn restore(copy: Self::RequestCopy) -> Option<Self>;
     }
 
     /// How replay policy `P` copies this request.
     #[allow(unreachable_pub)]
     pub trait Replay<P>: Request {
         /// A copy to send again after a 401, made before the request is first sent.
-        fn replay(&self, policy: &P) -> Option<Self::Copy>;
+        fn replay(&self, policy: &P) -> Option<Self::RequestCopy>;
     }
 
     #[allow(unreachable_pub)]
@@ -124,7 +124,7 @@ pub(crate) mod sealed {
 }
 
 impl<B> sealed::Request for http::Request<B> {
-    type Copy = Snapshot<B>;
+    type RequestCopy = Snapshot<B>;
 
     #[inline]
     fn headers(&self) -> &HeaderMap {

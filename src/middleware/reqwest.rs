@@ -8,7 +8,7 @@
 macro_rules! serve_reqwest {
     ($reqwest:ident) => {
         impl super::request::sealed::Request for $reqwest::Request {
-            type Copy = Self;
+            type RequestCopy = Self;
 
             #[inline]
             fn headers(&self) -> &http::HeaderMap {
@@ -133,19 +133,19 @@ macro_rules! serve_reqwest_middleware {
                 let mut spare = ticket
                     .dpop()
                     .and_then(|_| Replay::replay(&request, &self.policy));
-                let mut slot = protocol::authorize(&mut request, &ticket).map_err(failed)?;
+                let mut nonce = protocol::authorize(&mut request, &ticket).map_err(failed)?;
                 // The copy and its resends go where the request went.
                 let to = request.target();
                 let mut response = next.clone().run(request, extensions).await?;
                 let (mut used, mut copy, mut current) = (Some(ticket.clone()), copy, ticket);
                 loop {
-                    if let Some(origin) = &slot
+                    if let Some(origin) = &nonce
                         && protocol::nonce_demanded(origin, response.status(), response.headers())
                     {
                         let Some(mut again) = spare.take() else {
                             return Ok(response);
                         };
-                        slot = protocol::authorize(&mut again, &current).map_err(failed)?;
+                        nonce = protocol::authorize(&mut again, &current).map_err(failed)?;
                         response = next.clone().run(again, extensions).await?;
                         continue;
                     }
@@ -167,7 +167,7 @@ macro_rules! serve_reqwest_middleware {
                         _ => return Ok(response),
                     };
                     protocol::resending(&fresh);
-                    slot = protocol::authorize(&mut again, &fresh).map_err(failed)?;
+                    nonce = protocol::authorize(&mut again, &fresh).map_err(failed)?;
                     current = fresh;
                     response = next.clone().run(again, extensions).await?;
                 }

@@ -82,7 +82,7 @@ enum UriCopy {
         path: u8,
         bytes: [u8; INLINE_URI],
     },
-    Shared(Uri),
+    Cloned(Uri),
 }
 
 const NONE: u8 = u8::MAX;
@@ -94,7 +94,7 @@ impl UriCopy {
             None => 0,
             Some("http") => 1,
             Some("https") => 2,
-            Some(_) => return Self::Shared(uri.clone()),
+            Some(_) => return Self::Cloned(uri.clone()),
         };
         let authority = uri.authority().map_or("", Authority::as_str).as_bytes();
         let path = uri
@@ -102,7 +102,7 @@ impl UriCopy {
             .map_or("", PathAndQuery::as_str)
             .as_bytes();
         if authority.len() + path.len() > INLINE_URI {
-            return Self::Shared(uri.clone());
+            return Self::Cloned(uri.clone());
         }
         let mut bytes = [0; INLINE_URI];
         bytes[..authority.len()].copy_from_slice(authority);
@@ -121,7 +121,7 @@ impl UriCopy {
 
     fn into_uri(self) -> Option<Uri> {
         let (scheme, authority, path, bytes) = match self {
-            Self::Shared(uri) => return Some(uri),
+            Self::Cloned(uri) => return Some(uri),
             Self::Inline {
                 scheme,
                 authority,

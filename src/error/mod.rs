@@ -1,9 +1,15 @@
-//! The crate's one error type.
+//! The crate's one error type: the opaque [`Error`], how the crate builds one, and how it
+//! shows. Its kinds are in `kind.rs`; the text a message may carry is made safe in `text.rs`.
+
+mod kind;
+mod text;
 
 use std::{error::Error as StdError, fmt, sync::Arc, time::Duration};
 
 use http::StatusCode;
 
+pub use self::kind::ErrorKind;
+pub(crate) use self::text::{sanitize, scrub, seconds};
 use crate::Token;
 
 /// A type-erased error, as tower services return.
@@ -46,60 +52,6 @@ struct OAuthError {
     code: Option<Box<str>>,
     description: Option<Box<str>>,
     uri: Option<Box<str>>,
-}
-
-/// What kind of failure an [`Error`] is.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// The token endpoint refused the request with an OAuth error: an RFC 6749 section 5.2 body
-    /// (`{"error": "invalid_client", ...}`) or a vendor error envelope
-    /// (`{"meta": {..}, "errors": [{"httpcode": 400, "message": ".."}]}`).
-    Rejected,
-    /// The token endpoint answered with a status and body that are not an OAuth error, such as an
-    /// HTML error page or an empty 502.
-    UnexpectedResponse,
-    /// The token endpoint answered 200 but the body is not a usable bearer token: not JSON, no
-    /// usable `access_token`, a `token_type` other than `bearer` (or `DPoP` with a DPoP key),
-    /// or a `refresh_token` that is not a string. A malformed `expires_in`, `scope` or
-    /// `id_token` is left out with a warning instead.
-    InvalidResponse,
-    /// The response body was larger than the configured limit.
-    BodyTooLarge,
-    /// The token endpoint did not answer completely within the configured timeout.
-    Timeout,
-    /// The HTTP client failed to reach the token endpoint (connection refused, reset, TLS).
-    Transport,
-    /// The token cannot be renewed without the user taking part again, for example an
-    /// authorization-code grant that has no refresh token.
-    ReauthorizationRequired,
-    /// The configuration cannot work, for example a token endpoint URL that is not `https`.
-    Config,
-    /// A user-defined [`TokenSource`](crate::TokenSource) failed.
-    Source,
-    /// The task that was fetching the token stopped before it finished, for example because the
-    /// runtime shut down or the token source panicked.
-    Interrupted,
-    /// A [`TokenStore`](crate::TokenStore) could not load or save a token.
-    Store,
-    /// The request's origin may not receive the token (see
-    /// [`OAuth2Layer::allow_origin`](crate::OAuth2Layer::allow_origin)); the message names the
-    /// setting that allows it. Nothing was sent.
-    OriginNotAllowed,
-    /// The `state` of an authorization response is not the one its request carried: the
-    /// response belongs to another request, or was forged (cross-site request forgery). Nothing
-    /// was sent to the token endpoint.
-    StateMismatch,
-    /// The authorization server is not the one expected: an authorization response names
-    /// another in its `iss` parameter, or none although the grant expects one (RFC 9207), or
-    /// the server's metadata names another `issuer` than the configured one (RFC 8414 section
-    /// 3.3). The response or document may come from a server the user was steered to (a
-    /// mix-up attack). Nothing was sent to the token endpoint.
-    IssuerMismatch,
-    /// The authorization step did not yield a code: the server redirected back with an error
-    /// (such as `access_denied`; see [`oauth_error`](Error::oauth_error)), the redirect had no
-    /// code, or no redirect arrived in time.
-    AuthorizationFailed,
 }
 
 impl Error {
@@ -269,41 +221,6 @@ impl Error {
     }
 }
 
-/// The kind in a few words. An [`Error`]'s message starts with them, naming the endpoint (such
-/// as "token endpoint timed out").
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Rejected => "endpoint rejected the request",
-            Self::UnexpectedResponse => "unexpected response from endpoint",
-            Self::InvalidResponse => "invalid token response",
-            Self::BodyTooLarge => "endpoint response body too large",
-            Self::Timeout => "endpoint timed out",
-            Self::Transport => "could not reach endpoint",
-            Self::ReauthorizationRequired => "re-authorization required",
-            Self::Config => "invalid configuration",
-            Self::Source => "token source failed",
-            Self::Interrupted => "token fetch interrupted",
-            Self::OriginNotAllowed => "origin not allowed",
-            Self::Store => "token store failed",
-            Self::StateMismatch => "authorization response state does not match the request",
-            Self::IssuerMismatch => "issuer is not the expected authorization server",
-            Self::AuthorizationFailed => "authorization failed",
-        })
-    }
-}
-
-/// `duration` as an error message says it: `60 s`, `1.5 s`, `250 ms`.
-pub(crate) fn seconds(duration: Duration) -> String {
-    if duration < Duration::from_secs(1) {
-        format!("{} ms", duration.as_millis())
-    } else if duration.subsec_millis() == 0 {
-        format!("{} s", duration.as_secs())
-    } else {
-        format!("{:.1} s", duration.as_secs_f64())
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
@@ -377,51 +294,6 @@ impl StdError for Error {
     }
 }
 
-/// Makes text from a server safe to show: control characters and runs of whitespace become one
-/// space, every secret is replaced by `[redacted]`, and the result is cut to `max` characters.
-pub(crate) fn sanitize(text: &str, secrets: &[&str], max: usize) -> String {
-    let scrubbed = scrub(text, secrets);
-    let mut out = String::with_capacity(scrubbed.len().min(max + 3));
-    let mut chars = 0;
-    let mut pending_space = false;
-    for c in scrubbed.chars() {
-        if c.is_whitespace() || c.is_control() {
-            pending_space = !out.is_empty();
-            continue;
-        }
-        if chars + usize::from(pending_space) >= max {
-            out.push('…');
-            return out;
-        }
-        if pending_space {
-            out.push(' ');
-            chars += 1;
-            pending_space = false;
-        }
-        out.push(c);
-        chars += 1;
-    }
-    out
-}
-
-/// Replaces every secret in `text` by `[redacted]`, the longest first: a secret that contains
-/// another must not be cut in two by the shorter one's replacement.
-pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut secrets: Vec<&str> = secrets
-        .iter()
-        .copied()
-        .filter(|secret| !secret.is_empty())
-        .collect();
-    secrets.sort_unstable_by_key(|secret| std::cmp::Reverse(secret.len()));
-    let mut scrubbed = text.to_owned();
-    for secret in secrets {
-        if scrubbed.contains(secret) {
-            scrubbed = scrubbed.replace(secret, "[redacted]");
-        }
-    }
-    scrubbed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,29 +344,6 @@ mod tests {
         assert!(slow_down.is_transient());
         assert!(Error::new(ErrorKind::Timeout).is_transient());
         assert!(!Error::new(ErrorKind::InvalidResponse).is_transient());
-    }
-
-    #[test]
-    fn sanitize_collapses_whitespace_strips_controls_and_truncates() {
-        assert_eq!(sanitize("  a\r\n\tb \x07 c  ", &[], 100), "a b c");
-        assert_eq!(sanitize("abcdef", &[], 3), "abc…");
-        assert_eq!(sanitize("ééééé", &[], 2), "éé…");
-    }
-
-    #[test]
-    fn sanitize_removes_every_secret() {
-        let text = "echo: client_secret=s3cret&code=c0de s3cret";
-        let clean = sanitize(text, &["s3cret", "c0de", ""], 200);
-        assert_eq!(
-            clean,
-            "echo: client_secret=[redacted]&code=[redacted] [redacted]"
-        );
-    }
-
-    #[test]
-    fn a_secret_that_contains_another_is_scrubbed_whole() {
-        let clean = sanitize("token=XYZsecret", &["secret", "XYZsecret"], 200);
-        assert_eq!(clean, "token=[redacted]");
     }
 
     #[test]
