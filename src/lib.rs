@@ -168,6 +168,8 @@ pub mod fleet;
 pub mod grant;
 mod middleware;
 mod origin;
+#[cfg(feature = "tower-http")]
+mod redirect;
 mod revocation;
 mod saved;
 mod secret;
@@ -182,6 +184,9 @@ pub use self::assertion::{SigningAlgorithm, SigningKey};
 #[cfg(feature = "dpop")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub use self::dpop::DpopKey;
+#[cfg(feature = "tower-http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower-http")))]
+pub use self::redirect::WithoutDpopOnRedirect;
 #[cfg(feature = "https")]
 pub use self::transport::https;
 pub use self::{

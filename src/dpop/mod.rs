@@ -69,12 +69,15 @@ impl Binding {
     }
 
     /// The proof for a `method` request to `destination`, with the nonce its origin last
-    /// sent, and the origin's nonce, where the answer's nonce goes.
+    /// sent, and the origin's nonce, where the answer's nonce goes. A resend passes the
+    /// origin's nonce its first signing returned (`again`): the key may have forgotten the
+    /// origin since, and the nonce the answer demanded went there.
     pub(crate) fn sign(
         &self,
         method: &str,
         destination: &Destination<'_>,
         ath: Option<&str>,
+        again: Option<Arc<OriginNonce>>,
     ) -> Result<(HeaderValue, Arc<OriginNonce>), Error> {
         let (Some(scheme), Some(authority)) = (destination.scheme, destination.authority) else {
             return Err(Error::new(ErrorKind::Config)
@@ -82,7 +85,7 @@ impl Binding {
         };
         #[cfg(feature = "dpop")]
         {
-            let origin = self.0.nonces().of_origin(scheme, authority);
+            let origin = again.unwrap_or_else(|| self.0.nonces().of_origin(scheme, authority));
             let nonce = origin.nonce();
             let htu = key::Htu {
                 scheme,
@@ -96,7 +99,7 @@ impl Binding {
         }
         #[cfg(not(feature = "dpop"))]
         {
-            let _ = (method, scheme, authority, ath);
+            let _ = (method, scheme, authority, ath, again);
             match self.0 {}
         }
     }
@@ -111,12 +114,13 @@ impl Bound {
         }
     }
 
-    /// The proof for an API request with the token.
+    /// The proof for an API request with the token; `again` as for [`Binding::sign`].
     pub(crate) fn sign(
         &self,
         method: &str,
         destination: &Destination<'_>,
+        again: Option<Arc<OriginNonce>>,
     ) -> Result<(HeaderValue, Arc<OriginNonce>), Error> {
-        self.binding.sign(method, destination, Some(&self.ath))
+        self.binding.sign(method, destination, Some(&self.ath), again)
     }
 }

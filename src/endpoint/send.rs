@@ -125,6 +125,8 @@ impl Endpoint {
         read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut nonce_resent = false;
+        // The origin's nonce of the first proof: where the demanded nonce goes, for the resend.
+        let mut origin = None;
         loop {
             // A new assertion for every request, a resend too: its `jti` is good for one.
             let assertion = auth
@@ -135,20 +137,17 @@ impl Endpoint {
             let mut http_request = self
                 .http_request(request, auth, assertion.as_ref())
                 .map_err(|error| error.at(self.name))?;
-            let slot = match &self.dpop {
-                Some(key) => {
-                    let destination = Destination::of(&self.url);
-                    let (proof, slot) = key
-                        .sign("POST", &destination, None)
-                        .map_err(|error| error.at(self.name))?;
-                    http_request.headers_mut().insert(DPOP, proof);
-                    Some(slot)
-                }
-                None => None,
-            };
+            if let Some(key) = &self.dpop {
+                let destination = Destination::of(&self.url);
+                let (proof, signed_for) = key
+                    .sign("POST", &destination, None, origin.take())
+                    .map_err(|error| error.at(self.name))?;
+                http_request.headers_mut().insert(DPOP, proof);
+                origin = Some(signed_for);
+            }
             let (status, headers, body) = self.exchange(http_request).await?;
-            if let Some(slot) = slot {
-                slot.record(&headers);
+            if let Some(origin) = &origin {
+                origin.record(&headers);
                 if !nonce_resent && parse::demands_dpop_nonce(status, &headers, &body) {
                     nonce_resent = true;
                     tracing::debug!(endpoint = self.name, "DPoP nonce demanded; sending again");

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, header::AUTHORIZATION};
+use http::header::AUTHORIZATION;
 
 use super::{
     challenge,
@@ -109,26 +109,51 @@ pub(crate) fn authorize(
     request.headers_mut().insert(AUTHORIZATION, ticket.header());
     match ticket.dpop() {
         None => Ok(None),
-        Some(bound) => prove(request, bound).map(Some),
+        Some(bound) => prove(request, bound, None).map(Some),
+    }
+}
+
+/// [`authorize`] for a request sent once more, whose first proof's origin nonce `again`
+/// names: the nonce an answer demanded went there.
+#[cold]
+pub(crate) fn authorize_again(
+    request: &mut impl Request,
+    ticket: &Ticket,
+    again: Option<Arc<OriginNonce>>,
+) -> Result<Option<Arc<OriginNonce>>, Error> {
+    request.headers_mut().insert(AUTHORIZATION, ticket.header());
+    match ticket.dpop() {
+        None => Ok(None),
+        Some(bound) => prove(request, bound, again).map(Some),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn prove(request: &mut impl Request, bound: &Bound) -> Result<Arc<OriginNonce>, Error> {
-    let (proof, nonce) = bound.sign(request.method(), &request.destination())?;
+fn prove(
+    request: &mut impl Request,
+    bound: &Bound,
+    again: Option<Arc<OriginNonce>>,
+) -> Result<Arc<OriginNonce>, Error> {
+    let (proof, nonce) = bound.sign(request.method(), &request.destination(), again)?;
     request.headers_mut().insert(DPOP, proof);
     Ok(nonce)
 }
 
-/// Whether the answer to a request with a DPoP proof, whose origin's nonce `nonce` keeps,
-/// asks for the request again with a nonce; the answer's nonce, if any, is kept either way.
+/// Whether the answer `response` to a request with a DPoP proof for `sent_to`, whose
+/// origin's nonce `nonce` keeps, asks for the request again with a nonce; the answer's nonce,
+/// if any, is kept either way. An answer that says it came from elsewhere (the end of a
+/// redirect) speaks for another origin: its nonce is neither kept nor met.
 #[cold]
 pub(crate) fn nonce_demanded(
     nonce: &OriginNonce,
-    status: http::StatusCode,
-    headers: &HeaderMap,
+    sent_to: Target,
+    response: &impl Response,
 ) -> bool {
+    if response.answered_from().is_some_and(|from| from != sent_to) {
+        return false;
+    }
+    let (status, headers) = (response.status(), response.headers());
     nonce.record(headers);
     let demanded = status == http::StatusCode::UNAUTHORIZED
         && headers.contains_key("dpop-nonce")

@@ -140,12 +140,13 @@ macro_rules! serve_reqwest_middleware {
                 let (mut used, mut copy, mut current) = (Some(ticket.clone()), copy, ticket);
                 loop {
                     if let Some(origin) = &nonce
-                        && protocol::nonce_demanded(origin, response.status(), response.headers())
+                        && protocol::nonce_demanded(origin, to, &response)
                     {
                         let Some(mut again) = spare.take() else {
                             return Ok(response);
                         };
-                        nonce = protocol::authorize(&mut again, &current).map_err(failed)?;
+                        nonce = protocol::authorize_again(&mut again, &current, nonce.take())
+                            .map_err(failed)?;
                         response = next.clone().run(again, extensions).await?;
                         continue;
                     }
@@ -167,7 +168,8 @@ macro_rules! serve_reqwest_middleware {
                         _ => return Ok(response),
                     };
                     protocol::resending(&fresh);
-                    nonce = protocol::authorize(&mut again, &fresh).map_err(failed)?;
+                    nonce = protocol::authorize_again(&mut again, &fresh, nonce.take())
+                        .map_err(failed)?;
                     current = fresh;
                     response = next.clone().run(again, extensions).await?;
                 }

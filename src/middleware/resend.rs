@@ -3,7 +3,7 @@
 //! the first send), and with the same token and a new DPoP proof when the server demands a
 //! nonce (a second copy, the spare).
 
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
 use http::StatusCode;
 use tower::util::Oneshot;
@@ -49,7 +49,7 @@ where
         mut dpop,
     } = follow;
     if let Some(bound) = dpop.as_mut()
-        && protocol::nonce_demanded(&bound.nonce, response.status(), response.headers())
+        && protocol::nonce_demanded(&bound.nonce, to, &response)
     {
         // Once only: a server that demands a nonce again gets its answer back.
         let Some((service, request)) = bound
@@ -139,7 +139,8 @@ where
     S: Service<R>,
     R: Request,
 {
-    let nonce = match protocol::authorize(&mut request, ticket) {
+    let again = dpop.as_ref().map(|dpop| Arc::clone(&dpop.nonce));
+    let nonce = match protocol::authorize_again(&mut request, ticket, again) {
         Ok(nonce) => nonce,
         Err(error) => return State::Failed { error: Some(error) },
     };
