@@ -117,7 +117,7 @@
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
 //! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
 //! | `reqwest012`, `reqwest-middleware04` | the same for reqwest 0.12 and reqwest-middleware 0.4; `TokenClient::reqwest012` |
-//! | `https` | `https::client`: hyper-util + rustls (`ring`), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots (`https::client_with_extra_roots`), no redirects; `TokenClient::https`; a client certificate for mutual TLS (`https::builder`, `https::ClientIdentity`, RFC 8705) |
+//! | `https` | `https::client`: hyper-util + rustls (the process's default crypto provider, else *ring*), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots (`https::client_with_extra_roots`), no redirects; `TokenClient::https`; a client certificate for mutual TLS (`https::builder`, `https::ClientIdentity`, RFC 8705) |
 //! | `jwt` | client assertions, `ClientAuth::client_secret_jwt` and `ClientAuth::private_key_jwt` with a `SigningKey` (RS256, PS256, ES256, EdDSA; PKCS#8 PEM or JWK), and self-signed JWT bearer assertions, `grant::JwtBearer::signed` (RFC 7523), signed by jsonwebtoken's pure-Rust backend |
 //! | `tower-http` | a 401 that tower-http's `FollowRedirect` brings back from another URI than the token went to (a redirect that dropped it) leaves the token alone (see *Middleware ordering*) |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade (see *Observability*) |
@@ -175,6 +175,8 @@ mod saved;
 mod secret;
 mod source;
 mod store;
+#[cfg(any(feature = "https", feature = "redis"))]
+mod tls;
 mod token;
 mod transport;
 

@@ -32,7 +32,7 @@ fn identity() -> Identity {
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    tower_oauth2::https::crypto_provider()
 }
 
 /// Serves `POST /token` (a token) and anything else (the HTTP version and the bearer token

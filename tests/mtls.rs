@@ -48,7 +48,7 @@ fn pem_certificates(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>
 async fn serve(required: bool) -> (SocketAddr, Seen) {
     use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = tower_oauth2::https::crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for certificate in pem_certificates(keys::TLS_CA_PEM) {
         roots.add(certificate).unwrap();

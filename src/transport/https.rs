@@ -269,23 +269,28 @@ fn native_roots() -> Result<rustls::RootCertStore, Error> {
     Ok(roots)
 }
 
+/// The crypto provider of this module's clients and client certificates: the process default
+/// when the application installed one (`CryptoProvider::install_default`, for example
+/// aws-lc-rs's with its post-quantum key exchange), otherwise *ring*'s.
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    crate::tls::provider()
+}
+
 /// Returns an HTTPS client with your own rustls configuration: a private certificate
 /// authority, client certificates (mutual TLS), a custom verifier. Its ALPN protocols are set
 /// to HTTP/2 and HTTP/1.1.
 ///
-/// Build `config` with `ClientConfig::builder_with_provider(..)` rather than
-/// `ClientConfig::builder()`: the latter panics when the program links more than one crypto
-/// provider and installed none as the default.
+/// Build `config` with `ClientConfig::builder_with_provider(https::crypto_provider())` rather
+/// than `ClientConfig::builder()`: the latter panics when the program links more than one
+/// crypto provider and installed none as the default.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use tower_oauth2::https::{self, rustls};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut roots = rustls::RootCertStore::empty();
 /// // roots.add(your_ca_certificate)?;
-/// let provider = Arc::new(rustls::crypto::ring::default_provider());
-/// let config = rustls::ClientConfig::builder_with_provider(provider)
+/// let config = rustls::ClientConfig::builder_with_provider(https::crypto_provider())
 ///     .with_safe_default_protocol_versions()?
 ///     .with_root_certificates(roots)
 ///     .with_no_client_auth();
@@ -301,10 +306,9 @@ where
     build(config)
 }
 
-/// A configuration builder with `ring` named explicitly: rustls' process default panics when
-/// a program links two providers and installs neither.
+/// A configuration builder over [`crypto_provider`].
 fn config_builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, Error> {
-    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
         .map_err(|error| {
             Error::config("rustls rejected its default protocol versions").with_source(error.into())

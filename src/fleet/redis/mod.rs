@@ -319,13 +319,12 @@ fn address(addr: &ConnectionAddr) -> String {
 }
 
 /// redis-rs builds its TLS configuration from rustls' process default, which panics when a
-/// program links two providers and installs neither: install `ring`, this crate's, when no
-/// default is set.
+/// program links two providers and installs neither: install the crate's when none is set.
 fn use_tls_provider(infos: &[ConnectionInfo]) {
     let tls = infos
         .iter()
         .any(|info| matches!(info.addr(), ConnectionAddr::TcpTls { .. }));
-    if tls && rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+    if tls {
+        crate::tls::install_default_if_none();
     }
 }

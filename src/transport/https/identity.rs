@@ -6,7 +6,6 @@ use std::{fmt, path::Path, sync::Arc};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rustls::{
     client::ResolvesClientCert,
-    crypto::ring::default_provider,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
     sign::{CertifiedKey, SingleCertAndKey},
 };
@@ -82,7 +81,7 @@ impl ClientIdentity {
             ),
             _ => Error::config("the client key is not valid PEM"),
         })?;
-        let certified = CertifiedKey::from_der(chain, key, &default_provider())
+        let certified = CertifiedKey::from_der(chain, key, &crate::tls::provider())
             .map_err(|error| Error::config(why_refused(&error)))?;
         Ok(Self {
             resolver: Arc::new(SingleCertAndKey::from(certified)),
