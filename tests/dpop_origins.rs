@@ -117,7 +117,12 @@ async fn a_nonce_resend_carries_its_origins_nonce_though_the_origin_was_forgotte
     held.notify_one();
 
     let response = held_request.await.unwrap().unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{:?}", seen.lock().unwrap());
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        seen.lock().unwrap()
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         [
@@ -129,7 +134,9 @@ async fn a_nonce_resend_carries_its_origins_nonce_though_the_origin_was_forgotte
 
 /// A fake network: `a.test/start` redirects to `b.test/elsewhere`, which demands a nonce of
 /// its own; `a.test/after` answers 200.
-fn redirecting_network(seen: &Seen) -> impl tower::Service<
+fn redirecting_network(
+    seen: &Seen,
+) -> impl tower::Service<
     Request<Body>,
     Response = Response<Body>,
     Error = Infallible,

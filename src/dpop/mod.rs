@@ -121,6 +121,7 @@ impl Bound {
         destination: &Destination<'_>,
         again: Option<Arc<OriginNonce>>,
     ) -> Result<(HeaderValue, Arc<OriginNonce>), Error> {
-        self.binding.sign(method, destination, Some(&self.ath), again)
+        self.binding
+            .sign(method, destination, Some(&self.ath), again)
     }
 }
