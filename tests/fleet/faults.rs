@@ -189,6 +189,33 @@ async fn a_foreign_ten_minute_lease_does_not_wedge_the_fleet() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_latency_spikes_of_twice_the_timeout_lose_nothing_and_keep_the_bound() {
+    // Every 4 s Redis stalls for twice the Redis timeout (as one slow command or a fork for
+    // a snapshot stalls it): every command sent meanwhile, on every connection, is answered
+    // when the stall ends. Each replica's commands time out, and it tries again.
+    let stall = 2 * REDIS_TIMEOUT;
+    run(
+        "fleet-fault-latency",
+        async |_| {},
+        async |fault| {
+            let mut stalled = 0;
+            let started = Instant::now();
+            while started.elapsed() + stall < FAULT_WINDOW {
+                tokio::time::sleep(Duration::from_secs(4).saturating_sub(stall)).await;
+                let rule = fault
+                    .proxy
+                    .add(Rule::new(Action::Stall, |_| true).for_window(stall));
+                tokio::time::sleep(stall).await;
+                stalled += fault.proxy.acted(rule);
+                fault.proxy.remove(rule);
+            }
+            format!("{stalled} commands stalled {} ms", stall.as_millis())
+        },
+    )
+    .await;
+}
+
 /// Whether `command` may write the token set: a `SET` of its key, or a script or function
 /// that names it (the commit, and the compare-and-swap of a retire).
 fn writes_token_set(command: &tower_oauth2_testkit::redis_proxy::Command) -> bool {

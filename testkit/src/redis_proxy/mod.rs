@@ -21,7 +21,9 @@
 //! // Delay every command by 2 s for the next 5 s.
 //! let spike = Rule::new(Action::Delay(Duration::from_secs(2)), |_| true)
 //!     .for_window(Duration::from_secs(5));
-//! # drop((rule, spike));
+//! // Answer nothing for the next second, then everything sent meanwhile.
+//! let stall = Rule::new(Action::Stall, |_| true).for_window(Duration::from_secs(1));
+//! # drop((rule, spike, stall));
 //! ```
 //!
 //! Start it with [`RedisProxy::start`] in front of the server, hand [`RedisProxy::url`] to the
@@ -55,6 +57,10 @@ use self::command::parse;
 pub enum Action {
     /// Forwards it this much later; later requests of the connection wait behind it.
     Delay(Duration),
+    /// Holds it until the rule's [window](Rule::for_window) ends, as a server busy with one
+    /// slow command (a `KEYS`, a fork for a snapshot) answers everything sent meanwhile at
+    /// once when it is done. Without a window it acts as no rule.
+    Stall,
     /// Does not run it: Redis answers this error instead (`ERR ...`; no quotes, no newlines).
     Fail(&'static str),
     /// Does not run it: closes the connection at once.
@@ -274,6 +280,9 @@ impl State {
             }
             active.acted += 1;
             self.acted.lock().unwrap()[active.id.0] += 1;
+            if rule.action == Action::Stall {
+                return active.until.map(|until| Action::Delay(until - now));
+            }
             return Some(rule.action.clone());
         }
         None
@@ -350,7 +359,8 @@ async fn serve(client: TcpStream, state: Arc<State>) -> std::io::Result<()> {
             state.seen.lock().unwrap().push(command);
             let now = Instant::now();
             let (due, bytes) = match action {
-                None => (now, raw),
+                // `decide` turns a stall into the delay left of its window.
+                None | Some(Action::Stall) => (now, raw),
                 Some(Action::Delay(delay)) => (now + delay, raw),
                 Some(Action::Fail(message)) => (now, error_script(message)),
                 Some(Action::Close) => return Ok(()),
@@ -515,6 +525,26 @@ mod tests {
         assert_eq!(read_line(&mut client).await.unwrap(), "+PING");
         assert!(started.elapsed() >= Duration::from_millis(300));
         assert_eq!(proxy.seen(|command| command.is("GET")), 1);
+
+        // A stall holds every command sent in its window until the window ends, no longer.
+        let stall = proxy.add(
+            Rule::new(Action::Stall, |command| command.is("PING"))
+                .for_window(Duration::from_millis(300)),
+        );
+        let started = Instant::now();
+        client.write_all(&request(&["PING"])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        client.write_all(&request(&["PING"])).await.unwrap();
+        assert_eq!(read_line(&mut client).await.unwrap(), "+PING");
+        assert_eq!(read_line(&mut client).await.unwrap(), "+PING");
+        // Not 550 ms, as a delay of the window's length from the second PING would be.
+        let stalled = started.elapsed();
+        assert!(
+            (Duration::from_millis(300)..Duration::from_millis(500)).contains(&stalled),
+            "{stalled:?}"
+        );
+        assert_eq!(proxy.acted(stall), 2);
+        proxy.remove(stall);
 
         proxy.add(Rule::new(Action::LoseReply, |command| command.is("DEL")));
         client.write_all(&request(&["DEL", "k"])).await.unwrap();
