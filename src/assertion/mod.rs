@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, crypto::CryptoProvider};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::{Error, Secret, grant::random_token};
+use crate::{Error, Secret, secret::random_token};
 
 /// How long an assertion is good for. RFC 7523 leaves it to the server, and servers refuse long
 /// ones (5 minutes is a common ceiling); two minutes still pass a server whose clock is a

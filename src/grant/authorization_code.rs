@@ -12,15 +12,11 @@ use std::{borrow::Cow, fmt};
 use url::Url;
 
 use super::{
-    Callback, PendingAuthorization,
-    asks::Asks,
-    par,
-    pkce::{PkceVerifier, random_token},
-    refresh_token::renew,
+    Callback, PendingAuthorization, asks::Asks, par, pkce::PkceVerifier, refresh_token::renew,
 };
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
-    TokenSetId, TokenSource, endpoint::Endpoint, origin::secure_url,
+    TokenSetId, TokenSource, endpoint::Endpoint, origin::secure_url, secret::random_token,
 };
 
 /// A [`TokenSource`] for the authorization code grant with PKCE (S256).
