@@ -59,6 +59,6 @@ impl Asks {
         self.params
             .iter()
             .fold(id, |id, (name, value)| id.param(name, value))
-            .bound_by(endpoint)
+            .dpop_bound(endpoint.binds_tokens())
     }
 }

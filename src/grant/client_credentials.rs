@@ -95,7 +95,7 @@ impl TokenSource for ClientCredentials {
         Some(
             self.request
                 .identity(&url, self.auth.client_id())
-                .bound_by(&self.endpoint),
+                .dpop_bound(self.endpoint.binds_tokens()),
         )
     }
 }

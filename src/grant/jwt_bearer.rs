@@ -252,7 +252,7 @@ impl TokenSource for JwtBearer {
             self.request
                 .identity(&url, self.auth.client_id())
                 .subject(subject)
-                .bound_by(&self.endpoint),
+                .dpop_bound(self.endpoint.binds_tokens()),
         )
     }
 }

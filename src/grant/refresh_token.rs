@@ -130,7 +130,7 @@ impl TokenSource for RefreshToken {
             self.request
                 .identity(&url, self.auth.client_id())
                 .subject(subject)
-                .bound_by(&self.endpoint),
+                .dpop_bound(self.endpoint.binds_tokens()),
         )
     }
 }

@@ -295,7 +295,7 @@ impl TokenSource for TokenExchange {
         if let Some(requested) = &self.requested_token_type {
             id = id.param("requested_token_type", requested);
         }
-        Some(id.bound_by(&self.endpoint))
+        Some(id.dpop_bound(self.endpoint.binds_tokens()))
     }
 }
 
