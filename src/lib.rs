@@ -174,6 +174,7 @@ mod secret;
 mod source;
 mod store;
 mod token;
+mod token_client;
 mod transport;
 
 #[cfg(feature = "jwt")]
@@ -187,7 +188,7 @@ pub use self::transport::https;
 pub use self::{
     cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
     discovery::{Discovery, ServerMetadata},
-    endpoint::{ClientAuth, TokenClient, TokenRequest},
+    endpoint::{ClientAuth, TokenRequest},
     error::{BoxError, Error, ErrorKind},
     lineage::Lineage,
     middleware::{
@@ -199,6 +200,7 @@ pub use self::{
     source::{FetchContext, FetchReason, TokenSetId, TokenSource},
     store::{FileStore, MemoryStore, TokenStore},
     token::Token,
+    token_client::TokenClient,
     transport::HttpClient,
 };
 

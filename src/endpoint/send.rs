@@ -40,7 +40,7 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     /// The endpoint `name` at `url`, itself the token endpoint unless
-    /// [`TokenClient::sibling`](super::TokenClient::sibling) makes it another, with the default limits.
+    /// [`TokenClient::sibling`](crate::TokenClient::sibling) makes it another, with the default limits.
     pub(crate) fn new(name: &'static str, url: Uri, http: HttpService, plain_http: bool) -> Self {
         Self {
             name,
@@ -55,7 +55,7 @@ impl Endpoint {
     }
 
     /// This endpoint, moved to `url` by the server's metadata.
-    pub(super) fn moved_to(&self, url: &Uri) -> Self {
+    pub(crate) fn moved_to(&self, url: &Uri) -> Self {
         Self {
             url: url.clone(),
             token_url: url.clone(),
@@ -65,7 +65,7 @@ impl Endpoint {
 
     /// Another endpoint of the same server, reached the same way, without DPoP proofs (they
     /// are for token requests).
-    pub(super) fn sibling(&self, name: &'static str, url: Uri) -> Self {
+    pub(crate) fn sibling(&self, name: &'static str, url: Uri) -> Self {
         Self {
             name,
             url,
@@ -98,8 +98,18 @@ impl Endpoint {
         self.max_body_size = bytes;
     }
 
+    /// The DPoP key token requests are signed with, if any.
+    pub(crate) fn dpop(&self) -> Option<&Binding> {
+        self.dpop.as_ref()
+    }
+
+    #[cfg(feature = "dpop")]
+    pub(crate) fn set_dpop(&mut self, binding: Binding) {
+        self.dpop = Some(binding);
+    }
+
     /// Sends a token request and parses the token, bound to the DPoP key if it is one.
-    pub(super) async fn post_for_token(
+    pub(crate) async fn post_for_token(
         &self,
         request: &TokenRequest,
         auth: &ClientAuth,
