@@ -40,7 +40,8 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     /// The endpoint `name` at `url`, itself the token endpoint unless
-    /// [`TokenClient::sibling`](crate::TokenClient::sibling) makes it another, with the default limits.
+    /// [`TokenClient::sibling`](crate::TokenClient::sibling) makes it another, with the default
+    /// limits.
     pub(crate) fn new(name: &'static str, url: Uri, http: HttpService, plain_http: bool) -> Self {
         Self {
             name,

@@ -12,7 +12,11 @@ use std::{borrow::Cow, fmt};
 use url::Url;
 
 use super::{
-    Callback, PendingAuthorization, asks::Asks, par, pkce::PkceVerifier, refresh_token::renew,
+    Callback, PendingAuthorization,
+    asks::{Asks, asks},
+    par,
+    pkce::PkceVerifier,
+    refresh_token::renew,
 };
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
@@ -245,41 +249,12 @@ impl AuthorizationCode {
         Ok(self)
     }
 
-    /// Asks for these scopes, sent space-delimited in the authorization request's `scope`.
-    /// Renewals ask for the scopes of the original grant.
-    #[must_use]
-    pub fn scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.asks.set_scopes(scopes);
-        self
-    }
-
-    /// Adds a parameter to the authorization URL, such as `prompt`, `login_hint`, `audience` or
-    /// `resource`.
-    #[must_use]
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.asks.params.push((name.into(), value.into()));
-        self
-    }
-
-    /// Asks for a token for this resource (RFC 8707 `resource`, the absolute URI of an API):
-    /// in the authorization request, the code exchange and every refresh. Repeatable.
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.asks.targets.push(("resource", resource.into()));
-        self
-    }
-
-    /// Asks for a token for this audience (`audience`): in the authorization request, the
-    /// code exchange and every refresh. Repeatable.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.asks.targets.push(("audience", audience.into()));
-        self
-    }
+    asks!(
+        asks,
+        first: "the authorization request",
+        every: "the authorization request, the code exchange and every refresh",
+        scopes: "Renewals ask for the scopes of the original grant.",
+    );
 
     /// Expects authorization responses to name `issuer` in their `iss` parameter (RFC 9207).
     ///

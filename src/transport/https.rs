@@ -9,8 +9,8 @@
 //! TLS (RFC 8705). It also speaks plain `http`: the token endpoint and
 //! [`OAuth2Layer`](crate::OAuth2Layer) only accept that for loopback unless told otherwise.
 //!
-//! [`client`] sends requests with `Full<Bytes>` bodies, what [`TokenClient`](crate::TokenClient) and most API
-//! calls need; [`client_for`] builds the same client for another body type. The other
+//! [`client`] sends requests with `Full<Bytes>` bodies, what [`TokenClient`] and most API calls
+//! need; [`client_for`] builds the same client for another body type. The other
 //! constructors are generic over the body: name it where the type is not inferred, for example
 //! with the [`HttpsClient`] alias, whose body defaults to `Full<Bytes>`.
 //!
@@ -31,6 +31,8 @@
 //! ```
 //!
 //! Requests through it need a Tokio runtime.
+//!
+//! [`TokenClient`]: crate::TokenClient
 
 mod identity;
 
