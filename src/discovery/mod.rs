@@ -243,11 +243,9 @@ impl Discovery {
 
     /// The token endpoint `metadata` names, reached through this discovery's HTTP client.
     pub(crate) fn token_endpoint(&self, metadata: &ServerMetadata) -> Result<Endpoint, Error> {
-        let url = metadata.token_uri().ok_or_else(|| {
-            Error::new(ErrorKind::InvalidResponse)
-                .with_detail("the metadata has no `token_endpoint`")
-                .at("metadata endpoint")
-        })?;
+        let url = metadata
+            .token_uri()
+            .ok_or_else(|| metadata_lacks("the metadata has no `token_endpoint`"))?;
         let template = &self.inner.urls[0];
         let mut endpoint = Endpoint::new(
             "token endpoint",
@@ -337,6 +335,13 @@ impl fmt::Debug for Discovery {
             )
             .finish()
     }
+}
+
+/// The error for metadata that lacks what the caller needs from it, such as an endpoint.
+pub(crate) fn metadata_lacks(detail: &str) -> Error {
+    Error::new(ErrorKind::InvalidResponse)
+        .with_detail(detail)
+        .at("metadata endpoint")
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use super::{
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Token, TokenClient, TokenRequest, TokenSetId,
     TokenSource,
+    discovery::metadata_lacks,
     endpoint::{Endpoint, parse},
 };
 
@@ -150,11 +151,9 @@ impl DeviceCode {
     pub async fn discover(discovery: &crate::Discovery, auth: ClientAuth) -> Result<Self, Error> {
         let endpoint = TokenClient::discover(discovery).await?;
         let metadata = discovery.metadata().await?;
-        let url = metadata.device_authorization_endpoint().ok_or_else(|| {
-            Error::new(ErrorKind::InvalidResponse)
-                .with_detail("the metadata has no `device_authorization_endpoint`")
-                .at("metadata endpoint")
-        })?;
+        let url = metadata
+            .device_authorization_endpoint()
+            .ok_or_else(|| metadata_lacks("the metadata has no `device_authorization_endpoint`"))?;
         Self::new(endpoint, auth, url)
     }
 
