@@ -6,7 +6,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::Error;
 
-/// A JWS algorithm a [`SigningKey`] signs with.
+/// A JWS algorithm a [`SigningKey`](crate::SigningKey) signs with.
 ///
 /// ```
 /// use tower_oauth2::SigningAlgorithm;
