@@ -1,6 +1,6 @@
 //! Posting forms to the authorization server's endpoints: the form a request sends
 //! ([`TokenRequest`]), how the client authenticates ([`ClientAuth`]), one request to one
-//! endpoint with its limits ([`Endpoint`], `send.rs`) and reading its answer (`parse.rs`).
+//! endpoint with its limits ([`Endpoint`], `send.rs`) and reading its answer (`parse/`).
 //!
 //! The token endpoint's client (`token_client.rs`), discovery, revocation and the grants build
 //! on it; it knows none of them.
