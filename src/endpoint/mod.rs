@@ -9,6 +9,7 @@ mod client_auth;
 mod form;
 pub(crate) mod parse;
 mod send;
+mod unreachable;
 
 use http::{HeaderMap, StatusCode};
 
