@@ -178,6 +178,7 @@ mod store;
 #[cfg(any(feature = "https", feature = "redis"))]
 mod tls;
 mod token;
+mod token_client;
 mod transport;
 
 #[cfg(feature = "jwt")]
@@ -194,7 +195,7 @@ pub use self::transport::https;
 pub use self::{
     cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
     discovery::{Discovery, ServerMetadata},
-    endpoint::{ClientAuth, TokenClient, TokenRequest},
+    endpoint::{ClientAuth, TokenRequest},
     error::{BoxError, Error, ErrorKind},
     lineage::Lineage,
     middleware::{
@@ -206,6 +207,7 @@ pub use self::{
     source::{FetchContext, FetchReason, TokenSetId, TokenSource},
     store::{FileStore, MemoryStore, TokenStore},
     token::Token,
+    token_client::TokenClient,
     transport::HttpClient,
 };
 

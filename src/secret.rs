@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::HeaderValue;
 use zeroize::Zeroizing;
@@ -77,6 +78,15 @@ impl From<&str> for Secret {
     fn from(value: &str) -> Self {
         Self::new(value)
     }
+}
+
+/// 32 bytes from the thread's cryptographically secure generator, base64url-encoded: 43
+/// characters, each unreserved in URLs. What must not be guessed: PKCE verifiers, `state`, a
+/// client assertion's `jti`.
+pub(crate) fn random_token() -> String {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rand::fill(&mut bytes[..]);
+    URL_SAFE_NO_PAD.encode(*bytes)
 }
 
 /// A header value, marked sensitive, over bytes that are zeroed when its last clone is dropped:

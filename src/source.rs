@@ -187,9 +187,10 @@ impl TokenSetId {
         }
     }
 
-    /// Marks the tokens as DPoP-bound when `client` signs its token requests with a key.
-    pub(crate) fn bound_by(mut self, client: &crate::TokenClient) -> Self {
-        self.dpop_bound = client.binds_tokens();
+    /// Marks the tokens as DPoP-bound when `bound`: the token client that gets them signs its
+    /// requests with a key of this process.
+    pub(crate) fn dpop_bound(mut self, bound: bool) -> Self {
+        self.dpop_bound = bound;
         self
     }
 

@@ -1,4 +1,5 @@
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
 use tower_oauth2_testkit::keys;
 
 use super::*;

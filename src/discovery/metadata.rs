@@ -1,17 +1,16 @@
-//! The authorization server's metadata document (RFC 8414, OpenID Connect Discovery 1.0):
-//! where it lives, and what the crate reads from it.
+//! The authorization server's metadata document (RFC 8414, OpenID Connect Discovery 1.0): what
+//! the crate reads from it. Where it lives is `well_known.rs`; the rules each member is read
+//! by, `fields.rs`.
 
 use std::fmt;
 
-use http::{HeaderMap, StatusCode, Uri};
-use serde_json::{Map, Value};
-use url::Url;
+use http::Uri;
+use serde_json::Value;
 
-use crate::{
-    Error, ErrorKind,
-    error::sanitize,
-    origin::{secure_uri, secure_url},
+use super::fields::{
+    Aliases, Endpoint, Http, aliases, boolean, endpoint, invalid, string, strings,
 };
+use crate::{Error, ErrorKind, error::sanitize};
 
 /// The metadata of an authorization server: its issuer identifier and endpoints, read from
 /// `/.well-known/oauth-authorization-server` (RFC 8414) or OpenID Connect's
@@ -59,23 +58,6 @@ pub struct ServerMetadata {
     token_endpoint_auth_signing_alg_values_supported: Vec<String>,
 }
 
-/// The endpoints of `mtls_endpoint_aliases` (RFC 8705 section 5) that the crate uses.
-#[derive(Clone, Debug)]
-struct Aliases {
-    token_endpoint: Option<Endpoint>,
-    revocation_endpoint: Option<Endpoint>,
-    device_authorization_endpoint: Option<Endpoint>,
-    pushed_authorization_request_endpoint: Option<Endpoint>,
-    introspection_endpoint: Option<Endpoint>,
-}
-
-/// An endpoint's URL as the document wrote it, and parsed for sending.
-#[derive(Clone, Debug)]
-struct Endpoint {
-    text: String,
-    uri: Uri,
-}
-
 impl ServerMetadata {
     /// Reads a metadata document fetched elsewhere, for the server whose issuer identifier is
     /// `issuer`. Endpoints must be `https`, or `http` on loopback.
@@ -105,12 +87,7 @@ impl ServerMetadata {
                 sanitize(issuer, &[], 200),
             )));
         }
-        // A remote issuer naming a plain-http loopback endpoint would have the client post its
-        // credentials to whatever listens on this machine.
-        let http = Http {
-            anywhere: plain_http,
-            loopback: plain_http || issuer_is_loopback(issuer),
-        };
+        let http = Http::new(plain_http, issuer);
         let mut endpoint = |name: &str| endpoint(&mut fields, name, http);
         let token_endpoint = endpoint("token_endpoint")?;
         let authorization_endpoint = endpoint("authorization_endpoint")?;
@@ -339,195 +316,9 @@ impl fmt::Debug for ServerMetadata {
     }
 }
 
-/// The two places a server's metadata may be: RFC 8414's first, OpenID Connect's second.
-///
-/// RFC 8414 section 3.1 inserts the well-known segment between the origin and the issuer's
-/// path (`https://as.example/tenant` → `https://as.example/.well-known/oauth-authorization-server/tenant`);
-/// OpenID Connect Discovery section 4 appends it to the issuer. A trailing `/` of the issuer
-/// is dropped first in both.
-pub(crate) fn well_known(issuer: &str, plain_http: bool) -> Result<[Uri; 2], Error> {
-    let url = secure_url(issuer, "the issuer", plain_http)?;
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(Error::config(
-            "the issuer must have no query, fragment or user info (RFC 8414 section 2)",
-        ));
-    }
-    let path = url.path().trim_end_matches('/');
-    let origin = origin(&url);
-    let rfc8414 = format!("{origin}/.well-known/oauth-authorization-server{path}");
-    let oidc = format!("{origin}{path}/.well-known/openid-configuration");
-    let uri = |text: &str| secure_uri(text, "the metadata URL", plain_http);
-    Ok([uri(&rfc8414)?, uri(&oidc)?])
-}
-
-fn origin(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{}://{host}:{port}", url.scheme()),
-        None => format!("{}://{host}", url.scheme()),
-    }
-}
-
-/// Reads the answer of one well-known URL: `None` for a 404, the one answer that sends
-/// discovery on to the next URL.
-pub(crate) fn read(
-    issuer: &str,
-    plain_http: bool,
-) -> impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<Option<ServerMetadata>, Error> {
-    move |status, headers, body, secrets| {
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(crate::endpoint::parse::parse_acknowledgement(
-                status, headers, body, secrets,
-            )
-            .err()
-            .unwrap_or_else(|| Error::new(ErrorKind::UnexpectedResponse))
-            .with_status(status));
-        }
-        ServerMetadata::parse(issuer, body, plain_http)
-            .map(Some)
-            .map_err(|error| error.with_status(status))
-    }
-}
-
-fn invalid(detail: &str) -> Error {
-    Error::new(ErrorKind::InvalidResponse).with_detail(detail)
-}
-
-fn string(fields: &mut Map<String, Value>, name: &str) -> Result<Option<String>, Error> {
-    match fields.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
-        Some(_) => Err(invalid(&format!("`{name}` is not a string"))),
-    }
-}
-
-fn boolean(fields: &mut Map<String, Value>, name: &str) -> Result<bool, Error> {
-    match fields.remove(name) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(value)) => Ok(value),
-        Some(_) => Err(invalid(&format!("`{name}` is not a boolean"))),
-    }
-}
-
-/// Reads `mtls_endpoint_aliases`, whose URLs pass the same rule as the document's own.
-fn aliases(fields: &mut Map<String, Value>, http: Http) -> Result<Option<Aliases>, Error> {
-    let mut aliases = match fields.remove("mtls_endpoint_aliases") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(aliases)) => aliases,
-        Some(_) => return Err(invalid("`mtls_endpoint_aliases` is not a JSON object")),
-    };
-    let mut alias = |name: &str| {
-        endpoint(&mut aliases, name, http)
-            .map_err(|_| invalid(&format!("`mtls_endpoint_aliases` has a bad `{name}`")))
-    };
-    Ok(Some(Aliases {
-        token_endpoint: alias("token_endpoint")?,
-        revocation_endpoint: alias("revocation_endpoint")?,
-        device_authorization_endpoint: alias("device_authorization_endpoint")?,
-        pushed_authorization_request_endpoint: alias("pushed_authorization_request_endpoint")?,
-        introspection_endpoint: alias("introspection_endpoint")?,
-    }))
-}
-
-fn strings(fields: &mut Map<String, Value>, name: &str) -> Result<Vec<String>, Error> {
-    match fields.remove(name) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::String(text) => Ok(text),
-                _ => Err(invalid(&format!(
-                    "`{name}` has an entry that is not a string"
-                ))),
-            })
-            .collect(),
-        Some(_) => Err(invalid(&format!("`{name}` is not a list"))),
-    }
-}
-
-/// Where a document's endpoints may be plain `http`.
-#[derive(Clone, Copy)]
-struct Http {
-    /// Anywhere: the user opted in to plain http.
-    anywhere: bool,
-    /// On loopback: the issuer itself is on this machine.
-    loopback: bool,
-}
-
-fn issuer_is_loopback(issuer: &str) -> bool {
-    url::Url::parse(issuer)
-        .ok()
-        .and_then(|url| url.host_str().map(crate::origin::is_loopback))
-        .unwrap_or(false)
-}
-
-fn endpoint(
-    fields: &mut Map<String, Value>,
-    name: &str,
-    http: Http,
-) -> Result<Option<Endpoint>, Error> {
-    let Some(text) = string(fields, name)? else {
-        return Ok(None);
-    };
-    let refused = || {
-        invalid(&format!(
-            "`{name}` is not an https URL (or http on loopback, for an issuer on loopback)"
-        ))
-    };
-    let uri = secure_uri(&text, name, http.anywhere).map_err(|_| refused())?;
-    if uri.scheme_str() == Some("http") && !http.loopback {
-        return Err(refused());
-    }
-    Ok(Some(Endpoint { text, uri }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn well_known_urls_insert_rfc8414_before_the_path_and_append_oidc_after_it() {
-        let urls = |issuer| {
-            well_known(issuer, false)
-                .unwrap()
-                .map(|uri| uri.to_string())
-        };
-        assert_eq!(
-            urls("https://as.example"),
-            [
-                "https://as.example/.well-known/oauth-authorization-server",
-                "https://as.example/.well-known/openid-configuration",
-            ]
-        );
-        assert_eq!(urls("https://as.example/"), urls("https://as.example"));
-        assert_eq!(
-            urls("https://as.example:8443/tenant/a/"),
-            [
-                "https://as.example:8443/.well-known/oauth-authorization-server/tenant/a",
-                "https://as.example:8443/tenant/a/.well-known/openid-configuration",
-            ]
-        );
-        assert_eq!(
-            urls("http://127.0.0.1:9000/realms/x")[0],
-            "http://127.0.0.1:9000/.well-known/oauth-authorization-server/realms/x"
-        );
-    }
-
-    #[test]
-    fn an_issuer_with_a_query_or_plain_http_is_refused() {
-        for bad in [
-            "https://as.example/?tenant=a",
-            "https://as.example/#x",
-            "http://as.example",
-            "https://user@as.example",
-        ] {
-            let error = well_known(bad, false).unwrap_err();
-            assert_eq!(error.kind(), ErrorKind::Config, "{bad}");
-        }
-    }
 
     #[test]
     fn the_issuer_must_match_byte_for_byte() {
@@ -542,40 +333,6 @@ mod tests {
             assert_eq!(error.kind(), ErrorKind::IssuerMismatch, "{other}");
             assert!(error.to_string().contains("issuer"), "{error}");
         }
-    }
-
-    #[test]
-    fn an_endpoint_that_could_leak_secrets_refuses_the_document() {
-        let json = br#"{"issuer":"https://as.example","token_endpoint":"http://as.example/t"}"#;
-        let error = ServerMetadata::from_json("https://as.example", json).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidResponse);
-        assert!(error.to_string().contains("token_endpoint"), "{error}");
-    }
-
-    #[test]
-    fn a_remote_issuer_may_not_name_a_plain_http_endpoint_on_loopback() {
-        for endpoint in ["http://127.0.0.1:6379/token", "http://localhost/token"] {
-            let json =
-                format!(r#"{{"issuer":"https://as.example","token_endpoint":"{endpoint}"}}"#);
-            let error =
-                ServerMetadata::from_json("https://as.example", json.as_bytes()).unwrap_err();
-            assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{endpoint}");
-            assert!(error.to_string().contains("token_endpoint"), "{error}");
-        }
-        let aliased = br#"{"issuer":"https://as.example","mtls_endpoint_aliases":
-            {"token_endpoint":"http://127.0.0.1/token"}}"#;
-        assert!(ServerMetadata::from_json("https://as.example", aliased).is_err());
-    }
-
-    #[test]
-    fn an_issuer_on_loopback_may_name_plain_http_endpoints_on_loopback() {
-        let json =
-            br#"{"issuer":"http://127.0.0.1:4000","token_endpoint":"http://127.0.0.1:4000/token"}"#;
-        let metadata = ServerMetadata::from_json("http://127.0.0.1:4000", json).unwrap();
-        assert_eq!(
-            metadata.token_endpoint(),
-            Some("http://127.0.0.1:4000/token")
-        );
     }
 
     #[test]
@@ -620,20 +377,5 @@ mod tests {
             ["ES256"]
         );
         assert!(!m.authorization_response_iss_parameter_supported());
-    }
-
-    #[test]
-    fn malformed_documents_are_invalid_responses() {
-        for json in [
-            &b"<html>"[..],
-            br#"[]"#,
-            br#"{"token_endpoint":"https://as.example/t"}"#,
-            br#"{"issuer":"https://as.example","token_endpoint":7}"#,
-            br#"{"issuer":"https://as.example","grant_types_supported":"x"}"#,
-            br#"{"issuer":"https://as.example","authorization_response_iss_parameter_supported":"yes"}"#,
-        ] {
-            let error = ServerMetadata::from_json("https://as.example", json).unwrap_err();
-            assert_eq!(error.kind(), ErrorKind::InvalidResponse);
-        }
     }
 }

@@ -6,7 +6,9 @@
 //! metadata is still served while a new fetch is due; a failed fetch keeps serving the stale
 //! copy and is tried again after the retry interval.
 
+mod fields;
 mod metadata;
+mod well_known;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -106,7 +108,7 @@ impl Discovery {
     }
 
     fn build(issuer: &str, http: HttpService, plain_http: bool) -> Result<Self, Error> {
-        let [rfc8414, oidc] = metadata::well_known(issuer, plain_http)?;
+        let [rfc8414, oidc] = well_known::well_known(issuer, plain_http)?;
         let endpoint = |url| Endpoint::new("metadata endpoint", url, http.clone(), plain_http);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -241,11 +243,9 @@ impl Discovery {
 
     /// The token endpoint `metadata` names, reached through this discovery's HTTP client.
     pub(crate) fn token_endpoint(&self, metadata: &ServerMetadata) -> Result<Endpoint, Error> {
-        let url = metadata.token_uri().ok_or_else(|| {
-            Error::new(ErrorKind::InvalidResponse)
-                .with_detail("the metadata has no `token_endpoint`")
-                .at("metadata endpoint")
-        })?;
+        let url = metadata
+            .token_uri()
+            .ok_or_else(|| metadata_lacks("the metadata has no `token_endpoint`"))?;
         let template = &self.inner.urls[0];
         let mut endpoint = Endpoint::new(
             "token endpoint",
@@ -276,7 +276,7 @@ impl Discovery {
     async fn fetch(&self) -> Result<ServerMetadata, Error> {
         let (issuer, plain_http) = (self.inner.issuer.as_str(), self.plain_http());
         for url in &self.inner.urls {
-            if let Some(metadata) = url.get(metadata::read(issuer, plain_http)).await? {
+            if let Some(metadata) = url.get(well_known::read(issuer, plain_http)).await? {
                 tracing::debug!(issuer, url = %url.url(), "fetched the authorization server's metadata");
                 return Ok(if self.inner.mutual_tls {
                     metadata.for_mutual_tls()
@@ -335,6 +335,13 @@ impl fmt::Debug for Discovery {
             )
             .finish()
     }
+}
+
+/// The error for metadata that lacks what the caller needs from it, such as an endpoint.
+pub(crate) fn metadata_lacks(detail: &str) -> Error {
+    Error::new(ErrorKind::InvalidResponse)
+        .with_detail(detail)
+        .at("metadata endpoint")
 }
 
 #[cfg(test)]

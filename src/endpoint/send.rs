@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
-use super::{ClientAuth, ReadToken, TokenRequest, parse};
+use super::{ClientAuth, ReadToken, TokenRequest, parse, unreachable::unreachable};
 use crate::{
     BoxError, Error, ErrorKind, Secret, Token,
     dpop::{Binding, DPOP},
@@ -26,21 +26,22 @@ use crate::{
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     /// What errors call it, such as "token endpoint".
-    pub(super) name: &'static str,
-    pub(super) url: Uri,
+    name: &'static str,
+    url: Uri,
     /// The token endpoint of the same server: the `aud` of client assertions sent here.
     token_url: Uri,
     http: HttpService,
-    pub(super) timeout: Duration,
-    pub(super) max_body_size: usize,
-    pub(super) plain_http: bool,
+    timeout: Duration,
+    max_body_size: usize,
+    plain_http: bool,
     /// The key of the DPoP proofs sent with each request, and bound tokens come back for.
-    pub(super) dpop: Option<Binding>,
+    dpop: Option<Binding>,
 }
 
 impl Endpoint {
     /// The endpoint `name` at `url`, itself the token endpoint unless
-    /// [`TokenClient::sibling`](super::TokenClient::sibling) makes it another, with the default limits.
+    /// [`TokenClient::sibling`](crate::TokenClient::sibling) makes it another, with the default
+    /// limits.
     pub(crate) fn new(name: &'static str, url: Uri, http: HttpService, plain_http: bool) -> Self {
         Self {
             name,
@@ -55,7 +56,7 @@ impl Endpoint {
     }
 
     /// This endpoint, moved to `url` by the server's metadata.
-    pub(super) fn moved_to(&self, url: &Uri) -> Self {
+    pub(crate) fn moved_to(&self, url: &Uri) -> Self {
         Self {
             url: url.clone(),
             token_url: url.clone(),
@@ -65,7 +66,7 @@ impl Endpoint {
 
     /// Another endpoint of the same server, reached the same way, without DPoP proofs (they
     /// are for token requests).
-    pub(super) fn sibling(&self, name: &'static str, url: Uri) -> Self {
+    pub(crate) fn sibling(&self, name: &'static str, url: Uri) -> Self {
         Self {
             name,
             url,
@@ -98,8 +99,18 @@ impl Endpoint {
         self.max_body_size = bytes;
     }
 
+    /// The DPoP key token requests are signed with, if any.
+    pub(crate) fn dpop(&self) -> Option<&Binding> {
+        self.dpop.as_ref()
+    }
+
+    #[cfg(feature = "dpop")]
+    pub(crate) fn set_dpop(&mut self, binding: Binding) {
+        self.dpop = Some(binding);
+    }
+
     /// Sends a token request and parses the token, bound to the DPoP key if it is one.
-    pub(super) async fn post_for_token(
+    pub(crate) async fn post_for_token(
         &self,
         request: &TokenRequest,
         auth: &ClientAuth,
@@ -255,63 +266,6 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-/// The error of an HTTP client that could not reach an endpoint, saying why in a few words
-/// found along the error's chain. The chain's own text is kept as the source, never shown: some
-/// clients quote the URL, query and all.
-fn unreachable(error: BoxError) -> Error {
-    let reason = match reason_unreachable(&*error) {
-        Some(reason) => reason.to_owned(),
-        None => match root_cause(&*error) {
-            Some(cause) => format!("the connection failed: {cause}"),
-            None => "the connection failed".to_owned(),
-        },
-    };
-    Error::new(ErrorKind::Transport)
-        .with_detail(reason)
-        .with_source(error)
-}
-
-/// The innermost error's own words, such as hyper-util's `invalid URL, scheme is not http`:
-/// what a user needs to mend a client. Left out when it names a URL (which may carry a query)
-/// or is long enough to be a quoted body.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut innermost = error;
-    while let Some(source) = innermost.source() {
-        innermost = source;
-    }
-    let text = innermost.to_string();
-    let plain = !text.contains("://") && text.len() <= 200 && !text.is_empty();
-    plain.then_some(text)
-}
-
-fn reason_unreachable(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
-    use std::io::ErrorKind as Io;
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                Io::ConnectionRefused => return Some("connection refused"),
-                Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
-                    return Some("connection reset");
-                }
-                Io::TimedOut => return Some("connection timed out"),
-                _ => {}
-            }
-        }
-        // Read, never shown: the clients' errors say "dns error" or "failed to lookup address",
-        // and name certificates or TLS when the handshake fails.
-        let text = error.to_string().to_ascii_lowercase();
-        if text.contains("dns error") || text.contains("lookup address") {
-            return Some("DNS lookup failed");
-        }
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
-            return Some("TLS handshake failed");
-        }
-        next = error.source();
-    }
-    None
-}
-
 /// Reads the whole body, refusing more than `max` bytes.
 async fn read_body(
     mut body: UnsyncBoxBody<Bytes, BoxError>,
@@ -346,100 +300,4 @@ async fn read_body(
         }
     }
     Ok(collected.freeze())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An error whose own text is `text`, caused by `source`.
-    #[derive(Debug)]
-    struct Wrapped(
-        &'static str,
-        Option<Box<dyn std::error::Error + Send + Sync>>,
-    );
-
-    impl fmt::Display for Wrapped {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-
-    impl std::error::Error for Wrapped {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|source| source as _)
-        }
-    }
-
-    fn reason(error: Wrapped) -> String {
-        unreachable(Box::new(error)).to_string()
-    }
-
-    #[test]
-    fn an_unreachable_endpoint_says_why_from_anywhere_in_the_chain() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        let chain = Wrapped("client error (Connect)", Some(Box::new(refused)));
-        assert_eq!(
-            reason(chain),
-            "could not reach token endpoint: connection refused"
-        );
-
-        let dns = std::io::Error::other(
-            "failed to lookup address information: Name or service not known",
-        );
-        let chain = Wrapped(
-            "client error (Connect)",
-            Some(Box::new(Wrapped("dns error", Some(Box::new(dns))))),
-        );
-        assert_eq!(
-            reason(chain),
-            "could not reach token endpoint: DNS lookup failed"
-        );
-
-        let tls = Wrapped("invalid peer certificate: UnknownIssuer", None);
-        assert_eq!(
-            reason(Wrapped("client error (Connect)", Some(Box::new(tls)))),
-            "could not reach token endpoint: TLS handshake failed"
-        );
-        assert_eq!(
-            reason(Wrapped(
-                "client error (Connect)",
-                Some(Box::new(Wrapped("invalid URL, scheme is not http", None)))
-            )),
-            "could not reach token endpoint: the connection failed: invalid URL, scheme is not http"
-        );
-    }
-
-    #[test]
-    fn a_root_cause_that_names_a_url_or_is_long_is_left_out() {
-        let url = Wrapped(
-            "client error",
-            Some(Box::new(Wrapped(
-                "error sending request for url (https://auth.example.com/token?key=sentinel)",
-                None,
-            ))),
-        );
-        assert_eq!(
-            reason(url),
-            "could not reach token endpoint: the connection failed"
-        );
-        let long: &'static str = Box::leak("x".repeat(201).into_boxed_str());
-        assert_eq!(
-            reason(Wrapped(long, None)),
-            "could not reach token endpoint: the connection failed"
-        );
-    }
-
-    #[test]
-    fn the_reason_never_repeats_the_clients_text() {
-        let chain = Wrapped(
-            "error sending request for url (https://auth.example.com/token?key=sentinel)",
-            Some(Box::new(std::io::Error::from(
-                std::io::ErrorKind::ConnectionRefused,
-            ))),
-        );
-        let shown = reason(chain);
-        assert!(!shown.contains("sentinel"), "{shown}");
-        assert!(!shown.contains("auth.example.com"), "{shown}");
-    }
 }

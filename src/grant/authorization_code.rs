@@ -7,20 +7,22 @@
 //! then renews it with its refresh token, through this same grant as its
 //! [`TokenSource`].
 
-use std::{borrow::Cow, fmt};
+use std::fmt;
 
 use url::Url;
 
 use super::{
     Callback, PendingAuthorization,
-    asks::Asks,
+    asks::{Asks, asks},
     par,
-    pkce::{PkceVerifier, random_token},
+    pending::AuthorizationRequest,
     refresh_token::renew,
 };
+#[cfg(doc)]
+use crate::ErrorKind;
 use crate::{
-    ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
-    TokenSetId, TokenSource, endpoint::Endpoint, origin::secure_url,
+    ClientAuth, Error, FetchContext, Secret, Token, TokenClient, TokenSetId, TokenSource,
+    discovery::metadata_lacks, endpoint::Endpoint, origin::secure_url,
 };
 
 /// A [`TokenSource`] for the authorization code grant with PKCE (S256).
@@ -166,11 +168,9 @@ impl AuthorizationCode {
     ) -> Result<Self, Error> {
         let endpoint = TokenClient::discover(discovery).await?;
         let metadata = discovery.metadata().await?;
-        let authorize_url = metadata.authorization_endpoint().ok_or_else(|| {
-            Error::new(ErrorKind::InvalidResponse)
-                .with_detail("the metadata has no `authorization_endpoint`")
-                .at("metadata endpoint")
-        })?;
+        let authorize_url = metadata
+            .authorization_endpoint()
+            .ok_or_else(|| metadata_lacks("the metadata has no `authorization_endpoint`"))?;
         let authorize = secure_url(
             authorize_url,
             "the authorization endpoint URL",
@@ -181,22 +181,17 @@ impl AuthorizationCode {
             let url = metadata
                 .pushed_authorization_request_endpoint()
                 .ok_or_else(|| {
-                    Error::new(ErrorKind::InvalidResponse)
-                        .with_detail(
-                            "the metadata requires pushed authorization requests and has no \
-                             `pushed_authorization_request_endpoint`",
-                        )
-                        .at("metadata endpoint")
+                    metadata_lacks(
+                        "the metadata requires pushed authorization requests and has no \
+                         `pushed_authorization_request_endpoint`",
+                    )
                 })?;
             grant = grant.pushed_authorization_request_endpoint(url)?;
         }
-        Ok(
-            if metadata.authorization_response_iss_parameter_supported() {
-                grant.issuer(metadata.issuer())
-            } else {
-                grant
-            },
-        )
+        if metadata.authorization_response_iss_parameter_supported() {
+            grant = grant.issuer(metadata.issuer());
+        }
+        Ok(grant)
     }
 
     /// Pushes every authorization request to the server's pushed authorization request
@@ -249,41 +244,12 @@ impl AuthorizationCode {
         Ok(self)
     }
 
-    /// Asks for these scopes, sent space-delimited in the authorization request's `scope`.
-    /// Renewals ask for the scopes of the original grant.
-    #[must_use]
-    pub fn scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.asks.set_scopes(scopes);
-        self
-    }
-
-    /// Adds a parameter to the authorization URL, such as `prompt`, `login_hint`, `audience` or
-    /// `resource`.
-    #[must_use]
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.asks.params.push((name.into(), value.into()));
-        self
-    }
-
-    /// Asks for a token for this resource (RFC 8707 `resource`, the absolute URI of an API):
-    /// in the authorization request, the code exchange and every refresh. Repeatable.
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.asks.targets.push(("resource", resource.into()));
-        self
-    }
-
-    /// Asks for a token for this audience (`audience`): in the authorization request, the
-    /// code exchange and every refresh. Repeatable.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.asks.targets.push(("audience", audience.into()));
-        self
-    }
+    asks!(
+        asks,
+        first: "the authorization request",
+        every: "the authorization request, the code exchange and every refresh",
+        scopes: "Renewals ask for the scopes of the original grant.",
+    );
 
     /// Expects authorization responses to name `issuer` in their `iss` parameter (RFC 9207).
     ///
@@ -344,7 +310,12 @@ impl AuthorizationCode {
                  authorization requests; authorization_request pushes it"
             );
         }
-        self.url_with_parameters(self.redirect_uri.clone())
+        let request = AuthorizationRequest::new(self.redirect_uri.clone());
+        request.in_url(
+            self.authorize_url.clone(),
+            self.auth.client_id(),
+            &self.asks,
+        )
     }
 
     /// Makes the authorization request and returns the URL to send the user to, with what the
@@ -378,72 +349,16 @@ impl AuthorizationCode {
         &self,
         redirect_uri: String,
     ) -> Result<PendingAuthorization, Error> {
+        let request = AuthorizationRequest::new(redirect_uri);
         let Some(endpoint) = &self.pushed_to else {
-            return Ok(self.url_with_parameters(redirect_uri));
+            return Ok(request.in_url(
+                self.authorize_url.clone(),
+                self.auth.client_id(),
+                &self.asks,
+            ));
         };
-        let (state, verifier) = (random_token(), PkceVerifier::generate());
-        let challenge = verifier.challenge();
-        let params = self.parameters(&redirect_uri, &state, &challenge);
-        let pushed = par::push(endpoint, &self.auth, &params).await?;
-        let mut url = self.authorize_url.clone();
-        url.query_pairs_mut()
-            .append_pair("client_id", self.auth.client_id())
-            .append_pair("request_uri", &pushed.request_uri);
-        Ok(PendingAuthorization {
-            url: url.into(),
-            state,
-            verifier,
-            redirect_uri: Some(redirect_uri),
-            expires_in: Some(pushed.expires_in),
-        })
-    }
-
-    /// The authorization URL with every parameter in its query.
-    fn url_with_parameters(&self, redirect_uri: String) -> PendingAuthorization {
-        let (state, verifier) = (random_token(), PkceVerifier::generate());
-        let challenge = verifier.challenge();
-        let mut params = self.parameters(&redirect_uri, &state, &challenge);
-        // After `response_type`, as this crate always sent it.
-        params.insert(1, ("client_id", self.auth.client_id().into()));
-        let mut url = self.authorize_url.clone();
-        url.query_pairs_mut().extend_pairs(&params);
-        PendingAuthorization {
-            url: url.into(),
-            state,
-            verifier,
-            redirect_uri: Some(redirect_uri),
-            expires_in: None,
-        }
-    }
-
-    /// The authorization request's parameters but `client_id`, `response_type` first.
-    fn parameters<'a>(
-        &'a self,
-        redirect_uri: &'a str,
-        state: &'a str,
-        challenge: &'a str,
-    ) -> Vec<(&'a str, Cow<'a, str>)> {
-        let mut params = vec![
-            ("response_type", "code".into()),
-            ("redirect_uri", redirect_uri.into()),
-        ];
-        if !self.asks.scopes.is_empty() {
-            params.push(("scope", self.asks.scopes.join(" ").into()));
-        }
-        params.extend([
-            ("state", state.into()),
-            ("code_challenge", challenge.into()),
-            ("code_challenge_method", "S256".into()),
-        ]);
-        let extra = self.asks.targets.iter().map(|(name, value)| (*name, value));
-        let extra = extra.chain(
-            self.asks
-                .params
-                .iter()
-                .map(|(name, value)| (name.as_str(), value)),
-        );
-        params.extend(extra.map(|(name, value)| (name, value.as_str().into())));
-        params
+        let pushed = par::push(endpoint, &self.auth, &request.parameters(&self.asks)).await?;
+        Ok(request.pushed(self.authorize_url.clone(), self.auth.client_id(), pushed))
     }
 
     /// Trades the code of `callback` for a token: checks that its `state` is `pending`'s (and
@@ -483,15 +398,7 @@ impl AuthorizationCode {
         pending: PendingAuthorization,
         code: Secret,
     ) -> Result<Token, Error> {
-        let redirect_uri = pending
-            .redirect_uri
-            .as_deref()
-            .unwrap_or(&self.redirect_uri);
-        let request = TokenRequest::new("authorization_code")
-            .secret_param("code", code)
-            .param("redirect_uri", redirect_uri)
-            .secret_param("code_verifier", pending.verifier.expose());
-        let request = self.asks.with_targets(request);
+        let request = pending.code_exchange(code, &self.redirect_uri, &self.asks);
         self.endpoint.request(&request, &self.auth).await
     }
 }

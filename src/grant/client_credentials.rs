@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::asks::asks;
 use crate::{
     ClientAuth, Error, FetchContext, Token, TokenClient, TokenRequest, TokenSetId, TokenSource,
 };
@@ -45,40 +46,7 @@ impl ClientCredentials {
         }
     }
 
-    /// Asks for these scopes, sent space-delimited in `scope`.
-    #[must_use]
-    pub fn scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.request = self.request.scopes(scopes);
-        self
-    }
-
-    /// Asks for a token for this resource (RFC 8707 `resource`: the absolute URI of an API),
-    /// in every token request; repeatable. A server that supports resource indicators limits the
-    /// token's audience to the resources asked for.
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.request = self.request.resource(resource);
-        self
-    }
-
-    /// Asks for a token for this audience (`audience`, as servers that predate RFC 8707 name
-    /// the API), in every token request; repeatable.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.request = self.request.audience(audience);
-        self
-    }
-
-    /// Adds a form field to every token request, such as `audience` or `resource`.
-    #[must_use]
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.request = self.request.param(name, value);
-        self
-    }
+    asks!(request, first: "every token request", every: "every token request");
 }
 
 impl TokenSource for ClientCredentials {
@@ -95,7 +63,7 @@ impl TokenSource for ClientCredentials {
         Some(
             self.request
                 .identity(&url, self.auth.client_id())
-                .bound_by(&self.endpoint),
+                .dpop_bound(self.endpoint.binds_tokens()),
         )
     }
 }

@@ -3,6 +3,7 @@
 
 use std::{fmt, path::PathBuf, sync::Arc};
 
+use super::asks::asks;
 use crate::{
     BoxError, ClientAuth, Error, FetchContext, Secret, Token, TokenClient, TokenRequest,
     TokenSetId, TokenSource,
@@ -181,37 +182,7 @@ impl JwtBearer {
         self
     }
 
-    /// Asks for these scopes, sent space-delimited in `scope`.
-    #[must_use]
-    pub fn scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.request = self.request.scopes(scopes);
-        self
-    }
-
-    /// Asks for a token for this resource (RFC 8707 `resource`); repeatable.
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.request = self.request.resource(resource);
-        self
-    }
-
-    /// Asks for a token for this audience (`audience`); repeatable.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.request = self.request.audience(audience);
-        self
-    }
-
-    /// Adds a form field to every token request.
-    #[must_use]
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.request = self.request.param(name, value);
-        self
-    }
+    asks!(request, first: "every token request", every: "every token request");
 
     /// Makes the assertion of one request.
     fn assertion(&self) -> Result<Secret, Error> {
@@ -252,7 +223,7 @@ impl TokenSource for JwtBearer {
             self.request
                 .identity(&url, self.auth.client_id())
                 .subject(subject)
-                .bound_by(&self.endpoint),
+                .dpop_bound(self.endpoint.binds_tokens()),
         )
     }
 }

@@ -27,8 +27,6 @@ mod token_exchange;
 
 #[cfg(feature = "loopback")]
 pub use self::loopback::LoopbackRedirect;
-#[cfg(feature = "jwt")]
-pub(crate) use self::pkce::random_token;
 pub use self::{
     authorization_code::AuthorizationCode,
     callback::Callback,

@@ -1,9 +1,12 @@
-//! An authorization request between the user's departure to the authorization server and
-//! their return: what the callback must be checked against.
+//! An authorization request: the parameters it carries to the authorization server, and,
+//! between the user's departure and their return, what the callback must be checked against.
 
-use std::{fmt, time::Duration};
+use std::{borrow::Cow, fmt, time::Duration};
 
-use super::PkceVerifier;
+use url::Url;
+
+use super::{PkceVerifier, asks::Asks, par::Pushed};
+use crate::{Secret, TokenRequest, secret::random_token};
 
 /// An authorization request on its way: the URL to send the user to, and what the callback
 /// must be checked against. Made by
@@ -66,6 +69,20 @@ impl PendingAuthorization {
     }
 }
 
+impl PendingAuthorization {
+    /// The form of the code exchange (RFC 6749 section 4.1.3, RFC 7636 section 4.5): `code`,
+    /// the redirect URI the request sent (`default`, the grant's, when resumed), the PKCE
+    /// verifier, and the resources and audiences of `asks`.
+    pub(super) fn code_exchange(self, code: Secret, default: &str, asks: &Asks) -> TokenRequest {
+        let redirect_uri = self.redirect_uri.as_deref().unwrap_or(default);
+        let request = TokenRequest::new("authorization_code")
+            .secret_param("code", code)
+            .param("redirect_uri", redirect_uri)
+            .secret_param("code_verifier", self.verifier.expose());
+        asks.with_targets(request)
+    }
+}
+
 impl fmt::Debug for PendingAuthorization {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The state guards the callback like a password for its few minutes, and the URL
@@ -81,5 +98,93 @@ impl fmt::Debug for PendingAuthorization {
             .field("redirect_uri", &self.redirect_uri)
             .field("expires_in", &self.expires_in)
             .finish()
+    }
+}
+
+/// One authorization request as it is made: a new random `state` and PKCE verifier, for the
+/// redirect URI the callback comes back to.
+pub(super) struct AuthorizationRequest {
+    redirect_uri: String,
+    state: String,
+    verifier: PkceVerifier,
+    challenge: String,
+}
+
+impl AuthorizationRequest {
+    pub(super) fn new(redirect_uri: String) -> Self {
+        let (state, verifier) = (random_token(), PkceVerifier::generate());
+        let challenge = verifier.challenge();
+        Self {
+            redirect_uri,
+            state,
+            verifier,
+            challenge,
+        }
+    }
+
+    /// The request's parameters but `client_id`, `response_type` first, with what `asks`
+    /// asks for.
+    pub(super) fn parameters<'a>(&'a self, asks: &'a Asks) -> Vec<(&'a str, Cow<'a, str>)> {
+        let mut params = vec![
+            ("response_type", "code".into()),
+            ("redirect_uri", self.redirect_uri.as_str().into()),
+        ];
+        if !asks.scopes.is_empty() {
+            params.push(("scope", asks.scopes.join(" ").into()));
+        }
+        params.extend([
+            ("state", self.state.as_str().into()),
+            ("code_challenge", self.challenge.as_str().into()),
+            ("code_challenge_method", "S256".into()),
+        ]);
+        let extra = asks.targets.iter().map(|(name, value)| (*name, value));
+        let extra = extra.chain(
+            asks.params
+                .iter()
+                .map(|(name, value)| (name.as_str(), value)),
+        );
+        params.extend(extra.map(|(name, value)| (name, value.as_str().into())));
+        params
+    }
+
+    /// The request with every parameter in the query of `authorize_url`, for `client_id`.
+    pub(super) fn in_url(
+        self,
+        mut authorize_url: Url,
+        client_id: &str,
+        asks: &Asks,
+    ) -> PendingAuthorization {
+        {
+            let mut params = self.parameters(asks);
+            // After `response_type`, as this crate always sent it.
+            params.insert(1, ("client_id", client_id.into()));
+            authorize_url.query_pairs_mut().extend_pairs(&params);
+        }
+        self.pending(authorize_url, None)
+    }
+
+    /// The request once `pushed` (RFC 9126): the query of `authorize_url` carries only
+    /// `client_id` and the `request_uri` the server answered.
+    pub(super) fn pushed(
+        self,
+        mut authorize_url: Url,
+        client_id: &str,
+        pushed: Pushed,
+    ) -> PendingAuthorization {
+        authorize_url
+            .query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("request_uri", &pushed.request_uri);
+        self.pending(authorize_url, Some(pushed.expires_in))
+    }
+
+    fn pending(self, url: Url, expires_in: Option<Duration>) -> PendingAuthorization {
+        PendingAuthorization {
+            url: url.into(),
+            state: self.state,
+            verifier: self.verifier,
+            redirect_uri: Some(self.redirect_uri),
+            expires_in,
+        }
     }
 }

@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::Error;
+use crate::{Error, secret::random_token};
 
 /// The shortest and longest verifier RFC 7636 section 4.1 allows.
 const LENGTHS: std::ops::RangeInclusive<usize> = 43..=128;
@@ -72,14 +72,6 @@ impl fmt::Debug for PkceVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PkceVerifier([redacted])")
     }
-}
-
-/// 32 bytes from the thread's cryptographically secure generator, base64url-encoded: 43
-/// characters, each unreserved in URLs. Used for verifiers and `state`.
-pub(crate) fn random_token() -> String {
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    rand::fill(&mut bytes[..]);
-    URL_SAFE_NO_PAD.encode(*bytes)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::asks::asks;
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
     TokenSetId, TokenSource,
@@ -73,41 +74,13 @@ impl RefreshToken {
         self
     }
 
-    /// Asks for these scopes, which must be among those the refresh token grants (RFC 6749
-    /// section 6). Without it, the new token has the scopes of the original grant.
-    #[must_use]
-    pub fn scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.request = self.request.scopes(scopes);
-        self
-    }
-
-    /// Asks for a token for this resource (RFC 8707 `resource`: the absolute URI of an API),
-    /// in every refresh request; repeatable. A server that supports resource indicators limits the
-    /// token's audience to the resources asked for.
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.request = self.request.resource(resource);
-        self
-    }
-
-    /// Asks for a token for this audience (`audience`, as servers that predate RFC 8707 name
-    /// the API), in every refresh request; repeatable.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.request = self.request.audience(audience);
-        self
-    }
-
-    /// Adds a form field to every refresh request, such as `resource`.
-    #[must_use]
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.request = self.request.param(name, value);
-        self
-    }
+    asks!(
+        request,
+        first: "every refresh request",
+        every: "every refresh request",
+        scopes: "They must be among those the refresh token grants (RFC 6749 section 6); without \
+                  them, the new token has the scopes of the original grant.",
+    );
 }
 
 impl TokenSource for RefreshToken {
@@ -130,7 +103,7 @@ impl TokenSource for RefreshToken {
             self.request
                 .identity(&url, self.auth.client_id())
                 .subject(subject)
-                .bound_by(&self.endpoint),
+                .dpop_bound(self.endpoint.binds_tokens()),
         )
     }
 }

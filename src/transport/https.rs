@@ -9,8 +9,8 @@
 //! TLS (RFC 8705). It also speaks plain `http`: the token endpoint and
 //! [`OAuth2Layer`](crate::OAuth2Layer) only accept that for loopback unless told otherwise.
 //!
-//! [`client`] sends requests with `Full<Bytes>` bodies, what [`TokenClient`] and most API
-//! calls need; [`client_for`] builds the same client for another body type. The other
+//! [`client`] sends requests with `Full<Bytes>` bodies, what [`TokenClient`] and most API calls
+//! need; [`client_for`] builds the same client for another body type. The other
 //! constructors are generic over the body: name it where the type is not inferred, for example
 //! with the [`HttpsClient`] alias, whose body defaults to `Full<Bytes>`.
 //!
@@ -31,6 +31,8 @@
 //! ```
 //!
 //! Requests through it need a Tokio runtime.
+//!
+//! [`TokenClient`]: crate::TokenClient
 
 mod identity;
 
@@ -50,7 +52,7 @@ use rustls::{
 };
 
 pub use self::identity::ClientIdentity;
-use crate::{Error, TokenClient};
+use crate::Error;
 
 /// The rustls this module builds on, for [`client_with_tls_config`].
 pub use rustls;
@@ -326,37 +328,4 @@ where
         .enable_all_versions()
         .build();
     Client::builder(TokioExecutor::new()).build(connector)
-}
-
-impl TokenClient {
-    /// Creates a client of the token endpoint at `url` over a new [`https::client`](client),
-    /// which trusts Mozilla's root certificates and never follows redirects.
-    ///
-    /// The same rules for `url` apply as for [`TokenClient::new`]: `https`, or `http` to
-    /// loopback. Available with the `https` feature.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), tower_oauth2::Error> {
-    /// let endpoint = tower_oauth2::TokenClient::https("https://auth.example.com/oauth2/token")?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
-    pub fn https(url: &str) -> Result<Self, Error> {
-        Self::new(url, client()?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ErrorKind;
-
-    #[test]
-    fn a_token_client_refuses_plain_http_beyond_loopback() {
-        assert!(TokenClient::https("https://auth.example.com/token").is_ok());
-        assert!(TokenClient::https("http://127.0.0.1:8080/token").is_ok());
-        let error = TokenClient::https("http://auth.example.com/token").unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Config);
-    }
 }

@@ -2,7 +2,8 @@
 //! other endpoints of the authorization server), and the one type they are all erased to.
 //!
 //! Any tower HTTP client will do ([`HttpClient`]); the `https` feature adds a ready-made one
-//! ([`https`]), and the `reqwest` feature `TokenClient::reqwest` (`reqwest.rs`).
+//! ([`https`]), and the `reqwest` features turn a reqwest client into one (`reqwest.rs`), for
+//! `TokenClient::reqwest`. Nothing here knows the token client: it stands above.
 
 #[cfg(feature = "https")]
 #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
@@ -16,6 +17,10 @@ use http_body::Body;
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
+#[cfg(feature = "reqwest")]
+pub(crate) use self::reqwest::reqwest_without_redirects;
+#[cfg(feature = "reqwest012")]
+pub(crate) use self::reqwest::reqwest012_without_redirects;
 use crate::BoxError;
 
 pub(crate) type ErasedResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;

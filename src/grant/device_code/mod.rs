@@ -15,10 +15,14 @@ use std::{fmt, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 pub use self::authorization::DeviceAuthorization;
-use super::{asks::Asks, refresh_token::renew};
+use super::{
+    asks::{Asks, asks},
+    refresh_token::renew,
+};
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Token, TokenClient, TokenRequest, TokenSetId,
     TokenSource,
+    discovery::metadata_lacks,
     endpoint::{Endpoint, parse},
 };
 
@@ -147,11 +151,9 @@ impl DeviceCode {
     pub async fn discover(discovery: &crate::Discovery, auth: ClientAuth) -> Result<Self, Error> {
         let endpoint = TokenClient::discover(discovery).await?;
         let metadata = discovery.metadata().await?;
-        let url = metadata.device_authorization_endpoint().ok_or_else(|| {
-            Error::new(ErrorKind::InvalidResponse)
-                .with_detail("the metadata has no `device_authorization_endpoint`")
-                .at("metadata endpoint")
-        })?;
+        let url = metadata
+            .device_authorization_endpoint()
+            .ok_or_else(|| metadata_lacks("the metadata has no `device_authorization_endpoint`"))?;
         Self::new(endpoint, auth, url)
     }
 
@@ -166,41 +168,12 @@ impl DeviceCode {
         self
     }
 
-    /// Asks for these scopes, sent space-delimited in the device authorization request's
-    /// `scope`. Renewals ask for the scopes of the original grant.
-    #[must_use]
-    pub fn scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.asks.set_scopes(scopes);
-        self
-    }
-
-    /// Asks for a token for this resource (RFC 8707 `resource`): in the device authorization
-    /// request, every poll and every refresh. Repeatable.
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.asks.targets.push(("resource", resource.into()));
-        self
-    }
-
-    /// Asks for a token for this audience (`audience`): in the device authorization
-    /// request, every poll and every refresh. Repeatable.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.asks.targets.push(("audience", audience.into()));
-        self
-    }
-
-    /// Adds a field to the device authorization request. Never a secret: it is part of the
-    /// grant's [identity](TokenSource::identity).
-    #[must_use]
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.asks.params.push((name.into(), value.into()));
-        self
-    }
+    asks!(
+        asks,
+        first: "the device authorization request",
+        every: "the device authorization request, every poll and every refresh",
+        scopes: "Renewals ask for the scopes of the original grant.",
+    );
 
     /// Names the user these tokens are for, so that caches in other processes may share them
     /// through a fleet (`TokenCacheBuilder::fleet`). Without it they are never shared.

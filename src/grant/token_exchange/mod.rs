@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use self::security_token::Presented;
 pub use self::security_token::SecurityToken;
+use super::asks::asks;
 use crate::{
     ClientAuth, Error, ErrorKind, FetchContext, Token, TokenClient, TokenRequest, TokenSetId,
     TokenSource,
@@ -133,39 +134,7 @@ impl TokenExchange {
         self
     }
 
-    /// Asks for these scopes, sent space-delimited in `scope`.
-    #[must_use]
-    pub fn scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.request = self.request.scopes(scopes);
-        self
-    }
-
-    /// Asks for a token for this resource (`resource`, an absolute URI); repeatable.
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.request = self.request.resource(resource);
-        self
-    }
-
-    /// Asks for a token for this audience (`audience`, a name the server knows the target
-    /// service by); repeatable.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.request = self.request.audience(audience);
-        self
-    }
-
-    /// Adds a form field to every token request. Never a secret: it is part of the
-    /// grant's [identity](TokenSource::identity).
-    #[must_use]
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.request = self.request.param(name, value);
-        self
-    }
+    asks!(request, first: "every token request", every: "every token request");
 
     /// Names whom the exchanged tokens act for (the subject, and the actor when there is
     /// one), so that caches in other processes may share them through a fleet
@@ -295,7 +264,7 @@ impl TokenSource for TokenExchange {
         if let Some(requested) = &self.requested_token_type {
             id = id.param("requested_token_type", requested);
         }
-        Some(id.bound_by(&self.endpoint))
+        Some(id.dpop_bound(self.endpoint.binds_tokens()))
     }
 }
 
