@@ -113,10 +113,10 @@
 //!
 //! | feature | what it adds |
 //! | --- | --- |
-//! | `loopback` (default) | [`grant::LoopbackRedirect`]: the authorization-code sign-in for command-line and desktop apps (tokio's `net`) |
+//! | `loopback-redirect` (default) | [`grant::LoopbackRedirect`]: the authorization-code sign-in for command-line and desktop apps (tokio's `net`) |
 //! | `reqwest` | `OAuth2Layer` over `reqwest::Client`; `TokenClient::reqwest` |
 //! | `reqwest-middleware` | `OAuth2Layer` as a `reqwest_middleware::Middleware`, so requests keep reqwest's builders and `.send()` (see [`OAuth2Layer`]) |
-//! | `reqwest012`, `reqwest-middleware04` | the same for reqwest 0.12 and reqwest-middleware 0.4; `TokenClient::reqwest012` |
+//! | `reqwest-0.12`, `reqwest-middleware-0.4` | the same for reqwest 0.12 and reqwest-middleware 0.4; `TokenClient::reqwest012` |
 //! | `https` | `https::client`: hyper-util + rustls (the process's default crypto provider, else *ring*), HTTP/1.1 and HTTP/2, Mozilla, system or your own roots (`https::client_with_extra_roots`), no redirects; `TokenClient::https`; a client certificate for mutual TLS (`https::builder`, `https::ClientIdentity`, RFC 8705) |
 //! | `jwt` | client assertions, `ClientAuth::client_secret_jwt` and `ClientAuth::private_key_jwt` with a `SigningKey` (RS256, PS256, ES256, EdDSA; PKCS#8 PEM or JWK), and self-signed JWT bearer assertions, `grant::JwtBearer::signed` (RFC 7523), signed by jsonwebtoken's pure-Rust backend |
 //! | `tower-http` | a 401 that tower-http's `FollowRedirect` brings back from another URI than the token went to (a redirect that dropped it) leaves the token alone (see *Middleware ordering*) |
@@ -124,7 +124,7 @@
 //! | `dpop` | `DpopKey` and `TokenClient::dpop`: tokens bound to a key the client holds, and a proof signed for every token and API request, with the server's nonces (RFC 9449) |
 //! | `redis` | `fleet::RedisFleet` and `TokenCacheBuilder::fleet`: replicas share one token set through Redis or Redis Cluster, sealed with AES-256-GCM-SIV, so a fleet runs one grant per token lifetime; a failing Redis never fails a request |
 //!
-//! Only `loopback` is on by default, and the core depends on no HTTP client; a server that
+//! Only `loopback-redirect` is on by default, and the core depends on no HTTP client; a server that
 //! never signs users in can turn it off with `default-features = false`.
 //!
 #![doc = include_str!("../docs/middleware-ordering.md")]
@@ -145,8 +145,11 @@
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
-// The docs link to `grant::LoopbackRedirect`, which only exists with the `loopback` feature.
-#![cfg_attr(not(feature = "loopback"), allow(rustdoc::broken_intra_doc_links))]
+// The docs link to `grant::LoopbackRedirect`, which only exists with the `loopback-redirect` feature.
+#![cfg_attr(
+    not(feature = "loopback-redirect"),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
@@ -199,7 +202,7 @@ pub use self::{
     error::{BoxError, Error, ErrorKind},
     lineage::Lineage,
     middleware::{
-        CloneBodies, EmptyBodies, HttpRequest, HttpResponse, NoReplay, OAuth2, OAuth2Layer,
+        CloneBodies, EmptyBodies, NoReplay, OAuth2, OAuth2Layer, OAuth2Request, OAuth2Response,
         ReplayPolicy, ResponseFuture,
     },
     revocation::{Revocation, TokenTypeHint},
@@ -208,7 +211,7 @@ pub use self::{
     store::{FileStore, MemoryStore, TokenStore},
     token::Token,
     token_client::TokenClient,
-    transport::HttpClient,
+    transport::AuthServerTransport,
 };
 
 impl<T: TokenSource> From<T> for TokenCache {

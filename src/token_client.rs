@@ -9,14 +9,14 @@ use std::{fmt, sync::Arc, time::Duration};
 use http::{StatusCode, Uri};
 
 use crate::{
-    ClientAuth, Discovery, Error, ErrorKind, HttpClient, Token, TokenRequest,
+    AuthServerTransport, ClientAuth, Discovery, Error, ErrorKind, Token, TokenRequest,
     endpoint::{Endpoint, ReadToken, parse},
     origin::secure_uri,
     transport::HttpService,
 };
 
 /// Posts token requests to one token endpoint through any HTTP client that is a tower
-/// service ([`HttpClient`]): hyper-util's client, a test fake, the same client the API calls use.
+/// service ([`AuthServerTransport`]): hyper-util's client, a test fake, the same client the API calls use.
 ///
 /// It sends `application/x-www-form-urlencoded` with `Accept: application/json`, reads at most
 /// [`max_body_size`](Self::max_body_size) bytes of the answer, gives up after
@@ -56,10 +56,10 @@ impl TokenClient {
     /// Fails unless `url` is an absolute `https` URL, or an `http` URL whose host is a loopback
     /// address or `localhost`: credentials must not cross a network in clear text.
     ///
-    /// The client's request body must be buildable from [`Bytes`](bytes::Bytes) ([`HttpClient`] lists every
+    /// The client's request body must be buildable from [`Bytes`](bytes::Bytes) ([`AuthServerTransport`] lists every
     /// bound): hyper-util's `Client<_, Full<Bytes>>` works, a `Client<_, Empty<Bytes>>` cannot
     /// carry a form.
-    pub fn new<B>(url: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
+    pub fn new<B>(url: &str, http: impl AuthServerTransport<B>) -> Result<Self, Error> {
         Self::build(url, http.erase(), false)
     }
 
@@ -67,7 +67,7 @@ impl TokenClient {
     ///
     /// Only for test set-ups and networks where something else encrypts the traffic: the client
     /// secret and every token cross the network readable.
-    pub fn with_plain_http<B>(url: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
+    pub fn with_plain_http<B>(url: &str, http: impl AuthServerTransport<B>) -> Result<Self, Error> {
         Self::build(url, http.erase(), true)
     }
 
@@ -130,9 +130,9 @@ impl TokenClient {
     }
 
     /// Like `TokenClient::reqwest`, through a reqwest 0.12 client built from `builder`, with
-    /// redirects turned off. Available with the `reqwest012` feature.
-    #[cfg(feature = "reqwest012")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest012")))]
+    /// redirects turned off. Available with the `reqwest-0.12` feature.
+    #[cfg(feature = "reqwest-0.12")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-0.12")))]
     pub fn reqwest012(url: &str, builder: reqwest012::ClientBuilder) -> Result<Self, Error> {
         Self::build(
             url,

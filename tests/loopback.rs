@@ -1,7 +1,7 @@
 //! `LoopbackRedirect` with a scripted browser on real loopback sockets and a fake token
 //! endpoint.
 
-#![cfg(feature = "loopback")]
+#![cfg(feature = "loopback-redirect")]
 
 use std::{
     collections::HashMap,

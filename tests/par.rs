@@ -434,7 +434,7 @@ async fn metadata_that_requires_pushing_without_an_endpoint_is_refused() {
     );
 }
 
-#[cfg(feature = "loopback")]
+#[cfg(feature = "loopback-redirect")]
 #[tokio::test]
 async fn the_loopback_receiver_pushes_with_the_port_it_listens_on() {
     use tokio::{

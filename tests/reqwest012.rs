@@ -1,4 +1,4 @@
-//! reqwest 0.12 and reqwest-middleware 0.4 (features `reqwest012` and `reqwest-middleware04`):
+//! reqwest 0.12 and reqwest-middleware 0.4 (features `reqwest-0.12` and `reqwest-middleware-0.4`):
 //! the same layer over the older client, against the fake server on loopback.
 
 use reqwest_middleware04 as reqwest_middleware;

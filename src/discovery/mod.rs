@@ -16,7 +16,7 @@ use arc_swap::ArcSwapOption;
 use tokio::{sync::Mutex, time::Instant};
 
 pub use self::metadata::ServerMetadata;
-use crate::{Error, ErrorKind, HttpClient, endpoint::Endpoint, transport::HttpService};
+use crate::{AuthServerTransport, Error, ErrorKind, endpoint::Endpoint, transport::HttpService};
 
 /// Finds an authorization server's endpoints from its issuer identifier.
 ///
@@ -97,13 +97,16 @@ impl Discovery {
     /// Fails with [`ErrorKind::Config`] unless `issuer` is an `https` URL (or `http` on
     /// loopback) without query or fragment. Nothing is fetched until
     /// [`metadata`](Self::metadata) is first called.
-    pub fn new<B>(issuer: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
+    pub fn new<B>(issuer: &str, http: impl AuthServerTransport<B>) -> Result<Self, Error> {
         Self::build(issuer, http.erase(), false)
     }
 
     /// Like [`new`](Self::new), but also accepts a plain `http` issuer and endpoints on any
     /// host. Only for test set-ups: credentials and tokens would cross the network readable.
-    pub fn with_plain_http<B>(issuer: &str, http: impl HttpClient<B>) -> Result<Self, Error> {
+    pub fn with_plain_http<B>(
+        issuer: &str,
+        http: impl AuthServerTransport<B>,
+    ) -> Result<Self, Error> {
         Self::build(issuer, http.erase(), true)
     }
 

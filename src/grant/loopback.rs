@@ -33,7 +33,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// machine: listens on a loopback port, hands out the authorization URL, receives the redirect,
 /// checks its `state` (and `iss`, when the grant has an
 /// [`issuer`](AuthorizationCode::issuer)), answers the browser with a page saying the window can be closed, and
-/// exchanges the code. Needs the `loopback` feature (on by default).
+/// exchanges the code. Needs the `loopback-redirect` feature (on by default).
 ///
 /// The grant's redirect URI says where to listen: `http://127.0.0.1/callback` listens on
 /// `127.0.0.1` on a port the system picks, and sends that port in the redirect URI (servers

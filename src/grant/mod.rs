@@ -17,7 +17,7 @@ mod callback;
 mod client_credentials;
 mod device_code;
 mod jwt_bearer;
-#[cfg(feature = "loopback")]
+#[cfg(feature = "loopback-redirect")]
 mod loopback;
 mod par;
 mod pending;
@@ -25,7 +25,7 @@ mod pkce;
 mod refresh_token;
 mod token_exchange;
 
-#[cfg(feature = "loopback")]
+#[cfg(feature = "loopback-redirect")]
 pub use self::loopback::LoopbackRedirect;
 pub use self::{
     authorization_code::AuthorizationCode,

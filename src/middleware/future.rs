@@ -24,7 +24,7 @@ use super::{
     resend::{Follow, answered, retried},
     state::{Dpop, Parked, Retry, State, StateProj, TicketFuture},
 };
-use crate::{BoxError, Error, ErrorKind, HttpResponse, cache::Ticket};
+use crate::{BoxError, Error, ErrorKind, OAuth2Response, cache::Ticket};
 
 pin_project! {
     /// Response future of [`OAuth2`](super::OAuth2).
@@ -99,7 +99,7 @@ impl<S, R> Future for ResponseFuture<S, R>
 where
     R: Request,
     S: Service<R>,
-    S::Response: HttpResponse,
+    S::Response: OAuth2Response,
     S::Error: Into<BoxError>,
 {
     type Output = Result<S::Response, BoxError>;
@@ -149,7 +149,7 @@ fn poll_rare<S, R>(
 ) -> Poll<Result<Option<S::Response>, BoxError>>
 where
     S: Service<R>,
-    S::Response: HttpResponse,
+    S::Response: OAuth2Response,
     S::Error: Into<BoxError>,
     R: Request,
 {

@@ -5,7 +5,7 @@ mod future;
 mod protocol;
 mod replay;
 mod request;
-#[cfg(any(feature = "reqwest", feature = "reqwest012"))]
+#[cfg(any(feature = "reqwest", feature = "reqwest-0.12"))]
 mod reqwest;
 mod resend;
 mod routes;
@@ -24,7 +24,7 @@ use tower_service::Service;
 pub use self::{
     future::ResponseFuture,
     replay::{CloneBodies, EmptyBodies, NoReplay, ReplayPolicy},
-    request::{HttpRequest, HttpResponse},
+    request::{OAuth2Request, OAuth2Response},
 };
 use self::{
     protocol::{Start, Tokens},
@@ -218,7 +218,7 @@ impl<P: fmt::Debug> fmt::Debug for OAuth2Layer<P> {
 /// had, the error is a [`tower_oauth2::Error`](crate::Error).
 ///
 /// It serves `http::Request<B>` for any client that takes them and, with the `reqwest`
-/// feature, `reqwest::Request`: see [`HttpRequest`].
+/// feature, `reqwest::Request`: see [`OAuth2Request`].
 ///
 /// ```
 /// # use std::{convert::Infallible, sync::{Arc, atomic::{AtomicUsize, Ordering}}};
@@ -304,9 +304,9 @@ impl<S, P> OAuth2<S, P> {
 impl<S, P, R> Service<R> for OAuth2<S, P>
 where
     S: Service<R> + Clone,
-    S::Response: HttpResponse,
+    S::Response: OAuth2Response,
     S::Error: Into<BoxError>,
-    R: HttpRequest<P>,
+    R: OAuth2Request<P>,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -382,7 +382,7 @@ impl<S, P> OAuth2<S, P> {
     fn call_with_proof<R>(&mut self, mut request: R, mut ticket: Ticket) -> ResponseFuture<S, R>
     where
         S: Service<R> + Clone,
-        R: HttpRequest<P>,
+        R: OAuth2Request<P>,
     {
         let copy = || {
             request.replay(&self.policy).map(|copy| Retry {

@@ -47,7 +47,7 @@ use http_body::Body;
 /// ```
 ///
 /// Implement it for a body type of your own to copy it your way; for `reqwest::Request` the
-/// three policies above are the ones available (see [`HttpRequest`](crate::HttpRequest)).
+/// three policies above are the ones available (see [`OAuth2Request`](crate::OAuth2Request)).
 pub trait ReplayPolicy<B> {
     /// Returns a body to send again in place of `body`, or `None` if it cannot be replayed.
     fn replay_body(&self, body: &B) -> Option<B>;

@@ -60,17 +60,17 @@ impl Target {
 ///   [`NoReplay`](super::NoReplay) copies none.
 ///
 /// This trait is sealed: it cannot be implemented outside this crate.
-pub trait HttpRequest<P>: sealed::Request + sealed::Replay<P> {}
+pub trait OAuth2Request<P>: sealed::Request + sealed::Replay<P> {}
 
-impl<R: sealed::Request + sealed::Replay<P>, P> HttpRequest<P> for R {}
+impl<R: sealed::Request + sealed::Replay<P>, P> OAuth2Request<P> for R {}
 
 /// A response type whose status [`OAuth2`](super::OAuth2) reads: [`http::Response<B>`], and
 /// `reqwest::Response` with the `reqwest` feature.
 ///
 /// This trait is sealed: it cannot be implemented outside this crate.
-pub trait HttpResponse: sealed::Response {}
+pub trait OAuth2Response: sealed::Response {}
 
-impl<R: sealed::Response> HttpResponse for R {}
+impl<R: sealed::Response> OAuth2Response for R {}
 
 pub(crate) mod sealed {
     use http::{HeaderMap, StatusCode};

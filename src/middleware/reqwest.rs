@@ -1,8 +1,8 @@
 //! reqwest on the API side: `reqwest::Request` and `reqwest::Response` as the types
 //! [`OAuth2`](super::OAuth2) serves, and the layer as a `reqwest_middleware::Middleware`. Written
 //! once, for each major version of reqwest (and reqwest-middleware) users are on: features
-//! `reqwest` (0.13) and `reqwest012` (0.12), `reqwest-middleware` (0.5) and
-//! `reqwest-middleware04` (0.4).
+//! `reqwest` (0.13) and `reqwest-0.12`, `reqwest-middleware` (0.5) and
+//! `reqwest-middleware-0.4`.
 
 /// The request and response types of the reqwest whose crate is `$reqwest`.
 macro_rules! serve_reqwest {
@@ -91,7 +91,7 @@ macro_rules! serve_reqwest {
 
 /// The layer as a middleware of the reqwest-middleware whose crate is `$middleware`, over the
 /// reqwest whose crate is `$reqwest`.
-#[cfg(any(feature = "reqwest-middleware", feature = "reqwest-middleware04"))]
+#[cfg(any(feature = "reqwest-middleware", feature = "reqwest-middleware-0.4"))]
 macro_rules! serve_reqwest_middleware {
     ($(#[$doc:meta])* $middleware:ident, $reqwest:ident) => {
         $(#[$doc])*
@@ -99,7 +99,7 @@ macro_rules! serve_reqwest_middleware {
         impl<P> $middleware::Middleware for crate::OAuth2Layer<P>
         where
             P: Send + Sync + 'static,
-            $reqwest::Request: crate::HttpRequest<P>,
+            $reqwest::Request: crate::OAuth2Request<P>,
         {
             async fn handle(
                 &self,
@@ -181,14 +181,14 @@ macro_rules! serve_reqwest_middleware {
 #[cfg(feature = "reqwest")]
 serve_reqwest!(reqwest);
 
-#[cfg(feature = "reqwest012")]
+#[cfg(feature = "reqwest-0.12")]
 serve_reqwest!(reqwest012);
 
 #[cfg(feature = "reqwest-middleware")]
 serve_reqwest_middleware!(
     /// With the `reqwest-middleware` feature, the layer is also a middleware of
     /// `reqwest_middleware::ClientWithMiddleware` (0.5, over reqwest 0.13; feature
-    /// `reqwest-middleware04` for 0.4 over reqwest 0.12), with the same tokens, origins and
+    /// `reqwest-middleware-0.4` for 0.4 over reqwest 0.12), with the same tokens, origins and
     /// replay policy: a bearer token on every request, and one retry with a new token after a
     /// 401.
     ///
@@ -217,9 +217,9 @@ serve_reqwest_middleware!(
     reqwest
 );
 
-#[cfg(feature = "reqwest-middleware04")]
+#[cfg(feature = "reqwest-middleware-0.4")]
 serve_reqwest_middleware!(
-    /// With the `reqwest-middleware04` feature, the layer is also a middleware of
+    /// With the `reqwest-middleware-0.4` feature, the layer is also a middleware of
     /// reqwest-middleware 0.4's `ClientWithMiddleware`, over reqwest 0.12: as with
     /// reqwest-middleware 0.5 (feature `reqwest-middleware`).
     reqwest_middleware04,

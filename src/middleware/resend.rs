@@ -17,7 +17,7 @@ use super::{
     },
     state::{Dpop, Retry, State},
 };
-use crate::{HttpResponse, cache::Ticket};
+use crate::{OAuth2Response, cache::Ticket};
 
 /// What may still follow an answer: a retry with a new token after a 401 (`ticket` and
 /// `retry`, if the answer came from `to`), and a resend with a DPoP nonce (`dpop`).
@@ -39,7 +39,7 @@ pub(super) fn answered<S, R>(
 ) -> Option<S::Response>
 where
     S: Service<R>,
-    S::Response: HttpResponse,
+    S::Response: OAuth2Response,
     R: Request,
 {
     let Follow {

@@ -1,14 +1,14 @@
 //! The HTTP clients the crate sends its own requests through (to the token endpoint and the
 //! other endpoints of the authorization server), and the one type they are all erased to.
 //!
-//! Any tower HTTP client will do ([`HttpClient`]); the `https` feature adds a ready-made one
+//! Any tower HTTP client will do ([`AuthServerTransport`]); the `https` feature adds a ready-made one
 //! ([`https`]), and the `reqwest` features turn a reqwest client into one (`reqwest.rs`), for
 //! `TokenClient::reqwest`. Nothing here knows the token client: it stands above.
 
 #[cfg(feature = "https")]
 #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
 pub mod https;
-#[cfg(any(feature = "reqwest", feature = "reqwest012"))]
+#[cfg(any(feature = "reqwest", feature = "reqwest-0.12"))]
 mod reqwest;
 
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 #[cfg(feature = "reqwest")]
 pub(crate) use self::reqwest::reqwest_without_redirects;
-#[cfg(feature = "reqwest012")]
+#[cfg(feature = "reqwest-0.12")]
 pub(crate) use self::reqwest::reqwest012_without_redirects;
 use crate::BoxError;
 
@@ -27,9 +27,10 @@ pub(crate) type ErasedResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
 /// Every HTTP client, as a [`TokenClient`](crate::TokenClient) holds it.
 pub(crate) type HttpService = BoxCloneSyncService<Request<Bytes>, ErasedResponse, BoxError>;
 
-/// An HTTP client a [`TokenClient`](crate::TokenClient) can send through: any tower
-/// [`Service`] that takes `http::Request<B>`, for a request body `B` that can be made from
-/// [`Bytes`], and answers an `http::Response` whose body yields [`Bytes`].
+/// What the crate's own requests to the authorization server (token, discovery, revocation)
+/// go through, as [`TokenClient`](crate::TokenClient) and [`Discovery`](crate::Discovery)
+/// take it: any tower [`Service`] that takes `http::Request<B>`, for a request body `B` that
+/// can be made from [`Bytes`], and answers an `http::Response` whose body yields [`Bytes`].
 ///
 /// hyper-util's legacy `Client`, a tower-http stack over it, and a [`tower::service_fn`] that
 /// takes `Request<Full<Bytes>>` all are. In full, the service must be `Clone + Send + Sync +
@@ -42,9 +43,9 @@ pub(crate) type HttpService = BoxCloneSyncService<Request<Bytes>, ErasedResponse
 ///
 /// Every type that meets those bounds implements this trait; it exists so that they are
 /// written once. This trait is sealed: it cannot be implemented outside this crate.
-pub trait HttpClient<B>: sealed::Erase<B> {}
+pub trait AuthServerTransport<B>: sealed::Erase<B> {}
 
-impl<S: sealed::Erase<B>, B> HttpClient<B> for S {}
+impl<S: sealed::Erase<B>, B> AuthServerTransport<B> for S {}
 
 pub(crate) mod sealed {
     use super::*;

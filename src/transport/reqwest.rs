@@ -45,7 +45,7 @@ without_redirects!(
 );
 
 without_redirects!(
-    #[cfg(feature = "reqwest012")]
+    #[cfg(feature = "reqwest-0.12")]
     reqwest012_without_redirects,
     reqwest012
 );
