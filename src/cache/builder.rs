@@ -10,7 +10,7 @@ use super::{
     ApartFromCounts, Core, Rules, TokenCache, fetch::Backoff, flight::Flight, persist::Persistence,
     state::State, stats::Stats, ticket,
 };
-use crate::{Error, TokenStore, source::DynTokenSource, store::DynTokenStore};
+use crate::{TokenStore, source::DynTokenSource, store::DynTokenStore};
 
 /// Configures a [`TokenCache`]. Made by [`TokenCache::builder`].
 #[must_use]
@@ -113,15 +113,18 @@ impl TokenCacheBuilder {
     /// tokens are good only in the process that holds the key.
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub fn fleet(mut self, fleet: impl Into<Arc<crate::fleet::RedisFleet>>) -> Result<Self, Error> {
+    pub fn fleet(
+        mut self,
+        fleet: impl Into<Arc<crate::fleet::RedisFleet>>,
+    ) -> Result<Self, crate::Error> {
         let id = self.source.identity().ok_or_else(|| {
-            Error::config(
+            crate::Error::config(
                 "the token source does not say what its tokens are for (TokenSource::identity); \
                  a grant that acts for a user shares tokens only once given a subject",
             )
         })?;
         if id.dpop_bound {
-            return Err(Error::config(
+            return Err(crate::Error::config(
                 "a DPoP-bound token cannot be shared through a fleet: build this cache without \
                  TokenCacheBuilder::fleet, or its token client without a DPoP key",
             ));

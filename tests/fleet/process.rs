@@ -31,8 +31,12 @@ pub const KEY: [u8; 32] = [0x5a; 32];
 /// Another key, for a process that does not belong.
 pub const OTHER_KEY: [u8; 32] = [0xa5; 32];
 
-/// The `curl` example `fleet/run.sh` built next to this test binary.
+/// The `curl` example `fleet/run.sh` built next to this test binary, or the one
+/// `FLEET_CURL_BINARY` names: another commit's build, to see a test fail without a fix.
 pub fn curl_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLEET_CURL_BINARY") {
+        return PathBuf::from(path);
+    }
     let mut path = std::env::current_exe().unwrap();
     path.pop();
     if path.ends_with("deps") {
