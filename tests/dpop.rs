@@ -13,20 +13,11 @@ use tower_oauth2::{
     TokenCache, TokenClient, grant::ClientCredentials,
 };
 
+use common::AuthServerExt;
 use tower_oauth2_testkit::{AuthServer, Body, accepted_token, keys};
 
 const TOKEN_URL: &str = "https://auth.test/token";
 const ORDERS: &str = "https://api.test/orders?page=2";
-
-fn bound_cache(issuer: &AuthServer, key: &DpopKey) -> TokenCache {
-    let endpoint = TokenClient::new(TOKEN_URL, issuer.token_endpoint())
-        .unwrap()
-        .dpop(key);
-    TokenCache::new(ClientCredentials::new(
-        endpoint,
-        ClientAuth::basic("client", "secret"),
-    ))
-}
 
 fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::default()).unwrap()
@@ -44,7 +35,7 @@ fn proofs_to(issuer: &AuthServer, htu: &str) -> Vec<Value> {
 async fn a_token_request_carries_a_proof_and_brings_back_a_token_bound_to_the_key() {
     let issuer = AuthServer::new().dpop();
     let key = DpopKey::generate().unwrap();
-    let token = bound_cache(&issuer, &key).token().await.unwrap();
+    let token = issuer.dpop_cache(&key).token().await.unwrap();
 
     assert_eq!(token.token().scheme(), "DPoP");
     assert_eq!(token.header_value(), "DPoP token-1");
@@ -63,7 +54,7 @@ async fn a_token_request_carries_a_proof_and_brings_back_a_token_bound_to_the_ke
 async fn each_api_request_gets_its_own_proof_for_its_method_and_url_without_the_query() {
     let issuer = AuthServer::new().dpop();
     let key = DpopKey::generate().unwrap();
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(issuer.api::<Body>());
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key)).layer(issuer.api::<Body>());
 
     for request in [
         get(ORDERS),
@@ -89,7 +80,7 @@ async fn each_api_request_gets_its_own_proof_for_its_method_and_url_without_the_
 async fn a_nonce_demanded_by_the_token_endpoint_costs_one_resend_in_one_fetch() {
     let issuer = AuthServer::new().dpop().dpop_nonces(true, false);
     let key = DpopKey::generate().unwrap();
-    let cache = bound_cache(&issuer, &key);
+    let cache = issuer.dpop_cache(&key);
     let token = cache.token().await.unwrap();
 
     assert_eq!(token.token().scheme(), "DPoP");
@@ -133,7 +124,7 @@ async fn the_resend_after_a_token_endpoint_nonce_signs_a_new_client_assertion() 
 async fn an_api_nonce_demand_is_met_by_one_resend_that_is_not_a_401_retry() {
     let issuer = AuthServer::new().dpop().dpop_nonces(false, true);
     let key = DpopKey::generate().unwrap();
-    let cache = bound_cache(&issuer, &key);
+    let cache = issuer.dpop_cache(&key);
     let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
 
     // The first request waits for the token; the second finds it cached.
@@ -164,7 +155,7 @@ async fn an_api_nonce_demand_is_met_by_one_resend_that_is_not_a_401_retry() {
 async fn a_rotated_nonce_is_learned_from_the_demand_for_it() {
     let issuer = AuthServer::new().dpop().dpop_nonces(false, true);
     let key = DpopKey::generate().unwrap();
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(issuer.api::<Body>());
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key)).layer(issuer.api::<Body>());
     client.clone().oneshot(get(ORDERS)).await.unwrap();
     issuer.rotate_dpop_nonce();
 
@@ -196,7 +187,7 @@ async fn a_server_that_keeps_demanding_a_nonce_gets_one_resend_and_its_answer_ba
             async move { Ok::<_, Infallible>(response) }
         })
     };
-    let cache = bound_cache(&issuer, &key);
+    let cache = issuer.dpop_cache(&key);
     let client = OAuth2Layer::new(cache.clone()).layer(api);
 
     let response = client.oneshot(get(ORDERS)).await.unwrap();
@@ -209,7 +200,7 @@ async fn a_server_that_keeps_demanding_a_nonce_gets_one_resend_and_its_answer_ba
 async fn a_revoked_bound_token_is_refreshed_and_the_retry_signs_for_the_new_one() {
     let issuer = AuthServer::new().dpop();
     let key = DpopKey::generate().unwrap();
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(issuer.api::<Body>());
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key)).layer(issuer.api::<Body>());
     client.clone().oneshot(get(ORDERS)).await.unwrap();
     issuer.revoke("token-1");
 
@@ -229,7 +220,7 @@ async fn a_revoked_bound_token_is_refreshed_and_the_retry_signs_for_the_new_one(
 async fn a_401_retry_and_a_nonce_resend_each_happen_once_for_the_same_request() {
     let issuer = AuthServer::new().dpop().dpop_nonces(false, true);
     let key = DpopKey::generate().unwrap();
-    let cache = bound_cache(&issuer, &key);
+    let cache = issuer.dpop_cache(&key);
     let client = OAuth2Layer::new(cache.clone()).layer(issuer.api::<Body>());
     client.clone().oneshot(get(ORDERS)).await.unwrap();
     issuer.revoke("token-1");
@@ -250,7 +241,7 @@ async fn a_401_retry_and_a_nonce_resend_each_happen_once_for_the_same_request() 
 async fn without_a_copy_a_nonce_demand_is_returned_as_it_came() {
     let issuer = AuthServer::new().dpop().dpop_nonces(false, true);
     let key = DpopKey::generate().unwrap();
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key))
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key))
         .replay(NoReplay)
         .layer(issuer.api::<Body>());
 
@@ -279,7 +270,7 @@ async fn a_server_that_issues_bearer_tokens_gets_bearer_requests_without_proofs(
             async { Ok::<_, Infallible>(Response::new(Body::default())) }
         })
     };
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(api);
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key)).layer(api);
     client.oneshot(get(ORDERS)).await.unwrap();
 
     assert_eq!(
@@ -307,7 +298,7 @@ async fn a_dpop_token_for_a_client_without_a_key_is_refused() {
 async fn a_request_without_an_absolute_url_cannot_be_proven_and_fails() {
     let issuer = AuthServer::new().dpop();
     let key = DpopKey::generate().unwrap();
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key))
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key))
         .send_others_without_token()
         .layer(issuer.api::<Body>());
     let cache_warm = client.clone().oneshot(get(ORDERS)).await.unwrap();
@@ -366,7 +357,7 @@ async fn proofs_verify_for_every_algorithm_at_a_checking_server() {
     for signing in loaded.iter().chain(&from_jwk) {
         let issuer = AuthServer::new().dpop();
         let key = DpopKey::from_signing_key(signing).unwrap();
-        let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(issuer.api::<Body>());
+        let client = OAuth2Layer::new(issuer.dpop_cache(&key)).layer(issuer.api::<Body>());
         let response = client.oneshot(get(ORDERS)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{:?}", key.algorithm());
         assert_eq!(issuer.dpop_proofs()[0]["_jkt"], key.thumbprint());
@@ -390,7 +381,7 @@ fn a_key_never_shows_its_private_half() {
 async fn the_method_of_the_proof_is_the_requests_own() {
     let issuer = AuthServer::new().dpop();
     let key = DpopKey::generate().unwrap();
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(issuer.api::<Body>());
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key)).layer(issuer.api::<Body>());
     let request = Request::builder()
         .method(Method::DELETE)
         .uri("https://api.test/orders/7")
@@ -494,7 +485,7 @@ async fn an_authorization_code_grant_given_a_key_exchanges_and_refreshes_with_pr
 async fn htu_names_the_host_in_lowercase_without_the_default_port() {
     let issuer = AuthServer::new().dpop();
     let key = DpopKey::generate().unwrap();
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(issuer.api::<Body>());
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key)).layer(issuer.api::<Body>());
     let response = client
         .oneshot(get("https://API.Test:443/orders?page=2"))
         .await

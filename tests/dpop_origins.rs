@@ -2,32 +2,25 @@
 //! own origin sent even when the key has forgotten that origin meanwhile, and redirects
 //! neither carry a proof on nor bring back another origin's nonce.
 
+mod common;
+
 use std::{
     convert::Infallible,
     sync::{Arc, Mutex},
 };
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use common::AuthServerExt;
 use http::{HeaderValue, Request, Response, StatusCode, header::LOCATION};
 use serde_json::Value;
 use tokio::sync::Notify;
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
-use tower_http::follow_redirect::FollowRedirectLayer;
-use tower_oauth2::{
-    ClientAuth, DpopKey, OAuth2Layer, TokenCache, TokenClient, WithoutDpopOnRedirect,
-    grant::ClientCredentials,
+use tower_http::follow_redirect::{
+    FollowRedirectLayer,
+    policy::{Policy, Standard},
 };
+use tower_oauth2::{DpopKey, OAuth2Layer, WithoutDpopOnRedirect};
 use tower_oauth2_testkit::{AuthServer, Body};
-
-fn bound_cache(issuer: &AuthServer, key: &DpopKey) -> TokenCache {
-    let endpoint = TokenClient::new("https://auth.test/token", issuer.token_endpoint())
-        .unwrap()
-        .dpop(key);
-    TokenCache::new(ClientCredentials::new(
-        endpoint,
-        ClientAuth::basic("client", "secret"),
-    ))
-}
 
 fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::default()).unwrap()
@@ -104,7 +97,7 @@ async fn a_nonce_resend_carries_its_origins_nonce_though_the_origin_was_forgotte
             }
         })
     };
-    let client = OAuth2Layer::new(bound_cache(&issuer, &key)).layer(api);
+    let client = OAuth2Layer::new(issuer.dpop_cache(&key)).layer(api);
     let held_request = tokio::spawn(client.clone().oneshot(get("https://api.test/orders")));
     while seen.lock().unwrap().is_empty() {
         tokio::task::yield_now().await;
@@ -163,15 +156,32 @@ fn redirecting_network(
     })
 }
 
-#[tokio::test]
-async fn a_nonce_from_the_end_of_a_redirect_is_neither_kept_for_the_first_origin_nor_resent() {
+/// A DPoP-bound client: the layer above tower-http's `FollowRedirect` with `policy`, over
+/// [`redirecting_network`].
+fn through_redirects<P>(
+    policy: P,
+    seen: &Seen,
+) -> impl tower::Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = tower::BoxError,
+    Future = impl Send,
+> + Clone
+where
+    P: Policy<Body, Infallible> + Clone + Send + Sync + 'static,
+{
     let issuer = AuthServer::new().dpop();
     let key = DpopKey::generate().unwrap();
+    ServiceBuilder::new()
+        .layer(OAuth2Layer::new(issuer.dpop_cache(&key)))
+        .layer(FollowRedirectLayer::with_policy(policy))
+        .service(redirecting_network(seen))
+}
+
+#[tokio::test]
+async fn a_nonce_from_the_end_of_a_redirect_is_neither_kept_for_the_first_origin_nor_resent() {
     let seen = Seen::default();
-    let client = ServiceBuilder::new()
-        .layer(OAuth2Layer::new(bound_cache(&issuer, &key)))
-        .layer(FollowRedirectLayer::new())
-        .service(redirecting_network(&seen));
+    let client = through_redirects(Standard::default(), &seen);
 
     let response = client
         .clone()
@@ -195,15 +205,8 @@ async fn a_nonce_from_the_end_of_a_redirect_is_neither_kept_for_the_first_origin
 
 #[tokio::test]
 async fn without_dpop_on_redirect_keeps_the_proof_off_every_redirected_hop() {
-    let issuer = AuthServer::new().dpop();
-    let key = DpopKey::generate().unwrap();
     let seen = Seen::default();
-    let client = ServiceBuilder::new()
-        .layer(OAuth2Layer::new(bound_cache(&issuer, &key)))
-        .layer(FollowRedirectLayer::with_policy(
-            WithoutDpopOnRedirect::default(),
-        ))
-        .service(redirecting_network(&seen));
+    let client = through_redirects(WithoutDpopOnRedirect::default(), &seen);
 
     client.oneshot(get("https://a.test/start")).await.unwrap();
     let seen = seen.lock().unwrap();
@@ -218,13 +221,8 @@ async fn without_dpop_on_redirect_keeps_the_proof_off_every_redirected_hop() {
 async fn tower_https_own_policy_alone_lets_the_proof_follow_a_redirect() {
     // Why `WithoutDpopOnRedirect` exists: were this to fail, tower-http would strip proofs
     // itself and the wrapper could go.
-    let issuer = AuthServer::new().dpop();
-    let key = DpopKey::generate().unwrap();
     let seen = Seen::default();
-    let client = ServiceBuilder::new()
-        .layer(OAuth2Layer::new(bound_cache(&issuer, &key)))
-        .layer(FollowRedirectLayer::new())
-        .service(redirecting_network(&seen));
+    let client = through_redirects(Standard::default(), &seen);
 
     client.oneshot(get("https://a.test/start")).await.unwrap();
     let seen = seen.lock().unwrap();

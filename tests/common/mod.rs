@@ -18,6 +18,10 @@ pub(crate) trait AuthServerExt {
     fn grant(&self) -> ClientCredentials;
     /// A token cache over [`grant`](Self::grant).
     fn cache(&self) -> TokenCache;
+    /// A token cache over [`grant`](Self::grant) whose token client proves possession of
+    /// `key` (DPoP).
+    #[cfg(feature = "dpop")]
+    fn dpop_cache(&self, key: &tower_oauth2::DpopKey) -> TokenCache;
 }
 
 impl AuthServerExt for AuthServer {
@@ -35,5 +39,14 @@ impl AuthServerExt for AuthServer {
 
     fn cache(&self) -> TokenCache {
         TokenCache::new(self.grant())
+    }
+
+    #[cfg(feature = "dpop")]
+    fn dpop_cache(&self, key: &tower_oauth2::DpopKey) -> TokenCache {
+        let endpoint = self.token_client().dpop(key);
+        TokenCache::new(ClientCredentials::new(
+            endpoint,
+            ClientAuth::basic("client", "secret"),
+        ))
     }
 }
