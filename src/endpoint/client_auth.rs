@@ -1,6 +1,10 @@
 //! How the client authenticates to the token endpoint and the endpoints that share its form:
 //! a secret (HTTP Basic or form fields), a signed JWT made for each request (feature `jwt`),
-//! a TLS client certificate (RFC 8705), or nothing.
+//! an external client assertion, a TLS client certificate (RFC 8705), or nothing.
+//!
+//! Glossary: a *source* is where a secret or an assertion comes from ([`CredentialSource`]);
+//! what the client *presents* is what one request carries ([`Presented`]), read from the
+//! source or signed for that request only.
 
 use std::fmt;
 
@@ -8,12 +12,15 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use http::HeaderValue;
 use zeroize::Zeroizing;
 
-use crate::{Error, Secret, secret::sensitive_header};
+use crate::{
+    CredentialSource, Error, Secret,
+    credential::{Holds, assertion_usable},
+    secret::sensitive_header,
+};
 #[cfg(feature = "jwt")]
 use crate::{SigningKey, assertion::Claims};
 
 /// The `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
-#[cfg(feature = "jwt")]
 pub(crate) const JWT_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -31,7 +38,10 @@ pub(crate) const JWT_ASSERTION_TYPE: &str =
 /// assert_eq!(public.client_id(), "my-app");
 /// ```
 ///
-/// With the `jwt` feature, the client can also prove itself with a signed JWT, made afresh
+/// A secret can come from a file that is read again for every token request, or from a
+/// function ([`CredentialSource`]); so can an external client assertion
+/// ([`client_assertion`](Self::client_assertion)), such as a workload identity token. With the
+/// `jwt` feature, the client can also prove itself with a signed JWT, made afresh
 /// for every request: `client_secret_jwt` and
 /// `private_key_jwt` (RFC 7523 section 2.2). With mutual TLS
 /// ([`tls_client_auth`](Self::tls_client_auth),
@@ -48,8 +58,10 @@ pub struct ClientAuth {
 
 #[derive(Clone)]
 enum Method {
-    Basic(Secret),
-    Post(Secret),
+    Basic(CredentialSource),
+    Post(CredentialSource),
+    /// An assertion the client is given, not one it signs (RFC 7521 section 4.2).
+    Assertion(CredentialSource),
     None,
     /// `tls_client_auth` (`true`) or `self_signed_tls_client_auth` (`false`): the proof is in
     /// the TLS handshake, the form carries the client id only.
@@ -66,14 +78,45 @@ enum Method {
 impl ClientAuth {
     /// HTTP Basic authentication (`client_secret_basic`): the id and secret, each
     /// form-urlencoded as RFC 6749 section 2.3.1 requires, in an `Authorization` header.
-    pub fn basic(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+    ///
+    /// The secret is a string, a [`Secret`], or a [`CredentialSource`] for one that rotates:
+    /// `ClientAuth::basic("my-client", CredentialSource::file("/run/secrets/client"))`.
+    pub fn basic(client_id: impl Into<String>, client_secret: impl Into<CredentialSource>) -> Self {
         Self::with_method(client_id, Method::Basic(client_secret.into()))
     }
 
     /// The id and secret as `client_id` and `client_secret` form fields
-    /// (`client_secret_post`).
-    pub fn post(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+    /// (`client_secret_post`). The secret is given as for [`basic`](Self::basic).
+    pub fn post(client_id: impl Into<String>, client_secret: impl Into<CredentialSource>) -> Self {
         Self::with_method(client_id, Method::Post(client_secret.into()))
+    }
+
+    /// An external client assertion (RFC 7521 section 4.2, RFC 7523 section 2.2): a JWT the
+    /// client is given rather than signs, such as a Kubernetes service-account token or a CI
+    /// runner's OIDC token, whose issuer the authorization server trusts. Every request
+    /// carries the source's current JWT as `client_assertion`, with
+    /// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and
+    /// `client_id`; the method's registered name is `private_key_jwt`.
+    ///
+    /// The JWT's `exp` is read without checking its signature (the server does that): one that
+    /// has expired, or expires within 5 seconds, is read from its source once more, and if it
+    /// is still expired the request is not sent and the error
+    /// ([`ErrorKind::Config`](crate::ErrorKind::Config)) names the source, never the JWT. A
+    /// value without a readable `exp` (not a JWT, or no such claim) is sent as it is, for the
+    /// server to judge.
+    ///
+    /// ```
+    /// use tower_oauth2::{ClientAuth, CredentialSource};
+    ///
+    /// let token = CredentialSource::file("/var/run/secrets/tokens/oauth-token");
+    /// let auth = ClientAuth::client_assertion("my-workload", token);
+    /// assert_eq!(auth.method_name(), "private_key_jwt");
+    /// ```
+    pub fn client_assertion(
+        client_id: impl Into<String>,
+        assertion: impl Into<CredentialSource>,
+    ) -> Self {
+        Self::with_method(client_id, Method::Assertion(assertion.into()))
     }
 
     /// A public client: only `client_id` is sent, as a form field.
@@ -191,11 +234,14 @@ impl ClientAuth {
 
     /// Returns the method's name as registered with servers (`token_endpoint_auth_method`):
     /// `client_secret_basic`, `client_secret_post`, `none`, `tls_client_auth`,
-    /// `self_signed_tls_client_auth`, `client_secret_jwt` or `private_key_jwt`.
+    /// `self_signed_tls_client_auth`, `client_secret_jwt` or `private_key_jwt` (for
+    /// [`client_assertion`](Self::client_assertion) too: servers register an external
+    /// assertion's client under it, trusting the assertion's issuer).
     pub fn method_name(&self) -> &'static str {
         match self.method {
             Method::Basic(_) => "client_secret_basic",
             Method::Post(_) => "client_secret_post",
+            Method::Assertion(_) => "private_key_jwt",
             Method::None => "none",
             Method::MutualTls { ca_issued: true } => "tls_client_auth",
             Method::MutualTls { ca_issued: false } => "self_signed_tls_client_auth",
@@ -206,27 +252,93 @@ impl ClientAuth {
         }
     }
 
-    pub(crate) fn secret(&self) -> Option<&Secret> {
-        match &self.method {
-            Method::Basic(secret) | Method::Post(secret) => Some(secret),
+    /// What the client presents in one request whose token endpoint is `token_endpoint`,
+    /// when it needs no reading: `None` when a source must be read ([`present`](Self::present)
+    /// does both). A signed assertion is new each time: its `jti` is good for one use.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_variables))]
+    pub(crate) fn present_now(&self, token_endpoint: &str) -> Option<Result<Presented, Error>> {
+        let presented = match &self.method {
+            Method::Basic(source) | Method::Post(source) => Presented {
+                secret: Some(source.fixed_value()?.clone()),
+                assertion: None,
+            },
+            Method::Assertion(source) => {
+                let assertion = source.fixed_value()?;
+                if !assertion_usable(assertion.expose(), std::time::SystemTime::now()) {
+                    return Some(Err(expired(source)));
+                }
+                Presented {
+                    secret: None,
+                    assertion: Some(assertion.clone()),
+                }
+            }
+            Method::None | Method::MutualTls { .. } => Presented::default(),
             #[cfg(feature = "jwt")]
-            Method::SecretJwt(secret, _) => Some(secret),
-            _ => None,
+            Method::SecretJwt(_, key) | Method::PrivateKeyJwt(key) => {
+                let audience = self.assertion_audience.as_deref().unwrap_or(token_endpoint);
+                let claims = Claims::new(&self.client_id, &self.client_id, audience);
+                let secret = match &self.method {
+                    Method::SecretJwt(secret, _) => Some(secret.clone()),
+                    _ => None,
+                };
+                return Some(key.sign(&claims).map(|assertion| Presented {
+                    secret,
+                    assertion: Some(assertion),
+                }));
+            }
+        };
+        Some(Ok(presented))
+    }
+
+    /// What the client presents in one request, reading its source if it has one. Called
+    /// once per request to the authorization server, a resend too.
+    pub(crate) async fn present(&self, token_endpoint: &str) -> Result<Presented, Error> {
+        if let Some(presented) = self.present_now(token_endpoint) {
+            return presented;
+        }
+        match &self.method {
+            Method::Basic(source) | Method::Post(source) => Ok(Presented {
+                secret: Some(source.read(Holds::SECRET).await?),
+                assertion: None,
+            }),
+            Method::Assertion(source) => {
+                let mut assertion = source.read(Holds::ASSERTION).await?;
+                if !assertion_usable(assertion.expose(), std::time::SystemTime::now()) {
+                    // A platform writes the next token shortly before the last one expires:
+                    // one more read may find it.
+                    assertion = source.read(Holds::ASSERTION).await?;
+                    if !assertion_usable(assertion.expose(), std::time::SystemTime::now()) {
+                        return Err(expired(source));
+                    }
+                }
+                Ok(Presented {
+                    secret: None,
+                    assertion: Some(assertion),
+                })
+            }
+            // `present_now` answers every other method.
+            _ => Ok(Presented::default()),
         }
     }
 
-    /// Signs a new client assertion for a request whose token endpoint is `token_endpoint`;
-    /// `None` for methods without one. Called once per request: an assertion's `jti` is good
-    /// for one use.
-    #[cfg_attr(not(feature = "jwt"), allow(unused_variables, clippy::unused_self))]
-    pub(crate) fn assertion(&self, token_endpoint: &str) -> Result<Option<Secret>, Error> {
-        #[cfg(feature = "jwt")]
-        if let Method::SecretJwt(_, key) | Method::PrivateKeyJwt(key) = &self.method {
-            let audience = self.assertion_audience.as_deref().unwrap_or(token_endpoint);
-            let claims = Claims::new(&self.client_id, &self.client_id, audience);
-            return key.sign(&claims).map(Some);
+    /// Whether what this client presents comes from a source that can change, so that an
+    /// `invalid_client` answer is worth reading it again for.
+    pub(crate) fn can_change(&self) -> bool {
+        match &self.method {
+            Method::Basic(source) | Method::Post(source) | Method::Assertion(source) => {
+                source.can_change()
+            }
+            _ => false,
         }
-        Ok(None)
+    }
+
+    fn source(&self) -> Option<&CredentialSource> {
+        match &self.method {
+            Method::Basic(source) | Method::Post(source) | Method::Assertion(source) => {
+                Some(source)
+            }
+            _ => None,
+        }
     }
 
     /// Whether [`write_form`](Self::write_form) adds `client_id`: every method but HTTP Basic,
@@ -238,8 +350,8 @@ impl ClientAuth {
     }
 
     /// The base64 credentials of HTTP Basic, `None` for the other methods.
-    pub(crate) fn basic_credentials(&self) -> Option<Zeroizing<String>> {
-        let Method::Basic(secret) = &self.method else {
+    pub(crate) fn basic_credentials(&self, presented: &Presented) -> Option<Zeroizing<String>> {
+        let (Method::Basic(_), Some(secret)) = (&self.method, &presented.secret) else {
             return None;
         };
         let mut credentials = Zeroizing::new(String::new());
@@ -250,41 +362,59 @@ impl ClientAuth {
     }
 
     /// The `Authorization` header for HTTP Basic, `None` for the other methods.
-    pub(crate) fn header(&self) -> Option<HeaderValue> {
-        let credentials = self.basic_credentials()?;
+    pub(crate) fn header(&self, presented: &Presented) -> Option<HeaderValue> {
+        let credentials = self.basic_credentials(presented)?;
         // Base64 output is always a valid header value.
         sensitive_header(Zeroizing::new(
             format!("Basic {}", credentials.as_str()).into_bytes(),
         ))
     }
 
-    /// Adds the form fields this method sends, with the request's
-    /// [`assertion`](Self::assertion) for the methods that have one.
-    #[cfg_attr(not(feature = "jwt"), allow(unused_variables))]
+    /// Adds the form fields this method sends, with what the client
+    /// [presents](Self::present) in this request.
     pub(crate) fn write_form(
         &self,
         form: &mut form_urlencoded::Serializer<'_, String>,
-        assertion: Option<&Secret>,
+        presented: &Presented,
     ) {
-        match &self.method {
-            Method::Basic(_) => {}
-            Method::Post(secret) => {
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_secret", secret.expose());
-            }
-            Method::None | Method::MutualTls { .. } => {
-                form.append_pair("client_id", &self.client_id);
-            }
-            #[cfg(feature = "jwt")]
-            Method::SecretJwt(..) | Method::PrivateKeyJwt(_) => {
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_assertion_type", JWT_ASSERTION_TYPE);
-                if let Some(assertion) = assertion {
-                    form.append_pair("client_assertion", assertion.expose());
-                }
-            }
+        if self.writes_client_id() {
+            form.append_pair("client_id", &self.client_id);
+        }
+        if let (Method::Post(_), Some(secret)) = (&self.method, &presented.secret) {
+            form.append_pair("client_secret", secret.expose());
+        }
+        if let Some(assertion) = &presented.assertion {
+            form.append_pair("client_assertion_type", JWT_ASSERTION_TYPE);
+            form.append_pair("client_assertion", assertion.expose());
         }
     }
+}
+
+/// What the client presents in one request: the secret it sends (or keys its assertion with,
+/// to scrub from errors) and the assertion it sends.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Presented {
+    secret: Option<Secret>,
+    assertion: Option<Secret>,
+}
+
+impl Presented {
+    /// The secret and the assertion, each that there is.
+    pub(crate) fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        self.secret.iter().chain(&self.assertion)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn assertion(&self) -> Option<&Secret> {
+        self.assertion.as_ref()
+    }
+}
+
+fn expired(source: &CredentialSource) -> Error {
+    source.invalid(
+        Holds::ASSERTION,
+        "has expired, or expires within 5 seconds, and was not renewed",
+    )
 }
 
 impl fmt::Debug for ClientAuth {
@@ -292,6 +422,7 @@ impl fmt::Debug for ClientAuth {
         f.debug_struct("ClientAuth")
             .field("client_id", &self.client_id)
             .field("method", &self.method_name())
+            .field("source", &self.source())
             .field("assertion_audience", &self.assertion_audience)
             .finish()
     }
@@ -300,7 +431,7 @@ impl fmt::Debug for ClientAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TokenRequest;
+    use crate::{__fuzz::presented, ErrorKind, TokenRequest};
 
     #[test]
     fn mutual_tls_methods_send_the_client_id_and_no_secret() {
@@ -312,15 +443,11 @@ mod tests {
             ),
         ] {
             assert_eq!(auth.method_name(), name);
-            assert!(auth.header().is_none());
-            assert!(auth.secret().is_none());
-            assert!(
-                auth.assertion("https://as.example/token")
-                    .unwrap()
-                    .is_none()
-            );
+            let presented = presented(&auth);
+            assert!(auth.header(&presented).is_none());
+            assert_eq!(presented.secrets().count(), 0);
             assert!(auth.writes_client_id());
-            let body = TokenRequest::new("client_credentials").encode(&auth, None);
+            let body = TokenRequest::new("client_credentials").encode(&auth, &presented);
             assert_eq!(body.as_str(), "grant_type=client_credentials&client_id=svc");
             assert!(format!("{auth:?}").contains(name));
         }
@@ -331,5 +458,75 @@ mod tests {
         assert!(!ClientAuth::basic("id", "secret").writes_client_id());
         assert!(ClientAuth::post("id", "secret").writes_client_id());
         assert!(ClientAuth::none("id").writes_client_id());
+    }
+
+    fn unsigned_jwt(exp: u64) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"app","exp":{exp}}}"#));
+        format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2lnbmF0dXJl")
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn an_external_assertion_is_sent_with_its_type_and_the_client_id() {
+        let jwt = unsigned_jwt(now() + 600);
+        let auth = ClientAuth::client_assertion("app", jwt.as_str());
+        let presented = presented(&auth);
+        assert!(auth.header(&presented).is_none());
+        let body = TokenRequest::new("client_credentials").encode(&auth, &presented);
+        let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let field = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        assert_eq!(
+            form,
+            [
+                field("grant_type", "client_credentials"),
+                field("client_id", "app"),
+                field("client_assertion_type", JWT_ASSERTION_TYPE),
+                field("client_assertion", &jwt),
+            ]
+        );
+        assert!(!format!("{auth:?}").contains(&jwt[20..]));
+    }
+
+    #[tokio::test]
+    async fn a_fixed_assertion_that_has_expired_is_refused_without_quoting_it() {
+        let jwt = unsigned_jwt(now() + 2);
+        let auth = ClientAuth::client_assertion("app", jwt.as_str());
+        let error = auth.present("https://as.example/token").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+        let message = error.to_string();
+        assert!(message.contains("the fixed client assertion"), "{message}");
+        assert!(!message.contains(&jwt[20..]), "{message}");
+        assert!(!auth.can_change());
+    }
+
+    #[tokio::test]
+    async fn a_secret_from_a_function_is_read_for_each_request() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        let source = CredentialSource::from_fn(move || {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, crate::BoxError>(format!("secret-{n}\n")) }
+        });
+        let auth = ClientAuth::post("app", source);
+        assert!(auth.can_change());
+        assert!(auth.present_now("https://as.example/token").is_none());
+        let first = auth.present("https://as.example/token").await.unwrap();
+        let second = auth.present("https://as.example/token").await.unwrap();
+        assert!(first != second);
+        let body = TokenRequest::new("g").encode(&auth, &second);
+        assert_eq!(
+            body.as_str(),
+            "grant_type=g&client_id=app&client_secret=secret-1"
+        );
+        assert!(!format!("{auth:?}").contains("secret-"));
     }
 }
