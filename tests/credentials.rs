@@ -344,3 +344,29 @@ fn debug_of_sources_and_client_auth_shows_no_secret() {
     );
     assert!(file.contains("/run/s"), "{file}");
 }
+
+#[cfg(feature = "dpop")]
+#[tokio::test]
+async fn a_dpop_nonce_resend_reads_the_assertion_source_again() {
+    let issuer = AuthServer::new()
+        .dpop()
+        .dpop_nonces(true, false)
+        .external_assertion_client("workload");
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&reads);
+    let source = CredentialSource::from_fn(move || {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        let value = assertion("workload", 600, &format!("read-{n}"));
+        async move { Ok::<_, BoxError>(value) }
+    });
+    let key = tower_oauth2::DpopKey::generate().unwrap();
+    let endpoint = issuer.token_client().dpop(&key);
+    let grant = ClientCredentials::new(endpoint, ClientAuth::client_assertion("workload", source));
+
+    TokenCache::new(grant).token().await.unwrap();
+
+    let sent = issuer.received();
+    assert_eq!((sent.len(), reads.load(Ordering::SeqCst)), (2, 2));
+    assertion_marked(&sent[0], "read-0");
+    assertion_marked(&sent[1], "read-1");
+}
