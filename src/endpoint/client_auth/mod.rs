@@ -78,7 +78,8 @@ impl ClientAuth {
     /// HTTP Basic authentication (`client_secret_basic`): the id and secret, each
     /// form-urlencoded as RFC 6749 section 2.3.1 requires, in an `Authorization` header.
     ///
-    /// The secret is a string, a [`Secret`], or a [`CredentialSource`] for one that rotates:
+    /// The secret is a string, a [`Secret`](crate::Secret), or a [`CredentialSource`] for one
+    /// that rotates:
     /// `ClientAuth::basic("my-client", CredentialSource::file("/run/secrets/client"))`.
     pub fn basic(client_id: impl Into<String>, client_secret: impl Into<CredentialSource>) -> Self {
         Self::with_method(client_id, Method::Basic(client_secret.into()))
