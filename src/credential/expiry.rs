@@ -16,18 +16,16 @@ pub(crate) const MARGIN: Duration = Duration::from_secs(5);
 /// a payload that is not JSON, no `exp`) counts as good: the server is the one to judge it,
 /// and refusing an assertion the server would take is worse than one wasted request.
 pub(crate) fn usable(jwt: &str, now: SystemTime) -> bool {
-    let Some(exp) = expires_at(jwt) else {
-        return true;
-    };
-    let deadline = now + MARGIN;
-    UNIX_EPOCH + Duration::from_secs(exp) > deadline
+    remaining(jwt, now).is_none_or(|left| left > MARGIN)
 }
 
-/// The `exp` claim of a compact JWS, in seconds since the epoch.
-fn expires_at(jwt: &str) -> Option<u64> {
+/// The time left after `now` until the `exp` of `jwt`, a compact JWS (zero once it has
+/// passed); `None` when it has no readable `exp`, or one a century or more away, which is
+/// as good as none.
+pub(crate) fn remaining(jwt: &str, now: SystemTime) -> Option<Duration> {
     #[derive(serde::Deserialize)]
     struct Claims {
-        exp: Option<serde_json::Number>,
+        exp: Option<f64>,
     }
     let mut parts = jwt.split('.');
     let payload = parts.nth(1)?;
@@ -36,11 +34,12 @@ fn expires_at(jwt: &str) -> Option<u64> {
         return None;
     }
     let json = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?);
-    let claims: Claims = serde_json::from_slice(&json).ok()?;
-    let exp = claims.exp?;
-    // RFC 7519 allows a fractional NumericDate; a negative one is long past.
-    exp.as_u64()
-        .or_else(|| exp.as_f64().map(|seconds| seconds.max(0.0) as u64))
+    // RFC 7519 allows a fractional NumericDate.
+    let exp = serde_json::from_slice::<Claims>(&json).ok()?.exp?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+    let left = (exp - now).max(0.0);
+    // The bound also keeps `from_secs_f64` from overflowing.
+    (left < 100.0 * 365.0 * 86_400.0).then(|| Duration::from_secs_f64(left))
 }
 
 #[cfg(test)]
@@ -72,5 +71,27 @@ mod tests {
         assert!(usable("a.%%%.c", now));
         assert!(usable(&jwt("not json"), now));
         assert!(usable(&format!("{}.d.e", jwt(r#"{"exp":1}"#)), now));
+        assert!(usable(&jwt(r#"{"exp":1e300}"#), now));
+        assert!(usable(&jwt(r#"{"exp":"1"}"#), now));
+    }
+
+    #[test]
+    fn the_exp_of_a_jwt_says_how_long_it_is_good_for() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(
+            remaining(&jwt(r#"{"exp":1600}"#), now),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(remaining(&jwt(r#"{"exp":995}"#), now), Some(Duration::ZERO));
+        assert_eq!(remaining(&jwt(r#"{"exp":1e300}"#), now), None);
+    }
+
+    #[test]
+    fn opaque_tokens_and_jwts_without_exp_have_no_known_lifetime() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(remaining("opaque-token", now), None);
+        assert_eq!(remaining(&jwt(r#"{"sub":"a"}"#), now), None);
+        assert_eq!(remaining("a.b.c.d", now), None);
+        assert_eq!(remaining("a.!!!.c", now), None);
     }
 }

@@ -11,7 +11,7 @@ mod file;
 
 use std::{fmt, future::Future, path::PathBuf, pin::Pin, sync::Arc};
 
-pub(crate) use self::expiry::usable as assertion_usable;
+pub(crate) use self::expiry::{remaining as jwt_remaining, usable as assertion_usable};
 use crate::{BoxError, Error, ErrorKind, Secret};
 
 type Produce =
