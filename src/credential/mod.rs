@@ -76,6 +76,30 @@ impl Holds {
         what: "client assertion",
         max: 64 * 1024,
     };
+    /// A grant's assertion or a token exchange's subject or actor token.
+    pub(crate) const TOKEN: Self = Self {
+        what: "token",
+        max: 64 * 1024,
+    };
+}
+
+/// The trimmed text of the file at `path`; `holds` sets the limit and names the credential in
+/// errors ([`ErrorKind::Config`]), which name the path and never quote the file.
+pub(crate) async fn read_file(path: &Arc<PathBuf>, holds: Holds) -> Result<Secret, Error> {
+    let bytes = file::read(Arc::clone(path), holds.what, holds.max).await?;
+    let failed = |why: &str| {
+        Error::new(ErrorKind::Config).with_detail(format!(
+            "the {} file {} {why}",
+            holds.what,
+            path.display()
+        ))
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| failed("is not UTF-8"))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(failed("is empty"));
+    }
+    Ok(Secret::new(text))
 }
 
 impl CredentialSource {
@@ -133,12 +157,7 @@ impl CredentialSource {
     pub(crate) async fn read(&self, holds: Holds) -> Result<Secret, Error> {
         let value = match &self.kind {
             Kind::Fixed(secret) => return Ok(secret.clone()),
-            Kind::File(path) => {
-                let bytes = file::read(Arc::clone(path), holds.what, holds.max).await?;
-                let text =
-                    std::str::from_utf8(&bytes).map_err(|_| self.invalid(holds, "is not UTF-8"))?;
-                Secret::new(text.trim())
-            }
+            Kind::File(path) => return read_file(path, holds).await,
             Kind::Function(produce) => {
                 let value = produce().await.map_err(|error| {
                     Error::new(ErrorKind::Source)

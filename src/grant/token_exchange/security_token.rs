@@ -7,7 +7,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::{BoxError, CachedToken, Error, Secret, TokenCache, credential::jwt_remaining};
+use crate::{
+    BoxError, CachedToken, Error, ErrorKind, Secret, TokenCache,
+    credential::{Holds, jwt_remaining, read_file},
+};
 
 type TokenFn = dyn Fn() -> Result<Secret, Error> + Send + Sync;
 
@@ -32,7 +35,7 @@ pub struct SecurityToken {
 #[derive(Clone)]
 enum Supply {
     Cache(TokenCache),
-    File(PathBuf),
+    File(Arc<PathBuf>),
     Function(Arc<TokenFn>),
 }
 
@@ -75,11 +78,12 @@ impl SecurityToken {
     }
 
     /// The token in the file at `path`, read again for every token request (surrounding
-    /// whitespace is dropped), so a file the platform rotates is picked up. A missing or
-    /// empty file fails the fetch as an [`ErrorKind::Source`](crate::ErrorKind::Source)
-    /// error that names the file, never its content.
+    /// whitespace is dropped), so a file the platform rotates is picked up. It is read off
+    /// the runtime's workers, at most 64 KiB; a missing, empty or larger file fails the fetch
+    /// as an [`ErrorKind::Source`](crate::ErrorKind::Source) error that names the file, never
+    /// its content.
     pub fn from_file(path: impl Into<PathBuf>) -> Self {
-        Self::with(Supply::File(path.into()))
+        Self::with(Supply::File(Arc::new(path.into())))
     }
 
     /// The token `token` returns, called once for every token request. An error it returns
@@ -131,7 +135,9 @@ impl SecurityToken {
                 });
             }
             Supply::File(path) => (
-                Secret::read_file(path, "token").map_err(Error::source_failed)?,
+                read_file(path, Holds::TOKEN)
+                    .await
+                    .map_err(|error| error.with_kind(ErrorKind::Source))?,
                 None,
             ),
             Supply::Function(token) => (token()?, None),
