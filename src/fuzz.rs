@@ -75,7 +75,7 @@ pub fn error_response(data: &[u8]) {
 fn check_answer(status: StatusCode, headers: &HeaderMap, body: &[u8]) {
     let auth = ClientAuth::basic(CLIENT_ID, CLIENT_SECRET);
     let request = TokenRequest::new("refresh_token").secret_param("refresh_token", REFRESH_TOKEN);
-    let secrets = request.secrets(&auth, None);
+    let secrets = request.secrets(&auth, &presented(&auth));
     let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
     let body = expand_markers(body);
 
@@ -219,13 +219,14 @@ pub fn form(data: &[u8]) {
         _ => {}
     }
 
-    let body = request.encode(&auth, None);
+    let presented = presented(&auth);
+    let body = request.encode(&auth, &presented);
     let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
         .map(|(name, value)| (name.into_owned(), value.into_owned()))
         .collect();
     assert_eq!(decoded, expected, "form body {:?}", body.as_str());
 
-    match auth.header() {
+    match auth.header(&presented) {
         Some(header) => {
             assert!(header.is_sensitive());
             let (id, decoded_secret) = decode_basic(&header);
@@ -254,6 +255,14 @@ pub fn saved(data: &[u8]) {
         again.refresh_token().map(|secret| secret.expose()),
         token.refresh_token().map(|secret| secret.expose())
     );
+}
+
+/// What `auth` presents in one request to `https://auth.example/token`, for methods that
+/// need no reading.
+pub(crate) fn presented(auth: &ClientAuth) -> crate::endpoint::Presented {
+    auth.present_now("https://auth.example/token")
+        .unwrap()
+        .unwrap()
 }
 
 /// Splits a Basic `Authorization` header into the client id and secret it carries.

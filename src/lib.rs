@@ -158,6 +158,7 @@ pub mod __fuzz;
 #[cfg(feature = "jwt")]
 mod assertion;
 mod cache;
+mod credential;
 mod discovery;
 mod dpop;
 mod endpoint;
@@ -197,6 +198,7 @@ pub use self::redirect::WithoutDpopOnRedirect;
 pub use self::transport::https;
 pub use self::{
     cache::{CacheStats, CachedToken, TokenCache, TokenCacheBuilder},
+    credential::CredentialSource,
     discovery::{Discovery, ServerMetadata},
     endpoint::{ClientAuth, TokenRequest},
     error::{BoxError, Error, ErrorKind},

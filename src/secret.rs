@@ -24,23 +24,6 @@ use zeroize::Zeroizing;
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
-    /// The trimmed contents of the file at `path`, read for every request of a token that
-    /// rotates on disk; `what` names the file in errors ("assertion", "token"), which never
-    /// quote it.
-    pub(crate) fn read_file(path: &std::path::Path, what: &str) -> Result<Self, crate::BoxError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
-            format!(
-                "the {what} file {} could not be read: {error}",
-                path.display()
-            )
-        })?);
-        let secret = text.trim();
-        if secret.is_empty() {
-            return Err(format!("the {what} file {} is empty", path.display()).into());
-        }
-        Ok(Self::new(secret))
-    }
-
     /// Wraps a string as a secret.
     pub fn new(value: impl Into<String>) -> Self {
         Self(Zeroizing::new(value.into()))

@@ -11,8 +11,8 @@ mod common;
 use http::{Request, StatusCode};
 use tower::{Layer, ServiceExt};
 use tower_oauth2::{
-    ClientAuth, FetchContext, FetchReason, OAuth2Layer, Secret, Token, TokenCache, TokenClient,
-    TokenRequest, grant::ClientCredentials,
+    ClientAuth, CredentialSource, FetchContext, FetchReason, OAuth2Layer, Secret, Token,
+    TokenCache, TokenClient, TokenRequest, grant::ClientCredentials,
 };
 
 use common::AuthServerExt;
@@ -61,6 +61,12 @@ async fn no_public_type_shows_a_secret_in_debug() {
     assert_clean(
         "ClientAuth",
         format!("{:?}", ClientAuth::basic("c", SECRET)),
+    );
+    let source = CredentialSource::fixed(SECRET);
+    assert_clean("CredentialSource", format!("{source:?}"));
+    assert_clean(
+        "ClientAuth",
+        format!("{:?}", ClientAuth::client_assertion("c", source)),
     );
     let request = TokenRequest::new("authorization_code")
         .secret_param("code", CODE)

@@ -155,7 +155,7 @@ async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
         let token = cache
             .token()
             .await
-            .map_err(|error| Stop::Token(error.to_string()))?;
+            .map_err(|error| token::no_token(options, &error))?;
         println!("{}", token.token().access_token().expose());
         return Ok(());
     }
@@ -201,7 +201,7 @@ async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
                 println!("{} {}", status.as_u16(), body.trim_end().replace('\n', " "));
             }
             Err(error) => match error.downcast_ref::<Error>() {
-                Some(error) => return Err(Stop::Token(error.to_string())),
+                Some(error) => return Err(token::no_token(options, error)),
                 None => {
                     counts.requests += 1;
                     counts.failed = true;

@@ -24,12 +24,19 @@ Token options:
   --client-id ID               the client's id (required)
   --client-secret SECRET       the client's secret (default: env OAUTH2_CLIENT_SECRET;
                                required for basic, post and client_secret_jwt)
+  --client-secret-file FILE    for basic and post: a file holding the secret, read again
+                               for every token request (a rotated secret is used from the
+                               next one; an invalid_client answer reads it once more)
   --auth-method METHOD         how the client authenticates (default: basic):
                                basic | post | none | client_secret_jwt (an HS256 JWT keyed
                                by the secret) | private_key_jwt (a JWT signed by
                                --private-key); a JWT is made anew for every token request |
                                tls_client_auth | self_signed_tls_client_auth (the
-                               certificate of --client-cert; the form carries client_id)
+                               certificate of --client-cert; the form carries client_id) |
+                               client_assertion (the JWT of --client-assertion-file)
+  --client-assertion-file FILE for client_assertion: a file holding a JWT another issuer
+                               made for the client (a workload identity token), read again
+                               for every token request; one that has expired is never sent
   --private-key FILE           a PKCS#8 PEM private key (RSA, EC P-256 or Ed25519), for
                                private_key_jwt and for self-signed JWT bearer assertions
   --key-id KID                 the key's id, sent as the JWTs' `kid`
@@ -132,6 +139,8 @@ pub(crate) struct Options {
     pub(crate) issuer: Option<String>,
     pub(crate) client_id: String,
     pub(crate) client_secret: Option<String>,
+    pub(crate) client_secret_file: Option<String>,
+    pub(crate) client_assertion_file: Option<String>,
     pub(crate) auth_method: String,
     pub(crate) grant: String,
     pub(crate) refresh_token: Option<String>,
@@ -198,6 +207,8 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
         issuer: None,
         client_id: String::new(),
         client_secret: None,
+        client_secret_file: None,
+        client_assertion_file: None,
         auth_method: "basic".into(),
         grant: "client_credentials".into(),
         refresh_token: None,
@@ -247,6 +258,8 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
             "--client-key" => options.client_certificate.key = Some(value()?),
             "--client-id" => options.client_id = value()?,
             "--client-secret" => options.client_secret = Some(value()?),
+            "--client-secret-file" => options.client_secret_file = Some(value()?),
+            "--client-assertion-file" => options.client_assertion_file = Some(value()?),
             "--auth-method" => options.auth_method = value()?,
             "--grant" => options.grant = value()?,
             "--refresh-token" => options.refresh_token = Some(value()?),

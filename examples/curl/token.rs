@@ -4,8 +4,8 @@
 use std::env;
 
 use tower_oauth2::{
-    ClientAuth, Discovery, Error, SigningAlgorithm, SigningKey, TokenCache, TokenCacheBuilder,
-    TokenClient,
+    ClientAuth, CredentialSource, Discovery, Error, ErrorKind, SigningAlgorithm, SigningKey,
+    TokenCache, TokenCacheBuilder, TokenClient,
     grant::{ClientCredentials, JwtBearer, RefreshToken},
     https::HttpsClient,
 };
@@ -88,6 +88,14 @@ pub(crate) fn client_auth(options: &Options, key: Option<SigningKey>) -> Result<
         .or_else(|| env::var("OAUTH2_CLIENT_SECRET").ok());
     let id = options.client_id.clone();
     let needs_secret = || Stop::Usage("--client-secret or OAUTH2_CLIENT_SECRET is required".into());
+    let secret_source = || match &options.client_secret_file {
+        Some(path) => Ok(CredentialSource::file(path)),
+        None => secret.clone().map(CredentialSource::from).ok_or_else(|| {
+            Stop::Usage(
+                "--client-secret, --client-secret-file or OAUTH2_CLIENT_SECRET is required".into(),
+            )
+        }),
+    };
     Ok(match options.auth_method.as_str() {
         "none" => ClientAuth::none(id),
         // The certificate is the HTTP client's (`tls.rs`); without one the server refuses.
@@ -101,8 +109,14 @@ pub(crate) fn client_auth(options: &Options, key: Option<SigningKey>) -> Result<
         }
         "tls_client_auth" => ClientAuth::tls_client_auth(id),
         "self_signed_tls_client_auth" => ClientAuth::self_signed_tls_client_auth(id),
-        "basic" => ClientAuth::basic(id, secret.ok_or_else(needs_secret)?),
-        "post" => ClientAuth::post(id, secret.ok_or_else(needs_secret)?),
+        "basic" => ClientAuth::basic(id, secret_source()?),
+        "post" => ClientAuth::post(id, secret_source()?),
+        "client_assertion" => {
+            let path = options.client_assertion_file.as_ref().ok_or_else(|| {
+                Stop::Usage("--auth-method client_assertion needs --client-assertion-file".into())
+            })?;
+            ClientAuth::client_assertion(id, CredentialSource::file(path))
+        }
         "client_secret_jwt" => ClientAuth::client_secret_jwt(id, secret.ok_or_else(needs_secret)?)
             .map_err(|error| Stop::Usage(error.to_string()))?,
         "private_key_jwt" => {
@@ -113,6 +127,23 @@ pub(crate) fn client_auth(options: &Options, key: Option<SigningKey>) -> Result<
         }
         other => return Err(Stop::Usage(format!("unknown --auth-method {other}"))),
     })
+}
+
+/// No token because of `error`. A credential file that cannot be used (missing, empty, an
+/// assertion that has expired) is a configuration error: the message names its option.
+pub(crate) fn no_token(options: &Options, error: &Error) -> Stop {
+    let option = match (&options.client_assertion_file, &options.client_secret_file) {
+        _ if error.kind() != ErrorKind::Config => None,
+        (Some(path), _) if options.auth_method == "client_assertion" => {
+            Some(("--client-assertion-file", path))
+        }
+        (_, Some(path)) => Some(("--client-secret-file", path)),
+        _ => None,
+    };
+    match option {
+        Some((option, path)) => Stop::Token(format!("{option} {path}: {error}")),
+        None => Stop::Token(error.to_string()),
+    }
 }
 
 /// `$grant` asking for the scopes, resources, audience and extra fields of the command line:

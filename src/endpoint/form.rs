@@ -5,7 +5,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::client_auth::ClientAuth;
+use super::client_auth::{ClientAuth, Presented};
 use crate::{Secret, TokenSetId};
 
 /// The form of one token request: a `grant_type` and its fields.
@@ -129,15 +129,14 @@ impl TokenRequest {
     pub(crate) fn secrets(
         &self,
         auth: &ClientAuth,
-        assertion: Option<&Secret>,
+        presented: &Presented,
     ) -> Vec<Zeroizing<String>> {
         let params = self.params.iter().filter_map(|(_, value)| match value {
             Value::Secret(secret) => Some(secret.expose()),
             Value::Plain(_) => None,
         });
-        let client = auth.secret().into_iter().chain(assertion);
         let mut forms = Vec::new();
-        for secret in params.chain(client.map(Secret::expose)) {
+        for secret in params.chain(presented.secrets().map(Secret::expose)) {
             let encoded =
                 Zeroizing::new(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
             forms.push(Zeroizing::new(secret.to_owned()));
@@ -145,17 +144,13 @@ impl TokenRequest {
                 forms.push(encoded);
             }
         }
-        forms.extend(auth.basic_credentials());
+        forms.extend(auth.basic_credentials(presented));
         forms
     }
 
-    /// The form body, `application/x-www-form-urlencoded`, with the client assertion of this
-    /// request when `auth` uses one.
-    pub(crate) fn encode(
-        &self,
-        auth: &ClientAuth,
-        assertion: Option<&Secret>,
-    ) -> Zeroizing<String> {
+    /// The form body, `application/x-www-form-urlencoded`, with what the client presents in
+    /// this request.
+    pub(crate) fn encode(&self, auth: &ClientAuth, presented: &Presented) -> Zeroizing<String> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         if let Some(grant_type) = &self.grant_type {
             form.append_pair("grant_type", grant_type);
@@ -167,7 +162,7 @@ impl TokenRequest {
             };
             form.append_pair(name, value);
         }
-        auth.write_form(&mut form, assertion);
+        auth.write_form(&mut form, presented);
         Zeroizing::new(form.finish())
     }
 }
@@ -195,6 +190,7 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
+    use crate::__fuzz::presented;
     #[cfg(feature = "jwt")]
     use crate::endpoint::client_auth::JWT_ASSERTION_TYPE;
 
@@ -206,7 +202,7 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_urlencoded_before_base64() {
         let auth = ClientAuth::basic("id:with+odd chars", "sé cret:+/");
-        let header = auth.header().unwrap();
+        let header = auth.header(&presented(&auth)).unwrap();
         assert!(header.is_sensitive());
         assert_eq!(
             decode_basic(&header),
@@ -217,15 +213,15 @@ mod tests {
     #[test]
     fn basic_sends_no_credentials_in_the_body() {
         let auth = ClientAuth::basic("id", "secret");
-        let body = TokenRequest::new("client_credentials").encode(&auth, None);
+        let body = TokenRequest::new("client_credentials").encode(&auth, &presented(&auth));
         assert_eq!(body.as_str(), "grant_type=client_credentials");
     }
 
     #[test]
     fn post_puts_credentials_in_the_body_and_sends_no_header() {
         let auth = ClientAuth::post("id:1", "s é+");
-        assert!(auth.header().is_none());
-        let body = TokenRequest::new("client_credentials").encode(&auth, None);
+        assert!(auth.header(&presented(&auth)).is_none());
+        let body = TokenRequest::new("client_credentials").encode(&auth, &presented(&auth));
         assert_eq!(
             body.as_str(),
             "grant_type=client_credentials&client_id=id%3A1&client_secret=s+%C3%A9%2B"
@@ -235,9 +231,9 @@ mod tests {
     #[test]
     fn public_clients_send_only_their_id() {
         let auth = ClientAuth::none("app");
-        assert!(auth.header().is_none());
-        assert!(auth.secret().is_none());
-        let body = TokenRequest::new("authorization_code").encode(&auth, None);
+        assert!(auth.header(&presented(&auth)).is_none());
+        assert_eq!(presented(&auth).secrets().count(), 0);
+        let body = TokenRequest::new("authorization_code").encode(&auth, &presented(&auth));
         assert_eq!(body.as_str(), "grant_type=authorization_code&client_id=app");
     }
 
@@ -246,12 +242,12 @@ mod tests {
         let auth = ClientAuth::none("app");
         let with = TokenRequest::new("g").scopes(["read", "write"]);
         assert_eq!(
-            with.encode(&auth, None).as_str(),
+            with.encode(&auth, &presented(&auth)).as_str(),
             "grant_type=g&scope=read+write&client_id=app"
         );
         let without = TokenRequest::new("g").scopes(Vec::<String>::new());
         assert_eq!(
-            without.encode(&auth, None).as_str(),
+            without.encode(&auth, &presented(&auth)).as_str(),
             "grant_type=g&client_id=app"
         );
     }
@@ -262,7 +258,7 @@ mod tests {
         let request = TokenRequest::new("g").secret_param("refresh_token", "sentinel-refresh");
         let debug = format!("{auth:?} {request:?}");
         assert!(!debug.contains("sentinel"), "{debug}");
-        let secrets = request.secrets(&auth, None);
+        let secrets = request.secrets(&auth, &presented(&auth));
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         assert_eq!(secrets, ["sentinel-refresh", "sentinel-secret"]);
     }
@@ -271,7 +267,7 @@ mod tests {
     fn secrets_include_the_forms_they_take_on_the_wire() {
         let auth = ClientAuth::basic("id", "a+b/c");
         let request = TokenRequest::new("g").secret_param("code", "x y");
-        let secrets = request.secrets(&auth, None);
+        let secrets = request.secrets(&auth, &presented(&auth));
         let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
         // "id:a%2Bb%2Fc" in base64.
         assert_eq!(
@@ -286,7 +282,8 @@ mod tests {
             .resource("https://a.example")
             .resource("https://b.example")
             .audience("orders");
-        let body = request.encode(&ClientAuth::none("app"), None);
+        let auth = ClientAuth::none("app");
+        let body = request.encode(&auth, &presented(&auth));
         assert_eq!(
             body.as_str(),
             "grant_type=client_credentials&resource=https%3A%2F%2Fa.example\
@@ -308,17 +305,12 @@ mod tests {
     #[test]
     fn assertion_methods_send_a_new_assertion_with_its_type_and_the_client_id() {
         let auth = ClientAuth::client_secret_jwt("app", "sentinel-secret").unwrap();
-        assert!(auth.header().is_none());
-        let first = auth
-            .assertion("https://auth.example/token")
-            .unwrap()
-            .unwrap();
-        let second = auth
-            .assertion("https://auth.example/token")
-            .unwrap()
-            .unwrap();
-        assert_ne!(first.expose(), second.expose());
-        let body = TokenRequest::new("client_credentials").encode(&auth, Some(&first));
+        assert!(auth.header(&presented(&auth)).is_none());
+        let presented_first = presented(&auth);
+        let first = presented_first.assertion().unwrap();
+        let second = presented(&auth);
+        assert_ne!(first.expose(), second.assertion().unwrap().expose());
+        let body = TokenRequest::new("client_credentials").encode(&auth, &presented_first);
         let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
             .into_owned()
             .collect();
@@ -335,7 +327,7 @@ mod tests {
         assert_eq!(form, expected);
         assert!(!body.contains("sentinel-secret"));
         // The secret and the assertion are scrubbed from whatever a server echoes.
-        let secrets = TokenRequest::new("g").secrets(&auth, Some(&first));
+        let secrets = TokenRequest::new("g").secrets(&auth, &presented_first);
         assert!(
             secrets
                 .iter()
@@ -355,10 +347,8 @@ mod tests {
         use jsonwebtoken::{DecodingKey, Validation, decode};
 
         let audience_of = |auth: &ClientAuth| {
-            let assertion = auth
-                .assertion("https://auth.example/token")
-                .unwrap()
-                .unwrap();
+            let presented = presented(auth);
+            let assertion = presented.assertion().unwrap();
             let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
             validation.validate_aud = false;
             let key = DecodingKey::from_secret(b"s").unwrap();
@@ -381,7 +371,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::__fuzz::decode_basic;
+        use crate::__fuzz::{decode_basic, presented};
 
         proptest! {
             #[test]
@@ -403,7 +393,8 @@ mod tests {
                 }
                 expected.push(("client_id".to_owned(), client_id.clone()));
                 expected.push(("client_secret".to_owned(), secret.clone()));
-                let body = request.encode(&ClientAuth::post(client_id, secret), None);
+                let auth = ClientAuth::post(client_id, secret);
+                let body = request.encode(&auth, &presented(&auth));
                 let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
                     .map(|(name, value)| (name.into_owned(), value.into_owned()))
                     .collect();
@@ -415,7 +406,8 @@ mod tests {
                 client_id in any::<String>(),
                 secret in any::<String>(),
             ) {
-                let header = ClientAuth::basic(client_id.clone(), secret.clone()).header().unwrap();
+                let auth = ClientAuth::basic(client_id.clone(), secret.clone());
+                let header = auth.header(&presented(&auth)).unwrap();
                 prop_assert!(header.is_sensitive());
                 prop_assert_eq!(decode_basic(&header), (client_id, secret));
             }

@@ -13,8 +13,8 @@ mod unreachable;
 
 use http::{HeaderMap, StatusCode};
 
-pub(crate) use self::send::Endpoint;
 pub use self::{client_auth::ClientAuth, form::TokenRequest};
+pub(crate) use self::{client_auth::Presented, send::Endpoint};
 use crate::{Error, Token, dpop::Binding};
 
 /// Parses a token endpoint's answer: its status, headers, body, the secrets to scrub from any

@@ -13,9 +13,9 @@ use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
-use super::{ClientAuth, ReadToken, TokenRequest, parse, unreachable::unreachable};
+use super::{ClientAuth, Presented, ReadToken, TokenRequest, parse, unreachable::unreachable};
 use crate::{
-    BoxError, Error, ErrorKind, Secret, Token,
+    BoxError, Error, ErrorKind, Token,
     dpop::{Binding, DPOP},
     origin::Destination,
     transport::HttpService,
@@ -128,25 +128,30 @@ impl Endpoint {
     /// quotes. Every error names this endpoint.
     ///
     /// With a DPoP key, the request carries a proof, and is sent once more when the server
-    /// demands a nonce it has just given.
+    /// demands a nonce it has just given. When the server answers `invalid_client` and the
+    /// client's credential comes from a source that can change, the source is read again and
+    /// the request sent once more if the credential changed: a rotation the client had not
+    /// seen yet costs one request, a credential that is simply wrong costs none.
     pub(crate) async fn post<T>(
         &self,
         request: &TokenRequest,
         auth: &ClientAuth,
         read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        let token_url = self.token_url.to_string();
         let mut nonce_resent = false;
+        let mut reread = false;
         // The origin's nonce of the first proof: where the demanded nonce goes, for the resend.
         let mut origin = None;
+        let mut presented = auth
+            .present(&token_url)
+            .await
+            .map_err(|error| error.at(self.name))?;
         loop {
-            // A new assertion for every request, a resend too: its `jti` is good for one.
-            let assertion = auth
-                .assertion(&self.token_url.to_string())
-                .map_err(|error| error.at(self.name))?;
-            let secrets = request.secrets(auth, assertion.as_ref());
+            let secrets = request.secrets(auth, &presented);
             let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
             let mut http_request = self
-                .http_request(request, auth, assertion.as_ref())
+                .http_request(request, auth, &presented)
                 .map_err(|error| error.at(self.name))?;
             if let Some(key) = &self.dpop {
                 let destination = Destination::of(&self.url);
@@ -162,6 +167,26 @@ impl Endpoint {
                 if !nonce_resent && parse::demands_dpop_nonce(status, &headers, &body) {
                     nonce_resent = true;
                     tracing::debug!(endpoint = self.name, "DPoP nonce demanded; sending again");
+                    // A new assertion for every request, a resend too: its `jti` is good for one.
+                    presented = auth
+                        .present(&token_url)
+                        .await
+                        .map_err(|error| error.at(self.name))?;
+                    continue;
+                }
+            }
+            if !reread && auth.can_change() && parse::is_invalid_client(status, &body) {
+                reread = true;
+                // A source that cannot be read now leaves the server's answer to report: the
+                // next token request reports the source.
+                if let Ok(fresh) = auth.present(&token_url).await
+                    && fresh != presented
+                {
+                    tracing::debug!(
+                        endpoint = self.name,
+                        "invalid_client; the credential changed, sending again"
+                    );
+                    presented = fresh;
                     continue;
                 }
             }
@@ -219,11 +244,11 @@ impl Endpoint {
         &self,
         request: &TokenRequest,
         auth: &ClientAuth,
-        assertion: Option<&Secret>,
+        presented: &Presented,
     ) -> Result<Request<Bytes>, Error> {
         // The body carries the client secret and grant secrets: its bytes are zeroed once the
         // HTTP client drops it.
-        let mut form = request.encode(auth, assertion);
+        let mut form = request.encode(auth, presented);
         let body = Bytes::from_owner(Zeroizing::new(std::mem::take(&mut *form).into_bytes()));
         let mut builder = Request::builder()
             .method(Method::POST)
@@ -234,7 +259,7 @@ impl Endpoint {
             )
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(CONTENT_LENGTH, body.len());
-        if let Some(header) = auth.header() {
+        if let Some(header) = auth.header(presented) {
             builder = builder.header(AUTHORIZATION, header);
         }
         builder

@@ -5,8 +5,9 @@ use std::{fmt, path::PathBuf, sync::Arc};
 
 use super::asks::asks;
 use crate::{
-    BoxError, ClientAuth, Error, FetchContext, Secret, Token, TokenClient, TokenRequest,
+    BoxError, ClientAuth, Error, ErrorKind, FetchContext, Secret, Token, TokenClient, TokenRequest,
     TokenSetId, TokenSource,
+    credential::{Holds, read_file},
 };
 #[cfg(feature = "jwt")]
 use crate::{SigningKey, assertion::Claims};
@@ -62,6 +63,7 @@ pub struct JwtBearer {
 #[derive(Clone)]
 enum Assertion {
     Given(Arc<AssertionFn>),
+    File(Arc<PathBuf>),
     #[cfg(feature = "jwt")]
     Signed {
         key: SigningKey,
@@ -91,12 +93,12 @@ impl JwtBearer {
     }
 
     /// Creates the grant with the assertion in the file at `path`, read again for every
-    /// token request (surrounding whitespace is dropped), so a rotated file is picked up.
+    /// token request (surrounding whitespace is dropped), so a rotated file is picked up. It
+    /// is read off the runtime's workers, at most 64 KiB; a missing, empty or larger file
+    /// fails the fetch as an [`ErrorKind::Source`](crate::ErrorKind::Source) error that
+    /// names the file, never its content.
     pub fn from_file(endpoint: TokenClient, auth: ClientAuth, path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
-        Self::new(endpoint, auth, move || {
-            Secret::read_file(&path, "assertion")
-        })
+        Self::with(endpoint, auth, Assertion::File(Arc::new(path.into())))
     }
 
     /// Creates the grant with assertions the client signs with `key`, a new one for every
@@ -185,9 +187,13 @@ impl JwtBearer {
     asks!(request, first: "every token request", every: "every token request");
 
     /// Makes the assertion of one request.
-    fn assertion(&self) -> Result<Secret, Error> {
+    async fn assertion(&self) -> Result<Secret, Error> {
         match &self.assertion {
             Assertion::Given(assertion) => assertion(),
+            // A file that cannot be used fails the fetch like a function that fails.
+            Assertion::File(path) => read_file(path, Holds::TOKEN)
+                .await
+                .map_err(|error| error.with_kind(ErrorKind::Source)),
             #[cfg(feature = "jwt")]
             Assertion::Signed {
                 key,
@@ -208,7 +214,7 @@ impl TokenSource for JwtBearer {
         let request = self
             .request
             .clone()
-            .secret_param("assertion", self.assertion()?);
+            .secret_param("assertion", self.assertion().await?);
         self.endpoint.request(&request, &self.auth).await
     }
 
@@ -232,6 +238,7 @@ impl fmt::Debug for JwtBearer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let assertion = match &self.assertion {
             Assertion::Given(_) => "given",
+            Assertion::File(_) => "file",
             #[cfg(feature = "jwt")]
             Assertion::Signed { .. } => "signed",
         };

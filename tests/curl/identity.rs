@@ -293,6 +293,9 @@ async fn help_documents_every_new_option() {
         "jwt_bearer",
         "--assertion-file",
         "--subject",
+        "client_assertion",
+        "--client-assertion-file",
+        "--client-secret-file",
     ] {
         assert!(help.contains(option), "{option} is not in --help");
     }

@@ -1,9 +1,10 @@
 //! The `curl` example, run as a user would run it, against the demo server on loopback:
 //! requests and exit statuses (`basics`), discovery and JWT client authentication
-//! (`identity`), client certificates (`mtls`), DPoP (`dpop`), token exchange and the device
+//! (`identity`), credentials read from files (`credentials`), client certificates (`mtls`), DPoP (`dpop`), token exchange and the device
 //! grant (`delegation`), and the Redis options (`fleet`).
 
 mod basics;
+mod credentials;
 mod delegation;
 mod dpop;
 mod fleet;

@@ -87,15 +87,25 @@ fn failure(
 /// Whether a token endpoint's answer demands a DPoP nonce it gives (RFC 9449 section 8): an
 /// error `use_dpop_nonce` with a `DPoP-Nonce` header.
 pub(crate) fn demands_dpop_nonce(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> bool {
+    headers.contains_key("dpop-nonce") && is_error(status, body, "use_dpop_nonce")
+}
+
+/// Whether the server refused the client's authentication (RFC 6749 section 5.2): an error
+/// `invalid_client`, which comes as a 400 or, when the client sent credentials in a header,
+/// a 401.
+pub(crate) fn is_invalid_client(status: StatusCode, body: &[u8]) -> bool {
+    is_error(status, body, "invalid_client")
+}
+
+fn is_error(status: StatusCode, body: &[u8], code: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct ErrorBody<'a> {
         #[serde(borrow)]
         error: Option<std::borrow::Cow<'a, str>>,
     }
     (status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED)
-        && headers.contains_key("dpop-nonce")
         && serde_json::from_slice::<ErrorBody<'_>>(body)
-            .is_ok_and(|body| body.error.as_deref() == Some("use_dpop_nonce"))
+            .is_ok_and(|body| body.error.as_deref() == Some(code))
 }
 
 /// Reads an RFC 6749 section 5.2 error body or a vendor error envelope.

@@ -12,7 +12,7 @@ use serde_json::Value;
 #[cfg(any(test, fuzzing))]
 pub(crate) use self::token::parse_response;
 pub(crate) use self::{
-    answer::{demands_dpop_nonce, parse_acknowledgement, parse_object},
+    answer::{demands_dpop_nonce, is_invalid_client, parse_acknowledgement, parse_object},
     token::{NOT_APPLICABLE, parse_bound_response, parse_exchange_response},
 };
 use crate::{Error, ErrorKind};

@@ -4,13 +4,13 @@ use std::{
     fmt,
     path::PathBuf,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use serde_json::Value;
-
-use crate::{BoxError, CachedToken, Error, Secret, TokenCache};
+use crate::{
+    BoxError, CachedToken, Error, ErrorKind, Secret, TokenCache,
+    credential::{Holds, jwt_remaining, read_file},
+};
 
 type TokenFn = dyn Fn() -> Result<Secret, Error> + Send + Sync;
 
@@ -35,7 +35,7 @@ pub struct SecurityToken {
 #[derive(Clone)]
 enum Supply {
     Cache(TokenCache),
-    File(PathBuf),
+    File(Arc<PathBuf>),
     Function(Arc<TokenFn>),
 }
 
@@ -78,11 +78,12 @@ impl SecurityToken {
     }
 
     /// The token in the file at `path`, read again for every token request (surrounding
-    /// whitespace is dropped), so a file the platform rotates is picked up. A missing or
-    /// empty file fails the fetch as an [`ErrorKind::Source`](crate::ErrorKind::Source)
-    /// error that names the file, never its content.
+    /// whitespace is dropped), so a file the platform rotates is picked up. It is read off
+    /// the runtime's workers, at most 64 KiB; a missing, empty or larger file fails the fetch
+    /// as an [`ErrorKind::Source`](crate::ErrorKind::Source) error that names the file, never
+    /// its content.
     pub fn from_file(path: impl Into<PathBuf>) -> Self {
-        Self::with(Supply::File(path.into()))
+        Self::with(Supply::File(Arc::new(path.into())))
     }
 
     /// The token `token` returns, called once for every token request. An error it returns
@@ -134,12 +135,16 @@ impl SecurityToken {
                 });
             }
             Supply::File(path) => (
-                Secret::read_file(path, "token").map_err(Error::source_failed)?,
+                read_file(path, Holds::TOKEN)
+                    .await
+                    .map_err(|error| error.with_kind(ErrorKind::Source))?,
                 None,
             ),
             Supply::Function(token) => (token()?, None),
         };
-        let remaining = jwt_remaining(value.expose());
+        // Read, not verified: it only bounds how long an exchanged token is kept, which the
+        // server that verifies the JWT decides anyway.
+        let remaining = jwt_remaining(value.expose(), SystemTime::now());
         Ok(Presented {
             value,
             remaining,
@@ -158,30 +163,6 @@ impl SecurityToken {
     }
 }
 
-/// Reads a token file; the error names the file but never its content.
-/// The time left until the `exp` of `token`, when it is a JWT that has one. Read, not
-/// verified: it only bounds how long an exchanged token is kept, which the server that
-/// verifies the JWT decides anyway.
-fn jwt_remaining(token: &str) -> Option<Duration> {
-    let mut parts = token.split('.');
-    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let exp = serde_json::from_slice::<Value>(&json)
-        .ok()?
-        .get("exp")?
-        .as_f64()?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_secs_f64();
-    let left = (exp - now).max(0.0);
-    // A century or more is as good as no bound, and must not overflow.
-    (left < 100.0 * 365.0 * 86_400.0).then(|| Duration::from_secs(left as u64))
-}
-
 impl fmt::Debug for SecurityToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("SecurityToken");
@@ -191,37 +172,5 @@ impl fmt::Debug for SecurityToken {
             Supply::Function(_) => debug.field("function", &"given"),
         };
         debug.field("token_type", &self.token_type).finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jwt(payload: &str) -> String {
-        format!(
-            "eyJhbGciOiJub25lIn0.{}.sig",
-            URL_SAFE_NO_PAD.encode(payload)
-        )
-    }
-
-    #[test]
-    fn the_exp_of_a_jwt_says_how_long_it_is_good_for() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let left = jwt_remaining(&jwt(&format!(r#"{{"exp":{}}}"#, now + 600))).unwrap();
-        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
-        let past = jwt_remaining(&jwt(&format!(r#"{{"exp":{}}}"#, now - 5)));
-        assert_eq!(past, Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn opaque_tokens_and_jwts_without_exp_have_no_known_lifetime() {
-        assert_eq!(jwt_remaining("opaque-token"), None);
-        assert_eq!(jwt_remaining(&jwt(r#"{"sub":"a"}"#)), None);
-        assert_eq!(jwt_remaining("a.b.c.d"), None);
-        assert_eq!(jwt_remaining("a.!!!.c"), None);
     }
 }

@@ -65,6 +65,9 @@ struct Model {
     rejected: usize,
     /// Clients that authenticate with a JWT (RFC 7523 section 2.2), and their keys.
     assertion_clients: HashMap<String, assertion::Key>,
+    /// Clients that authenticate with a JWT another issuer made for them (a workload
+    /// identity token), whose signature the server takes on trust.
+    external_clients: HashSet<String>,
     /// Who may sign assertions of the JWT bearer grant, and with which key; any assertion is
     /// accepted while this is empty.
     assertion_issuers: HashMap<String, assertion::Key>,
@@ -119,6 +122,7 @@ impl AuthServer {
             api_tokens: Vec::new(),
             rejected: 0,
             assertion_clients: HashMap::new(),
+            external_clients: HashSet::new(),
             assertion_issuers: HashMap::new(),
             seen_jtis: HashSet::new(),
             metadata: None,
@@ -167,6 +171,21 @@ impl AuthServer {
         let key = assertion::Key::new(key);
         self.model().assertion_clients.insert(id.to_owned(), key);
         self
+    }
+
+    /// `id` authenticates with an external client assertion (RFC 7521 section 4.2): a JWT
+    /// another issuer made for it, such as a workload identity token. The server stands in
+    /// for one that trusts that issuer: it does not check the signature, only that the
+    /// payload's `sub` is `id` and its `exp` in the future; a failure is `401 invalid_client`.
+    pub fn external_assertion_client(self, id: &str) -> Self {
+        self.model().external_clients.insert(id.to_owned());
+        self
+    }
+
+    /// The one client allowed (see [`client`](Self::client)) has a new secret from now on,
+    /// as when its secret is rotated at the server.
+    pub fn rotate_client_secret(&self, id: &str, secret: &str) {
+        self.model().client = Some(format!("{id}:{secret}"));
     }
 
     /// The JWT bearer grant accepts only assertions that `issuer` signed with `key` (a PEM

@@ -1,6 +1,10 @@
 //! How the client authenticates to the token endpoint and the endpoints that share its form:
 //! a secret (HTTP Basic or form fields), a signed JWT made for each request (feature `jwt`),
-//! a TLS client certificate (RFC 8705), or nothing.
+//! an external client assertion, a TLS client certificate (RFC 8705), or nothing.
+//!
+//! Glossary: a *source* is where a secret or an assertion comes from ([`CredentialSource`]);
+//! what the client *presents* is what one request carries ([`Presented`]), read from the
+//! source or signed for that request only.
 
 use std::fmt;
 
@@ -8,12 +12,14 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use http::HeaderValue;
 use zeroize::Zeroizing;
 
-use crate::{Error, Secret, secret::sensitive_header};
+mod present;
+
+pub(crate) use self::present::Presented;
+use crate::{CredentialSource, secret::sensitive_header};
 #[cfg(feature = "jwt")]
-use crate::{SigningKey, assertion::Claims};
+use crate::{Error, Secret, SigningKey};
 
 /// The `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
-#[cfg(feature = "jwt")]
 pub(crate) const JWT_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -31,7 +37,10 @@ pub(crate) const JWT_ASSERTION_TYPE: &str =
 /// assert_eq!(public.client_id(), "my-app");
 /// ```
 ///
-/// With the `jwt` feature, the client can also prove itself with a signed JWT, made afresh
+/// A secret can come from a file that is read again for every token request, or from a
+/// function ([`CredentialSource`]); so can an external client assertion
+/// ([`client_assertion`](Self::client_assertion)), such as a workload identity token. With the
+/// `jwt` feature, the client can also prove itself with a signed JWT, made afresh
 /// for every request: `client_secret_jwt` and
 /// `private_key_jwt` (RFC 7523 section 2.2). With mutual TLS
 /// ([`tls_client_auth`](Self::tls_client_auth),
@@ -48,8 +57,10 @@ pub struct ClientAuth {
 
 #[derive(Clone)]
 enum Method {
-    Basic(Secret),
-    Post(Secret),
+    Basic(CredentialSource),
+    Post(CredentialSource),
+    /// An assertion the client is given, not one it signs (RFC 7521 section 4.2).
+    Assertion(CredentialSource),
     None,
     /// `tls_client_auth` (`true`) or `self_signed_tls_client_auth` (`false`): the proof is in
     /// the TLS handshake, the form carries the client id only.
@@ -66,14 +77,46 @@ enum Method {
 impl ClientAuth {
     /// HTTP Basic authentication (`client_secret_basic`): the id and secret, each
     /// form-urlencoded as RFC 6749 section 2.3.1 requires, in an `Authorization` header.
-    pub fn basic(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+    ///
+    /// The secret is a string, a [`Secret`](crate::Secret), or a [`CredentialSource`] for one
+    /// that rotates:
+    /// `ClientAuth::basic("my-client", CredentialSource::file("/run/secrets/client"))`.
+    pub fn basic(client_id: impl Into<String>, client_secret: impl Into<CredentialSource>) -> Self {
         Self::with_method(client_id, Method::Basic(client_secret.into()))
     }
 
     /// The id and secret as `client_id` and `client_secret` form fields
-    /// (`client_secret_post`).
-    pub fn post(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+    /// (`client_secret_post`). The secret is given as for [`basic`](Self::basic).
+    pub fn post(client_id: impl Into<String>, client_secret: impl Into<CredentialSource>) -> Self {
         Self::with_method(client_id, Method::Post(client_secret.into()))
+    }
+
+    /// An external client assertion (RFC 7521 section 4.2, RFC 7523 section 2.2): a JWT the
+    /// client is given rather than signs, such as a Kubernetes service-account token or a CI
+    /// runner's OIDC token, whose issuer the authorization server trusts. Every request
+    /// carries the source's current JWT as `client_assertion`, with
+    /// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and
+    /// `client_id`; the method's registered name is `private_key_jwt`.
+    ///
+    /// The JWT's `exp` is read without checking its signature (the server does that): one that
+    /// has expired, or expires within 5 seconds, is read from its source once more, and if it
+    /// is still expired the request is not sent and the error
+    /// ([`ErrorKind::Config`](crate::ErrorKind::Config)) names the source, never the JWT. A
+    /// value without a readable `exp` (not a JWT, or no such claim) is sent as it is, for the
+    /// server to judge.
+    ///
+    /// ```
+    /// use tower_oauth2::{ClientAuth, CredentialSource};
+    ///
+    /// let token = CredentialSource::file("/var/run/secrets/tokens/oauth-token");
+    /// let auth = ClientAuth::client_assertion("my-workload", token);
+    /// assert_eq!(auth.method_name(), "private_key_jwt");
+    /// ```
+    pub fn client_assertion(
+        client_id: impl Into<String>,
+        assertion: impl Into<CredentialSource>,
+    ) -> Self {
+        Self::with_method(client_id, Method::Assertion(assertion.into()))
     }
 
     /// A public client: only `client_id` is sent, as a form field.
@@ -191,11 +234,14 @@ impl ClientAuth {
 
     /// Returns the method's name as registered with servers (`token_endpoint_auth_method`):
     /// `client_secret_basic`, `client_secret_post`, `none`, `tls_client_auth`,
-    /// `self_signed_tls_client_auth`, `client_secret_jwt` or `private_key_jwt`.
+    /// `self_signed_tls_client_auth`, `client_secret_jwt` or `private_key_jwt` (for
+    /// [`client_assertion`](Self::client_assertion) too: servers register an external
+    /// assertion's client under it, trusting the assertion's issuer).
     pub fn method_name(&self) -> &'static str {
         match self.method {
             Method::Basic(_) => "client_secret_basic",
             Method::Post(_) => "client_secret_post",
+            Method::Assertion(_) => "private_key_jwt",
             Method::None => "none",
             Method::MutualTls { ca_issued: true } => "tls_client_auth",
             Method::MutualTls { ca_issued: false } => "self_signed_tls_client_auth",
@@ -206,27 +252,13 @@ impl ClientAuth {
         }
     }
 
-    pub(crate) fn secret(&self) -> Option<&Secret> {
+    fn source(&self) -> Option<&CredentialSource> {
         match &self.method {
-            Method::Basic(secret) | Method::Post(secret) => Some(secret),
-            #[cfg(feature = "jwt")]
-            Method::SecretJwt(secret, _) => Some(secret),
+            Method::Basic(source) | Method::Post(source) | Method::Assertion(source) => {
+                Some(source)
+            }
             _ => None,
         }
-    }
-
-    /// Signs a new client assertion for a request whose token endpoint is `token_endpoint`;
-    /// `None` for methods without one. Called once per request: an assertion's `jti` is good
-    /// for one use.
-    #[cfg_attr(not(feature = "jwt"), allow(unused_variables, clippy::unused_self))]
-    pub(crate) fn assertion(&self, token_endpoint: &str) -> Result<Option<Secret>, Error> {
-        #[cfg(feature = "jwt")]
-        if let Method::SecretJwt(_, key) | Method::PrivateKeyJwt(key) = &self.method {
-            let audience = self.assertion_audience.as_deref().unwrap_or(token_endpoint);
-            let claims = Claims::new(&self.client_id, &self.client_id, audience);
-            return key.sign(&claims).map(Some);
-        }
-        Ok(None)
     }
 
     /// Whether [`write_form`](Self::write_form) adds `client_id`: every method but HTTP Basic,
@@ -238,8 +270,8 @@ impl ClientAuth {
     }
 
     /// The base64 credentials of HTTP Basic, `None` for the other methods.
-    pub(crate) fn basic_credentials(&self) -> Option<Zeroizing<String>> {
-        let Method::Basic(secret) = &self.method else {
+    pub(crate) fn basic_credentials(&self, presented: &Presented) -> Option<Zeroizing<String>> {
+        let (Method::Basic(_), Some(secret)) = (&self.method, &presented.secret) else {
             return None;
         };
         let mut credentials = Zeroizing::new(String::new());
@@ -250,39 +282,30 @@ impl ClientAuth {
     }
 
     /// The `Authorization` header for HTTP Basic, `None` for the other methods.
-    pub(crate) fn header(&self) -> Option<HeaderValue> {
-        let credentials = self.basic_credentials()?;
+    pub(crate) fn header(&self, presented: &Presented) -> Option<HeaderValue> {
+        let credentials = self.basic_credentials(presented)?;
         // Base64 output is always a valid header value.
         sensitive_header(Zeroizing::new(
             format!("Basic {}", credentials.as_str()).into_bytes(),
         ))
     }
 
-    /// Adds the form fields this method sends, with the request's
-    /// [`assertion`](Self::assertion) for the methods that have one.
-    #[cfg_attr(not(feature = "jwt"), allow(unused_variables))]
+    /// Adds the form fields this method sends, with what the client
+    /// [presents](Self::present) in this request.
     pub(crate) fn write_form(
         &self,
         form: &mut form_urlencoded::Serializer<'_, String>,
-        assertion: Option<&Secret>,
+        presented: &Presented,
     ) {
-        match &self.method {
-            Method::Basic(_) => {}
-            Method::Post(secret) => {
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_secret", secret.expose());
-            }
-            Method::None | Method::MutualTls { .. } => {
-                form.append_pair("client_id", &self.client_id);
-            }
-            #[cfg(feature = "jwt")]
-            Method::SecretJwt(..) | Method::PrivateKeyJwt(_) => {
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_assertion_type", JWT_ASSERTION_TYPE);
-                if let Some(assertion) = assertion {
-                    form.append_pair("client_assertion", assertion.expose());
-                }
-            }
+        if self.writes_client_id() {
+            form.append_pair("client_id", &self.client_id);
+        }
+        if let (Method::Post(_), Some(secret)) = (&self.method, &presented.secret) {
+            form.append_pair("client_secret", secret.expose());
+        }
+        if let Some(assertion) = &presented.assertion {
+            form.append_pair("client_assertion_type", JWT_ASSERTION_TYPE);
+            form.append_pair("client_assertion", assertion.expose());
         }
     }
 }
@@ -292,6 +315,7 @@ impl fmt::Debug for ClientAuth {
         f.debug_struct("ClientAuth")
             .field("client_id", &self.client_id)
             .field("method", &self.method_name())
+            .field("source", &self.source())
             .field("assertion_audience", &self.assertion_audience)
             .finish()
     }
@@ -300,7 +324,7 @@ impl fmt::Debug for ClientAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TokenRequest;
+    use crate::{__fuzz::presented, TokenRequest};
 
     #[test]
     fn mutual_tls_methods_send_the_client_id_and_no_secret() {
@@ -312,15 +336,11 @@ mod tests {
             ),
         ] {
             assert_eq!(auth.method_name(), name);
-            assert!(auth.header().is_none());
-            assert!(auth.secret().is_none());
-            assert!(
-                auth.assertion("https://as.example/token")
-                    .unwrap()
-                    .is_none()
-            );
+            let presented = presented(&auth);
+            assert!(auth.header(&presented).is_none());
+            assert_eq!(presented.secrets().count(), 0);
             assert!(auth.writes_client_id());
-            let body = TokenRequest::new("client_credentials").encode(&auth, None);
+            let body = TokenRequest::new("client_credentials").encode(&auth, &presented);
             assert_eq!(body.as_str(), "grant_type=client_credentials&client_id=svc");
             assert!(format!("{auth:?}").contains(name));
         }
