@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes the figures of a benchmark run into docs/performance.md.
 
-Reads what `scripts/bench.sh` left in target/bench-report/*.json and replaces the part of
-docs/performance.md between `<!-- bench:start -->` and `<!-- bench:end -->`; the prose around it
-is written by hand. Standard library only, so it runs wherever python3 does.
+Reads what `scripts/bench.sh` left in target/bench-report/*.json, replaces the part of
+docs/performance.md between `<!-- bench:start -->` and `<!-- bench:end -->` (the prose around it
+is written by hand) and draws docs/performance.svg from the same figures. Standard library only,
+so it runs wherever python3 does.
 """
 
 import datetime
@@ -16,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 REPORT = os.path.join(TARGET, "bench-report")
 DOC = os.path.join(ROOT, "docs", "performance.md")
+PLOT = os.path.join(ROOT, "docs", "performance.svg")
 
 PATTERNS = [("reused", "one service, reused"), ("clone", "a clone per request")]
 SHAPES = [("plain", "plain GET"), ("six_headers", "GET with 6 headers"), ("static_uri", "static URI")]
@@ -193,6 +195,83 @@ def targets(add, instr, contention):
     add("")
 
 
+def bars(title, unit, rows, x, y, width, mark=None):
+    """One horizontal bar chart at (x, y): `rows` are (label, [(series, value)]), `mark` a value
+    to draw a dashed line at; returns its SVG elements and its height."""
+    series_colors = {"one service, reused": "#4878a8", "a clone per request": "#e0904a"}
+    label_width, bar, gap = 330, 14, 10
+    values = [value for _, pairs in rows for _, value in pairs if value is not None]
+    top = max(values, default=1) or 1
+    scale = (width - label_width - 70) / top
+    out = [f'<text x="{x}" y="{y + 16}" class="title">{escape(title)}</text>']
+    row_y = y + 34
+    for label, pairs in rows:
+        out.append(f'<text x="{x + label_width - 8}" y="{row_y + bar}" class="label" text-anchor="end">{escape(label)}</text>')
+        for series, value in pairs:
+            if value is None:
+                row_y += bar
+                continue
+            length = max(value * scale, 1)
+            color = series_colors.get(series, "#888")
+            out.append(f'<rect x="{x + label_width}" y="{row_y}" width="{length:.1f}" height="{bar - 2}" fill="{color}"/>')
+            out.append(f'<text x="{x + label_width + length + 4:.1f}" y="{row_y + bar - 4}" class="value">{value:,.0f}{unit}</text>')
+            row_y += bar
+        row_y += gap
+    if mark is not None:
+        mx = x + label_width + mark * scale
+        out.append(f'<line x1="{mx:.1f}" y1="{y + 28}" x2="{mx:.1f}" y2="{row_y - gap}" stroke="#999" stroke-dasharray="4 3"/>')
+    return out, row_y - y
+
+
+def escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plot(instr, contention, stamp):
+    """docs/performance.svg: instructions each middleware adds to a plain GET, and its time
+    with two threads against one, both patterns; empty when the run measured neither."""
+    width = 900
+    elements, height = [], 10
+    if instr:
+        rows = []
+        for key, name in MIDDLEWARES[1:]:
+            pairs = []
+            for pattern, pattern_name in PATTERNS:
+                count, bare = instr.get(f"{pattern}/plain/{key}"), instr.get(f"{pattern}/plain/bare")
+                pairs.append((pattern_name, count - bare if count and bare else None))
+            rows.append((name, pairs))
+        chart, used = bars("Instructions added to a plain GET (callgrind; fewer is better)", "", rows, 10, height, width)
+        elements += chart
+        height += used + 10
+    if contention:
+        rows = []
+        for key, name in MIDDLEWARES:
+            pairs = []
+            for pattern, pattern_name in PATTERNS:
+                figures = contention.get(f"{pattern}/{key}")
+                pairs.append((pattern_name, 100 * figures["two_median_ns"] / figures["one_median_ns"] if figures else None))
+            rows.append((name, pairs))
+        chart, used = bars("Time per request, two threads against one (100% = no contention)", "%", rows, 10, height, width, mark=100)
+        elements += chart
+        height += used + 10
+    if not elements:
+        return None
+    legend_y = height + 4
+    legend = []
+    for n, (series, color) in enumerate((("one service, reused", "#4878a8"), ("a clone per request", "#e0904a"))):
+        lx = 340 + n * 220
+        legend.append(f'<rect x="{lx}" y="{legend_y}" width="12" height="12" fill="{color}"/>')
+        legend.append(f'<text x="{lx + 18}" y="{legend_y + 11}" class="label">{series}</text>')
+    legend.append(f'<text x="10" y="{legend_y + 34}" class="note">{escape(stamp)}</text>')
+    height = legend_y + 44
+    style = (
+        "<style>text{font-family:sans-serif;fill:#222}.title{font-size:15px;font-weight:bold}"
+        ".label{font-size:12px}.value{font-size:11px;fill:#444}.note{font-size:11px;fill:#666}</style>"
+    )
+    body = "\n".join([style, f'<rect width="{width}" height="{height}" fill="#fff"/>', *elements, *legend])
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">\n{body}\n</svg>\n'
+
+
 def report():
     out = []
     add = out.append
@@ -218,11 +297,15 @@ def report():
     if e2e:
         end_to_end_table(add, e2e)
     targets(add, instr, contention)
-    return "\n".join(out)
+    return "\n".join(out), plot(instr, contention, out[0])
 
 
 def main():
-    text = report()
+    text, svg = report()
+    if svg:
+        with open(PLOT, "w") as file:
+            file.write(svg)
+        print(f"plot written to {os.path.relpath(PLOT, ROOT)}")
     content = open(DOC).read()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     before, rest = content.split(start, 1)
