@@ -16,8 +16,8 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tower::{Layer, ServiceExt};
 use tower_oauth2::{
-    BoxError, ClientAuth, CredentialSource, ErrorKind, OAuth2Layer, Revocation, Secret, TokenCache,
-    TokenRequest, TokenTypeHint, grant::ClientCredentials,
+    BoxError, ClientAuth, CredentialSource, Error, ErrorKind, OAuth2Layer, Revocation, Secret,
+    Token, TokenCache, TokenClient, TokenRequest, TokenTypeHint, grant::ClientCredentials,
 };
 
 use common::AuthServerExt;
@@ -47,6 +47,13 @@ fn replace(path: &Path, contents: &str) {
     let next = path.with_extension("next");
     std::fs::write(&next, contents).unwrap();
     std::fs::rename(&next, path).unwrap();
+}
+
+/// A client-credentials token request through `client` as `auth`.
+async fn client_credentials(client: &TokenClient, auth: &ClientAuth) -> Result<Token, Error> {
+    client
+        .request(&TokenRequest::new("client_credentials"), auth)
+        .await
 }
 
 fn cache_for(issuer: &AuthServer, auth: ClientAuth) -> TokenCache {
@@ -238,11 +245,7 @@ async fn invalid_client_with_a_changed_file_is_retried_once_and_succeeds() {
     std::fs::write(&path, "old-secret").unwrap();
     let auth = ClientAuth::basic("app", CredentialSource::file(&path));
     let client = issuer.token_client();
-    let pending = tokio::spawn(async move {
-        client
-            .request(&TokenRequest::new("client_credentials"), &auth)
-            .await
-    });
+    let pending = tokio::spawn(async move { client_credentials(&client, &auth).await });
     // The file has been read once the request is at the server: it changes under it.
     while issuer.token_requests_started() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -263,9 +266,7 @@ async fn invalid_client_with_an_unchanged_file_is_not_retried() {
     std::fs::write(&path, "old-secret").unwrap();
     let auth = ClientAuth::basic("app", CredentialSource::file(&path));
 
-    let error = issuer
-        .token_client()
-        .request(&TokenRequest::new("client_credentials"), &auth)
+    let error = client_credentials(&issuer.token_client(), &auth)
         .await
         .unwrap_err();
 
@@ -278,9 +279,7 @@ async fn invalid_client_with_a_fixed_secret_reads_nothing_and_is_not_retried() {
     let issuer = AuthServer::new().client("app", "right");
     let auth = ClientAuth::basic("app", "wrong");
 
-    let error = issuer
-        .token_client()
-        .request(&TokenRequest::new("client_credentials"), &auth)
+    let error = client_credentials(&issuer.token_client(), &auth)
         .await
         .unwrap_err();
 
@@ -294,17 +293,12 @@ async fn a_missing_or_oversized_secret_file_is_a_config_error_naming_the_path() 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secret");
     let auth = ClientAuth::basic("app", CredentialSource::file(&path));
-    let request = TokenRequest::new("client_credentials");
 
-    let missing = issuer
-        .token_client()
-        .request(&request, &auth)
+    let missing = client_credentials(&issuer.token_client(), &auth)
         .await
         .unwrap_err();
     std::fs::write(&path, "sentinel".repeat(1024)).unwrap();
-    let oversized = issuer
-        .token_client()
-        .request(&request, &auth)
+    let oversized = client_credentials(&issuer.token_client(), &auth)
         .await
         .unwrap_err();
 

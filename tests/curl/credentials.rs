@@ -22,6 +22,26 @@ fn assertion(lifetime: i64) -> String {
     )
 }
 
+/// Runs the CLI as the demo client authenticating with `jwt` from a file, against a server that
+/// takes it: the server, and what the CLI printed.
+async fn with_assertion_file(jwt: &str) -> (AuthServer, std::process::Output) {
+    let server = AuthServer::demo().external_assertion_client(CLIENT_ID);
+    let loopback = server.serve().await.unwrap();
+    let (_dir, path) = file(jwt);
+    let output = curl(
+        &loopback,
+        &[
+            "--auth-method",
+            "client_assertion",
+            "--client-assertion-file",
+            &path,
+            "--print-token",
+        ],
+    )
+    .await;
+    (server, output)
+}
+
 #[tokio::test]
 async fn the_client_secret_comes_from_its_file() {
     let (server, loopback) = demo().await;
@@ -45,42 +65,16 @@ async fn a_missing_secret_file_exits_2_naming_the_option_and_sends_nothing() {
 
 #[tokio::test]
 async fn a_client_assertion_file_is_sent_as_the_client_assertion() {
-    let server = AuthServer::demo().external_assertion_client(CLIENT_ID);
-    let loopback = server.serve().await.unwrap();
     let jwt = assertion(600);
-    let (_dir, path) = file(&jwt);
-    let output = curl(
-        &loopback,
-        &[
-            "--auth-method",
-            "client_assertion",
-            "--client-assertion-file",
-            &path,
-            "--print-token",
-        ],
-    )
-    .await;
+    let (server, output) = with_assertion_file(&jwt).await;
     assert_eq!(output.status.code(), Some(0), "{}", all_output(&output));
     assert_eq!(server.received()[0].form["client_assertion"], jwt);
 }
 
 #[tokio::test]
 async fn an_expired_client_assertion_exits_2_naming_the_option_and_sends_nothing() {
-    let server = AuthServer::demo().external_assertion_client(CLIENT_ID);
-    let loopback = server.serve().await.unwrap();
     let jwt = assertion(-30);
-    let (_dir, path) = file(&jwt);
-    let output = curl(
-        &loopback,
-        &[
-            "--auth-method",
-            "client_assertion",
-            "--client-assertion-file",
-            &path,
-            "--print-token",
-        ],
-    )
-    .await;
+    let (server, output) = with_assertion_file(&jwt).await;
     assert_eq!(output.status.code(), Some(2), "{}", all_output(&output));
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("--client-assertion-file"), "{message}");
