@@ -118,7 +118,7 @@ impl RedisFleet {
             )
             .await;
         match committed {
-            Ok(committed) => {
+            Ok(committed) if committed.written => {
                 lease.open = false;
                 if !committed.lease_held {
                     tracing::warn!(
@@ -126,17 +126,18 @@ impl RedisFleet {
                          another replica may have run a grant too"
                     );
                 }
-                if committed.written {
-                    tracing::debug!(ttl_s = ttl.as_secs(), "token set shared");
-                } else {
-                    // Someone wrote meanwhile: their set stays if newer, else this one goes in.
-                    self.write_back(scope, token);
-                }
+                tracing::debug!(ttl_s = ttl.as_secs(), "token set shared");
+            }
+            Ok(_) => {
+                // Someone wrote meanwhile: their set stays if newer, else this one goes in.
+                // The lease stays held till then: released now, a waiter would find the
+                // older set there and lead with its spent refresh token.
+                self.write_back_holding(scope, token, lease);
+                return;
             }
             Err(failure) => {
                 self.health.failed("write", &failure);
-                lease.open = false;
-                self.write_back_holding(scope, token, lease.holder.clone());
+                self.write_back_holding(scope, token, lease);
                 return;
             }
         }
@@ -200,6 +201,15 @@ impl<'a> Lease<'a> {
             holder,
             open: true,
         }
+    }
+
+    pub(super) fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Hands the lease to a task that releases it itself: dropping this one leaves it alone.
+    pub(super) fn hand_over(&mut self) {
+        self.open = false;
     }
 
     pub(super) async fn release(&mut self) -> Result<(), Failure> {

@@ -11,7 +11,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::{FleetScope, RedisFleet, redis::Redis, seal::Keyring};
+use super::{FleetScope, RedisFleet, lead::Lease, redis::Redis, seal::Keyring};
 use crate::{Lineage, Token, saved};
 
 /// The first pause between two write-back attempts; it doubles up to [`LONGEST_PAUSE`].
@@ -94,23 +94,32 @@ impl RedisFleet {
         self.write_back_under(scope, token, None);
     }
 
-    /// As [`write_back`](Self::write_back), for the holder of the lease whose commit failed:
-    /// the task keeps the lease, renewing it, until the set is in, so no replica leads a grant
-    /// with the older set's refresh token meanwhile; the commit that lands releases it.
-    pub(super) fn write_back_holding(&self, scope: &FleetScope, token: &Token, holder: String) {
-        self.write_back_under(scope, token, Some(holder));
+    /// As [`write_back`](Self::write_back), for the holder of `lease`, whose commit did not
+    /// land: the task takes the lease over and keeps it, renewing it, until the set is in, so
+    /// no replica leads a grant with the older set's refresh token meanwhile; the commit that
+    /// lands releases it. When no task starts, the lease is left to `Lease`'s drop.
+    pub(super) fn write_back_holding(
+        &self,
+        scope: &FleetScope,
+        token: &Token,
+        lease: &mut Lease<'_>,
+    ) {
+        if self.write_back_under(scope, token, Some(lease.holder().to_owned())) {
+            lease.hand_over();
+        }
     }
 
-    fn write_back_under(&self, scope: &FleetScope, token: &Token, holder: Option<String>) {
+    /// Starts the write-back task; `false` when none starts.
+    fn write_back_under(&self, scope: &FleetScope, token: &Token, holder: Option<String>) -> bool {
         let (Some(ttl), Some(value)) = (self.ttl(token), self.seal(scope, token)) else {
-            return;
+            return false;
         };
         let lineage = token.lineage();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+            return false;
         };
         if !self.marks.claim(&scope.token, lineage) {
-            return;
+            return false;
         }
         let task = WriteBack {
             redis: self.redis.clone(),
@@ -125,6 +134,7 @@ impl RedisFleet {
         };
         tracing::debug!(set = %scope.hash, "writing the token set back to the fleet");
         runtime.spawn(task.run());
+        true
     }
 }
 
@@ -165,7 +175,7 @@ impl WriteBack {
                 Attempt::Again => {}
             }
             tokio::time::sleep(pause.min(left)).await;
-            pause = (pause * 2).min(LONGEST_PAUSE);
+            pause = (pause * 2).min(self.longest_pause());
         }
         self.marks.done(&self.key, self.lineage);
         if let Some((lease, holder, _)) = &self.lease {
@@ -174,6 +184,14 @@ impl WriteBack {
                 .redis
                 .compare_and_delete(lease, holder.as_bytes())
                 .await;
+        }
+    }
+
+    /// The holder renews its lease on every attempt: it never pauses past a third of it.
+    fn longest_pause(&self) -> Duration {
+        match &self.lease {
+            Some((_, _, length)) => LONGEST_PAUSE.min(*length / 3),
+            None => LONGEST_PAUSE,
         }
     }
 

@@ -13,8 +13,11 @@ use tower_oauth2::{
         RedisFleet,
     },
 };
+use tower_oauth2_testkit::redis_proxy::{Action, RedisProxy, Rule};
 
-use crate::support::{Issuer, Mode, get, query, replicas, scope, set, unique_set};
+use crate::support::{
+    Issuer, Mode, get, key, query, replicas, scope, set, standalone_url, unique_set,
+};
 
 /// One replica on the standalone server, and the scope of a token set no other test uses.
 fn one_replica() -> (Arc<RedisFleet>, FleetScope) {
@@ -80,6 +83,63 @@ async fn a_token_set_copied_back_over_a_newer_one_is_refused_by_a_replica_that_s
         0,
         "the rolled-back refresh token was presented"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_whose_commit_found_the_set_changed_keeps_the_lease_until_its_set_is_in() {
+    // The holder's grant runs while someone writes the token key, so its commit does not
+    // land; then, for a second, neither does its write-back. A replica that needs a token
+    // meanwhile must wait for the holder's set, not lead with the refresh token the holder
+    // has just spent.
+    let issuer = Issuer::rotating(Duration::from_millis(300), Duration::from_secs(300));
+    let proxy = RedisProxy::start(&standalone_url()).await.unwrap();
+    let holder = RedisFleet::new(&proxy.url(), key())
+        .unwrap()
+        .lease(Duration::from_secs(2))
+        .namespace("tests");
+    let other = replicas(Mode::Standalone, 1).remove(0);
+    let set_id = unique_set();
+    let (holder_scope, other_scope) = (scope(&holder, &set_id), scope(&other, &set_id));
+    let first = __seam::obtain(&holder, &holder_scope, None, issuer.grant())
+        .await
+        .unwrap()
+        .into_token();
+
+    // The holder's commit passes the proxy; the write-backs after it fail for a second.
+    proxy.add(
+        Rule::new(Action::Fail("ERR injected: write refused"), |command| {
+            command.is("EVAL") && command.has_key_ending(":token")
+        })
+        .after(1)
+        .for_window(Duration::from_secs(1)),
+    );
+    let written_meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        set(
+            Mode::Standalone,
+            holder_scope.token_key(),
+            b"written meanwhile",
+        )
+        .await;
+    };
+    let (led, ()) = tokio::join!(
+        __seam::obtain(&holder, &holder_scope, Some(&first), issuer.grant()),
+        written_meanwhile,
+    );
+    let led = led.unwrap();
+    assert_eq!(led.as_str(), "granted");
+
+    let taken = __seam::obtain(&other, &other_scope, Some(&first), issuer.grant())
+        .await
+        .unwrap();
+
+    assert_eq!(issuer.refused(), 0, "the spent refresh token was presented");
+    assert_eq!(taken.as_str(), "fleet");
+    assert_eq!(
+        taken.token().access_token().expose(),
+        led.token().access_token().expose()
+    );
+    assert_eq!(issuer.grants(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

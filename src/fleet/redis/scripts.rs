@@ -58,18 +58,23 @@ return 0
 ";
 
 /// Writes the token set `ARGV[1]` for `ARGV[2]` ms if the token key still holds `ARGV[4]`
-/// (nothing, when `ARGV[4]` is empty: a sealed value never is), and releases the lease if
+/// (nothing, when `ARGV[4]` is empty: a sealed value never is), and then releases the lease if
 /// `ARGV[3]` still holds it, in one step: a replica that sees the lease gone finds the token
-/// set there. Answers 2 if it wrote, plus 1 if the lease was still held.
+/// set there. A commit that does not write keeps the lease, so that no replica leads with the
+/// older set while the committer writes its own back. Answers 2 if it wrote, plus 1 if the
+/// lease was still held.
 const COMMIT: &str = r"
-local written = 0
 local current = redis.call('GET', KEYS[1])
+local held = redis.call('GET', KEYS[2]) == ARGV[3]
+local written = 0
 if (current == false and ARGV[4] == '') or current == ARGV[4] then
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
     written = 2
+    if held then
+        redis.call('DEL', KEYS[2])
+    end
 end
-if redis.call('GET', KEYS[2]) == ARGV[3] then
-    redis.call('DEL', KEYS[2])
+if held then
     return written + 1
 end
 return written
