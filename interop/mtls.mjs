@@ -14,6 +14,8 @@
 //   the same path on the HTTPS listener.
 // - `features.pushedAuthorizationRequests`, with one client that requires it.
 // - Clients for the tests in tests/interop/mtls*.rs and tests/interop/par.rs.
+// - The serial of the certificate each API request's connection presented, for the test of a
+//   certificate rotated mid-run.
 
 import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -68,6 +70,9 @@ export const clients = ({ confidential, native }) => {
     caIssued('mtls-ca-refused', ['client_credentials']),
     caIssued('mtls-cli', ['client_credentials']),
     caIssued('mtls-web', ['authorization_code', 'refresh_token']),
+    // The rotation test's: its tokens are not bound, so a token from before the new
+    // certificate still opens the API over a connection made with the new one.
+    { ...caIssued('mtls-rotate', ['client_credentials']), tls_client_certificate_bound_access_tokens: false },
     withCertificate('mtls-self-signed', 'self_signed_tls_client_auth', ['client_credentials'], {
       jwks: { keys: [selfSignedJwk] },
     }),
@@ -127,6 +132,9 @@ export const bindingRefused = (req, token) => {
   const certificate = peerCertificate(req.socket);
   return !certificate || thumbprint(certificate) !== bound;
 };
+
+// The serial number (hex) of the certificate the request's connection presented, if any.
+export const certificateSerial = (req) => peerCertificate(req.socket)?.serialNumber;
 
 // A provider middleware that adds `mtls_endpoint_aliases` to the metadata documents.
 export const aliases = (tlsOrigin) => async (ctx, next) => {

@@ -426,13 +426,17 @@ const serveApi = async (req, res) => {
       });
       return;
     }
+    // `?close=1` ends the connection after the answer, so the client's next request makes a
+    // new one: the mTLS rotation test sees which certificate each new connection presents.
+    const closing = url.searchParams.get('close') === '1' ? { connection: 'close' } : {};
     json(res, 200, {
       client_id: token.clientId,
       token_type: token.jkt ? 'DPoP' : 'Bearer',
       sub: token.accountId ?? bearerSubjects.get(value) ?? null,
       scope: token.scope,
       aud: token.aud,
-    }, dpopAnswerHeaders(scheme.toLowerCase(), token.clientId));
+      certificate_serial: mtls.certificateSerial(req) ?? null,
+    }, { ...dpopAnswerHeaders(scheme.toLowerCase(), token.clientId), ...closing });
   } catch (error) {
     console.error(`api error: ${error.stack}`);
     json(res, 500, { error: 'server_error' });

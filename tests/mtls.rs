@@ -300,8 +300,99 @@ fn no_error_or_debug_output_shows_the_key() {
     )
     .unwrap_err();
     let shown = format!("{identity:?} {builder:?} {error} {error:?}");
-    assert!(shown.contains(identity.thumbprint()), "{shown}");
+    assert!(shown.contains(&identity.thumbprint()), "{shown}");
     for secret in [key_line, other_line, "PRIVATE KEY"] {
         assert!(!shown.contains(secret), "{shown}");
     }
+}
+
+/// Writes `certificate` and `key` where a secret manager would: each file replaced by a rename.
+fn replace(path: &std::path::Path, contents: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, contents).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+/// The thumbprint that a fresh server (so a fresh connection) sees from `http`.
+async fn presented_on_a_new_connection(http: &HttpsClient) -> String {
+    let (addr, _) = serve(true).await;
+    presented_at(http, addr).await
+}
+
+async fn presented_at(http: &HttpsClient, addr: SocketAddr) -> String {
+    let request = Request::get(format!("https://{addr}/whoami"))
+        .body(Full::default())
+        .unwrap();
+    let response = http.clone().oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn a_watched_identity_presents_replaced_files_on_new_connections_and_open_ones_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, keys::MTLS_CLIENT_CERT_PEM).unwrap();
+    std::fs::write(&key, keys::MTLS_CLIENT_KEY_PEM).unwrap();
+    let first = thumbprint_of(&pem_certificates(keys::MTLS_CLIENT_CERT_PEM)[0]);
+    let second = thumbprint_of(&pem_certificates(keys::MTLS_OTHER_CERT_PEM)[0]);
+    let identity = ClientIdentity::watch_pem_files(&cert, &key).unwrap();
+    let http = client(Some(identity.clone()));
+    let (kept, _) = serve(true).await;
+    assert_eq!(presented_at(&http, kept).await, first);
+
+    replace(&cert, keys::MTLS_OTHER_CERT_PEM);
+    replace(&key, keys::MTLS_OTHER_KEY_PEM);
+    assert_eq!(presented_on_a_new_connection(&http).await, second);
+    assert_eq!(
+        presented_at(&http, kept).await,
+        first,
+        "the open connection was made with the first certificate"
+    );
+    assert_eq!(identity.thumbprint(), second);
+    assert_eq!(identity.reloads(), 1);
+}
+
+#[tokio::test]
+async fn a_half_replaced_pair_is_not_taken_and_the_pair_is_taken_once_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, keys::MTLS_CLIENT_CERT_PEM).unwrap();
+    std::fs::write(&key, keys::MTLS_CLIENT_KEY_PEM).unwrap();
+    let first = thumbprint_of(&pem_certificates(keys::MTLS_CLIENT_CERT_PEM)[0]);
+    let second = thumbprint_of(&pem_certificates(keys::MTLS_OTHER_CERT_PEM)[0]);
+    let identity = ClientIdentity::watch_pem_files(&cert, &key).unwrap();
+    let http = client(Some(identity.clone()));
+
+    // The certificate first, as a secret manager writing one file at a time may: its key is
+    // still the old one's, so the old pair stays.
+    replace(&cert, keys::MTLS_OTHER_CERT_PEM);
+    assert_eq!(presented_on_a_new_connection(&http).await, first);
+    assert_eq!(identity.reloads(), 0);
+    replace(&key, keys::MTLS_OTHER_KEY_PEM);
+    assert_eq!(presented_on_a_new_connection(&http).await, second);
+    assert_eq!(identity.reloads(), 1);
+
+    // A file gone for a moment, then garbage: the last good pair stays, and nothing shows.
+    std::fs::remove_file(&key).unwrap();
+    assert_eq!(presented_on_a_new_connection(&http).await, second);
+    replace(&key, "not a key");
+    assert_eq!(presented_on_a_new_connection(&http).await, second);
+    assert_eq!(identity.reloads(), 1);
+    assert!(!format!("{identity:?}").contains("not a key"));
+}
+
+#[tokio::test]
+async fn an_identity_from_files_read_once_ignores_later_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, keys::MTLS_CLIENT_CERT_PEM).unwrap();
+    std::fs::write(&key, keys::MTLS_CLIENT_KEY_PEM).unwrap();
+    let first = thumbprint_of(&pem_certificates(keys::MTLS_CLIENT_CERT_PEM)[0]);
+    let identity = ClientIdentity::from_pem_files(&cert, &key).unwrap();
+    let http = client(Some(identity.clone()));
+    replace(&cert, keys::MTLS_OTHER_CERT_PEM);
+    replace(&key, keys::MTLS_OTHER_KEY_PEM);
+    assert_eq!(presented_on_a_new_connection(&http).await, first);
+    assert_eq!(identity.reloads(), 0);
 }

@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Output: one line `STATUS BODY` per response on stdout; on stderr, as its last line,
-//! `requests=N ok=K token_fetches=F retries_after_401=R`. Exit status: 0 if every response
+//! `requests=N ok=K token_fetches=F retries_after_401=R credential_reloads=C` (C: how often a
+//! credential file that changed, a secret, an assertion or a certificate, was taken up).
+//! Exit status: 0 if every response
 //! was 2xx, 1 if any was not (or a request failed), 2 if no token could be had or the options
 //! are wrong, with a one-line reason that carries the server's OAuth error code or message
 //! and never the secret. `tests/curl/` runs it against the demo server.
@@ -39,7 +41,10 @@ use futures_util::{StreamExt, stream};
 use http::{HeaderValue, Method, Request, Uri, header::CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_oauth2::{BoxError, CloneBodies, DpopKey, Error, OAuth2Layer, TokenCache};
+use tower_oauth2::{
+    BoxError, ClientAuth, CloneBodies, DpopKey, Error, OAuth2Layer, TokenCache,
+    https::ClientIdentity,
+};
 
 use self::{
     fleet::Fleet,
@@ -54,6 +59,16 @@ struct Counts {
     failed: bool,
     cache: Option<TokenCache>,
     fleet: Option<Fleet>,
+    /// Kept for the count of credentials taken up again after they changed.
+    auth: Option<ClientAuth>,
+    identity: Option<ClientIdentity>,
+}
+
+impl Counts {
+    fn credential_reloads(&self) -> u64 {
+        self.auth.as_ref().map_or(0, ClientAuth::credential_reloads)
+            + self.identity.as_ref().map_or(0, ClientIdentity::reloads)
+    }
 }
 
 #[tokio::main]
@@ -106,6 +121,7 @@ async fn main() -> ExitCode {
     if sharing {
         summary += &format!(" fleet_reads={}", stats.map_or(0, |stats| stats.shared));
     }
+    summary += &format!(" credential_reloads={}", counts.credential_reloads());
     eprintln!("{summary}");
     ExitCode::from(code)
 }
@@ -128,7 +144,8 @@ fn log_to_stderr() {
 async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
     // Checked before anything is sent: a bad key file must not cost a grant.
     counts.fleet = Fleet::from_options(&options.redis)?;
-    let http = tls::client(options)?;
+    let (http, identity) = tls::client(options)?;
+    counts.identity = identity;
     let mut endpoint = token::endpoint(options, &http).await?;
     if options.dpop {
         let key = DpopKey::generate().map_err(|error| Stop::Usage(error.to_string()))?;
@@ -136,6 +153,7 @@ async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
     }
     let key = token::signing_key(options)?;
     let auth = token::client_auth(options, key.clone())?;
+    counts.auth = Some(auth.clone());
     let (builder, device) = if delegation::handles(&options.grant) {
         delegation::cache_builder(options, &http, endpoint, auth).await?
     } else {

@@ -13,8 +13,10 @@ usage: curl [options] URL...
 Gets a token, then sends a request to each URL (absolute http(s) URLs) with it. Prints one
 line `STATUS BODY` per response on stdout, and on stderr, last,
 `requests=N ok=K token_fetches=F retries_after_401=R` (plus ` fleet_reads=S` with a Redis
-option). F counts the grants this process ran itself; S the tokens it took from Redis instead,
-once per token, not per request.
+option), then ` credential_reloads=C`. F counts the grants this process ran itself; S the
+tokens it took from Redis instead, once per token, not per request; C how often a credential
+file that changed (--client-secret-file, --client-assertion-file, --client-cert/--client-key)
+was taken up.
 
 Token options:
   --token-url URL              the token endpoint (wins over --issuer)

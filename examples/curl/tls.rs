@@ -21,8 +21,8 @@ impl ClientCertificate {
         self.cert.is_some()
     }
 
-    /// The identity the two files hold; `None` when neither is given. Messages name the files
-    /// and what is wrong, never what the key file holds.
+    /// The identity the two files hold, taken up again when they change; `None` when neither
+    /// is given. Messages name the files and what is wrong, never what the key file holds.
     fn identity(&self) -> Result<Option<ClientIdentity>, Stop> {
         let (cert, key) = match (&self.cert, &self.key) {
             (None, None) => return Ok(None),
@@ -30,7 +30,7 @@ impl ClientCertificate {
             (Some(_), None) => return Err(Stop::Usage("--client-cert needs --client-key".into())),
             (None, Some(_)) => return Err(Stop::Usage("--client-key needs --client-cert".into())),
         };
-        ClientIdentity::from_pem_files(cert, key)
+        ClientIdentity::watch_pem_files(cert, key)
             .map(Some)
             .map_err(|error| {
                 Stop::Usage(format!("--client-cert {cert} --client-key {key}: {error}"))
@@ -39,8 +39,8 @@ impl ClientCertificate {
 }
 
 /// The HTTP client for everything: Mozilla's roots plus `--cacert`'s, and the client
-/// certificate when one is given.
-pub(crate) fn client(options: &Options) -> Result<HttpsClient, Stop> {
+/// certificate when one is given (returned too, for the count of its reloads).
+pub(crate) fn client(options: &Options) -> Result<(HttpsClient, Option<ClientIdentity>), Stop> {
     let mut builder = https::builder();
     if let Some(path) = &options.cacert {
         let pem = std::fs::read(path)
@@ -49,10 +49,12 @@ pub(crate) fn client(options: &Options) -> Result<HttpsClient, Stop> {
             .extra_roots(&pem)
             .map_err(|error| Stop::Usage(format!("--cacert {path}: {error}")))?;
     }
-    if let Some(identity) = options.client_certificate.identity()? {
-        builder = builder.client_identity(identity);
+    let identity = options.client_certificate.identity()?;
+    if let Some(identity) = &identity {
+        builder = builder.client_identity(identity.clone());
     }
-    builder
+    let client = builder
         .build()
-        .map_err(|error| Stop::Usage(error.to_string()))
+        .map_err(|error| Stop::Usage(error.to_string()))?;
+    Ok((client, identity))
 }

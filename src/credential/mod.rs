@@ -9,7 +9,18 @@
 mod expiry;
 mod file;
 
-use std::{fmt, future::Future, path::PathBuf, pin::Pin, sync::Arc};
+use std::{
+    fmt,
+    future::Future,
+    path::PathBuf,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use sha2::{Digest, Sha256};
 
 pub(crate) use self::expiry::{remaining as jwt_remaining, usable as assertion_usable};
 use crate::{BoxError, Error, ErrorKind, Secret};
@@ -50,6 +61,26 @@ type Produce =
 #[derive(Clone)]
 pub struct CredentialSource {
     kind: Kind,
+    /// Shared by clones: a source cloned into several clients counts its changes once.
+    changes: Arc<Changes>,
+}
+
+/// What a source read last (a digest, never the value) and how often it changed since.
+#[derive(Default)]
+struct Changes {
+    last: Mutex<Option<[u8; 32]>>,
+    reloads: AtomicU64,
+}
+
+impl Changes {
+    fn read(&self, value: &Secret) {
+        let digest: [u8; 32] = Sha256::digest(value.expose().as_bytes()).into();
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|last| last != digest) {
+            self.reloads.fetch_add(1, Ordering::Relaxed);
+        }
+        *last = Some(digest);
+    }
 }
 
 #[derive(Clone)]
@@ -105,8 +136,13 @@ pub(crate) async fn read_file(path: &Arc<PathBuf>, holds: Holds) -> Result<Secre
 impl CredentialSource {
     /// A value that never changes.
     pub fn fixed(value: impl Into<Secret>) -> Self {
+        Self::of(Kind::Fixed(value.into()))
+    }
+
+    fn of(kind: Kind) -> Self {
         Self {
-            kind: Kind::Fixed(value.into()),
+            kind,
+            changes: Arc::default(),
         }
     }
 
@@ -115,9 +151,7 @@ impl CredentialSource {
     /// from the next token request on. A missing, unreadable, empty or oversized file is an
     /// error naming `path`.
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        Self {
-            kind: Kind::File(Arc::new(path.into())),
-        }
+        Self::of(Kind::File(Arc::new(path.into())))
     }
 
     /// The value `produce` resolves to, called for every request to the authorization server.
@@ -135,9 +169,20 @@ impl CredentialSource {
             Box::pin(async move { value.await.map(Into::into).map_err(Into::into) })
                 as Pin<Box<dyn Future<Output = Result<Secret, BoxError>> + Send>>
         };
-        Self {
-            kind: Kind::Function(Arc::new(produce)),
-        }
+        Self::of(Kind::Function(Arc::new(produce)))
+    }
+
+    /// How many times a read gave a value other than the read before: how often a rotated
+    /// credential was taken up. Clones share the count. Always 0 for a fixed value.
+    ///
+    /// ```
+    /// use tower_oauth2::CredentialSource;
+    ///
+    /// let source = CredentialSource::file("/run/secrets/client");
+    /// assert_eq!(source.reloads(), 0);
+    /// ```
+    pub fn reloads(&self) -> u64 {
+        self.changes.reloads.load(Ordering::Relaxed)
     }
 
     /// Whether reading again can give another value: not for a fixed one.
@@ -155,6 +200,14 @@ impl CredentialSource {
 
     /// Reads the value, trimmed; `holds` sets the limit and names the credential in errors.
     pub(crate) async fn read(&self, holds: Holds) -> Result<Secret, Error> {
+        let value = self.read_unrecorded(holds).await?;
+        if self.can_change() {
+            self.changes.read(&value);
+        }
+        Ok(value)
+    }
+
+    async fn read_unrecorded(&self, holds: Holds) -> Result<Secret, Error> {
         let value = match &self.kind {
             Kind::Fixed(secret) => return Ok(secret.clone()),
             Kind::File(path) => return read_file(path, holds).await,
@@ -238,6 +291,12 @@ mod tests {
         std::fs::write(&path, "second\n").unwrap();
         assert_eq!(source.read(Holds::SECRET).await.unwrap().expose(), "second");
         assert!(source.can_change());
+        assert_eq!(source.reloads(), 1);
+        let clone = source.clone();
+        assert_eq!(clone.read(Holds::SECRET).await.unwrap().expose(), "second");
+        std::fs::write(&path, "third").unwrap();
+        assert_eq!(clone.read(Holds::SECRET).await.unwrap().expose(), "third");
+        assert_eq!(source.reloads(), 2, "a clone's reads count for the source");
         assert!(!CredentialSource::fixed("x").can_change());
     }
 

@@ -7,6 +7,9 @@
 #   tls-ca.pem                            the CA (CN tower-oauth2 test TLS CA)
 #   tls-server.pem, tls-server-key.pem    issued by it: 127.0.0.1, ::1 and localhost
 #   mtls-client.pem, mtls-client-key.pem  issued by it: CN interop-mtls-client (EC P-256)
+#   mtls-client-next.pem, mtls-client-next-key.pem
+#                                         issued by it: CN interop-mtls-client again, another key
+#                                         and serial: the certificate a rotation brings
 #   mtls-other.pem, mtls-other-key.pem    issued by it: CN interop-other-client, the wrong one
 #   mtls-self-signed.pem, mtls-self-signed-key.pem
 #                                         self-signed: CN interop-self-signed-client (RSA 2048)
@@ -37,6 +40,7 @@ client_ext="basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth"
 issue mtls-client "/CN=interop-mtls-client" "$client_ext"
+issue mtls-client-next "/CN=interop-mtls-client" "$client_ext"
 issue mtls-other "/CN=interop-other-client" "$client_ext"
 
 openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out mtls-self-signed-key.pem

@@ -51,6 +51,11 @@ pub const TLS_SERVER_KEY_PEM: &str = include_str!("../keys/tls-server-key.pem");
 pub const MTLS_CLIENT_CERT_PEM: &str = include_str!("../keys/mtls-client.pem");
 /// Its private key (EC P-256), PKCS#8 PEM.
 pub const MTLS_CLIENT_KEY_PEM: &str = include_str!("../keys/mtls-client-key.pem");
+/// The certificate a rotation brings: the same CA and subject as [`MTLS_CLIENT_CERT_PEM`],
+/// another key and serial, PEM.
+pub const MTLS_CLIENT_NEXT_CERT_PEM: &str = include_str!("../keys/mtls-client-next.pem");
+/// Its private key (EC P-256), PKCS#8 PEM.
+pub const MTLS_CLIENT_NEXT_KEY_PEM: &str = include_str!("../keys/mtls-client-next-key.pem");
 /// Another client certificate from the same CA, subject `CN=interop-other-client`: the wrong
 /// one.
 pub const MTLS_OTHER_CERT_PEM: &str = include_str!("../keys/mtls-other.pem");

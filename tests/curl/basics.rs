@@ -29,7 +29,7 @@ async fn repeated_concurrent_requests_share_one_token() {
     assert_eq!(stdout(&output), vec![r#"200 {"orders":[]}"#; 5]);
     assert_eq!(
         last_stderr_line(&output),
-        "requests=5 ok=5 token_fetches=1 retries_after_401=0"
+        "requests=5 ok=5 token_fetches=1 retries_after_401=0 credential_reloads=0"
     );
     assert_eq!(server.grants(), 1);
 }
@@ -69,7 +69,7 @@ async fn a_revoked_token_is_refreshed_and_the_post_is_sent_again() {
     );
     assert_eq!(
         last_stderr_line(&output),
-        "requests=2 ok=2 token_fetches=2 retries_after_401=1"
+        "requests=2 ok=2 token_fetches=2 retries_after_401=1 credential_reloads=0"
     );
     assert_eq!(server.rejected(), 1);
 }
@@ -90,7 +90,7 @@ async fn a_response_that_is_not_2xx_exits_1() {
     assert_eq!(lines, [r#"200 {"orders":[]}"#, "404 not found"]);
     assert_eq!(
         last_stderr_line(&output),
-        "requests=2 ok=1 token_fetches=1 retries_after_401=0"
+        "requests=2 ok=1 token_fetches=1 retries_after_401=0 credential_reloads=0"
     );
 }
 

@@ -99,3 +99,39 @@ async fn client_assertion_without_its_file_exits_2() {
     assert!(message.contains("--client-assertion-file"), "{message}");
     assert_eq!(server.grants(), 0);
 }
+
+#[tokio::test]
+async fn a_secret_rotated_in_its_file_mid_run_is_taken_up_and_counted() {
+    // One-second tokens and a request every 100 ms: about three token requests in the run,
+    // and the secret changes, in the file and then at the server, between the first two.
+    let server = AuthServer::demo().lifetime(std::time::Duration::from_secs(1));
+    let loopback = server.serve().await.unwrap();
+    let url = loopback.api_url("/orders");
+    let (dir, path) = file(CLIENT_SECRET);
+    let args = [
+        "--client-secret-file",
+        &path,
+        "--repeat",
+        "25",
+        "--interval-ms",
+        "100",
+        &url,
+    ];
+    let run = curl(&loopback, &args);
+    let rotate = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let next = dir.path().join("next");
+        std::fs::write(&next, "the-rotated-secret").unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        server.rotate_client_secret(CLIENT_ID, "the-rotated-secret");
+    };
+    let (output, ()) = tokio::join!(run, rotate);
+
+    let all = all_output(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let summary = crate::last_stderr_line(&output);
+    assert!(summary.starts_with("requests=25 ok=25 "), "{summary}");
+    assert!(summary.ends_with(" credential_reloads=1"), "{summary}");
+    assert!(server.grants() >= 2, "{summary}");
+    assert!(!all.contains("the-rotated-secret"), "{all}");
+}

@@ -26,7 +26,7 @@ async fn dpop_binds_the_token_and_meets_both_servers_nonces_with_one_fetch() {
     assert_eq!(stdout(&output).len(), 2);
     assert_eq!(
         last_stderr_line(&output),
-        "requests=2 ok=2 token_fetches=1 retries_after_401=0"
+        "requests=2 ok=2 token_fetches=1 retries_after_401=0 credential_reloads=0"
     );
     let proofs = server.dpop_proofs();
     let token_url = loopback.token_url();
@@ -61,7 +61,7 @@ async fn an_api_nonce_demand_costs_one_resend_with_the_same_token_not_a_401_retr
     assert_eq!(output.status.code(), Some(0), "{}", all_output(&output));
     assert_eq!(
         last_stderr_line(&output),
-        "requests=1 ok=1 token_fetches=1 retries_after_401=0"
+        "requests=1 ok=1 token_fetches=1 retries_after_401=0 credential_reloads=0"
     );
     let proofs = server.dpop_proofs();
     let to_api: Vec<_> = proofs.iter().filter(|proof| proof["htu"] == url).collect();

@@ -81,7 +81,7 @@ async fn a_redis_option_without_a_usable_key_file_exits_2_naming_the_option() {
             "{what}: the key file leaked: {all}"
         );
         assert!(
-            last_stderr_line(&output).ends_with("fleet_reads=0"),
+            last_stderr_line(&output).ends_with("fleet_reads=0 credential_reloads=0"),
             "{what}: {all}"
         );
     }
@@ -181,7 +181,7 @@ async fn requests_succeed_when_redis_refuses_connections_or_never_answers() {
         assert_eq!(stdout(&output), vec![r#"200 {"orders":[]}"#; 20]);
         assert_eq!(
             last_stderr_line(&output),
-            "requests=20 ok=20 token_fetches=1 retries_after_401=0 fleet_reads=0",
+            "requests=20 ok=20 token_fetches=1 retries_after_401=0 fleet_reads=0 credential_reloads=0",
             "{redis}"
         );
         assert!(all.contains("Redis failed or did not answer"), "{all}");
@@ -207,7 +207,7 @@ async fn a_redis_option_without_the_redis_feature_exits_2_saying_how_to_build() 
     ];
     let output = curl(&loopback, &args).await;
     assert_eq!(output.status.code(), Some(2), "{}", all_output(&output));
-    assert!(all_output(&output).contains("--features https,redis"));
+    assert!(all_output(&output).contains("--features https,dpop,redis"));
     assert_eq!(server.grants(), 0);
 }
 

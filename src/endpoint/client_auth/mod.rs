@@ -252,6 +252,14 @@ impl ClientAuth {
         }
     }
 
+    /// How many times a rotated credential of this client (a secret or an assertion from a
+    /// [`CredentialSource`] that changed) was taken up since it was made; clones share it.
+    /// Worth a metric: a count that never moves after a rotation means the file is not
+    /// where the client reads it.
+    pub fn credential_reloads(&self) -> u64 {
+        self.source().map_or(0, CredentialSource::reloads)
+    }
+
     fn source(&self) -> Option<&CredentialSource> {
         match &self.method {
             Method::Basic(source) | Method::Post(source) | Method::Assertion(source) => {

@@ -1,14 +1,27 @@
 //! A client certificate and its private key, for mutual TLS (RFC 8705): what the `https`
 //! feature's client presents to servers that ask for one.
 
-use std::{fmt, path::Path, sync::Arc};
+mod watched;
 
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use arc_swap::ArcSwap;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rustls::{
+    SignatureScheme,
     client::ResolvesClientCert,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    sign::{CertifiedKey, SingleCertAndKey},
+    sign::CertifiedKey,
 };
+
+use self::watched::Watched;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -24,7 +37,8 @@ use crate::Error;
 /// to rustls, which keeps it in its signing key for as long as a client uses it (neither
 /// rustls nor *ring* promises to zero it).
 ///
-/// Cloning is cheap: clones share the key.
+/// Cloning is cheap: clones share the key. An identity whose files a secret manager rotates
+/// is made with [`watch_pem_files`](Self::watch_pem_files).
 ///
 /// ```
 /// use tower_oauth2::https::ClientIdentity;
@@ -44,7 +58,19 @@ use crate::Error;
 /// ```
 #[derive(Clone)]
 pub struct ClientIdentity {
-    resolver: Arc<SingleCertAndKey>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    current: ArcSwap<Loaded>,
+    /// The files to read again when they change ([`ClientIdentity::watch_pem_files`]).
+    files: Option<Watched>,
+    reloads: AtomicU64,
+}
+
+/// One certificate chain and key, parsed.
+struct Loaded {
+    key: Arc<CertifiedKey>,
     thumbprint: String,
     chain_length: usize,
 }
@@ -63,6 +89,139 @@ impl ClientIdentity {
     /// the key PEM is invalid or holds no private key, or the key is of a kind rustls cannot
     /// use; the key is not the certificate's.
     pub fn from_pem(certificate_chain: &[u8], private_key: &[u8]) -> Result<Self, Error> {
+        Ok(Self::of(
+            Loaded::from_pem(certificate_chain, private_key)?,
+            None,
+        ))
+    }
+
+    fn of(loaded: Loaded, files: Option<Watched>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                current: ArcSwap::from_pointee(loaded),
+                files,
+                reloads: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Reads the identity from two PEM files, as [`from_pem`](Self::from_pem) reads it from
+    /// memory, once. What is read is zeroed once parsed.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`from_pem`](Self::from_pem), and [`ErrorKind::Config`](crate::ErrorKind::Config)
+    /// when a file cannot be read (the I/O error is the [source](std::error::Error::source)).
+    pub fn from_pem_files(
+        certificate_chain: impl AsRef<Path>,
+        private_key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        Loaded::from_files(certificate_chain.as_ref(), private_key.as_ref())
+            .map(|loaded| Self::of(loaded, None))
+    }
+
+    /// Reads the identity from two PEM files now, as [`from_pem_files`](Self::from_pem_files)
+    /// does, and again whenever either file changes (its modification time, size or, on Unix,
+    /// inode: a file replaced by renaming, as cert-manager and Kubernetes secret volumes do):
+    /// each new TLS connection looks (two `stat` calls) and, when a file changed, presents
+    /// the new certificate. Connections already open keep the one they were made with.
+    ///
+    /// A pair that cannot be used when it changes (the certificate written before its key, a
+    /// key of another certificate, a file half written) is not taken: the identity before it
+    /// stays, a warning names the files, and the next connection after the next change tries
+    /// again. [`reloads`](Self::reloads) counts the changes taken up.
+    ///
+    /// ```no_run
+    /// use tower_oauth2::https::{self, ClientIdentity};
+    ///
+    /// let identity = ClientIdentity::watch_pem_files("/etc/tls/tls.crt", "/etc/tls/tls.key")?;
+    /// let client = https::builder().client_identity(identity.clone()).build::<String>()?;
+    /// # Ok::<_, tower_oauth2::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`from_pem_files`](Self::from_pem_files), for the files as they are now.
+    pub fn watch_pem_files(
+        certificate_chain: impl Into<PathBuf>,
+        private_key: impl Into<PathBuf>,
+    ) -> Result<Self, Error> {
+        let watched = Watched::new(certificate_chain.into(), private_key.into());
+        let loaded = Loaded::from_files(&watched.certificate, &watched.key)?;
+        Ok(Self::of(loaded, Some(watched)))
+    }
+
+    /// Returns the current client certificate's SHA-256 thumbprint, base64url without
+    /// padding: the `x5t#S256` confirmation (`cnf`) that a server puts in the tokens it binds
+    /// to this certificate (RFC 8705 section 3.1).
+    pub fn thumbprint(&self) -> String {
+        self.inner.current.load().thumbprint.clone()
+    }
+
+    /// How many times a changed pair of files was taken up
+    /// ([`watch_pem_files`](Self::watch_pem_files)); clones share it. Always 0 otherwise.
+    pub fn reloads(&self) -> u64 {
+        self.inner.reloads.load(Ordering::Relaxed)
+    }
+
+    /// What rustls asks for the certificate to present.
+    pub(super) fn resolver(&self) -> Arc<dyn ResolvesClientCert> {
+        self.inner.clone()
+    }
+}
+
+impl Inner {
+    /// Takes up the watched files if they changed since they were last looked at.
+    fn look_at_files(&self) {
+        let Some(files) = &self.files else {
+            return;
+        };
+        if !files.changed() {
+            return;
+        }
+        match Loaded::from_files(&files.certificate, &files.key) {
+            Ok(loaded) => {
+                self.current.store(Arc::new(loaded));
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    certificate = %files.certificate.display(),
+                    "the client certificate changed; new connections present the new one"
+                );
+            }
+            Err(error) => tracing::warn!(
+                certificate = %files.certificate.display(),
+                key = %files.key.display(),
+                %error,
+                "the client certificate files changed but cannot be used; \
+                 presenting the certificate before them"
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientIdentity")
+    }
+}
+
+impl ResolvesClientCert for Inner {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.look_at_files();
+        Some(Arc::clone(&self.current.load().key))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+impl Loaded {
+    fn from_pem(certificate_chain: &[u8], private_key: &[u8]) -> Result<Self, Error> {
         let chain = CertificateDer::pem_slice_iter(certificate_chain)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| Error::config("the client certificate is not valid PEM"))?;
@@ -84,46 +243,24 @@ impl ClientIdentity {
         let certified = CertifiedKey::from_der(chain, key, &crate::tls::provider())
             .map_err(|error| Error::config(why_refused(&error)))?;
         Ok(Self {
-            resolver: Arc::new(SingleCertAndKey::from(certified)),
+            key: Arc::new(certified),
             thumbprint,
             chain_length,
         })
     }
 
-    /// Reads the identity from two PEM files, as [`from_pem`](Self::from_pem) reads it from
-    /// memory. What is read is zeroed once parsed.
-    ///
-    /// # Errors
-    ///
-    /// Those of [`from_pem`](Self::from_pem), and [`ErrorKind::Config`](crate::ErrorKind::Config)
-    /// when a file cannot be read (the I/O error is the [source](std::error::Error::source)).
-    pub fn from_pem_files(
-        certificate_chain: impl AsRef<Path>,
-        private_key: impl AsRef<Path>,
-    ) -> Result<Self, Error> {
+    fn from_files(certificate_chain: &Path, private_key: &Path) -> Result<Self, Error> {
         let read = |path: &Path, what: &'static str| {
             std::fs::read(path)
                 .map(Zeroizing::new)
                 .map_err(|error| Error::config(what).with_source(error.into()))
         };
         let chain = read(
-            certificate_chain.as_ref(),
+            certificate_chain,
             "the client certificate file cannot be read",
         )?;
-        let key = read(private_key.as_ref(), "the client key file cannot be read")?;
+        let key = read(private_key, "the client key file cannot be read")?;
         Self::from_pem(&chain, &key)
-    }
-
-    /// Returns the client certificate's SHA-256 thumbprint, base64url without padding: the
-    /// `x5t#S256` confirmation (`cnf`) that a server puts in the tokens it binds to this
-    /// certificate (RFC 8705 section 3.1).
-    pub fn thumbprint(&self) -> &str {
-        &self.thumbprint
-    }
-
-    /// What rustls asks for the certificate to present.
-    pub(super) fn resolver(&self) -> Arc<dyn ResolvesClientCert> {
-        self.resolver.clone()
     }
 }
 
@@ -143,9 +280,11 @@ fn why_refused(error: &rustls::Error) -> &'static str {
 
 impl fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = self.inner.current.load();
         f.debug_struct("ClientIdentity")
-            .field("thumbprint", &self.thumbprint)
-            .field("chain_length", &self.chain_length)
+            .field("thumbprint", &current.thumbprint)
+            .field("chain_length", &current.chain_length)
+            .field("watched", &self.inner.files.is_some())
             .field("key", &"[redacted]")
             .finish()
     }
