@@ -259,6 +259,46 @@ async fn invalid_client_with_a_changed_file_is_retried_once_and_succeeds() {
 }
 
 #[tokio::test]
+async fn a_secret_rotated_at_the_server_and_in_the_file_fails_only_between_the_two_changes() {
+    let issuer = AuthServer::new().client("app", "one");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, "one").unwrap();
+    let source = CredentialSource::file(&path);
+    let auth = ClientAuth::post("app", source.clone());
+    let client = issuer.token_client();
+    // Five token requests: how many failed, each failure checked to be invalid_client.
+    let five = async || {
+        let mut failed = 0;
+        for _ in 0..5 {
+            if let Err(error) = client_credentials(&client, &auth).await {
+                assert_eq!(error.oauth_error(), Some("invalid_client"), "{error}");
+                assert!(!error.to_string().contains("two"), "{error}");
+                failed += 1;
+            }
+        }
+        failed
+    };
+
+    assert_eq!(five().await, 0);
+    // The server first: the old secret is refused until the file has the new one.
+    issuer.rotate_client_secret("app", "two");
+    assert_eq!(five().await, 5);
+    replace(&path, "two");
+    assert_eq!(five().await, 0);
+    // The file first: the new secret is refused until the server has it.
+    replace(&path, "three");
+    assert_eq!(five().await, 5);
+    issuer.rotate_client_secret("app", "three");
+    assert_eq!(five().await, 0);
+
+    // An unchanged file is never sent twice: one request per failed token request.
+    assert_eq!(issuer.received().len(), 25);
+    assert_eq!(source.reloads(), 2);
+    assert_eq!(auth.credential_reloads(), 2);
+}
+
+#[tokio::test]
 async fn invalid_client_with_an_unchanged_file_is_not_retried() {
     let issuer = AuthServer::new().client("app", "new-secret");
     let dir = tempfile::tempdir().unwrap();
