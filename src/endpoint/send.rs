@@ -146,7 +146,7 @@ impl Endpoint {
         let mut presented = auth
             .present(&token_url)
             .await
-            .map_err(|error| error.at(self.name))?;
+            .map_err(|error| error.or_at(self.name))?;
         loop {
             let secrets = request.secrets(auth, &presented);
             let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
@@ -171,7 +171,7 @@ impl Endpoint {
                     presented = auth
                         .present(&token_url)
                         .await
-                        .map_err(|error| error.at(self.name))?;
+                        .map_err(|error| error.or_at(self.name))?;
                     continue;
                 }
             }
