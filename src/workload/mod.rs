@@ -15,9 +15,9 @@
 //!
 //! Everything the crate fetches itself goes through an [`AuthServerTransport`](crate::AuthServerTransport),
 //! with the token client's rules: a timeout, a bounded body, no redirect followed (a 3xx is
-//! an [`ErrorKind::UnexpectedResponse`](crate::ErrorKind::UnexpectedResponse)). Give them an
+//! an [`ErrorKind::UnexpectedResponse`]). Give them an
 //! HTTP client that does not follow redirects itself. Environment variables are read once,
-//! when the preset is built; a missing one is an [`ErrorKind::Config`](crate::ErrorKind::Config)
+//! when the preset is built; a missing one is an [`ErrorKind::Config`]
 //! error that names it, never its value. `docs/workload-identity.md` has each platform's setup.
 //!
 //! ```
