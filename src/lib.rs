@@ -184,6 +184,7 @@ mod tls;
 mod token;
 mod token_client;
 mod transport;
+pub mod workload;
 
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]

@@ -33,6 +33,7 @@ mod fleet;
 mod options;
 mod tls;
 mod token;
+mod workload;
 
 use std::{env, process::ExitCode, time::Duration};
 
@@ -146,18 +147,9 @@ async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
     counts.fleet = Fleet::from_options(&options.redis)?;
     let (http, identity) = tls::client(options)?;
     counts.identity = identity;
-    let mut endpoint = token::endpoint(options, &http).await?;
-    if options.dpop {
-        let key = DpopKey::generate().map_err(|error| Stop::Usage(error.to_string()))?;
-        endpoint = endpoint.dpop(&key);
-    }
-    let key = token::signing_key(options)?;
-    let auth = token::client_auth(options, key.clone())?;
-    counts.auth = Some(auth.clone());
-    let (builder, device) = if delegation::handles(&options.grant) {
-        delegation::cache_builder(options, &http, endpoint, auth).await?
-    } else {
-        (token::cache_builder(options, endpoint, auth, key)?, None)
+    let (builder, device) = match options.workload.token_source(options, &http)? {
+        Some(builder) => (builder, None),
+        None => grant(options, &http, counts).await?,
     };
     let builder = match options.fetch_timeout {
         Some(timeout) => builder.fetch_timeout(timeout),
@@ -229,6 +221,46 @@ async fn run(options: &Options, counts: &mut Counts) -> Result<(), Stop> {
         }
     }
     Ok(())
+}
+
+/// The cache over the grant of the command line, and the device grant if it is that one.
+async fn grant(
+    options: &Options,
+    http: &tower_oauth2::https::HttpsClient,
+    counts: &mut Counts,
+) -> Result<
+    (
+        tower_oauth2::TokenCacheBuilder,
+        Option<tower_oauth2::grant::DeviceCode>,
+    ),
+    Stop,
+> {
+    let azure = options.workload.azure()?;
+    let mut endpoint = match &azure {
+        Some(azure) if options.token_url.is_none() && options.issuer.is_none() => {
+            tower_oauth2::TokenClient::new(azure.token_url(), http.clone())
+                .map_err(|error| Stop::Usage(error.to_string()))?
+        }
+        _ => token::endpoint(options, http).await?,
+    };
+    if options.dpop {
+        let key = DpopKey::generate().map_err(|error| Stop::Usage(error.to_string()))?;
+        endpoint = endpoint.dpop(&key);
+    }
+    let key = token::signing_key(options)?;
+    let auth = match options
+        .workload
+        .client_auth(options, http, azure.as_ref())?
+    {
+        Some(auth) => auth,
+        None => token::client_auth(options, key.clone())?,
+    };
+    counts.auth = Some(auth.clone());
+    if delegation::handles(&options.grant) {
+        delegation::cache_builder(options, http, endpoint, auth).await
+    } else {
+        Ok((token::cache_builder(options, endpoint, auth, key)?, None))
+    }
 }
 
 fn build_request(options: &Options, url: &Uri) -> Result<Request<Full<Bytes>>, BoxError> {

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
 
-use crate::{delegation::Delegation, tls::ClientCertificate};
+use crate::{delegation::Delegation, tls::ClientCertificate, workload::Workload};
 
 pub(crate) const USAGE: &str = "\
 usage: curl [options] URL...
@@ -68,6 +68,19 @@ Token options:
                                request (repeatable)
   --audience AUD               the `audience` sent in every token request
   --param NAME=VALUE           an extra token request field (repeatable)
+  --workload-identity KIND     the client assertion is the platform's workload token:
+                               github-actions (the job's OIDC token, from
+                               ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, kept until a minute
+                               before it expires) | azure (AZURE_CLIENT_ID, AZURE_TENANT_ID,
+                               AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST give the
+                               client id, the token endpoint and the assertion file)
+  --assertion-audience AUD     for github-actions: the audience to ask for (default:
+                               api://AzureADTokenExchange)
+  --token-source KIND          tokens come from the cloud's metadata server, not a grant:
+                               gcp-metadata (--scope scopes) | azure-imds (one --resource;
+                               --client-id picks a user-assigned identity). No --token-url
+                               or --client-id needed
+  --metadata-url URL           the metadata server's base URL (default: the cloud's own)
   --dpop                       bind the tokens to a key made for this run (DPoP, RFC 9449):
                                a signed proof on every token and API request, with the
                                server's newest nonce for each origin; API requests use the
@@ -162,6 +175,7 @@ pub(crate) struct Options {
     pub(crate) print_token: bool,
     pub(crate) redis: Redis,
     pub(crate) delegation: Delegation,
+    pub(crate) workload: Workload,
     pub(crate) verbose: bool,
     pub(crate) method: Option<Method>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
@@ -230,6 +244,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
         print_token: false,
         redis: Redis::default(),
         delegation: Delegation::default(),
+        workload: Workload::default(),
         verbose: false,
         method: None,
         headers: Vec::new(),
@@ -287,6 +302,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
             "--redis-lease-ms" => options.redis.lease = Some(millis(&arg, &value()?)?),
             "--redis-timeout-ms" => options.redis.timeout = Some(millis(&arg, &value()?)?),
             flag if Delegation::takes(flag) => options.delegation.set(flag, value()?),
+            flag if Workload::takes(flag) => options.workload.set(flag, value()?),
             "-v" | "--verbose" => options.verbose = true,
             "-X" => {
                 let method = value()?;
@@ -325,10 +341,11 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
             }
         }
     }
-    if options.token_url.is_none() && options.issuer.is_none() {
+    let named = options.workload.names_the_client();
+    if options.token_url.is_none() && options.issuer.is_none() && !named {
         return Err(usage("--token-url or --issuer is required".into()));
     }
-    if options.client_id.is_empty() {
+    if options.client_id.is_empty() && !named {
         return Err(usage("--client-id is required".into()));
     }
     if options.urls.is_empty() && !options.print_token {
@@ -366,6 +383,7 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Opt
         ));
     }
     options.delegation.check(&options.grant)?;
+    options.workload.check(&options)?;
     Ok(Some(options))
 }
 

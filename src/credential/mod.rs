@@ -28,6 +28,17 @@ use crate::{BoxError, Error, ErrorKind, Secret};
 type Produce =
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<Secret, BoxError>> + Send>> + Send + Sync;
 
+/// A credential the crate itself fetches, such as a CI runner's OIDC token
+/// ([`workload::GitHubActions`](crate::workload::GitHubActions)): its errors are the crate's
+/// own, typed as they came, rather than a user function's.
+pub(crate) trait Fetch: Send + Sync + 'static {
+    /// The current value: a cached one while it is good, else a new one.
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Secret, Error>> + Send + '_>>;
+
+    /// What `Debug` and errors call it, such as "GitHub Actions OIDC token".
+    fn name(&self) -> &'static str;
+}
+
 /// Where a string credential comes from: a client secret, or an external client assertion
 /// (see [`ClientAuth::client_assertion`](crate::ClientAuth::client_assertion)).
 ///
@@ -88,6 +99,7 @@ enum Kind {
     Fixed(Secret),
     File(Arc<PathBuf>),
     Function(Arc<Produce>),
+    Fetched(Arc<dyn Fetch>),
 }
 
 /// What a source holds, for the limits and the words of its errors.
@@ -185,6 +197,11 @@ impl CredentialSource {
         self.changes.reloads.load(Ordering::Relaxed)
     }
 
+    /// A value the crate fetches itself (see [`Fetch`]).
+    pub(crate) fn fetched(fetch: Arc<dyn Fetch>) -> Self {
+        Self::of(Kind::Fetched(fetch))
+    }
+
     /// Whether reading again can give another value: not for a fixed one.
     pub(crate) fn can_change(&self) -> bool {
         !matches!(self.kind, Kind::Fixed(_))
@@ -211,21 +228,20 @@ impl CredentialSource {
         let value = match &self.kind {
             Kind::Fixed(secret) => return Ok(secret.clone()),
             Kind::File(path) => return read_file(path, holds).await,
-            Kind::Function(produce) => {
-                let value = produce().await.map_err(|error| {
-                    Error::new(ErrorKind::Source)
-                        .with_detail(format!("the {} function failed", holds.what))
-                        .with_source(error)
-                })?;
-                if value.len() > holds.max {
-                    return Err(self.invalid(holds, &format!("is larger than {} bytes", holds.max)));
-                }
-                if value.expose().trim().len() == value.len() {
-                    value
-                } else {
-                    Secret::new(value.expose().trim())
-                }
-            }
+            Kind::Fetched(fetch) => fetch.fetch().await?,
+            Kind::Function(produce) => produce().await.map_err(|error| {
+                Error::new(ErrorKind::Source)
+                    .with_detail(format!("the {} function failed", holds.what))
+                    .with_source(error)
+            })?,
+        };
+        if value.len() > holds.max {
+            return Err(self.invalid(holds, &format!("is larger than {} bytes", holds.max)));
+        }
+        let value = if value.expose().trim().len() == value.len() {
+            value
+        } else {
+            Secret::new(value.expose().trim())
         };
         if value.is_empty() {
             return Err(self.invalid(holds, "is empty"));
@@ -245,6 +261,7 @@ impl CredentialSource {
             Kind::Fixed(_) => format!("the fixed {what}"),
             Kind::File(path) => format!("the {what} file {}", path.display()),
             Kind::Function(_) => format!("the {what} function's value"),
+            Kind::Fetched(fetch) => format!("the {what} from the {}", fetch.name()),
         }
     }
 }
@@ -255,6 +272,10 @@ impl fmt::Debug for CredentialSource {
             Kind::Fixed(_) => f.write_str("CredentialSource::Fixed([redacted])"),
             Kind::File(path) => f.debug_tuple("CredentialSource::File").field(path).finish(),
             Kind::Function(_) => f.write_str("CredentialSource::Function"),
+            Kind::Fetched(fetch) => f
+                .debug_tuple("CredentialSource::Fetched")
+                .field(&fetch.name())
+                .finish(),
         }
     }
 }

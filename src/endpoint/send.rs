@@ -146,7 +146,7 @@ impl Endpoint {
         let mut presented = auth
             .present(&token_url)
             .await
-            .map_err(|error| error.at(self.name))?;
+            .map_err(|error| error.or_at(self.name))?;
         loop {
             let secrets = request.secrets(auth, &presented);
             let secrets: Vec<&str> = secrets.iter().map(|secret| secret.as_str()).collect();
@@ -171,7 +171,7 @@ impl Endpoint {
                     presented = auth
                         .present(&token_url)
                         .await
-                        .map_err(|error| error.at(self.name))?;
+                        .map_err(|error| error.or_at(self.name))?;
                     continue;
                 }
             }
@@ -200,7 +200,18 @@ impl Endpoint {
         &self,
         read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let http_request = Request::builder()
+        self.get_with(HeaderMap::new(), &[], read).await
+    }
+
+    /// Like [`get`](Self::get), with `headers` added (a metadata server's `Metadata: true`, a
+    /// bearer token) and `secrets` scrubbed from any text an error quotes.
+    pub(crate) async fn get_with<T>(
+        &self,
+        headers: HeaderMap,
+        secrets: &[&str],
+        read: impl FnOnce(StatusCode, &HeaderMap, &[u8], &[&str]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut http_request = Request::builder()
             .method(Method::GET)
             .uri(self.url.clone())
             .header(ACCEPT, HeaderValue::from_static("application/json"))
@@ -210,8 +221,9 @@ impl Endpoint {
                     .with_source(Box::new(error))
                     .at(self.name)
             })?;
+        http_request.headers_mut().extend(headers);
         let (status, headers, body) = self.exchange(http_request).await?;
-        read(status, &headers, &body, &[]).map_err(|error| error.at(self.name))
+        read(status, &headers, &body, secrets).map_err(|error| error.at(self.name))
     }
 
     /// Sends `http_request` and reads the answer within the timeout and the size limit.

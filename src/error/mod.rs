@@ -107,6 +107,15 @@ impl Error {
         self.map(|inner| inner.endpoint = Some(endpoint))
     }
 
+    /// Names the endpoint unless the error names one already: a credential fetched from
+    /// another endpoint (a CI runner's token service) keeps that endpoint's name.
+    pub(crate) fn or_at(self, endpoint: &'static str) -> Self {
+        if self.inner.endpoint.is_some() {
+            return self;
+        }
+        self.at(endpoint)
+    }
+
     pub(crate) fn with_status(self, status: StatusCode) -> Self {
         self.map(|inner| inner.status = Some(status))
     }

@@ -36,9 +36,10 @@ mod fault;
 pub mod keys;
 pub mod redis_proxy;
 mod server;
+pub mod workload;
 
 pub use fault::{Fault, FaultServer};
-pub use server::{AuthServer, DeviceUser, Endpoint, Loopback, Received};
+pub use server::{AuthServer, DeviceUser, Endpoint, FederatedCredential, Loopback, Received};
 
 use bytes::Bytes;
 use http::{Request, Response};

@@ -1,7 +1,7 @@
 //! The `curl` example, run as a user would run it, against the demo server on loopback:
 //! requests and exit statuses (`basics`), discovery and JWT client authentication
 //! (`identity`), credentials read from files (`credentials`), client certificates (`mtls`), DPoP (`dpop`), token exchange and the device
-//! grant (`delegation`), and the Redis options (`fleet`).
+//! grant (`delegation`), the Redis options (`fleet`), and workload identity (`workload`).
 
 mod basics;
 mod credentials;
@@ -10,6 +10,7 @@ mod dpop;
 mod fleet;
 mod identity;
 mod mtls;
+mod workload;
 
 use std::{path::PathBuf, process::Output, time::Duration};
 
@@ -66,11 +67,25 @@ fn all_output(output: &Output) -> String {
 
 /// Runs curl with exactly `args` (no `--token-url` added).
 async fn curl_with(args: &[&str]) -> Output {
+    curl_with_env(args, &[]).await
+}
+
+/// Runs curl with exactly `args` and the environment variables `env`, and none of the
+/// workload identity variables the test runner may have (a CI job's own).
+async fn curl_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = tokio::process::Command::new(curl_binary());
-    command
-        .args(args)
-        .env_remove("OAUTH2_CLIENT_SECRET")
-        .kill_on_drop(true);
+    command.args(args).env_remove("OAUTH2_CLIENT_SECRET");
+    for name in [
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_AUTHORITY_HOST",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied()).kill_on_drop(true);
     tokio::time::timeout(Duration::from_secs(60), command.output())
         .await
         .expect("curl finished in time")

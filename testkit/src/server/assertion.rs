@@ -49,6 +49,58 @@ impl Key {
     }
 }
 
+/// What a client trusts an external issuer for, as a federated credential of Entra ID,
+/// Google or AWS has it: tokens that issuer signed with a key of its JWKS, for this `sub`
+/// and `aud` (see [`AuthServer::federated_client`](crate::AuthServer::federated_client)).
+#[derive(Clone, Debug)]
+pub struct FederatedCredential {
+    /// The `iss` the token must have.
+    pub issuer: String,
+    /// The issuer's JWKS document (`{"keys": [...]}`), as its `jwks_uri` serves it.
+    pub jwks: String,
+    /// The `sub` the token must have, such as `repo:org/repo:ref:refs/heads/main`.
+    pub subject: String,
+    /// An `aud` the token must have, such as `api://AzureADTokenExchange`.
+    pub audience: String,
+}
+
+/// Checks `jwt` against the federated credentials of a client: one must match all of it.
+fn federated(jwt: &str, credentials: &[FederatedCredential]) -> Result<(), String> {
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
+        .map_err(|_| "the assertion is not a JWT")?
+        .claims;
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| "not a JWT")?;
+    let issuer = claims["iss"].as_str().ok_or("no iss")?;
+    let trusted: Vec<&FederatedCredential> = credentials
+        .iter()
+        .filter(|credential| credential.issuer == issuer)
+        .collect();
+    if trusted.is_empty() {
+        return Err("no federated credential trusts the assertion's issuer".to_owned());
+    }
+    let mut why = String::new();
+    for credential in trusted {
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&credential.jwks)
+            .map_err(|_| "the issuer's JWKS is unreadable")?;
+        let Some(jwk) = header.kid.as_deref().and_then(|kid| jwks.find(kid)) else {
+            why = "no key of the issuer's JWKS has the assertion's kid".to_owned();
+            continue;
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| "an unusable key in the JWKS")?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&credential.issuer]);
+        validation.set_audience(&[&credential.audience]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.leeway = 0;
+        match jsonwebtoken::decode::<Value>(jwt, &key, &validation) {
+            Ok(verified) if verified.claims["sub"] == credential.subject.as_str() => return Ok(()),
+            Ok(_) => why = "sub does not match the federated credential".to_owned(),
+            Err(error) => why = format!("the assertion does not verify: {error}"),
+        }
+    }
+    Err(why)
+}
+
 /// Checks an external assertion for `client_id`: its `sub` and `exp`, not its signature.
 fn external(jwt: &str, client_id: &str) -> Result<(), String> {
     let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
@@ -78,6 +130,9 @@ impl Model {
             return Err("client_assertion_type is not jwt-bearer".to_owned());
         }
         let client_id = form.get("client_id").ok_or("no client_id")?;
+        if let Some(credentials) = self.federated.get(client_id) {
+            return federated(&form["client_assertion"], credentials);
+        }
         if self.external_clients.contains(client_id) {
             return external(&form["client_assertion"], client_id);
         }

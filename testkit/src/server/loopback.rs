@@ -38,6 +38,11 @@ impl AuthServer {
 }
 
 impl Loopback {
+    /// A server listening on `addr` while `accepting` runs.
+    pub(crate) fn new(addr: SocketAddr, accepting: AbortHandle) -> Self {
+        Self { addr, accepting }
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -86,6 +91,8 @@ async fn accept(listener: TcpListener, server: AuthServer) {
 async fn route(server: &AuthServer, request: Request<Incoming>) -> Response<Body> {
     let route = match (request.method(), request.uri().path()) {
         (&Method::POST, "/token") => Route::Token,
+        // Entra ID's token endpoint: `/{tenant}/oauth2/v2.0/token`.
+        (&Method::POST, path) if path.ends_with("/oauth2/v2.0/token") => Route::Token,
         (&Method::POST, "/revoke") => Route::Revocation,
         (&Method::POST, "/device") => Route::Device,
         (_, path) if path.starts_with("/api") => Route::Api,

@@ -11,6 +11,7 @@ mod service;
 mod token;
 mod wire;
 
+pub use assertion::FederatedCredential;
 pub use device::DeviceUser;
 pub use loopback::Loopback;
 pub use service::Endpoint;
@@ -58,6 +59,8 @@ struct Model {
     /// Answers for the next token and revocation requests, ahead of everything else.
     script: VecDeque<(StatusCode, String)>,
     grants: usize,
+    /// Access tokens issued outside the token endpoint (by a metadata server).
+    minted: usize,
     /// Token requests that have arrived, those still in their delay included.
     started: usize,
     received: Vec<Received>,
@@ -68,6 +71,9 @@ struct Model {
     /// Clients that authenticate with a JWT another issuer made for them (a workload
     /// identity token), whose signature the server takes on trust.
     external_clients: HashSet<String>,
+    /// Clients that authenticate with a token an external issuer signed, and the federated
+    /// credentials that say which such tokens are theirs.
+    federated: HashMap<String, Vec<FederatedCredential>>,
     /// Who may sign assertions of the JWT bearer grant, and with which key; any assertion is
     /// accepted while this is empty.
     assertion_issuers: HashMap<String, assertion::Key>,
@@ -117,12 +123,14 @@ impl AuthServer {
             failure: None,
             script: VecDeque::new(),
             grants: 0,
+            minted: 0,
             started: 0,
             received: Vec::new(),
             api_tokens: Vec::new(),
             rejected: 0,
             assertion_clients: HashMap::new(),
             external_clients: HashSet::new(),
+            federated: HashMap::new(),
             assertion_issuers: HashMap::new(),
             seen_jtis: HashSet::new(),
             metadata: None,
@@ -179,6 +187,21 @@ impl AuthServer {
     /// payload's `sub` is `id` and its `exp` in the future; a failure is `401 invalid_client`.
     pub fn external_assertion_client(self, id: &str) -> Self {
         self.model().external_clients.insert(id.to_owned());
+        self
+    }
+
+    /// `id` authenticates with a client assertion an external issuer signed (a workload
+    /// identity token), as Entra ID, Google and AWS federated credentials have it: the
+    /// assertion must verify with a key of `credential`'s JWKS (by `kid`), and its `iss`,
+    /// `sub` and `aud` match the credential's, its `exp` in the future. Calls add more
+    /// credentials for the same client (any one may match). A failure is
+    /// `401 invalid_client` with a description that says which check failed.
+    pub fn federated_client(self, id: &str, credential: FederatedCredential) -> Self {
+        self.model()
+            .federated
+            .entry(id.to_owned())
+            .or_default()
+            .push(credential);
         self
     }
 
@@ -252,6 +275,20 @@ impl AuthServer {
     /// is in flight, and act on the client that runs it.
     pub fn token_requests_started(&self) -> usize {
         self.model().started
+    }
+
+    /// Issues an access token named `prefix-n` outside the token endpoint (a metadata
+    /// server's), good for the API for the server's lifetime: the token and that lifetime in
+    /// seconds.
+    pub(crate) fn mint(&self, prefix: &str) -> (String, u64) {
+        let mut model = self.model();
+        model.minted += 1;
+        let token = format!("{prefix}-{}", model.minted);
+        let lifetime = model.lifetime;
+        model
+            .access
+            .insert(token.clone(), Instant::now() + lifetime);
+        (token, lifetime.as_secs())
     }
 
     /// Every request to the token and revocation endpoints, in order.
