@@ -142,6 +142,29 @@ async fn a_github_token_for_another_repository_or_audience_is_refused_as_invalid
 }
 
 #[tokio::test]
+async fn invalid_client_drops_the_kept_github_token_and_fetches_one_more() {
+    let github = GitHubActionsOidc::new(RUNNER_SECRET);
+    let refusing = trusting(
+        "ci-client",
+        &github.issuer_url(),
+        github.jwks(),
+        "repo:evil/fork:ref:x",
+        AUDIENCE,
+    );
+    let auth = github_auth(&github);
+    let error = token_request(&refusing, &auth).await.unwrap_err();
+    assert_eq!(error.oauth_error(), Some("invalid_client"));
+    assert_eq!(
+        github.requests(),
+        2,
+        "the refused token was not fetched again"
+    );
+    // Refused again: still one more fetch per refused token request, no loop.
+    token_request(&refusing, &auth).await.unwrap_err();
+    assert_eq!(github.requests(), 4);
+}
+
+#[tokio::test]
 async fn a_github_token_service_that_misbehaves_fails_typed_and_nothing_goes_to_the_server() {
     let big = format!(r#"{{"value":"{}"}}"#, "a".repeat(2048));
     let cases = [

@@ -37,6 +37,10 @@ pub(crate) trait Fetch: Send + Sync + 'static {
 
     /// What `Debug` and errors call it, such as "GitHub Actions OIDC token".
     fn name(&self) -> &'static str;
+
+    /// The server refused the value (`invalid_client`): the next fetch must not answer the
+    /// cached one.
+    fn refused(&self) {}
 }
 
 /// Where a string credential comes from: a client secret, or an external client assertion
@@ -200,6 +204,14 @@ impl CredentialSource {
     /// A value the crate fetches itself (see [`Fetch`]).
     pub(crate) fn fetched(fetch: Arc<dyn Fetch>) -> Self {
         Self::of(Kind::Fetched(fetch))
+    }
+
+    /// The server refused the value this source gave: a source that keeps a fetched value
+    /// fetches a new one on the next read. Files and functions are read afresh anyway.
+    pub(crate) fn refused(&self) {
+        if let Kind::Fetched(fetch) = &self.kind {
+            fetch.refused();
+        }
     }
 
     /// Whether reading again can give another value: not for a fixed one.

@@ -175,7 +175,12 @@ impl Endpoint {
                     continue;
                 }
             }
-            if !reread && auth.can_change() && parse::is_invalid_client(status, &body) {
+            let refused = auth.can_change() && parse::is_invalid_client(status, &body);
+            if refused {
+                // Whatever comes next, the refused credential is not to be kept.
+                auth.refused();
+            }
+            if refused && !reread {
                 reread = true;
                 // A source that cannot be read now leaves the server's answer to report: the
                 // next token request reports the source.

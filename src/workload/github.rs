@@ -35,6 +35,8 @@ const RENEW_BEFORE: Duration = Duration::from_secs(60);
 /// `Authorization: bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN` when a request to the
 /// authorization server needs one, and kept until a minute before its `exp` (read without
 /// checking the signature), so a job that asks for many access tokens fetches few OIDC tokens.
+/// An `invalid_client` answer drops the kept token: the request is sent once more with a new
+/// one if the token service gives another.
 ///
 /// ```
 /// use tower_oauth2::{TokenClient, grant::ClientCredentials, workload::GitHubActions};
@@ -211,6 +213,13 @@ impl Fetch for Cached {
 
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn refused(&self) {
+        // A fetch under way holds the lock: the token it brings is a new one anyway.
+        if let Ok(mut cached) = self.token.try_lock() {
+            *cached = None;
+        }
     }
 }
 

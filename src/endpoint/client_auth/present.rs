@@ -79,6 +79,16 @@ impl ClientAuth {
         }
     }
 
+    /// The server answered `invalid_client` to what this client presented: its source, if it
+    /// keeps a fetched credential, fetches a new one for the next read.
+    pub(crate) fn refused(&self) {
+        if let Method::Basic(source) | Method::Post(source) | Method::Assertion(source) =
+            &self.method
+        {
+            source.refused();
+        }
+    }
+
     /// Whether what this client presents comes from a source that can change, so that an
     /// `invalid_client` answer is worth reading it again for.
     pub(crate) fn can_change(&self) -> bool {
