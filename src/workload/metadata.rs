@@ -19,6 +19,8 @@ use crate::{
 
 const GCP_NAME: &str = "GCP metadata server";
 const GCP_BASE: &str = "http://metadata.google.internal";
+/// The variable Google's client libraries read for another metadata server address.
+const GCE_METADATA_HOST: &str = "GCE_METADATA_HOST";
 const GCP_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 const IMDS_NAME: &str = "Azure instance metadata service";
 const IMDS_BASE: &str = "http://169.254.169.254";
@@ -57,9 +59,14 @@ pub struct GcpMetadata {
 }
 
 impl GcpMetadata {
-    /// The metadata server at `http://metadata.google.internal`, reached through `http`.
+    /// The metadata server at `http://metadata.google.internal`, reached through `http`; or
+    /// at `http://$GCE_METADATA_HOST` when that variable is set, as Google's own client
+    /// libraries do (emulators and some sandboxes set it).
     pub fn new<B>(http: impl AuthServerTransport<B>) -> Result<Self, Error> {
-        Self::with_base_url(GCP_BASE, http)
+        match std::env::var(GCE_METADATA_HOST) {
+            Ok(host) if !host.is_empty() => Self::with_base_url(&format!("http://{host}"), http),
+            _ => Self::with_base_url(GCP_BASE, http),
+        }
     }
 
     /// The metadata server at `base` (such as `http://169.254.169.254`, or a test's fake).

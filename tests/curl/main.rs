@@ -82,6 +82,7 @@ async fn curl_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "AZURE_TENANT_ID",
         "AZURE_FEDERATED_TOKEN_FILE",
         "AZURE_AUTHORITY_HOST",
+        "GCE_METADATA_HOST",
     ] {
         command.env_remove(name);
     }

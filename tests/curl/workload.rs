@@ -154,6 +154,24 @@ async fn gcp_metadata_tokens_reach_the_api_with_one_fetch() {
 }
 
 #[tokio::test]
+async fn without_metadata_url_gce_metadata_host_names_the_metadata_server() {
+    let server = AuthServer::new();
+    let loopback = server.serve().await.unwrap();
+    let gcp = GcpMetadataServer::new(&server);
+    let metadata = gcp.serve().await.unwrap();
+    let host = metadata.url("");
+    let host = host.trim_start_matches("http://").trim_end_matches('/');
+    let api = loopback.api_url("/orders");
+    let output = curl_with_env(
+        &["--token-source", "gcp-metadata", &api],
+        &[("GCE_METADATA_HOST", host)],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", all_output(&output));
+    assert_eq!(gcp.requests(), 1);
+}
+
+#[tokio::test]
 async fn azure_imds_tokens_reach_the_api_and_a_redirect_is_refused() {
     let server = AuthServer::new();
     let loopback = server.serve().await.unwrap();
