@@ -12,6 +12,8 @@ mod file;
 use std::{fmt, future::Future, path::PathBuf, pin::Pin, sync::Arc};
 
 pub(crate) use self::expiry::{remaining as jwt_remaining, usable as assertion_usable};
+#[cfg(feature = "jwt")]
+pub(crate) use self::file::read as read_bytes;
 use crate::{BoxError, Error, ErrorKind, Secret};
 
 type Produce =
