@@ -188,7 +188,7 @@ pub mod workload;
 
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-pub use self::assertion::{SigningAlgorithm, SigningKey};
+pub use self::assertion::{KeySource, SigningAlgorithm, SigningKey};
 #[cfg(feature = "dpop")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub use self::dpop::DpopKey;

@@ -6,6 +6,7 @@
 
 mod algorithm;
 mod jwk;
+mod source;
 
 use std::{
     fmt,
@@ -16,10 +17,10 @@ use std::{
 use jsonwebtoken::{EncodingKey, Header, crypto::CryptoProvider};
 use serde::Serialize;
 
-pub use self::algorithm::SigningAlgorithm;
 #[cfg(feature = "dpop")]
 pub(crate) use self::jwk::ed25519_key;
 use self::{algorithm::KeyType, jwk::Jwk};
+pub use self::{algorithm::SigningAlgorithm, source::KeySource};
 use crate::{Error, Secret, secret::random_token};
 
 /// How long an assertion is good for. RFC 7523 leaves it to the server, and servers refuse long
@@ -144,6 +145,14 @@ impl SigningKey {
     #[cfg(feature = "dpop")]
     pub(crate) fn encoding_key(&self) -> &EncodingKey {
         &self.inner.key
+    }
+
+    /// Whether `other` signs as this key does: the same key material, algorithm and key id.
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+            || (self.inner.algorithm == other.inner.algorithm
+                && self.inner.key_id == other.inner.key_id
+                && self.inner.key.as_bytes() == other.inner.key.as_bytes())
     }
 
     /// Signs `claims` into a compact JWS.

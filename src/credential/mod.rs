@@ -23,6 +23,8 @@ use std::{
 use sha2::{Digest, Sha256};
 
 pub(crate) use self::expiry::{remaining as jwt_remaining, usable as assertion_usable};
+#[cfg(feature = "jwt")]
+pub(crate) use self::file::read as read_bytes;
 use crate::{BoxError, Error, ErrorKind, Secret};
 
 type Produce =

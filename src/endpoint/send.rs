@@ -169,7 +169,7 @@ impl Endpoint {
                     tracing::debug!(endpoint = self.name, "DPoP nonce demanded; sending again");
                     // A new assertion for every request, a resend too: its `jti` is good for one.
                     presented = auth
-                        .present(&token_url)
+                        .present_again(&token_url, &presented)
                         .await
                         .map_err(|error| error.or_at(self.name))?;
                     continue;

@@ -125,6 +125,12 @@ impl Error {
         self.map(|inner| inner.detail = Some(detail.into()))
     }
 
+    /// What `with_detail` set: for an error that another error's detail quotes.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn detail(&self) -> Option<&str> {
+        self.inner.detail.as_deref()
+    }
+
     pub(crate) fn with_retry_after(self, retry_after: Option<Duration>) -> Self {
         self.map(|inner| inner.retry_after = retry_after)
     }

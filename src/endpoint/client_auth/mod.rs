@@ -17,7 +17,7 @@ mod present;
 pub(crate) use self::present::Presented;
 use crate::{CredentialSource, secret::sensitive_header};
 #[cfg(feature = "jwt")]
-use crate::{Error, Secret, SigningKey};
+use crate::{Error, KeySource, Secret, SigningKey};
 
 /// The `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
 pub(crate) const JWT_ASSERTION_TYPE: &str =
@@ -71,7 +71,7 @@ enum Method {
     #[cfg(feature = "jwt")]
     SecretJwt(Secret, SigningKey),
     #[cfg(feature = "jwt")]
-    PrivateKeyJwt(SigningKey),
+    PrivateKeyJwt(KeySource),
 }
 
 impl ClientAuth {
@@ -189,20 +189,27 @@ impl ClientAuth {
     /// the public key, registered or from the client's JWKS URL. Available with the `jwt`
     /// feature.
     ///
+    /// `key` is a [`SigningKey`], or a [`KeySource`] for a key rotated while the client runs:
+    /// a file (PEM or JWK) read again for every token request, or a function. A changed key
+    /// signs from the next token request on, with its `kid`.
+    ///
     /// ```
-    /// use tower_oauth2::{ClientAuth, SigningKey};
+    /// use tower_oauth2::{ClientAuth, KeySource, SigningKey};
     ///
     /// # let pem = tower_oauth2_testkit::keys::RSA_PRIVATE_PEM;
     /// // let pem = std::fs::read("client-key.pem")?;
     /// let key = SigningKey::from_pkcs8_pem(pem)?.with_key_id("2024-05");
     /// let auth = ClientAuth::private_key_jwt("my-client", key);
     /// assert_eq!(auth.method_name(), "private_key_jwt");
+    ///
+    /// // A key a secret manager rotates on disk, named by the JWK's `kid`.
+    /// let rotated = ClientAuth::private_key_jwt("my-client", KeySource::file("/run/keys/client.jwk"));
     /// # Ok::<_, tower_oauth2::Error>(())
     /// ```
     #[cfg(feature = "jwt")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-    pub fn private_key_jwt(client_id: impl Into<String>, key: SigningKey) -> Self {
-        Self::with_method(client_id, Method::PrivateKeyJwt(key))
+    pub fn private_key_jwt(client_id: impl Into<String>, key: impl Into<KeySource>) -> Self {
+        Self::with_method(client_id, Method::PrivateKeyJwt(key.into()))
     }
 
     /// Sets the `aud` of client assertions. Default: the URL of the token endpoint, as
@@ -320,11 +327,15 @@ impl ClientAuth {
 
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientAuth")
-            .field("client_id", &self.client_id)
-            .field("method", &self.method_name())
-            .field("source", &self.source())
-            .field("assertion_audience", &self.assertion_audience)
+        let mut out = f.debug_struct("ClientAuth");
+        out.field("client_id", &self.client_id)
+            .field("method", &self.method_name());
+        match &self.method {
+            #[cfg(feature = "jwt")]
+            Method::PrivateKeyJwt(key) => out.field("key", key),
+            _ => out.field("source", &self.source()),
+        };
+        out.field("assertion_audience", &self.assertion_audience)
             .finish()
     }
 }

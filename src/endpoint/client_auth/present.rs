@@ -18,7 +18,7 @@ impl ClientAuth {
         let presented = match &self.method {
             Method::Basic(source) | Method::Post(source) => Presented {
                 secret: Some(source.fixed_value()?.clone()),
-                assertion: None,
+                ..Presented::default()
             },
             Method::Assertion(source) => {
                 let assertion = source.fixed_value()?;
@@ -26,26 +26,65 @@ impl ClientAuth {
                     return Some(Err(expired(source)));
                 }
                 Presented {
-                    secret: None,
                     assertion: Some(assertion.clone()),
+                    ..Presented::default()
                 }
             }
             Method::None | Method::MutualTls { .. } => Presented::default(),
             #[cfg(feature = "jwt")]
-            Method::SecretJwt(_, key) | Method::PrivateKeyJwt(key) => {
-                let audience = self.assertion_audience.as_deref().unwrap_or(token_endpoint);
-                let claims = Claims::new(&self.client_id, &self.client_id, audience);
-                let secret = match &self.method {
-                    Method::SecretJwt(secret, _) => Some(secret.clone()),
-                    _ => None,
-                };
-                return Some(key.sign(&claims).map(|assertion| Presented {
-                    secret,
+            Method::SecretJwt(secret, key) => {
+                return Some(self.sign(token_endpoint, key).map(|assertion| Presented {
+                    secret: Some(secret.clone()),
                     assertion: Some(assertion),
+                    ..Presented::default()
                 }));
+            }
+            #[cfg(feature = "jwt")]
+            Method::PrivateKeyJwt(source) => {
+                let key = source.fixed_key()?;
+                return Some(key.and_then(|key| self.signed_with(token_endpoint, key)));
             }
         };
         Some(Ok(presented))
+    }
+
+    /// A new assertion signed by `key`, for the token endpoint `token_endpoint`.
+    #[cfg(feature = "jwt")]
+    fn sign(&self, token_endpoint: &str, key: &crate::SigningKey) -> Result<Secret, Error> {
+        let audience = self.assertion_audience.as_deref().unwrap_or(token_endpoint);
+        key.sign(&Claims::new(&self.client_id, &self.client_id, audience))
+    }
+
+    /// What a `private_key_jwt` client presents with `key`: the assertion, and the key, so
+    /// that a resend can tell whether the key changed.
+    #[cfg(feature = "jwt")]
+    fn signed_with(
+        &self,
+        token_endpoint: &str,
+        key: crate::SigningKey,
+    ) -> Result<Presented, Error> {
+        Ok(Presented {
+            secret: None,
+            assertion: Some(self.sign(token_endpoint, &key)?),
+            key: Some(key),
+        })
+    }
+
+    /// What the client presents when `earlier` is sent again for a reason other than its
+    /// credential (a DPoP nonce): a new assertion signed by the key `earlier` was, without
+    /// reading the key's source a second time in one token request; else as
+    /// [`present`](Self::present).
+    pub(crate) async fn present_again(
+        &self,
+        token_endpoint: &str,
+        earlier: &Presented,
+    ) -> Result<Presented, Error> {
+        #[cfg(feature = "jwt")]
+        if let (Method::PrivateKeyJwt(_), Some(key)) = (&self.method, &earlier.key) {
+            return self.signed_with(token_endpoint, key.clone());
+        }
+        let _ = earlier;
+        self.present(token_endpoint).await
     }
 
     /// What the client presents in one request, reading its source if it has one. Called
@@ -57,7 +96,7 @@ impl ClientAuth {
         match &self.method {
             Method::Basic(source) | Method::Post(source) => Ok(Presented {
                 secret: Some(source.read(Holds::SECRET).await?),
-                assertion: None,
+                ..Presented::default()
             }),
             Method::Assertion(source) => {
                 let mut assertion = source.read(Holds::ASSERTION).await?;
@@ -70,10 +109,12 @@ impl ClientAuth {
                     }
                 }
                 Ok(Presented {
-                    secret: None,
                     assertion: Some(assertion),
+                    ..Presented::default()
                 })
             }
+            #[cfg(feature = "jwt")]
+            Method::PrivateKeyJwt(source) => self.signed_with(token_endpoint, source.read().await?),
             // `present_now` answers every other method.
             _ => Ok(Presented::default()),
         }
@@ -96,17 +137,34 @@ impl ClientAuth {
             Method::Basic(source) | Method::Post(source) | Method::Assertion(source) => {
                 source.can_change()
             }
+            #[cfg(feature = "jwt")]
+            Method::PrivateKeyJwt(source) => source.can_change(),
             _ => false,
         }
     }
 }
 
 /// What the client presents in one request: the secret it sends (or keys its assertion with,
-/// to scrub from errors) and the assertion it sends.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// to scrub from errors), the assertion it sends, and the private key that signed it.
+///
+/// Two are equal when they present the same credential: the same secret and assertion, or,
+/// for assertions signed by a private key, the same key (each signing makes a new assertion).
+#[derive(Debug, Default)]
 pub(crate) struct Presented {
     pub(super) secret: Option<Secret>,
     pub(super) assertion: Option<Secret>,
+    #[cfg(feature = "jwt")]
+    pub(super) key: Option<crate::SigningKey>,
+}
+
+impl PartialEq for Presented {
+    fn eq(&self, other: &Self) -> bool {
+        #[cfg(feature = "jwt")]
+        if let (Some(key), Some(other_key)) = (&self.key, &other.key) {
+            return key.same_as(other_key);
+        }
+        self.secret == other.secret && self.assertion == other.assertion
+    }
 }
 
 impl Presented {

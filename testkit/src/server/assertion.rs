@@ -136,15 +136,31 @@ impl Model {
         if self.external_clients.contains(client_id) {
             return external(&form["client_assertion"], client_id);
         }
-        let key = self
+        let keys = self
             .assertion_clients
             .get(client_id)
             .ok_or("the client has no registered key")?
             .clone();
+        let kid = jsonwebtoken::decode_header(&form["client_assertion"])
+            .map_err(|_| "not a JWT")?
+            .kid;
+        // As servers holding a client's JWKS do: the key the header names, else the only one.
+        let key = match &kid {
+            Some(kid) => keys
+                .iter()
+                .find(|(id, _)| id.as_deref() == Some(kid.as_str()))
+                .or_else(|| keys.iter().find(|(id, _)| id.is_none())),
+            None if keys.len() == 1 => keys.first(),
+            None => None,
+        }
+        .ok_or("no registered key has the assertion's kid")?
+        .1
+        .clone();
         let claims = self.check(&form["client_assertion"], &key, &request.url)?;
         if claims["iss"] != client_id.as_str() || claims["sub"] != client_id.as_str() {
             return Err("iss and sub must be the client_id".to_owned());
         }
+        self.verified_key_ids.push(kid);
         Ok(())
     }
 

@@ -66,8 +66,11 @@ struct Model {
     received: Vec<Received>,
     api_tokens: Vec<Option<String>>,
     rejected: usize,
-    /// Clients that authenticate with a JWT (RFC 7523 section 2.2), and their keys.
-    assertion_clients: HashMap<String, assertion::Key>,
+    /// Clients that authenticate with a JWT (RFC 7523 section 2.2), and their keys, each
+    /// with its key id if it has one.
+    assertion_clients: HashMap<String, Vec<(Option<String>, assertion::Key)>>,
+    /// The `kid` of each client assertion whose signature verified, in order.
+    verified_key_ids: Vec<Option<String>>,
     /// Clients that authenticate with a JWT another issuer made for them (a workload
     /// identity token), whose signature the server takes on trust.
     external_clients: HashSet<String>,
@@ -129,6 +132,7 @@ impl AuthServer {
             api_tokens: Vec::new(),
             rejected: 0,
             assertion_clients: HashMap::new(),
+            verified_key_ids: Vec::new(),
             external_clients: HashSet::new(),
             federated: HashMap::new(),
             assertion_issuers: HashMap::new(),
@@ -177,8 +181,38 @@ impl AuthServer {
     /// no `jti` comes twice; a failure is `401 invalid_client` with a description.
     pub fn assertion_client(self, id: &str, key: &str) -> Self {
         let key = assertion::Key::new(key);
-        self.model().assertion_clients.insert(id.to_owned(), key);
+        self.model()
+            .assertion_clients
+            .insert(id.to_owned(), vec![(None, key)]);
         self
+    }
+
+    /// `id` authenticates with client assertions signed by any of `keys`, PEM public keys
+    /// named by key id, as a server holding the client's JWKS does: an assertion is checked
+    /// with the key its header's `kid` names, and one without a `kid` or naming no key is
+    /// refused (`401 invalid_client`). Checked otherwise as for
+    /// [`assertion_client`](Self::assertion_client);
+    /// [`verified_key_ids`](Self::verified_key_ids) says which key each one used.
+    pub fn assertion_client_keys(self, id: &str, keys: &[(&str, &str)]) -> Self {
+        self.set_assertion_keys(id, keys);
+        self
+    }
+
+    /// The client `id` has `keys` from now on (see
+    /// [`assertion_client_keys`](Self::assertion_client_keys)), as when its keys are rotated
+    /// at the server.
+    pub fn set_assertion_keys(&self, id: &str, keys: &[(&str, &str)]) {
+        let keys = keys
+            .iter()
+            .map(|(kid, pem)| (Some((*kid).to_owned()), assertion::Key::new(pem)))
+            .collect();
+        self.model().assertion_clients.insert(id.to_owned(), keys);
+    }
+
+    /// The `kid` of each client assertion whose signature verified, in order (`None` for one
+    /// without a `kid`).
+    pub fn verified_key_ids(&self) -> Vec<Option<String>> {
+        self.model().verified_key_ids.clone()
     }
 
     /// `id` authenticates with an external client assertion (RFC 7521 section 4.2): a JWT
