@@ -81,6 +81,11 @@ async fn a_key_file_replaced_between_token_requests_signs_the_next_with_the_new_
     let header = jsonwebtoken::decode_header(&second.form["client_assertion"]).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     assert_eq!(source.reloads(), 1);
+    assert_eq!(
+        auth.credential_reloads(),
+        1,
+        "the client counts its key's reloads"
+    );
 }
 
 #[tokio::test]

@@ -260,11 +260,15 @@ impl ClientAuth {
     }
 
     /// How many times a rotated credential of this client (a secret or an assertion from a
-    /// [`CredentialSource`] that changed) was taken up since it was made; clones share it.
+    /// [`CredentialSource`], or a signing key from a key source, that changed) was taken up since it was made; clones share it.
     /// Worth a metric: a count that never moves after a rotation means the file is not
     /// where the client reads it.
     pub fn credential_reloads(&self) -> u64 {
-        self.source().map_or(0, CredentialSource::reloads)
+        match &self.method {
+            #[cfg(feature = "jwt")]
+            Method::PrivateKeyJwt(key) => key.reloads(),
+            _ => self.source().map_or(0, CredentialSource::reloads),
+        }
     }
 
     fn source(&self) -> Option<&CredentialSource> {
