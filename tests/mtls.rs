@@ -313,6 +313,15 @@ fn replace(path: &std::path::Path, contents: &str) {
     std::fs::rename(&next, path).unwrap();
 }
 
+/// A folder with the first client certificate and its key, as `tls.crt` and `tls.key`.
+fn identity_files() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, keys::MTLS_CLIENT_CERT_PEM).unwrap();
+    std::fs::write(&key, keys::MTLS_CLIENT_KEY_PEM).unwrap();
+    (dir, cert, key)
+}
+
 /// The thumbprint that a fresh server (so a fresh connection) sees from `http`.
 async fn presented_on_a_new_connection(http: &HttpsClient) -> String {
     let (addr, _) = serve(true).await;
@@ -330,10 +339,7 @@ async fn presented_at(http: &HttpsClient, addr: SocketAddr) -> String {
 
 #[tokio::test]
 async fn a_watched_identity_presents_replaced_files_on_new_connections_and_open_ones_keep_theirs() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, keys::MTLS_CLIENT_CERT_PEM).unwrap();
-    std::fs::write(&key, keys::MTLS_CLIENT_KEY_PEM).unwrap();
+    let (_dir, cert, key) = identity_files();
     let first = thumbprint_of(&pem_certificates(keys::MTLS_CLIENT_CERT_PEM)[0]);
     let second = thumbprint_of(&pem_certificates(keys::MTLS_OTHER_CERT_PEM)[0]);
     let identity = ClientIdentity::watch_pem_files(&cert, &key).unwrap();
@@ -355,10 +361,7 @@ async fn a_watched_identity_presents_replaced_files_on_new_connections_and_open_
 
 #[tokio::test]
 async fn a_half_replaced_pair_is_not_taken_and_the_pair_is_taken_once_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, keys::MTLS_CLIENT_CERT_PEM).unwrap();
-    std::fs::write(&key, keys::MTLS_CLIENT_KEY_PEM).unwrap();
+    let (_dir, cert, key) = identity_files();
     let first = thumbprint_of(&pem_certificates(keys::MTLS_CLIENT_CERT_PEM)[0]);
     let second = thumbprint_of(&pem_certificates(keys::MTLS_OTHER_CERT_PEM)[0]);
     let identity = ClientIdentity::watch_pem_files(&cert, &key).unwrap();
@@ -384,10 +387,7 @@ async fn a_half_replaced_pair_is_not_taken_and_the_pair_is_taken_once_whole() {
 
 #[tokio::test]
 async fn an_identity_from_files_read_once_ignores_later_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, keys::MTLS_CLIENT_CERT_PEM).unwrap();
-    std::fs::write(&key, keys::MTLS_CLIENT_KEY_PEM).unwrap();
+    let (_dir, cert, key) = identity_files();
     let first = thumbprint_of(&pem_certificates(keys::MTLS_CLIENT_CERT_PEM)[0]);
     let identity = ClientIdentity::from_pem_files(&cert, &key).unwrap();
     let http = client(Some(identity.clone()));
